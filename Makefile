@@ -1,0 +1,28 @@
+# The README's two commands: `make demo` (default zoo end to end) and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-fast lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -e '.[test]'
+	touch $@
+
+demo: $(STAMP)
+	PATH=$(BIN):$$PATH $(BIN)/snakemake
+	PATH=$(BIN):$$PATH $(BIN)/phasezoo verify zoos/mnist-mlp
+
+test: $(STAMP)
+	PATH=$(BIN):$$PATH $(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	PATH=$(BIN):$$PATH $(BIN)/python -m pytest -m "not slow"
+
+lint: $(STAMP)
+	PATH=$(BIN):$$PATH $(BIN)/snakemake --lint
+
+clean:
+	rm -rf results zoos logs .snakemake results-test zoos-test

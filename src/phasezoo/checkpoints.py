@@ -1,0 +1,70 @@
+"""Read a cell's training output (``train.h5``, written by :mod:`phasezoo.train`).
+
+This is the file-level contract between the train stage and every later stage: the later
+stages never import the trainer, they read this.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import h5py
+import numpy as np
+from torch import nn
+
+from phasezoo.weights import build_model
+
+
+@dataclass
+class Population:
+    """The kept checkpoints of every seed of one cell."""
+
+    zoo: str
+    cell: str
+    hparams: dict[str, Any]
+    layout: dict[str, Any]
+    seeds: np.ndarray           # (members,)
+    diverged_epoch: np.ndarray  # (members,), -1 = never
+    kept_epochs: np.ndarray     # (kept,)
+    kept_weights: np.ndarray    # (members, kept, values) float32
+    curves: np.ndarray          # (members, 4, epochs + 1): train/test loss/accuracy per epoch
+    data_info: dict[str, Any]   # the dataset and split the population was trained on
+
+    def diverged_at(self, member: int, epoch: int) -> bool:
+        """Whether the member had diverged by ``epoch`` (its weights then are its last finite ones)."""
+        d = int(self.diverged_epoch[member])
+        return 0 <= d <= epoch
+
+    def model_id(self, member: int) -> str:
+        return f"{self.zoo}/{self.cell}/seed-{int(self.seeds[member])}"
+
+    def model(self, member: int, kept: int) -> nn.Module:
+        """The member's module at kept index ``kept``, in eval mode on the CPU."""
+        return build_model(self.layout, self.kept_weights[member, kept])
+
+    def checkpoints(self) -> Iterator[tuple[int, int, int]]:
+        """(member index, kept index, epoch) of every kept checkpoint, member-major."""
+        for i in range(len(self.seeds)):
+            for k, epoch in enumerate(self.kept_epochs):
+                yield i, k, int(epoch)
+
+
+def read_population(path: str | Path) -> Population:
+    """Load a complete ``train.h5``.
+
+    Raises:
+        ValueError: if the file is a partial (unfinished) population.
+    """
+    with h5py.File(path, "r") as f:
+        if not f.attrs.get("complete", False):
+            raise ValueError(f"{path}: training is not complete (epochs_done="
+                             f"{f.attrs.get('epochs_done')}); run the train stage again to resume")
+        return Population(
+            zoo=str(f.attrs["zoo"]), cell=str(f.attrs["cell"]),
+            hparams=json.loads(f.attrs["hparams"]), layout=json.loads(f.attrs["layout"]),
+            seeds=f["seeds"][:], diverged_epoch=f["diverged_epoch"][:],
+            kept_epochs=f["kept_epochs"][:], kept_weights=f["kept_weights"][:],
+            curves=f["curves"][:], data_info=json.loads(f.attrs["data_info"]))

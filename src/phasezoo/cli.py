@@ -1,0 +1,170 @@
+"""The ``phasezoo`` command: one subcommand per pipeline stage (each Snakemake rule calls one).
+
+Every stage reads the config, does one job, and writes its output next to the others under
+``results_dir``; run ``phasezoo <stage> --help`` for its arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from phasezoo.config import Config, ConfigError, load_config
+
+
+def _common(p: argparse.ArgumentParser, cell: bool) -> None:
+    p.add_argument("--config", default="config/config.yaml", help="config YAML (default: %(default)s)")
+    p.add_argument("--zoo", required=True, help="zoo name in the config")
+    if cell:
+        p.add_argument("--cell", required=True, help="cell id (see `phasezoo validate`)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _paths(cfg: Config, zoo: str, cell: str | None = None) -> Path:
+    base = Path(cfg.results_dir) / zoo
+    return base / cell if cell else base
+
+
+def cmd_validate(a: argparse.Namespace) -> None:
+    cfg = load_config(a.config)
+    for name, zoo in cfg.zoos.items():
+        cells = zoo.cells()
+        print(f"{name}: {len(cells)} cells × {len(zoo.seeds)} seeds "
+              f"({zoo.temperature.name} × {zoo.load.name})")
+        for c in cells:
+            print(f"  {c.id}")
+
+
+def cmd_list(a: argparse.Namespace) -> None:
+    from phasezoo import data, metrics, models
+
+    names = {"models": models.list_models, "datasets": data.list_datasets,
+             "metrics": metrics.list_metrics}[a.what]()
+    print("\n".join(names))
+
+
+def cmd_train(a: argparse.Namespace) -> None:
+    from phasezoo.runtime import resolve_device
+    from phasezoo.train import train_cell
+
+    cfg = load_config(a.config)
+    cell = cfg.zoo(a.zoo).cell_by_id(a.cell)
+    out = Path(a.out) if a.out else _paths(cfg, a.zoo, a.cell) / "train.h5"
+    train_cell(cell, out, resolve_device(cfg.device), cfg.data_root, progress=not a.quiet)
+    print(out)
+
+
+def cmd_metrics(a: argparse.Namespace) -> None:
+    from phasezoo.data import cell_split
+    from phasezoo.metrics import cell_metrics
+    from phasezoo.runtime import resolve_device
+
+    cfg = load_config(a.config)
+    cell = cfg.zoo(a.zoo).cell_by_id(a.cell)
+    device = resolve_device(cfg.device)
+    base = _paths(cfg, a.zoo, a.cell)
+    table = cell_metrics(base / "train.h5", cell_split(cell.hparams, cfg.data_root, device),
+                         device, progress=not a.quiet)
+    _write_parquet(table, base / "metrics.parquet")
+
+
+def cmd_pairs(a: argparse.Namespace) -> None:
+    from phasezoo.data import cell_split
+    from phasezoo.landscape import cell_pairs
+    from phasezoo.runtime import resolve_device
+
+    cfg = load_config(a.config)
+    zoo = cfg.zoo(a.zoo)
+    cell = zoo.cell_by_id(a.cell)
+    base = _paths(cfg, a.zoo, a.cell)
+    split = cell_split(cell.hparams, cfg.data_root, resolve_device(cfg.device))
+    table = cell_pairs(base / "train.h5", split, zoo.raw["metrics"], progress=not a.quiet)
+    _write_parquet(table, base / "pairs.parquet")
+
+
+def cmd_phases(a: argparse.Namespace) -> None:
+    from phasezoo.phases import heatmap, zoo_phases
+
+    cfg = load_config(a.config)
+    base = _paths(cfg, a.zoo)
+    table = zoo_phases(cfg.zoo(a.zoo), cfg.results_dir)
+    _write_parquet(table, base / "phases.parquet")
+    plots = base / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+    for column in ("test_accuracy", "train_loss", "cka", "linear_barrier"):
+        heatmap(table, column, plots / f"{column}.png")
+    print(table[["cell", "train_loss", "test_accuracy", "cka", "phase"]].to_string(index=False))
+
+
+def cmd_publish(a: argparse.Namespace) -> None:
+    from phasezoo.zoo import publish, verify
+
+    cfg = load_config(a.config)
+    out = publish(cfg.zoo(a.zoo), cfg.results_dir, cfg.zoos_dir)
+    print(f"{out}: {verify(out)} rows, verified")
+
+
+def cmd_verify(a: argparse.Namespace) -> None:
+    from phasezoo.zoo import verify
+
+    print(f"{a.zoo_dir}: OK, {verify(a.zoo_dir)} rows")
+
+
+def _write_parquet(table, path: Path) -> None:
+    """Write a table by atomic rename, so a killed job leaves no complete-looking file."""
+    tmp = path.with_name(path.name + ".tmp")
+    table.to_parquet(tmp, index=False)
+    tmp.replace(path)
+    print(path)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with one subparser per stage."""
+    parser = argparse.ArgumentParser(prog="phasezoo", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    stages: list[tuple[str, Callable, str, bool | None]] = [
+        ("validate", cmd_validate, "validate a config and list its cells", None),
+        ("train", cmd_train, "train all seeds of one cell → train.h5", True),
+        ("metrics", cmd_metrics, "per-checkpoint metrics of one cell → metrics.parquet", True),
+        ("pairs", cmd_pairs, "seed-pair CKA and barrier of one cell → pairs.parquet", True),
+        ("phases", cmd_phases, "per-cell aggregates and phase labels → phases.parquet + plots", False),
+        ("publish", cmd_publish, "write the HDF5 zoo, card and checksums → zoos/<zoo>", False),
+    ]
+    for name, fn, help_, cell in stages:
+        p = sub.add_parser(name, help=help_, description=help_)
+        if cell is None:
+            p.add_argument("config", help="config YAML")
+        else:
+            _common(p, cell)
+        if name == "train":
+            p.add_argument("--out", help="output file (default: <results_dir>/<zoo>/<cell>/train.h5)")
+        p.set_defaults(fn=fn)
+    p = sub.add_parser("verify", help="check a published zoo's checksums and schema")
+    p.add_argument("zoo_dir", help="folder of a published zoo")
+    p.set_defaults(fn=cmd_verify)
+    p = sub.add_parser("list", help="list registered models, datasets or metrics")
+    p.add_argument("what", choices=["models", "datasets", "metrics"])
+    p.set_defaults(fn=cmd_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; errors are one line on stderr and a non-zero exit code."""
+    args = build_parser().parse_args(argv)
+    if getattr(args, "threads", 0):
+        torch.set_num_threads(args.threads)
+    try:
+        args.fn(args)
+    except (ConfigError, ValueError, FileNotFoundError) as e:
+        print(f"phasezoo {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Per-checkpoint metrics of a cell: one row per (model, kept epoch), from the weights alone.
+
+Metrics are registered functions ``fn(model, split, hparams) -> {column: value}``, so the
+landscape and HT-SR metrics plug in as one function each. A diverged checkpoint gets NaN in
+every metric column and is never evaluated.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from phasezoo.checkpoints import Population, read_population
+from phasezoo.data import Split
+from phasezoo.evaluation import evaluate
+
+MetricFn = Callable[[nn.Module, Split, dict], dict[str, float]]
+_METRICS: dict[str, MetricFn] = {}
+_COLUMNS: dict[str, tuple[str, ...]] = {}
+
+
+def register_metric(*columns: str) -> Callable[[MetricFn], MetricFn]:
+    """Register a checkpoint metric that returns exactly ``columns``."""
+    def deco(fn: MetricFn) -> MetricFn:
+        _METRICS[fn.__name__] = fn
+        _COLUMNS[fn.__name__] = columns
+        return fn
+    return deco
+
+
+def list_metrics() -> list[str]:
+    """Names of the registered checkpoint metrics."""
+    return list(_METRICS)
+
+
+def metric_columns() -> list[str]:
+    """Every column the registered metrics produce, in registration order."""
+    return [c for cols in _COLUMNS.values() for c in cols]
+
+
+@register_metric("train_loss", "train_accuracy", "test_loss", "test_accuracy")
+def performance(model: nn.Module, split: Split, hp: dict) -> dict[str, float]:
+    """Cross-entropy and accuracy on the cell's training data and on the test split."""
+    bs = hp["eval_batch_size"]
+    tr_loss, tr_acc = evaluate(model, split.x_train, split.y_train, bs)
+    te_loss, te_acc = evaluate(model, split.x_test, split.y_test, bs)
+    return {"train_loss": tr_loss, "train_accuracy": tr_acc,
+            "test_loss": te_loss, "test_accuracy": te_acc}
+
+
+@register_metric("l2_norm", "num_parameters")
+def norms(model: nn.Module, split: Split, hp: dict) -> dict[str, float]:
+    """Euclidean norm of all trainable parameters, and their count."""
+    params = [p.detach() for p in model.parameters()]
+    return {"l2_norm": math.sqrt(sum(float((p.double() ** 2).sum()) for p in params)),
+            "num_parameters": float(sum(p.numel() for p in params))}
+
+
+def checkpoint_rows(pop: Population, split: Split, device: torch.device,
+                    progress: bool = True) -> pd.DataFrame:
+    """Evaluate every registered metric on every kept checkpoint of ``pop``."""
+    rows = []
+    for i, k, epoch in tqdm(list(pop.checkpoints()), desc=f"metrics {pop.cell}",
+                            unit="ckpt", disable=not progress):
+        row = {"model_id": pop.model_id(i), "seed": int(pop.seeds[i]), "epoch": epoch,
+               "diverged": pop.diverged_at(i, epoch)}
+        if row["diverged"]:
+            row |= {c: float("nan") for c in metric_columns()}
+        else:
+            model = pop.model(i, k).to(device)
+            for fn in _METRICS.values():
+                row |= fn(model, split, pop.hparams)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def cell_metrics(train_h5: str | Path, split: Split, device: torch.device,
+                 progress: bool = True) -> pd.DataFrame:
+    """The metrics table of one cell (``metrics.parquet``)."""
+    return checkpoint_rows(read_population(train_h5), split, device, progress)

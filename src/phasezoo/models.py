@@ -1,0 +1,106 @@
+"""Architecture registry: a name and a width become an ``nn.Module`` (timm-style).
+
+Every builder takes ``width``, ``input_shape`` and ``num_classes`` (plus its own keyword
+arguments), so the load axis of a zoo can be the width of any registered architecture. Adding an
+architecture is one function decorated with :func:`register_model`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import nn
+
+ModelFn = Callable[..., nn.Module]
+_MODELS: dict[str, ModelFn] = {}
+
+
+def register_model(fn: ModelFn) -> ModelFn:
+    """Register ``fn`` under its name with '_' replaced by '-'."""
+    _MODELS[fn.__name__.replace("_", "-")] = fn
+    return fn
+
+
+def list_models() -> list[str]:
+    """Names of all registered architectures."""
+    return sorted(_MODELS)
+
+
+def create_model(name: str, *, width: int, input_shape: tuple[int, ...], num_classes: int,
+                 **kwargs: object) -> nn.Module:
+    """Build a registered architecture.
+
+    Raises:
+        ValueError: if ``name`` is unknown (the message lists the valid names) or ``width`` < 1.
+    """
+    if name not in _MODELS:
+        raise ValueError(f"unknown model '{name}'; registered models: {list_models()}")
+    if int(width) < 1:
+        raise ValueError(f"model '{name}': width must be ≥ 1, got {width}")
+    return _MODELS[name](width=int(width), input_shape=tuple(input_shape),
+                         num_classes=num_classes, **kwargs)
+
+
+def model_kwargs(name: str, hparams: dict) -> dict:
+    """The architecture's own keyword arguments taken from a cell's hyperparameters."""
+    return {"depth": int(hparams["depth"])} if name == "mlp" else {}
+
+
+@register_model
+def mlp(*, width: int, input_shape: tuple[int, ...], num_classes: int, depth: int = 2) -> nn.Module:
+    """Fully connected ReLU network with ``depth`` hidden layers of ``width`` units."""
+    dims = [math.prod(input_shape)] + [width] * depth
+    layers: list[nn.Module] = [nn.Flatten()]
+    for d_in, d_out in zip(dims[:-1], dims[1:]):
+        layers += [nn.Linear(d_in, d_out), nn.ReLU()]
+    layers.append(nn.Linear(dims[-1], num_classes))
+    return nn.Sequential(*layers)
+
+
+@register_model
+def cnn(*, width: int, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    """Small CNN: two 3×3 conv blocks (width, 2·width channels) with max-pool, global pool, linear."""
+    c = input_shape[0]
+    return nn.Sequential(
+        nn.Conv2d(c, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * width, num_classes))
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block (two 3×3 convs with BatchNorm) with a 1×1 projection when needed."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False),
+                                          nn.BatchNorm2d(c_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+@register_model
+def resnet18(*, width: int, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    """CIFAR-style ResNet-18: 3×3 stem, no max-pool, stages of width k, 2k, 4k, 8k (k = width).
+
+    This is the width-scaled ResNet-18 of Yang et al. 2021 and the phase-transition model zoo.
+    """
+    widths = [width, 2 * width, 4 * width, 8 * width]
+    layers: list[nn.Module] = [nn.Conv2d(input_shape[0], width, 3, 1, 1, bias=False),
+                               nn.BatchNorm2d(width), nn.ReLU()]
+    c_in = width
+    for i, c_out in enumerate(widths):
+        for j in range(2):
+            layers.append(BasicBlock(c_in, c_out, stride=2 if (i > 0 and j == 0) else 1))
+            c_in = c_out
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, num_classes)]
+    return nn.Sequential(*layers)

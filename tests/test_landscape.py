@@ -1,0 +1,81 @@
+"""Linear CKA against its Gram-matrix definition, and the linear-interpolation barrier."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from phasezoo.data import Split
+from phasezoo.landscape import interpolate, interpolation_barrier, linear_cka
+
+
+def gram_cka(x: np.ndarray, y: np.ndarray) -> float:
+    """CKA = HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L)) with linear kernels, centred by H."""
+    n = len(x)
+    h = np.eye(n) - np.ones((n, n)) / n
+    k, l = h @ (x @ x.T) @ h, h @ (y @ y.T) @ h
+    return float(np.sum(k * l) / np.sqrt(np.sum(k * k) * np.sum(l * l)))
+
+
+def test_cka_matches_gram_formula_in_float64():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(50, 10, generator=g)
+    y = x @ torch.randn(10, 6, generator=g) + 0.5 * torch.randn(50, 6, generator=g)
+    assert linear_cka(x, y) == pytest.approx(gram_cka(x.double().numpy(), y.double().numpy()),
+                                             abs=1e-12)
+
+
+def test_cka_identity_orthogonal_and_scale_invariance():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(40, 8, generator=g, dtype=torch.float64)
+    q, _ = torch.linalg.qr(torch.randn(8, 8, generator=g, dtype=torch.float64))
+    assert linear_cka(x, x) == pytest.approx(1.0, abs=1e-12)
+    assert linear_cka(x, x @ q) == pytest.approx(1.0, abs=1e-12)
+    y = torch.randn(40, 5, generator=g, dtype=torch.float64)
+    assert linear_cka(x, 7.5 * y) == pytest.approx(linear_cka(x, y), abs=1e-12)
+    assert linear_cka(x, y) < 0.9
+
+
+def _toy_split():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 2, generator=g)
+    y = (x[:, 0] > 0).long()
+    return Split(x, y, x, y, 2)
+
+
+def test_identical_models_have_no_barrier():
+    model = torch.nn.Linear(2, 2)
+    out = interpolation_barrier(model, copy.deepcopy(model), _toy_split(), 5, 100)
+    assert out["linear_barrier"] == 0.0
+
+
+def _mlp(w1, w2):
+    m = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU(), torch.nn.Linear(2, 2))
+    with torch.no_grad():
+        m[0].weight.copy_(torch.tensor(w1)), m[0].bias.zero_()
+        m[2].weight.copy_(torch.tensor(w2)), m[2].bias.zero_()
+    return m
+
+
+def test_permuted_solutions_have_a_barrier():
+    """Two hidden-unit orderings of one perfect MLP: the midpoint's hidden layer is zero."""
+    a = _mlp([[1.0, 0.0], [-1.0, 0.0]], [[-1.0, 1.0], [1.0, -1.0]])
+    b = _mlp([[-1.0, 0.0], [1.0, 0.0]], [[1.0, -1.0], [-1.0, 1.0]])  # units swapped
+    split = _toy_split()
+    out = interpolation_barrier(a, b, split, 11, 100)
+    share_class0 = 100.0 * float((split.y_train == 1).float().mean())  # ties → class 0
+    assert out["linear_barrier"] == pytest.approx(-share_class0) and out["linear_barrier_t"] == 0.5
+
+
+def test_linear_models_have_no_barrier_between_solutions():
+    """Logits interpolate linearly, so two perfect linear classifiers stay perfect in between."""
+    split = _toy_split()
+    a, b = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        a.weight.copy_(torch.tensor([[-1.0, 0.0], [1.0, 0.0]])), a.bias.zero_()
+        b.weight.copy_(torch.tensor([[-9.0, 0.05], [9.0, -0.05]])), b.bias.zero_()
+    out = interpolation_barrier(a, b, split, 11, 100)
+    assert abs(out["linear_barrier"]) < 1.0

@@ -1,0 +1,118 @@
+"""Population training: determinism, resume after a kill, divergence, schedules."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from phasezoo import train as train_mod
+from phasezoo.checkpoints import read_population
+from phasezoo.config import load_config
+from phasezoo.train import lr_at, partial_path, train_cell
+from tests.conftest import tiny_config
+
+CPU = torch.device("cpu")
+
+
+def _cell(tmp_path, **train):
+    cfg = load_config(tiny_config(tmp_path, **train))
+    return cfg, cfg.zoo("tiny").cells()[0]
+
+
+def test_same_config_and_seed_give_same_weights(trained, tmp_path):
+    cfg, cell, first = trained
+    again = train_cell(cell, tmp_path / "again.h5", CPU, cfg.data_root, progress=False)
+    a, b = read_population(first), read_population(again)
+    assert np.array_equal(a.kept_weights, b.kept_weights)
+    assert not np.array_equal(a.kept_weights[0], a.kept_weights[1])  # seeds differ
+    assert not np.array_equal(a.kept_weights[0, 0], a.kept_weights[0, -1])  # training moved them
+    assert a.curves[:, 3, -1].min() > 0.5  # it learned: test accuracy well above chance (0.1)
+
+
+class Killed(Exception):
+    pass
+
+
+def test_killed_job_resumes_to_identical_weights(trained, tmp_path, monkeypatch):
+    cfg, cell, reference = trained
+    out = tmp_path / "train.h5"
+    real_epoch = train_mod.train_epoch
+
+    def dies_in_epoch_3(member, split, hp, epoch):
+        if epoch == 3 and member.seed == 1:  # mid-epoch, after seed 0 already trained epoch 3
+            raise Killed
+        return real_epoch(member, split, hp, epoch)
+
+    monkeypatch.setattr(train_mod, "train_epoch", dies_in_epoch_3)
+    with pytest.raises(Killed):
+        train_cell(cell, out, CPU, cfg.data_root, progress=False)
+    assert not out.exists()  # nothing that looks finished
+    with h5py.File(partial_path(out)) as f:
+        assert int(f.attrs["epochs_done"]) == 2 and not f.attrs["complete"]
+    with pytest.raises(ValueError, match="not complete"):
+        read_population(partial_path(out))
+
+    monkeypatch.setattr(train_mod, "train_epoch", real_epoch)
+    seen = []
+    monkeypatch.setattr(train_mod, "train_epoch",
+                        lambda m, s, hp, e: seen.append(e) or real_epoch(m, s, hp, e))
+    train_cell(cell, out, CPU, cfg.data_root, progress=False)
+    assert set(seen) == {3}  # resumed after the last completed epoch
+    assert not partial_path(out).exists()
+    np.testing.assert_array_equal(read_population(out).kept_weights,
+                                  read_population(reference).kept_weights)
+
+
+def test_partial_from_another_config_is_not_resumed(trained, tmp_path):
+    cfg, cell, _ = trained
+    _, other = _cell(tmp_path, lr=0.01)
+    out = tmp_path / "train.h5"
+    with h5py.File(partial_path(out), "w") as f:
+        f.attrs["fingerprint"] = other.fingerprint()
+    train_cell(cell, out, CPU, cfg.data_root, progress=False)
+    assert read_population(out).curves.shape[2] == 4
+
+
+def test_divergence_is_marked_and_does_not_crash(tmp_path):
+    cfg, cell = _cell(tmp_path, lr=1e4, momentum=0.0, weight_decay=0.0)
+    pop = read_population(train_cell(cell, tmp_path / "t.h5", CPU, cfg.data_root, progress=False))
+    assert (pop.diverged_epoch >= 1).all()
+    assert np.isfinite(pop.kept_weights).all()  # last finite weights are kept
+    d = int(pop.diverged_epoch[0])
+    assert np.isnan(pop.curves[0, :, d:]).all() and np.isfinite(pop.curves[0, :, :d]).all()
+
+
+def test_one_member_diverging_leaves_the_others_alone(trained, monkeypatch, tmp_path):
+    cfg, cell, reference = trained
+    real_step = train_mod.sgd_step
+
+    def seed1_explodes(member, xb, yb, lr):
+        loss = real_step(member, xb, yb, lr)
+        return loss * float("nan") if member.seed == 1 else loss
+
+    monkeypatch.setattr(train_mod, "sgd_step", seed1_explodes)
+    pop = read_population(train_cell(cell, tmp_path / "t.h5", CPU, cfg.data_root, progress=False))
+    ref = read_population(reference)
+    assert pop.diverged_epoch.tolist() == [-1, 1]
+    np.testing.assert_array_equal(pop.kept_weights[0], ref.kept_weights[0])
+    np.testing.assert_array_equal(pop.kept_weights[1, 1], ref.kept_weights[1, 0])  # init kept
+
+
+def test_onecycle_matches_torch():
+    hp = {"lr": 0.1, "schedule": "onecycle", "epochs": 5, "onecycle_pct_start": 0.3}
+    steps_per_epoch = 7
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=0.1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=35,
+                                                cycle_momentum=False)
+    for step in range(35):
+        assert lr_at(step, steps_per_epoch, hp) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-12)
+        opt.step()
+        sched.step()
+
+
+def test_step_schedule():
+    hp = {"lr": 1.0, "schedule": "step", "step_milestones": [2, 4], "step_gamma": 0.1}
+    assert [lr_at(e * 10, 10, hp) for e in range(6)] == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])

@@ -1,0 +1,26 @@
+rule phases:
+    """Per-cell aggregates, phase labels and heat maps of one zoo."""
+    input:
+        metrics=cell_files("metrics.parquet"),
+        pairs=cell_files("pairs.parquet"),
+    output:
+        table=f"{RESULTS}/{{zoo}}/phases.parquet",
+        plots=report(
+            directory(f"{RESULTS}/{{zoo}}/plots"),
+            patterns=["{name}.png"],
+            caption="../report/heatmap.rst",
+            category="Grid heat maps",
+            subcategory="{zoo}",
+        ),
+    log:
+        "logs/{zoo}/phases.log",
+    params:
+        cfg=zoo_config,
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    message:
+        "phases {wildcards.zoo}"
+    shell:
+        "phasezoo phases --config {params.cfg} --zoo {wildcards.zoo} > {log} 2>&1"

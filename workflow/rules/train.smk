@@ -1,0 +1,17 @@
+rule train:
+    """Train all seeds of one cell as a population (resumes from <out>.partial if killed)."""
+    output:
+        weights=f"{RESULTS}/{{zoo}}/{{cell}}/train.h5",
+    log:
+        "logs/{zoo}/{cell}/train.log",
+    params:
+        cfg=zoo_config,
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    message:
+        "train {wildcards.zoo} {wildcards.cell}"
+    shell:
+        "phasezoo train --config {params.cfg} --zoo {wildcards.zoo} --cell {wildcards.cell}"
+        " --out {output.weights} --threads {threads} > {log} 2>&1"
