@@ -47,22 +47,29 @@ COLUMN_DOCS: dict[str, str] = {
 }
 
 
-def card_header(zoo: str) -> dict[str, Any]:
-    """The YAML front matter that ``datasets.load_dataset`` reads."""
+def card_header(zoo: str, files: list[str], n_rows: int) -> dict[str, Any]:
+    """The YAML front matter that ``datasets.load_dataset`` reads.
+
+    The shards are listed by name (no glob, so a stray file is never loaded) and the row count
+    is declared, so ``datasets`` itself refuses a zoo that lost rows.
+    """
     return {
         "configs": [{"config_name": "default", "default": True,
-                     "data_files": [{"split": "train", "path": "data/*.h5"}],
+                     "data_files": [{"split": "train", "path": files}],
                      "batch_size": CARD_BATCH_SIZE}],
+        "dataset_info": {"config_name": "default",
+                         "splits": [{"name": "train", "num_examples": n_rows}]},
         "tags": ["model-zoo", "weight-space-learning", "phase-transitions", "phasezoo"],
         "pretty_name": f"phasezoo {zoo}",
         "license": "apache-2.0",
     }
 
 
-def render_card(zoo: ZooSpec, phases: pd.DataFrame, n_rows: int, data_info: dict) -> str:
+def render_card(zoo: ZooSpec, phases: pd.DataFrame, n_rows: int, data_info: dict,
+                files: list[str]) -> str:
     """The full card: YAML header, grid, data split, metric variants, column table, loading."""
     t, l = zoo.temperature, zoo.load
-    header = yaml.safe_dump(card_header(zoo.name), sort_keys=False)
+    header = yaml.safe_dump(card_header(zoo.name, files, n_rows), sort_keys=False)
     counts = phases["phase"].value_counts().to_dict()
     lines = [
         f"---\n{header}---\n", f"# phasezoo zoo `{zoo.name}`\n",

@@ -79,15 +79,16 @@ def publish(zoo: ZooSpec, results_dir: str | Path, zoos_dir: str | Path) -> Path
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "data").mkdir(parents=True)
     phases = pd.read_parquet(results / "phases.parquet").set_index("cell")
-    n_rows = 0
+    n_rows, shards = 0, []
     for cell in zoo.cells():
         d = results / cell.id
         table, weights = cell_table(d / "train.h5", pd.read_parquet(d / "metrics.parquet"),
                                     pd.read_parquet(d / "pairs.parquet"), phases.loc[cell.id])
-        write_shard(tmp / "data" / f"{cell.id}.h5", table, weights)
+        shards.append(content_addressed(write_shard(tmp / "data" / f"{cell.id}.h5", table, weights)))
         n_rows += len(table)
     data_info = read_population(results / zoo.cells()[0].id / "train.h5").data_info
-    card = render_card(zoo, phases.reset_index(), n_rows, data_info)
+    files = [p.relative_to(tmp).as_posix() for p in shards]
+    card = render_card(zoo, phases.reset_index(), n_rows, data_info, files)
     (tmp / "README.md").write_text(card)
     write_checksums(tmp)
     shutil.rmtree(out, ignore_errors=True)
@@ -106,6 +107,18 @@ def write_shard(path: Path, table: pd.DataFrame, weights: list[np.ndarray]) -> P
             ds[i] = w
     os.replace(tmp, path)
     return path
+
+
+def content_addressed(shard: Path) -> Path:
+    """Rename ``<cell>.h5`` to ``<cell>-<sha256[:12]>.h5``.
+
+    ``datasets`` caches a local dataset under a hash of its card and file names, not of file
+    contents: a re-published zoo with the same shard names would load stale rows from the cache.
+    Content-addressed names make every new zoo a new cache entry.
+    """
+    named = shard.with_name(f"{shard.stem}-{_sha256(shard)[:12]}{shard.suffix}")
+    os.replace(shard, named)
+    return named
 
 
 def _column_array(col: pd.Series) -> np.ndarray:

@@ -1,0 +1,63 @@
+"""End to end: the Snakemake DAG on the tiny test config, then `datasets.load_dataset`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import DATA_ROOT
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _env() -> dict:
+    bin_dir = str(Path(sys.executable).parent)
+    return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+
+
+@pytest.mark.slow
+def test_snakemake_dag_publishes_a_loadable_zoo(tmp_path):
+    raw = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
+    raw |= {"results_dir": str(tmp_path / "results"), "zoos_dir": str(tmp_path / "zoos"),
+            "data_root": str(DATA_ROOT)}
+    config = tmp_path / "test.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
+           str(tmp_path), "--configfile", str(config), "-c2", "--quiet"]
+    proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    zoo = tmp_path / "zoos" / "tiny"
+    assert not (tmp_path / "zoos" / "mnist-mlp").exists()  # --configfile replaces the default
+    assert sorted(p.name.rsplit("-", 1)[0] for p in (zoo / "data").glob("*.h5")) == sorted(
+        f"batch_size-{b}_width-{w}" for b in (64, 1024) for w in (4, 16))
+    # A process that never imports phasezoo: only datasets (and its HDF5 builder's h5py).
+    load = ("import sys, datasets; ds = datasets.load_dataset(sys.argv[1], split='train'); "
+            "assert 'phasezoo' not in sys.modules; print(len(ds), len(ds[0]['weights']))")
+    out = subprocess.run([sys.executable, "-c", load, str(zoo)], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert int(out[0]) == 4 * 2 * 2  # cells × seeds × kept epochs
+    assert int(out[1]) > 0
+    verify = subprocess.run(["phasezoo", "verify", str(zoo)], env=_env(), capture_output=True,
+                            text=True)
+    assert verify.returncode == 0 and "OK, 16 rows" in verify.stdout
+    # Run again: nothing to do (every output is complete and up to date).
+    dry = subprocess.run(cmd + ["-n"], cwd=REPO, env=_env(), capture_output=True, text=True)
+    assert "Nothing to be done" in dry.stdout + dry.stderr
+
+
+@pytest.mark.slow
+def test_snakemake_rejects_a_bad_config_before_running(tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text("zoos:\n  x:\n    temperature: {name: batch_size, values: [8]}\n"
+                      "    load: {name: width, values: [2]}\n    train: {epochs: -3}\n")
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
+                           "--directory", str(tmp_path), "--configfile", str(config), "-c1"],
+                          cwd=REPO, env=_env(), capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "zoos.x.train.epochs: -3 is less than the minimum of 1" in proc.stdout + proc.stderr
+    assert not (tmp_path / "results").exists()

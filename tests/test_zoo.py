@@ -1,0 +1,129 @@
+"""Published zoo: HDF5 → datasets.load_dataset → load_model → the same logits and accuracy."""
+
+from __future__ import annotations
+
+import shutil
+
+import datasets
+import h5py
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from phasezoo.checkpoints import read_population
+from phasezoo.cli import main
+from phasezoo.data import cell_split
+from phasezoo.evaluation import evaluate, logits_of
+from phasezoo.zoo import REQUIRED_COLUMNS, VerifyError, load_model, verify
+
+
+@pytest.fixture(scope="session")
+def published(trained, tmp_path_factory):
+    """The tiny trained population run through metrics, pairs, phases and publish."""
+    cfg, cell, train_h5 = trained
+    tmp = tmp_path_factory.mktemp("published")
+    raw = {**cfg.raw, "results_dir": str(tmp / "results"), "zoos_dir": str(tmp / "zoos")}
+    config = tmp / "config.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    cell_dir = tmp / "results" / "tiny" / cell.id
+    cell_dir.mkdir(parents=True)
+    shutil.copy(train_h5, cell_dir / "train.h5")
+    common = ["--config", str(config), "--zoo", "tiny", "--quiet"]
+    for stage in ("metrics", "pairs"):
+        assert main([stage, *common, "--cell", cell.id]) == 0
+    for stage in ("phases", "publish"):
+        assert main([stage, *common]) == 0
+    return cfg, cell, train_h5, tmp / "zoos" / "tiny"
+
+
+def _copy(zoo_dir, tmp_path):
+    dst = tmp_path / "zoo"
+    shutil.copytree(zoo_dir, dst)
+    return dst
+
+
+def test_load_dataset_rows_and_columns(published):
+    cfg, cell, train_h5, zoo_dir = published
+    ds = datasets.load_dataset(str(zoo_dir), split="train")
+    pop = read_population(train_h5)
+    assert len(ds) == len(pop.seeds) * len(pop.kept_epochs)
+    assert set(REQUIRED_COLUMNS) <= set(ds.column_names)
+    assert {"hp_lr", "hp_momentum", "hp_weight_decay", "hp_batch_size", "hp_width"} <= set(ds.column_names)
+    row = ds[0]
+    assert row["zoo"] == "tiny" and row["cell"] == cell.id and row["phase"] == "unlabelled"
+    assert row["temperature_name"] == "batch_size" and row["temperature_value"] == 256
+    assert row["model_id"] == f"tiny/{cell.id}/seed-0"
+
+
+def test_every_row_rebuilds_the_model_that_produced_its_metrics(published):
+    cfg, cell, train_h5, zoo_dir = published
+    ds = datasets.load_dataset(str(zoo_dir), split="train")
+    pop = read_population(train_h5)
+    split = cell_split(cell.hparams, cfg.data_root)
+    bs = cell.hparams["eval_batch_size"]
+    for row in ds:
+        model = load_model(row)
+        i = pop.seeds.tolist().index(row["seed"])
+        k = pop.kept_epochs.tolist().index(row["epoch"])
+        original = pop.model(i, k)
+        assert torch.equal(logits_of(model, split.x_test, bs), logits_of(original, split.x_test, bs))
+        loss, acc = evaluate(model, split.x_test, split.y_test, bs)
+        assert acc == row["test_accuracy"] and loss == row["test_loss"]
+
+
+def test_verify_accepts_the_published_zoo(published):
+    assert verify(published[3]) == 6
+
+
+def test_verify_names_a_corrupted_shard(published, tmp_path):
+    zoo = _copy(published[3], tmp_path)
+    shard = next((zoo / "data").glob("*.h5"))
+    blob = bytearray(shard.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    shard.write_bytes(bytes(blob))
+    with pytest.raises(VerifyError, match=f"data/{shard.name}: SHA-256 mismatch"):
+        verify(zoo)
+
+
+def test_verify_names_a_truncated_shard(published, tmp_path):
+    zoo = _copy(published[3], tmp_path)
+    shard = next((zoo / "data").glob("*.h5"))
+    shard.write_bytes(shard.read_bytes()[:1000])
+    with pytest.raises(VerifyError, match=f"data/{shard.name}: SHA-256 mismatch"):
+        verify(zoo)
+    (zoo / "SHA256SUMS").unlink()
+    with pytest.raises(VerifyError, match="SHA256SUMS: missing"):
+        verify(zoo)
+
+
+def test_verify_names_a_missing_column_and_unreadable_file(published, tmp_path):
+    from phasezoo.zoo import write_checksums
+
+    zoo = _copy(published[3], tmp_path)
+    shard = next((zoo / "data").glob("*.h5"))
+    with h5py.File(shard, "a") as f:
+        del f["test_accuracy"]
+    write_checksums(zoo)
+    with pytest.raises(VerifyError, match=f"data/{shard.name}: missing column 'test_accuracy'"):
+        verify(zoo)
+    shard.write_bytes(b"not hdf5")
+    write_checksums(zoo)
+    with pytest.raises(VerifyError, match=f"data/{shard.name}: not a readable HDF5 file"):
+        verify(zoo)
+
+
+def test_cli_verify_exit_codes(published, tmp_path, capsys):
+    zoo = _copy(published[3], tmp_path)
+    assert main(["verify", str(zoo)]) == 0
+    (zoo / "README.md").write_text("tampered")
+    assert main(["verify", str(zoo)]) == 2
+    assert "README.md: SHA-256 mismatch" in capsys.readouterr().err
+
+
+def test_no_pickle_anywhere(published):
+    for shard in (published[3] / "data").glob("*.h5"):
+        with h5py.File(shard) as f:
+            for name, ds in f.items():
+                assert ds.dtype.kind != "O" or h5py.check_string_dtype(ds.dtype) or \
+                    h5py.check_vlen_dtype(ds.dtype) == np.float32, name
