@@ -212,9 +212,9 @@ def _set_defaults(validator: Any, properties: dict, instance: Any, schema_: dict
         for prop, sub in properties.items():
             if "default" in sub and prop not in instance:
                 instance[prop] = copy.deepcopy(sub["default"])
-    yield from jsonschema.Draft7Validator.VALIDATORS["properties"](
+    yield from jsonschema.Draft202012Validator.VALIDATORS["properties"](
         validator, properties, instance, schema_)
 
 
 _DefaultFillingValidator = jsonschema.validators.extend(
-    jsonschema.Draft7Validator, {"properties": _set_defaults})
+    jsonschema.Draft202012Validator, {"properties": _set_defaults})

@@ -65,8 +65,11 @@ def heatmap(phases: pd.DataFrame, column: str, out: str | Path) -> Path:
     grid = phases.pivot(index="load_value", columns="temperature_value", values=column)
     fig, ax = plt.subplots(figsize=(1.3 * grid.shape[1] + 2, 1.0 * grid.shape[0] + 1.5))
     im = ax.imshow(grid.values, origin="lower", cmap="viridis", aspect="auto")
+    lo, hi = np.nanmin(grid.values), np.nanmax(grid.values)
     for (r, c), v in np.ndenumerate(grid.values):
-        ax.text(c, r, f"{v:.3g}", ha="center", va="center", color="w", fontsize=9)
+        bright = hi > lo and (v - lo) / (hi - lo) > 0.6  # dark text on the bright end of viridis
+        ax.text(c, r, f"{v:.3g}", ha="center", va="center", fontsize=9,
+                color="black" if bright else "white")
     ax.set_xticks(range(grid.shape[1]), [f"{v:g}" for v in grid.columns])
     ax.set_yticks(range(grid.shape[0]), [f"{v:g}" for v in grid.index])
     ax.set_xlabel(f"{phases['temperature_name'].iloc[0]} (temperature-like)")

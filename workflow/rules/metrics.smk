@@ -8,6 +8,8 @@ rule metrics:
         "logs/{zoo}/{cell}/metrics.log",
     params:
         cfg=zoo_config,
+    conda:
+        "../../envs/phasezoo.yaml"
     threads: 1
     resources:
         mem_mb=2000,

@@ -8,6 +8,8 @@ rule pairs:
         "logs/{zoo}/{cell}/pairs.log",
     params:
         cfg=zoo_config,
+    conda:
+        "../../envs/phasezoo.yaml"
     threads: 1
     resources:
         mem_mb=2000,

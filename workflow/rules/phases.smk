@@ -16,6 +16,8 @@ rule phases:
         "logs/{zoo}/phases.log",
     params:
         cfg=zoo_config,
+    conda:
+        "../../envs/phasezoo.yaml"
     threads: 1
     resources:
         mem_mb=2000,

@@ -11,6 +11,8 @@ rule publish:
         "logs/{zoo}/publish.log",
     params:
         cfg=zoo_config,
+    conda:
+        "../../envs/phasezoo.yaml"
     threads: 1
     resources:
         mem_mb=4000,

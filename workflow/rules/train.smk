@@ -6,6 +6,8 @@ rule train:
         "logs/{zoo}/{cell}/train.log",
     params:
         cfg=zoo_config,
+    conda:
+        "../../envs/phasezoo.yaml"
     threads: 1
     resources:
         mem_mb=2000,

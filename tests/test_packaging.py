@@ -1,0 +1,45 @@
+"""The conda environment and pyproject pin the same packages; the schema link resolves."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import yaml
+
+from phasezoo.config import schema
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_conda_env_pins_match_pyproject():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    env = yaml.safe_load((REPO / "envs" / "phasezoo.yaml").read_text())
+    pip = next(d for d in env["dependencies"] if isinstance(d, dict))["pip"]
+    assert sorted(p for p in pip if "==" in p) == sorted(project)
+
+
+def test_workflow_schema_is_the_package_schema():
+    linked = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    assert linked == schema()
+
+
+def test_every_schema_key_has_description_and_default():
+    def walk(node, path):
+        for key, sub in node.get("properties", {}).items():
+            if key in ("temperature", "load"):
+                continue  # required axes: no default by design
+            assert "description" in sub and "default" in sub, f"{path}.{key}"
+            walk(sub, f"{path}.{key}")
+    s = schema()
+    walk(s, "config")
+    for name in ("zoo", "train", "metrics"):
+        walk(s["$defs"][name], name)
+
+
+def test_format_doc_lists_every_column():
+    from phasezoo.card import COLUMN_DOCS
+
+    doc = (REPO / "datasets_card.md").read_text()
+    missing = [c for c in COLUMN_DOCS if f"`{c}`" not in doc]
+    assert not missing
