@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from phasezoo.config import load_config
 
@@ -48,3 +50,24 @@ def trained(tmp_path_factory):
     cell = cfg.zoo("tiny").cells()[0]
     out = train_cell(cell, tmp / "train.h5", torch.device("cpu"), cfg.data_root, progress=False)
     return cfg, cell, out
+
+
+@pytest.fixture(scope="session")
+def published(trained, tmp_path_factory):
+    """The tiny trained population run through metrics, pairs, phases and publish."""
+    from phasezoo.cli import main
+
+    cfg, cell, train_h5 = trained
+    tmp = tmp_path_factory.mktemp("published")
+    raw = {**cfg.raw, "results_dir": str(tmp / "results"), "zoos_dir": str(tmp / "zoos")}
+    config = tmp / "config.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    cell_dir = tmp / "results" / "tiny" / cell.id
+    cell_dir.mkdir(parents=True)
+    shutil.copy(train_h5, cell_dir / "train.h5")
+    common = ["--config", str(config), "--zoo", "tiny", "--quiet"]
+    for stage in ("metrics", "pairs"):
+        assert main([stage, *common, "--cell", cell.id]) == 0
+    for stage in ("phases", "publish"):
+        assert main([stage, *common]) == 0
+    return cfg, cell, train_h5, tmp / "zoos" / "tiny"

@@ -9,15 +9,15 @@ import pytest
 import torch
 
 from phasezoo.data import Split
-from phasezoo.landscape import interpolate, interpolation_barrier, linear_cka
+from phasezoo.landscape import interpolation_barrier, linear_cka
 
 
 def gram_cka(x: np.ndarray, y: np.ndarray) -> float:
     """CKA = HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L)) with linear kernels, centred by H."""
     n = len(x)
     h = np.eye(n) - np.ones((n, n)) / n
-    k, l = h @ (x @ x.T) @ h, h @ (y @ y.T) @ h
-    return float(np.sum(k * l) / np.sqrt(np.sum(k * k) * np.sum(l * l)))
+    kx, ky = h @ (x @ x.T) @ h, h @ (y @ y.T) @ h
+    return float(np.sum(kx * ky) / np.sqrt(np.sum(kx * kx) * np.sum(ky * ky)))
 
 
 def test_cka_matches_gram_formula_in_float64():

@@ -9,32 +9,12 @@ import h5py
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from phasezoo.checkpoints import read_population
 from phasezoo.cli import main
 from phasezoo.data import cell_split
 from phasezoo.evaluation import evaluate, logits_of
 from phasezoo.zoo import REQUIRED_COLUMNS, VerifyError, load_model, verify
-
-
-@pytest.fixture(scope="session")
-def published(trained, tmp_path_factory):
-    """The tiny trained population run through metrics, pairs, phases and publish."""
-    cfg, cell, train_h5 = trained
-    tmp = tmp_path_factory.mktemp("published")
-    raw = {**cfg.raw, "results_dir": str(tmp / "results"), "zoos_dir": str(tmp / "zoos")}
-    config = tmp / "config.yaml"
-    config.write_text(yaml.safe_dump(raw))
-    cell_dir = tmp / "results" / "tiny" / cell.id
-    cell_dir.mkdir(parents=True)
-    shutil.copy(train_h5, cell_dir / "train.h5")
-    common = ["--config", str(config), "--zoo", "tiny", "--quiet"]
-    for stage in ("metrics", "pairs"):
-        assert main([stage, *common, "--cell", cell.id]) == 0
-    for stage in ("phases", "publish"):
-        assert main([stage, *common]) == 0
-    return cfg, cell, train_h5, tmp / "zoos" / "tiny"
 
 
 def _copy(zoo_dir, tmp_path):
@@ -127,3 +107,31 @@ def test_no_pickle_anywhere(published):
             for name, ds in f.items():
                 assert ds.dtype.kind != "O" or h5py.check_string_dtype(ds.dtype) or \
                     h5py.check_vlen_dtype(ds.dtype) == np.float32, name
+
+
+def test_republished_zoo_is_not_served_from_a_stale_cache(published, tmp_path):
+    """datasets caches local zoos by card and file names; a new zoo must load its new rows."""
+    import pandas as pd
+
+    from phasezoo.config import load_config
+    from phasezoo.zoo import publish
+
+    cfg, _, _, zoo_dir = published
+    results = tmp_path / "results"
+    shutil.copytree(zoo_dir.parents[1] / "results", results)
+    zoo = load_config({**cfg.raw, "results_dir": str(results)}).zoo("tiny")
+    out = publish(zoo, results, tmp_path / "zoos")
+    assert set(datasets.load_dataset(str(out), split="train")["phase"]) == {"unlabelled"}
+    phases = pd.read_parquet(results / "tiny" / "phases.parquet")
+    phases["phase"] = "IV-B"
+    phases.to_parquet(results / "tiny" / "phases.parquet")
+    out = publish(zoo, results, tmp_path / "zoos")
+    assert set(datasets.load_dataset(str(out), split="train")["phase"]) == {"IV-B"}
+
+
+@pytest.mark.parametrize("stage", ["validate", "train", "metrics", "pairs", "phases", "publish",
+                                   "verify", "list"])
+def test_every_stage_has_help(stage, capsys):
+    with pytest.raises(SystemExit) as done:
+        main([stage, "--help"])
+    assert done.value.code == 0 and "usage: phasezoo " + stage in capsys.readouterr().out

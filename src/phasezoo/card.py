@@ -68,7 +68,7 @@ def card_header(zoo: str, files: list[str], n_rows: int) -> dict[str, Any]:
 def render_card(zoo: ZooSpec, phases: pd.DataFrame, n_rows: int, data_info: dict,
                 files: list[str]) -> str:
     """The full card: YAML header, grid, data split, metric variants, column table, loading."""
-    t, l = zoo.temperature, zoo.load
+    temp, load = zoo.temperature, zoo.load
     header = yaml.safe_dump(card_header(zoo.name, files, n_rows), sort_keys=False)
     counts = phases["phase"].value_counts().to_dict()
     lines = [
@@ -77,8 +77,8 @@ def render_card(zoo: ZooSpec, phases: pd.DataFrame, n_rows: int, data_info: dict
         f"- Rows: {n_rows} (one per model × kept checkpoint); models: "
         f"{len(phases) * len(zoo.seeds)} ({len(phases)} cells × {len(zoo.seeds)} seeds)",
         f"- Architecture: `{zoo.raw['model']['name']}`; dataset: `{zoo.raw['dataset']['name']}`",
-        f"- Temperature-like axis `{t.name}`: {list(t.values)}",
-        f"- Load-like axis `{l.name}`: {list(l.values)}",
+        f"- Temperature-like axis `{temp.name}`: {list(temp.values)}",
+        f"- Load-like axis `{load.name}`: {list(load.values)}",
         f"- Seeds: {list(zoo.seeds)}; kept epochs: {zoo.raw['train']['keep_epochs']}",
         f"- Phases: {json.dumps(counts)}", "",
         "## Data", "", "```json", json.dumps(data_info, indent=1), "```", "",

@@ -82,18 +82,18 @@ class ZooSpec:
 
     def cells(self) -> list[Cell]:
         """All cells of the grid, temperature-major, in config order."""
-        return [self.cell(t, l) for t in self.temperature.values for l in self.load.values]
+        return [self.cell(t, ld) for t in self.temperature.values for ld in self.load.values]
 
     def cell(self, temperature: float, load: float) -> Cell:
         """Resolve one grid point into a cell with its full hyperparameter set."""
         t_name, l_name = self.temperature.name, self.load.name
-        t, l = _coerce(t_name, temperature), _coerce(l_name, load)
+        t, ld = _coerce(t_name, temperature), _coerce(l_name, load)
         hp = {**self.raw["train"], "dataset": self.raw["dataset"]["name"],
               "normalize": self.raw["dataset"]["normalize"], "model": self.raw["model"]["name"],
               "width": self.raw["model"]["width"], "depth": self.raw["model"]["depth"]}
         hp[t_name] = t
-        hp[l_name] = l
-        return Cell(self.name, (t_name, t), (l_name, l), self.seeds, hp)
+        hp[l_name] = ld
+        return Cell(self.name, (t_name, t), (l_name, ld), self.seeds, hp)
 
     def cell_by_id(self, cell_id: str) -> Cell:
         """Look a cell up by id; the error lists the valid ids."""
@@ -119,10 +119,21 @@ class Config:
             raise ConfigError(f"zoos: no zoo '{name}'; zoos are {sorted(self.raw['zoos'])}")
         return self.zoos[name]
 
-    def __getattr__(self, key: str) -> Any:
-        if key in ("results_dir", "zoos_dir", "data_root", "device"):
-            return self.raw[key]
-        raise AttributeError(key)
+    @property
+    def results_dir(self) -> str:
+        return self.raw["results_dir"]
+
+    @property
+    def zoos_dir(self) -> str:
+        return self.raw["zoos_dir"]
+
+    @property
+    def data_root(self) -> str:
+        return self.raw["data_root"]
+
+    @property
+    def device(self) -> str:
+        return self.raw["device"]
 
 
 def schema() -> dict[str, Any]:

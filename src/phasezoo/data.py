@@ -171,7 +171,7 @@ def _torchvision_split(cls_name: str, root: Path, num_classes: int, split_kw: st
     parts = []
     for train in (True, False):
         kw = {"train": train} if split_kw == "train" else {"split": "train" if train else "test"}
-        ds = cls(str(root), download=not _present(cls, root, kw), **kw)
+        ds = _load_or_download(cls, root, kw)
         x = np.asarray(ds.data)
         y = np.asarray(getattr(ds, "targets", getattr(ds, "labels", None)))
         if x.ndim == 3:  # MNIST-like: (N, H, W)
@@ -182,13 +182,12 @@ def _torchvision_split(cls_name: str, root: Path, num_classes: int, split_kw: st
     return Split(*parts, num_classes, {"source": f"torchvision.datasets.{cls_name}"})
 
 
-def _present(cls: type, root: Path, kw: dict) -> bool:
-    """True when torchvision finds the files already (so no download is attempted)."""
+def _load_or_download(cls: type, root: Path, kw: dict) -> object:
+    """The torchvision dataset from ``root``, downloading it only when it is not there yet."""
     try:
-        cls(str(root), download=False, **kw)
-        return True
+        return cls(str(root), download=False, **kw)
     except RuntimeError:
-        return False
+        return cls(str(root), download=True, **kw)
 
 
 @register_dataset

@@ -53,7 +53,7 @@ def mlp(*, width: int, input_shape: tuple[int, ...], num_classes: int, depth: in
     """Fully connected ReLU network with ``depth`` hidden layers of ``width`` units."""
     dims = [math.prod(input_shape)] + [width] * depth
     layers: list[nn.Module] = [nn.Flatten()]
-    for d_in, d_out in zip(dims[:-1], dims[1:]):
+    for d_in, d_out in zip(dims[:-1], dims[1:], strict=True):
         layers += [nn.Linear(d_in, d_out), nn.ReLU()]
     layers.append(nn.Linear(dims[-1], num_classes))
     return nn.Sequential(*layers)

@@ -190,7 +190,7 @@ class PopulationState:
             self.epochs_done = int(f.attrs["epochs_done"])
             self.curves, self.kept = f["curves"][:], f["kept_weights"][:]
             for m, w, mom, d in zip(self.members, f["state"][:], f["momentum"][:],
-                                    f["diverged_epoch"][:]):
+                                    f["diverged_epoch"][:], strict=True):
                 m.model.load_state_dict(unflatten_state(torch.from_numpy(w), self.layout["entries"]))
                 _set_momentum(m, mom)
                 m.diverged_epoch = int(d)
@@ -201,7 +201,7 @@ def _momentum(m: Member) -> np.ndarray:
     """SGD momentum buffers of all parameters, flattened (zeros before the first step)."""
     bufs = [m.optimizer.state.get(p, {}).get("momentum_buffer") for p in m.model.parameters()]
     return torch.cat([(b if b is not None else torch.zeros_like(p)).reshape(-1).cpu()
-                      for b, p in zip(bufs, m.model.parameters())]).numpy()
+                      for b, p in zip(bufs, m.model.parameters(), strict=True)]).numpy()
 
 
 def _set_momentum(m: Member, flat: np.ndarray) -> None:
@@ -224,7 +224,7 @@ def train_cell(cell: Cell, out: str | Path, device: torch.device, data_root: str
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     split = cell_split(cell.hparams, data_root, device)
-    hp = {**cell.hparams, "batch_size": int(cell.hparams["batch_size"])}
+    hp = cell.hparams
     members = [build_member(cell, s, split, device) for s in cell.seeds]
     state = PopulationState(cell, members, architecture(cell, split), split.info)
     part = partial_path(out)
