@@ -7,6 +7,13 @@ from snakemake.utils import validate
 
 from phasezoo.config import ConfigError, load_config
 
+if not config.get("zoos"):
+    # The profile sets replace-workflow-config, so --configfile replaces config/config.yaml;
+    # --config KEY=VALUE alone then replaces it too, leaving no zoo.
+    raise WorkflowError(
+        "config error: no zoos configured. --config KEY=VALUE overrides need a --configfile, "
+        "e.g. snakemake --configfile config/config.yaml --config device=cpu"
+    )
 try:
     CFG = load_config(config)  # phasezoo's own check first: one line naming the bad key
 except ConfigError as err:
