@@ -10,6 +10,7 @@ import torch
 
 from phasezoo.data import Split
 from phasezoo.landscape import interpolation_barrier, linear_cka
+from phasezoo.landscape.connectivity import CurveSettings, mc_of, mode_connectivity, recompute_bn_stats
 
 
 def gram_cka(x: np.ndarray, y: np.ndarray) -> float:
@@ -79,3 +80,67 @@ def test_linear_models_have_no_barrier_between_solutions():
         b.weight.copy_(torch.tensor([[-9.0, 0.05], [9.0, -0.05]])), b.bias.zero_()
     out = interpolation_barrier(a, b, split, 11, 100)
     assert abs(out["linear_barrier"]) < 1.0
+
+
+def _abs_task(n: int = 400) -> Split:
+    """Class 1 iff |x0| > 1: a width-2 ReLU net needs both hidden units, one per side."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 2, generator=g) * 1.5
+    y = (x[:, 0].abs() > 1).long()
+    return Split(x, y, x, y, 2)
+
+
+def _abs_net(swap: bool) -> torch.nn.Module:
+    w1 = [[1.0, 0.0], [-1.0, 0.0]]
+    w2 = [[0.0, 0.0], [10.0, 10.0]]
+    m = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU(), torch.nn.Linear(2, 2))
+    with torch.no_grad():
+        m[0].weight.copy_(torch.tensor(w1[::-1] if swap else w1))
+        m[0].bias.fill_(-1.0)
+        m[2].weight.copy_(torch.tensor(w2))
+        m[2].bias.copy_(torch.tensor([0.5, 0.0]))
+    return m
+
+
+FAST = CurveSettings(epochs=30, lr=0.05, momentum=0.9, batch_size=50, points=21, seed=0)
+
+
+def test_mc_of_convention():
+    assert mc_of([10.0, 10.0, 60.0, 10.0, 10.0]) == (-50.0, 0.5)  # barrier → negative
+    assert mc_of([80.0, 20.0, 80.0]) == (60.0, 0.5)  # better middle → positive
+    assert mc_of([5.0, 5.0, 5.0])[0] == 0.0
+
+
+def test_two_copies_of_one_model_are_connected():
+    split = _abs_task()
+    a = _abs_net(swap=False)
+    out = mode_connectivity(a, copy.deepcopy(a), split, FAST, 400)
+    assert abs(out["mc"]) <= 1.0  # connected on error
+    assert out["mc_loss"] > -0.01  # no loss barrier (the curve may improve an unconverged loss)
+
+
+def test_permuted_solutions_are_separated_by_a_barrier():
+    """Each hidden unit's weight must cross zero on any path from A to its permutation B."""
+    split = _abs_task()
+    a, b = _abs_net(swap=False), _abs_net(swap=True)
+    assert interpolation_barrier(a, b, split, 11, 400)["linear_barrier"] < -10
+    out = mode_connectivity(a, b, split, FAST, 400)
+    assert out["mc"] < -5.0
+
+
+def test_under_trained_ends_give_positive_mc():
+    split = _abs_task()
+    torch.manual_seed(3)
+    a = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
+    b = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
+    out = mode_connectivity(a, b, split, FAST, 400)
+    assert out["mc"] > 5.0 and out["mc_loss"] > 0
+
+
+def test_batchnorm_statistics_are_recomputed():
+    m = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.BatchNorm1d(3))
+    x = torch.randn(500, 2) * 4 + 3
+    recompute_bn_stats(m, x, 100)
+    h = m[0](x).detach()
+    torch.testing.assert_close(m[1].running_mean, h.mean(0), rtol=1e-5, atol=1e-5)
+    assert not m.training

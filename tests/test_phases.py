@@ -27,7 +27,7 @@ def test_all_diverged_cell_is_labelled_diverged():
     metrics = pd.DataFrame({"epoch": [2, 2], "diverged": [True, True], "train_loss": [float("nan")] * 2,
                             "test_loss": [float("nan")] * 2, "train_accuracy": [float("nan")] * 2,
                             "test_accuracy": [float("nan")] * 2})
-    pairs = pd.DataFrame({"cka": [float("nan")], "linear_barrier": [float("nan")]})
+    pairs = pd.DataFrame({c: [float("nan")] for c in ("cka", "linear_barrier", "mc", "mc_loss")})
     assert label(aggregate_cell(metrics, pairs, 2)) == DIVERGED
     metrics.loc[0, "diverged"] = False
     assert label(aggregate_cell(metrics, pairs, 2)) == UNLABELLED

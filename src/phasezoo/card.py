@@ -36,6 +36,14 @@ COLUMN_DOCS: dict[str, str] = {
     "diverged": "the member's loss became NaN/inf by this epoch; metrics are NaN, weights are "
                 "its last finite ones",
     "diverged_epoch": "epoch at which the member diverged (-1 = never)",
+    "hessian_top_eigenvalue": "largest Hessian eigenvalue of the train loss on the fixed sample "
+                              "(Lanczos; see Metric variants)",
+    "hessian_trace": "Hessian trace on the same sample (Lanczos-deflated Hutchinson)",
+    "hessian_trace_stderr": "standard error of `hessian_trace`",
+    "hessian_hvps": "Hessian-vector products spent on this checkpoint",
+    "cell_mc": "cell mean over seed pairs of Bezier mode connectivity on train error (%), at the "
+               "landscape epoch: negative = barrier, positive = under-trained ends, ≈0 = connected",
+    "cell_mc_loss": "the same on train loss",
     "cell_cka": "cell mean over seed pairs of linear CKA between logits on test samples",
     "cell_linear_barrier": "cell mean over seed pairs of the linear-interpolation train-error "
                            "barrier (%), mc convention: negative = barrier",

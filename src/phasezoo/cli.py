@@ -65,17 +65,18 @@ def cmd_metrics(a: argparse.Namespace) -> None:
     from phasezoo.runtime import resolve_device
 
     cfg = load_config(a.config)
-    cell = cfg.zoo(a.zoo).cell_by_id(a.cell)
+    zoo = cfg.zoo(a.zoo)
+    cell = zoo.cell_by_id(a.cell)
     device = resolve_device(cfg.device)
     base = _paths(cfg, a.zoo, a.cell)
     table = cell_metrics(base / "train.h5", cell_split(cell.hparams, cfg.data_root, device),
-                         device, progress=not a.quiet)
+                         device, zoo.raw["metrics"], progress=not a.quiet)
     _write_parquet(table, base / "metrics.parquet")
 
 
 def cmd_pairs(a: argparse.Namespace) -> None:
     from phasezoo.data import cell_split
-    from phasezoo.landscape import cell_pairs
+    from phasezoo.landscape.pairs import cell_pairs
     from phasezoo.runtime import resolve_device
 
     cfg = load_config(a.config)
@@ -96,9 +97,11 @@ def cmd_phases(a: argparse.Namespace) -> None:
     _write_parquet(table, base / "phases.parquet")
     plots = base / "plots"
     plots.mkdir(parents=True, exist_ok=True)
-    for column in ("test_accuracy", "train_loss", "cka", "linear_barrier"):
+    for column in ("test_accuracy", "train_loss", "log_hessian_top_eigenvalue",
+                   "log_hessian_trace", "mc", "linear_barrier", "cka"):
         heatmap(table, column, plots / f"{column}.png")
-    print(table[["cell", "train_loss", "test_accuracy", "cka", "phase"]].to_string(index=False))
+    print(table[["cell", "train_loss", "test_accuracy", "log_hessian_trace", "mc", "cka",
+                 "phase"]].to_string(index=False))
 
 
 def cmd_publish(a: argparse.Namespace) -> None:

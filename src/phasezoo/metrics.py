@@ -1,26 +1,46 @@
-"""Per-checkpoint metrics of a cell: one row per (model, kept epoch), from the weights alone.
+"""Per-checkpoint metrics of a cell: one row per (model, kept epoch).
 
-Metrics are registered functions ``fn(model, split, hparams) -> {column: value}``, so the
-landscape and HT-SR metrics plug in as one function each. A diverged checkpoint gets NaN in
-every metric column and is never evaluated.
+Metrics are registered functions ``fn(model, split, ctx) -> {column: value}``, so the landscape
+and HT-SR metrics plug in as one function each. A diverged checkpoint gets NaN in every metric
+column and is never evaluated.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import pandas as pd
 import torch
 from torch import nn
+from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from phasezoo.checkpoints import Population, read_population
 from phasezoo.data import Split
 from phasezoo.evaluation import evaluate
+from phasezoo.landscape.hessian import hessian_summary, sample_batches
 
-MetricFn = Callable[[nn.Module, Split, dict], dict[str, float]]
+
+@dataclass
+class Context:
+    """What a metric may use besides the model: the cell's hyperparameters, the zoo's ``metrics``
+    settings, and the fixed Hessian sample (drawn once per cell, shared by all checkpoints)."""
+
+    hparams: dict
+    settings: dict
+    hessian_batches: list[tuple[torch.Tensor, torch.Tensor]]
+
+    @classmethod
+    def for_cell(cls, hparams: dict, settings: dict, split: Split) -> "Context":
+        batches = sample_batches(split.x_train, split.y_train, settings["hessian_batches"],
+                                 settings["hessian_batch_size"], settings["hessian_seed"])
+        return cls(hparams, settings, batches)
+
+
+MetricFn = Callable[[nn.Module, Split, Context], dict[str, float]]
 _METRICS: dict[str, MetricFn] = {}
 _COLUMNS: dict[str, tuple[str, ...]] = {}
 
@@ -45,9 +65,9 @@ def metric_columns() -> list[str]:
 
 
 @register_metric("train_loss", "train_accuracy", "test_loss", "test_accuracy")
-def performance(model: nn.Module, split: Split, hp: dict) -> dict[str, float]:
+def performance(model: nn.Module, split: Split, ctx: Context) -> dict[str, float]:
     """Cross-entropy and accuracy on the cell's training data and on the test split."""
-    bs = hp["eval_batch_size"]
+    bs = ctx.hparams["eval_batch_size"]
     tr_loss, tr_acc = evaluate(model, split.x_train, split.y_train, bs)
     te_loss, te_acc = evaluate(model, split.x_test, split.y_test, bs)
     return {"train_loss": tr_loss, "train_accuracy": tr_acc,
@@ -55,16 +75,28 @@ def performance(model: nn.Module, split: Split, hp: dict) -> dict[str, float]:
 
 
 @register_metric("l2_norm", "num_parameters")
-def norms(model: nn.Module, split: Split, hp: dict) -> dict[str, float]:
+def norms(model: nn.Module, split: Split, ctx: Context) -> dict[str, float]:
     """Euclidean norm of all trainable parameters, and their count."""
     params = [p.detach() for p in model.parameters()]
     return {"l2_norm": math.sqrt(sum(float((p.double() ** 2).sum()) for p in params)),
             "num_parameters": float(sum(p.numel() for p in params))}
 
 
-def checkpoint_rows(pop: Population, split: Split, device: torch.device,
+@register_metric("hessian_top_eigenvalue", "hessian_trace", "hessian_trace_stderr", "hessian_hvps")
+def hessian(model: nn.Module, split: Split, ctx: Context) -> dict[str, float]:
+    """λmax (Lanczos) and trace (deflated Hutchinson) of the train-loss Hessian on the fixed sample."""
+    s = ctx.settings
+    out = hessian_summary(model, F.cross_entropy, ctx.hessian_batches, tol=s["hessian_tol"],
+                          trace_tol=s["hessian_trace_tol"], max_iter=s["hessian_max_iter"],
+                          seed=s["hessian_seed"])
+    return {"hessian_top_eigenvalue": out.top_eigenvalue, "hessian_trace": out.trace,
+            "hessian_trace_stderr": out.trace_stderr, "hessian_hvps": float(out.hvps)}
+
+
+def checkpoint_rows(pop: Population, split: Split, device: torch.device, settings: dict,
                     progress: bool = True) -> pd.DataFrame:
     """Evaluate every registered metric on every kept checkpoint of ``pop``."""
+    ctx = Context.for_cell(pop.hparams, settings, split)
     rows = []
     for i, k, epoch in tqdm(list(pop.checkpoints()), desc=f"metrics {pop.cell}",
                             unit="ckpt", disable=not progress):
@@ -75,12 +107,12 @@ def checkpoint_rows(pop: Population, split: Split, device: torch.device,
         else:
             model = pop.model(i, k).to(device)
             for fn in _METRICS.values():
-                row |= fn(model, split, pop.hparams)
+                row |= fn(model, split, ctx)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def cell_metrics(train_h5: str | Path, split: Split, device: torch.device,
+def cell_metrics(train_h5: str | Path, split: Split, device: torch.device, settings: dict,
                  progress: bool = True) -> pd.DataFrame:
-    """The metrics table of one cell (``metrics.parquet``)."""
-    return checkpoint_rows(read_population(train_h5), split, device, progress)
+    """The metrics table of one cell (``metrics.parquet``); ``settings`` = the zoo's ``metrics``."""
+    return checkpoint_rows(read_population(train_h5), split, device, settings, progress)

@@ -23,14 +23,24 @@ def landscape_epoch(metrics: pd.DataFrame, requested: int) -> int:
 
 
 def aggregate_cell(metrics: pd.DataFrame, pairs: pd.DataFrame, epoch: int) -> dict[str, float]:
-    """Seed means of one cell at ``epoch``: losses, train error (%), CKA and linear barrier."""
+    """Seed means of one cell at ``epoch``: losses, train error (%), log10 Hessian λmax and trace,
+    and the pair means of mode connectivity (train error %, and loss), linear barrier and CKA."""
     at = metrics[metrics["epoch"] == epoch]
     live = at[~at["diverged"]]
     return {"train_loss": live["train_loss"].mean(), "test_loss": live["test_loss"].mean(),
             "train_error": 100.0 * (1.0 - live["train_accuracy"].mean()),
             "test_accuracy": live["test_accuracy"].mean(),
-            "cka": pairs["cka"].mean(), "linear_barrier": pairs["linear_barrier"].mean(),
+            "log_hessian_top_eigenvalue": _log10_mean(live, "hessian_top_eigenvalue"),
+            "log_hessian_trace": _log10_mean(live, "hessian_trace"),
+            "mc": pairs["mc"].mean(), "mc_loss": pairs["mc_loss"].mean(),
+            "linear_barrier": pairs["linear_barrier"].mean(), "cka": pairs["cka"].mean(),
             "diverged_fraction": float(at["diverged"].mean()) if len(at) else np.nan}
+
+
+def _log10_mean(table: pd.DataFrame, column: str) -> float:
+    """log10 of the seed mean (NaN when the mean is not positive or the column is absent)."""
+    mean = table[column].mean() if column in table else np.nan
+    return float(np.log10(mean)) if mean > 0 else float("nan")
 
 
 def label(row: dict[str, float]) -> str:

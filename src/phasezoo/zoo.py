@@ -38,6 +38,9 @@ REQUIRED_COLUMNS: dict[str, str] = {
 }
 
 
+CELL_PAIR_COLUMNS = ("cka", "mc", "mc_loss", "linear_barrier")  # seed-pair means, per cell
+
+
 class VerifyError(ValueError):
     """A published zoo that fails a check; the message names the file or column."""
 
@@ -64,8 +67,7 @@ def cell_table(train_h5: Path, metrics: pd.DataFrame, pairs: pd.DataFrame,
                                                   "load_name", "load_value")},
                      **{f"hp_{k}": v for k, v in hp.items()},
                      **m.to_dict(), "diverged_epoch": int(pop.diverged_epoch[i]),
-                     "cell_cka": pairs["cka"].mean(),
-                     "cell_linear_barrier": pairs["linear_barrier"].mean(),
+                     **{f"cell_{c}": pairs[c].mean() for c in CELL_PAIR_COLUMNS},
                      "phase": phase_row["phase"], "layout": layout})
         weights.append(pop.kept_weights[i, k])
     return pd.DataFrame(rows), weights

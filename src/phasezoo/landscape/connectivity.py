@@ -1,0 +1,138 @@
+"""Connectivity of two trained models: straight-line barrier and Bezier mode connectivity.
+
+Both use the ``mc`` convention of Yang et al. (2021) and the phase-transition zoo:
+``mc = ½(v(θ0) + v(θ1)) − v(θ_t*)`` with ``t* = argmax_t |v(θ_t) − ½(v(θ0) + v(θ1))|`` over
+evenly spaced t, v = train error (%) or train loss. Negative: a barrier between the seeds;
+positive: the path is better than its (under-trained) ends; ≈ 0: connected. At every point of a
+path, BatchNorm statistics are recomputed on the training data before evaluating.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call
+from torch.nn import functional as F
+
+from phasezoo.data import Split
+from phasezoo.evaluation import evaluate
+from phasezoo.runtime import generator
+
+
+@dataclass(frozen=True)
+class CurveSettings:
+    """How the Bezier control point is trained (defaults: the phase-transition zoo's)."""
+
+    epochs: int = 10
+    lr: float = 0.1
+    momentum: float = 0.9
+    batch_size: int = 128
+    points: int = 11
+    seed: int = 0
+
+
+def mc_of(values: np.ndarray) -> tuple[float, float]:
+    """``(mc, t*)`` of a quantity sampled at evenly spaced t along a path (see module docstring)."""
+    values = np.asarray(values, dtype=float)
+    mid = 0.5 * (values[0] + values[-1])
+    i = int(np.argmax(np.abs(values - mid)))
+    return float(mid - values[i]), i / (len(values) - 1)
+
+
+def _params(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.named_parameters()}
+
+
+def interpolate(a: nn.Module, b: nn.Module, t: float) -> nn.Module:
+    """A copy of ``a`` with weights (1 − t)·θ_a + t·θ_b (every float state entry interpolated)."""
+    sa, sb = a.state_dict(), b.state_dict()
+    state = {k: (1 - t) * sa[k] + t * sb[k] if sa[k].is_floating_point() else sa[k] for k in sa}
+    model = copy.deepcopy(a)
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def bezier(p0: dict, pc: dict, p1: dict, t: float) -> dict[str, torch.Tensor]:
+    """Point t of the quadratic Bezier curve (1−t)²θ0 + 2t(1−t)θc + t²θ1."""
+    return {k: (1 - t) ** 2 * p0[k] + 2 * t * (1 - t) * pc[k] + t ** 2 * p1[k] for k in p0}
+
+
+def recompute_bn_stats(model: nn.Module, x: torch.Tensor, batch_size: int) -> nn.Module:
+    """Reset every BatchNorm's running statistics and re-estimate them on ``x`` (exact average)."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return model.eval()
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average = the exact mean over the batches
+    model.train()
+    with torch.no_grad():
+        for s in range(0, len(x), batch_size):
+            model(x[s:s + batch_size])
+    return model.eval()
+
+
+def _path_values(models: list[nn.Module], split: Split, batch_size: int) -> np.ndarray:
+    """Train error (%) and train loss at each point of a path, BatchNorm recomputed: (points, 2)."""
+    out = []
+    for m in models:
+        recompute_bn_stats(m, split.x_train, batch_size)
+        loss, acc = evaluate(m, split.x_train, split.y_train, batch_size)
+        out.append((100.0 * (1.0 - acc), loss))
+    return np.array(out)
+
+
+def interpolation_barrier(a: nn.Module, b: nn.Module, split: Split, points: int,
+                          batch_size: int) -> dict[str, float]:
+    """The straight-line (linear interpolation) barrier on train error, in the ``mc`` convention."""
+    path = [interpolate(a, b, float(t)) for t in np.linspace(0.0, 1.0, points)]
+    mc, t_star = mc_of(_path_values(path, split, batch_size)[:, 0])
+    return {"linear_barrier": mc, "linear_barrier_t": t_star}
+
+
+def train_bezier(a: nn.Module, b: nn.Module, split: Split, cfg: CurveSettings) -> dict:
+    """Train the control point θc (started at the midpoint) with the ends fixed.
+
+    Each step draws t ~ U(0, 1) and minimises the cross-entropy of the model at θ(t): the
+    expected loss along the curve (Garipov et al. 2018).
+    """
+    p0, p1 = _params(a), _params(b)
+    pc = {k: (0.5 * (p0[k] + p1[k])).requires_grad_() for k in p0}
+    model = copy.deepcopy(a).train()
+    buffers = {k: v.clone() for k, v in model.named_buffers()}
+    opt = torch.optim.SGD(list(pc.values()), lr=cfg.lr, momentum=cfg.momentum)
+    n, gen = len(split.x_train), generator(cfg.seed)
+    for _ in range(cfg.epochs):
+        order = torch.randperm(n, generator=gen).to(split.x_train.device)
+        for s in range(0, n, cfg.batch_size):
+            idx = order[s:s + cfg.batch_size]
+            t = float(torch.rand((), generator=gen))
+            logits = functional_call(model, {**bezier(p0, pc, p1, t), **buffers}, (split.x_train[idx],))
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(logits, split.y_train[idx]).backward()
+            opt.step()
+    return {k: v.detach() for k, v in pc.items()}
+
+
+def _at(template: nn.Module, params: dict[str, torch.Tensor]) -> nn.Module:
+    model = copy.deepcopy(template)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.copy_(params[name])
+    return model
+
+
+def mode_connectivity(a: nn.Module, b: nn.Module, split: Split, cfg: CurveSettings,
+                      eval_batch_size: int = 1000) -> dict[str, float]:
+    """Bezier mode connectivity between two models on train error (%) and train loss."""
+    pc = train_bezier(a, b, split, cfg)
+    p0, p1 = _params(a), _params(b)
+    path = [_at(a, bezier(p0, pc, p1, float(t))) for t in np.linspace(0.0, 1.0, cfg.points)]
+    values = _path_values(path, split, eval_batch_size)
+    mc_error, t_error = mc_of(values[:, 0])
+    mc_loss, _ = mc_of(values[:, 1])
+    return {"mc": mc_error, "mc_t": t_error, "mc_loss": mc_loss}

@@ -1,0 +1,69 @@
+"""The per-cell pair table: every compared seed pair at the landscape epoch (``pairs.parquet``)."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from phasezoo.checkpoints import Population, read_population
+from phasezoo.data import Split
+from phasezoo.evaluation import logits_of
+from phasezoo.landscape.connectivity import CurveSettings, interpolation_barrier, mode_connectivity
+from phasezoo.landscape.similarity import linear_cka
+
+PAIR_COLUMNS = ("cka", "linear_barrier", "linear_barrier_t", "mc", "mc_t", "mc_loss")
+
+
+def curve_settings(cfg: dict) -> CurveSettings:
+    """The Bezier settings of a zoo's ``metrics`` config section."""
+    return CurveSettings(epochs=cfg["mc_epochs"], lr=cfg["mc_lr"], momentum=cfg["mc_momentum"],
+                         batch_size=cfg["mc_batch_size"], points=cfg["mc_points"],
+                         seed=cfg["mc_seed"])
+
+
+def seed_pairs(n: int, max_pairs: int) -> list[tuple[int, int]]:
+    """All index pairs of ``n`` seeds in order, or the first ``max_pairs`` (``-1`` = all)."""
+    pairs = list(itertools.combinations(range(n), 2))
+    return pairs if max_pairs < 0 else pairs[:max_pairs]
+
+
+def pair_row(pop: Population, split: Split, i: int, j: int, k: int, cfg: dict) -> dict:
+    """CKA, linear barrier and Bezier mode connectivity of members i and j at kept index k."""
+    bs = pop.hparams["eval_batch_size"]
+    a, b = pop.model(i, k).to(split.x_train.device), pop.model(j, k).to(split.x_train.device)
+    x_cka = split.x_test[: cfg["cka_samples"]]
+    row = {"cka": linear_cka(logits_of(a, x_cka, bs), logits_of(b, x_cka, bs))}
+    row |= interpolation_barrier(a, b, split, cfg["interpolation_points"], bs)
+    return row | mode_connectivity(a, b, split, curve_settings(cfg), bs)
+
+
+def pair_rows(pop: Population, split: Split, epoch_index: int, cfg: dict,
+              progress: bool = True) -> pd.DataFrame:
+    """One row per compared seed pair; a pair with a diverged member gets NaN metrics."""
+    epoch = int(pop.kept_epochs[epoch_index])
+    rows = []
+    for i, j in tqdm(seed_pairs(len(pop.seeds), cfg["max_pairs"]), desc=f"pairs {pop.cell}",
+                     unit="pair", disable=not progress):
+        row = {"cell": pop.cell, "epoch": epoch, "seed_a": int(pop.seeds[i]),
+               "seed_b": int(pop.seeds[j])} | dict.fromkeys(PAIR_COLUMNS, float("nan"))
+        if not (pop.diverged_at(i, epoch) or pop.diverged_at(j, epoch)):
+            row |= pair_row(pop, split, i, j, epoch_index, cfg)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def cell_pairs(train_h5: str | Path, split: Split, cfg: dict, progress: bool = True) -> pd.DataFrame:
+    """The pairs table of one cell at ``cfg['landscape_epoch']`` (-1 = the last kept epoch).
+
+    Raises:
+        ValueError: if the landscape epoch is not a kept epoch.
+    """
+    pop = read_population(train_h5)
+    kept = [int(e) for e in pop.kept_epochs]
+    epoch = kept[-1] if cfg["landscape_epoch"] == -1 else cfg["landscape_epoch"]
+    if epoch not in kept:
+        raise ValueError(f"metrics.landscape_epoch={epoch} is not a kept epoch {kept}")
+    return pair_rows(pop, split, kept.index(epoch), cfg, progress)
