@@ -11,8 +11,6 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-import torch
-
 from phasezoo.config import Config, ConfigError, load_config
 
 
@@ -160,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; errors are one line on stderr and a non-zero exit code."""
     args = build_parser().parse_args(argv)
     if getattr(args, "threads", 0):
+        import torch
+
         torch.set_num_threads(args.threads)
     try:
         args.fn(args)

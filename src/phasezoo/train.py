@@ -29,6 +29,7 @@ from phasezoo.config import Cell
 from phasezoo.data import Split, cell_split
 from phasezoo.evaluation import evaluate
 from phasezoo.models import create_model, model_kwargs
+from phasezoo.optim import SGD
 from phasezoo.runtime import generator, seeded
 from phasezoo.weights import describe, flatten_state, num_values, unflatten_state
 
@@ -41,7 +42,7 @@ class Member:
 
     seed: int
     model: nn.Module
-    optimizer: torch.optim.SGD
+    optimizer: SGD
     diverged_epoch: int = -1  # -1: never diverged
 
     @property
@@ -63,8 +64,7 @@ def build_member(cell: Cell, seed: int, split: Split, device: torch.device) -> M
     with seeded(seed):
         model = create_model(arch["name"], **arch["kwargs"])
     model.to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=hp["lr"], momentum=hp["momentum"],
-                          weight_decay=hp["weight_decay"])
+    opt = SGD(model.parameters(), momentum=hp["momentum"], weight_decay=hp["weight_decay"])
     return Member(seed, model, opt)
 
 
@@ -95,12 +95,10 @@ def _cos(start: float, end: float, pct: float) -> float:
 
 def sgd_step(member: Member, xb: torch.Tensor, yb: torch.Tensor, lr: float) -> torch.Tensor:
     """One SGD update of one member; returns the (detached) mini-batch loss before the update."""
-    for group in member.optimizer.param_groups:
-        group["lr"] = lr
-    member.optimizer.zero_grad(set_to_none=True)
+    member.optimizer.zero_grad()
     loss = F.cross_entropy(member.model(xb), yb)
     loss.backward()
-    member.optimizer.step()
+    member.optimizer.step(lr)
     return loss.detach()
 
 
@@ -199,17 +197,16 @@ class PopulationState:
 
 def _momentum(m: Member) -> np.ndarray:
     """SGD momentum buffers of all parameters, flattened (zeros before the first step)."""
-    bufs = [m.optimizer.state.get(p, {}).get("momentum_buffer") for p in m.model.parameters()]
     return torch.cat([(b if b is not None else torch.zeros_like(p)).reshape(-1).cpu()
-                      for b, p in zip(bufs, m.model.parameters(), strict=True)]).numpy()
+                      for b, p in zip(m.optimizer.buffers, m.optimizer.params, strict=True)]).numpy()
 
 
 def _set_momentum(m: Member, flat: np.ndarray) -> None:
     offset = 0
-    for p in m.model.parameters():
+    for i, p in enumerate(m.optimizer.params):
         n = p.numel()
-        buf = torch.from_numpy(flat[offset:offset + n].copy()).reshape(p.shape).to(p.device)
-        m.optimizer.state[p]["momentum_buffer"] = buf
+        m.optimizer.buffers[i] = torch.from_numpy(flat[offset:offset + n].copy()).reshape(
+            p.shape).to(p.device)
         offset += n
 
 

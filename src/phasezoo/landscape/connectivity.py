@@ -20,6 +20,7 @@ from torch.nn import functional as F
 
 from phasezoo.data import Split
 from phasezoo.evaluation import evaluate
+from phasezoo.optim import SGD
 from phasezoo.runtime import generator
 
 
@@ -104,7 +105,7 @@ def train_bezier(a: nn.Module, b: nn.Module, split: Split, cfg: CurveSettings) -
     pc = {k: (0.5 * (p0[k] + p1[k])).requires_grad_() for k in p0}
     model = copy.deepcopy(a).train()
     buffers = {k: v.clone() for k, v in model.named_buffers()}
-    opt = torch.optim.SGD(list(pc.values()), lr=cfg.lr, momentum=cfg.momentum)
+    opt = SGD(list(pc.values()), momentum=cfg.momentum)
     n, gen = len(split.x_train), generator(cfg.seed)
     for _ in range(cfg.epochs):
         order = torch.randperm(n, generator=gen).to(split.x_train.device)
@@ -112,9 +113,9 @@ def train_bezier(a: nn.Module, b: nn.Module, split: Split, cfg: CurveSettings) -
             idx = order[s:s + cfg.batch_size]
             t = float(torch.rand((), generator=gen))
             logits = functional_call(model, {**bezier(p0, pc, p1, t), **buffers}, (split.x_train[idx],))
-            opt.zero_grad(set_to_none=True)
+            opt.zero_grad()
             F.cross_entropy(logits, split.y_train[idx]).backward()
-            opt.step()
+            opt.step(cfg.lr)
     return {k: v.detach() for k, v in pc.items()}
 
 

@@ -27,7 +27,8 @@ from torch import nn
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 MIN_TRACE_PROBES = 3  # the standard error of fewer samples is not worth stopping on
-PROBE_BLOCK = 10  # trace probes per batched HVP (the stopping rule is checked after each block)
+PROBE_BLOCK = 10  # trace probes per round (the stopping rule is checked after each round)
+BATCHED_HVP_MAX_PARAMS = 50_000  # measured on CPU: batched HVPs pay below this size, not above
 
 
 class HessianOperator:
@@ -145,12 +146,17 @@ def lanczos(op: Callable[[torch.Tensor], torch.Tensor], start: torch.Tensor, max
     return Lanczos(alphas, betas, torch.stack(basis[:len(alphas)]))
 
 
-def _start(n: int, seed: int, like: torch.Tensor, rademacher: bool = False) -> torch.Tensor:
+def _start(n: int, seed: int, like: torch.Tensor) -> torch.Tensor:
+    """A seeded Gaussian start vector, drawn on the CPU in float64 (device-independent)."""
     gen = torch.Generator().manual_seed(int(seed))
-    v = torch.randn(n, generator=gen, dtype=torch.float64)
-    if rademacher:
-        v = torch.sign(v)
-    return v.to(device=like.device, dtype=like.dtype)
+    return torch.randn(n, generator=gen, dtype=torch.float64).to(device=like.device, dtype=like.dtype)
+
+
+def _rademacher(k: int, n: int, seed: int, like: torch.Tensor) -> torch.Tensor:
+    """``k`` seeded Rademacher (±1) probe vectors as rows, drawn on the CPU."""
+    gen = torch.Generator().manual_seed(int(seed))
+    bits = torch.randint(0, 2, (k, n), generator=gen, dtype=torch.int8)
+    return (2 * bits - 1).to(device=like.device, dtype=like.dtype)
 
 
 @dataclass
@@ -175,10 +181,10 @@ def _deflated_trace(op: HessianOperator, run: Lanczos, tol: float, max_probes: i
         return exact, 0.0, 0
     while len(samples) < max_probes:
         k = min(PROBE_BLOCK, max_probes - len(samples))
-        z = torch.stack([_start(op.n, seed * 7919 + len(samples) + j + 1, q, rademacher=True)
-                         for j in range(k)])
+        z = _rademacher(k, op.n, seed * 7919 + len(samples) + 1, q)
         z = z - (z @ q.T) @ q
-        samples += (z * op.matmat(z)).sum(dim=1).tolist()
+        hz = op.matmat(z) if op.n <= BATCHED_HVP_MAX_PARAMS else torch.stack([op(v) for v in z])
+        samples += (z * hz).sum(dim=1).tolist()
         if len(samples) >= MIN_TRACE_PROBES:
             stderr = float(np.std(samples, ddof=1) / math.sqrt(len(samples)))
             if stderr <= tol * abs(exact + np.mean(samples)):
