@@ -31,7 +31,8 @@ def test_load_dataset_rows_and_columns(published):
     assert set(REQUIRED_COLUMNS) <= set(ds.column_names)
     assert {"hp_lr", "hp_momentum", "hp_weight_decay", "hp_batch_size", "hp_width"} <= set(ds.column_names)
     row = ds[0]
-    assert row["zoo"] == "tiny" and row["cell"] == cell.id and row["phase"] == "unlabelled"
+    assert row["zoo"] == "tiny" and row["cell"] == cell.id
+    assert row["phase"] in ("I", "II", "III", "IV-A", "IV-B")
     assert row["temperature_name"] == "batch_size" and row["temperature_value"] == 256
     assert row["model_id"] == f"tiny/{cell.id}/seed-0"
 
@@ -121,7 +122,8 @@ def test_republished_zoo_is_not_served_from_a_stale_cache(published, tmp_path):
     shutil.copytree(zoo_dir.parents[1] / "results", results)
     zoo = load_config({**cfg.raw, "results_dir": str(results)}).zoo("tiny")
     out = publish(zoo, results, tmp_path / "zoos")
-    assert set(datasets.load_dataset(str(out), split="train")["phase"]) == {"unlabelled"}
+    first = set(datasets.load_dataset(str(out), split="train")["phase"])
+    assert first != {"IV-B"} and len(first) == 1
     phases = pd.read_parquet(results / "tiny" / "phases.parquet")
     phases["phase"] = "IV-B"
     phases.to_parquet(results / "tiny" / "phases.parquet")
@@ -135,3 +137,20 @@ def test_every_stage_has_help(stage, capsys):
     with pytest.raises(SystemExit) as done:
         main([stage, "--help"])
     assert done.value.code == 0 and "usage: phasezoo " + stage in capsys.readouterr().out
+
+
+def test_load_dataset_refuses_a_zoo_that_lost_rows(published, tmp_path):
+    """The card declares the row count; a shard emptied (and re-checksummed) is caught."""
+    from phasezoo.zoo import write_checksums
+
+    zoo = _copy(published[3], tmp_path)
+    shard = next((zoo / "data").glob("*.h5"))
+    with h5py.File(shard, "a") as f:
+        cols = {k: f[k][:2] for k in f}
+        for k in list(f):
+            del f[k]
+        for k, v in cols.items():
+            f.create_dataset(k, data=v, dtype=v.dtype if k != "weights" else h5py.vlen_dtype(np.float32))
+    write_checksums(zoo)
+    with pytest.raises(Exception, match="NonMatchingSplitsSizes|expected"):
+        datasets.load_dataset(str(zoo), split="train", download_mode="force_redownload")

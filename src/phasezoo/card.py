@@ -47,8 +47,11 @@ COLUMN_DOCS: dict[str, str] = {
     "cell_cka": "cell mean over seed pairs of linear CKA between logits on test samples",
     "cell_linear_barrier": "cell mean over seed pairs of the linear-interpolation train-error "
                            "barrier (%), mc convention: negative = barrier",
-    "phase": "loss-landscape phase of the cell (`unlabelled` until labelling is enabled; "
-             "`diverged` if every seed diverged)",
+    "phase": "loss-landscape phase of the cell (I, II, III, IV-A, IV-B; `diverged` if every "
+             "seed diverged), by the thresholds in this card",
+    "phase_margin": "distance of the cell's deciding metric to its nearest threshold, relative "
+                    "to that threshold (small = borderline)",
+    "phase_margin_rule": "which threshold that is (train_error, mc_tolerance or cka)",
     "weights": "the whole state_dict flattened to float32 (variable length across widths)",
     "layout": "JSON: `architecture` (registry name + kwargs) and `entries` (name, shape, "
               "offset, dtype, kind) to rebuild the state_dict",
@@ -66,7 +69,9 @@ def card_header(zoo: str, files: list[str], n_rows: int) -> dict[str, Any]:
                      "data_files": [{"split": "train", "path": files}],
                      "batch_size": CARD_BATCH_SIZE}],
         "dataset_info": {"config_name": "default",
-                         "splits": [{"name": "train", "num_examples": n_rows}]},
+                         # num_bytes (Arrow size) is unknown before loading; datasets checks only
+                         # num_examples but ignores a split entry without num_bytes.
+                         "splits": [{"name": "train", "num_examples": n_rows, "num_bytes": 0}]},
         "tags": ["model-zoo", "weight-space-learning", "phase-transitions", "phasezoo"],
         "pretty_name": f"phasezoo {zoo}",
         "license": "apache-2.0",
@@ -91,7 +96,8 @@ def render_card(zoo: ZooSpec, phases: pd.DataFrame, n_rows: int, data_info: dict
         f"- Phases: {json.dumps(counts)}", "",
         "## Data", "", "```json", json.dumps(data_info, indent=1), "```", "",
         "## Training and metric settings", "", "```json",
-        json.dumps({"train": zoo.raw["train"], "metrics": zoo.raw["metrics"]}, indent=1),
+        json.dumps({"train": zoo.raw["train"], "metrics": zoo.raw["metrics"],
+                    "phase_thresholds": zoo.raw["phases"]}, indent=1),
         "```", "", "## Columns", "", "| column | meaning |", "|---|---|",
         *[f"| `{c}` | {d} |" for c, d in COLUMN_DOCS.items()], "", _LOADING.format(zoo=zoo.name),
     ]

@@ -87,7 +87,8 @@ def cmd_pairs(a: argparse.Namespace) -> None:
 
 
 def cmd_phases(a: argparse.Namespace) -> None:
-    from phasezoo.phases import heatmap, zoo_phases
+    from phasezoo.phases import zoo_phases
+    from phasezoo.plots import HEATMAP_METRICS, heatmap, phase_diagram
 
     cfg = load_config(a.config)
     base = _paths(cfg, a.zoo)
@@ -95,11 +96,11 @@ def cmd_phases(a: argparse.Namespace) -> None:
     _write_parquet(table, base / "phases.parquet")
     plots = base / "plots"
     plots.mkdir(parents=True, exist_ok=True)
-    for column in ("test_accuracy", "train_loss", "log_hessian_top_eigenvalue",
-                   "log_hessian_trace", "mc", "linear_barrier", "cka"):
+    phase_diagram(table, plots / "phase_diagram.png")
+    for column in HEATMAP_METRICS:
         heatmap(table, column, plots / f"{column}.png")
-    print(table[["cell", "train_loss", "test_accuracy", "log_hessian_trace", "mc", "cka",
-                 "phase"]].to_string(index=False))
+    print(table[["cell", "train_error", "test_accuracy", "log_hessian_trace", "mc", "cka",
+                 "phase", "margin", "margin_rule"]].to_string(index=False))
 
 
 def cmd_publish(a: argparse.Namespace) -> None:

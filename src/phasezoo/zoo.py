@@ -68,7 +68,8 @@ def cell_table(train_h5: Path, metrics: pd.DataFrame, pairs: pd.DataFrame,
                      **{f"hp_{k}": v for k, v in hp.items()},
                      **m.to_dict(), "diverged_epoch": int(pop.diverged_epoch[i]),
                      **{f"cell_{c}": pairs[c].mean() for c in CELL_PAIR_COLUMNS},
-                     "phase": phase_row["phase"], "layout": layout})
+                     "phase": phase_row["phase"], "phase_margin": float(phase_row["margin"]),
+                     "phase_margin_rule": phase_row["margin_rule"], "layout": layout})
         weights.append(pop.kept_weights[i, k])
     return pd.DataFrame(rows), weights
 

@@ -6,6 +6,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from phasezoo.config import ConfigError, load_config
+from phasezoo.plots import HEATMAP_METRICS
 
 if not config.get("zoos"):
     # The profile sets replace-workflow-config, so --configfile replaces config/config.yaml;
@@ -21,6 +22,7 @@ except ConfigError as err:
 validate(config, "../schemas/config.schema.yaml")
 
 RESULTS = CFG.results_dir
+
 ZOOS = CFG.zoos_dir
 
 
@@ -29,11 +31,27 @@ wildcard_constraints:
     cell="[^/]+",
 
 
-def zoo_config(wildcards):
-    """The validated config of one zoo, as a shell-quoted JSON argument for the CLI."""
-    raw = {k: v for k, v in CFG.raw.items() if k != "zoos"}
-    raw["zoos"] = {wildcards.zoo: CFG.raw["zoos"][wildcards.zoo]}
-    return shlex.quote(json.dumps(raw, sort_keys=True))
+# The config sections each stage reads. A rule's params hold only these, so that changing, say,
+# a phase threshold re-runs the phases and publish jobs but never retrains a zoo.
+STAGE_SECTIONS = {
+    "train": ("description", "dataset", "model", "temperature", "load", "seeds", "train"),
+    "metrics": ("dataset", "model", "temperature", "load", "seeds", "train", "metrics"),
+    "phases": ("temperature", "load", "seeds", "train", "metrics", "phases"),
+}
+
+
+def zoo_config(stage):
+    """Input function: the validated config of one zoo, restricted to what ``stage`` reads, as a
+    shell-quoted JSON argument for the CLI (the CLI fills the left-out sections' defaults)."""
+
+    def config_arg(wildcards):
+        zoo = CFG.raw["zoos"][wildcards.zoo]
+        keep = STAGE_SECTIONS.get(stage, tuple(zoo))
+        raw = {k: v for k, v in CFG.raw.items() if k != "zoos"}
+        raw["zoos"] = {wildcards.zoo: {k: v for k, v in zoo.items() if k in keep}}
+        return shlex.quote(json.dumps(raw, sort_keys=True))
+
+    return config_arg
 
 
 def cell_ids(zoo):

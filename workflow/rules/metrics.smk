@@ -7,7 +7,7 @@ rule metrics:
     log:
         "logs/{zoo}/{cell}/metrics.log",
     params:
-        cfg=zoo_config,
+        cfg=zoo_config("metrics"),
     conda:
         "../../envs/phasezoo.yaml"
     threads: 1

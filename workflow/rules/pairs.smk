@@ -7,7 +7,7 @@ rule pairs:
     log:
         "logs/{zoo}/{cell}/pairs.log",
     params:
-        cfg=zoo_config,
+        cfg=zoo_config("metrics"),
     conda:
         "../../envs/phasezoo.yaml"
     threads: 1

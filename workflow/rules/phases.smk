@@ -5,9 +5,14 @@ rule phases:
         pairs=cell_files("pairs.parquet"),
     output:
         table=f"{RESULTS}/{{zoo}}/phases.parquet",
-        plots=report(
-            directory(f"{RESULTS}/{{zoo}}/plots"),
-            patterns=["{name}.png"],
+        diagram=report(
+            f"{RESULTS}/{{zoo}}/plots/phase_diagram.png",
+            caption="../report/phase_diagram.rst",
+            category="Phase diagrams",
+            subcategory="{zoo}",
+        ),
+        heatmaps=report(
+            expand(f"{RESULTS}/{{{{zoo}}}}/plots/{{metric}}.png", metric=HEATMAP_METRICS),
             caption="../report/heatmap.rst",
             category="Grid heat maps",
             subcategory="{zoo}",
@@ -15,7 +20,7 @@ rule phases:
     log:
         "logs/{zoo}/phases.log",
     params:
-        cfg=zoo_config,
+        cfg=zoo_config("phases"),
     conda:
         "../../envs/phasezoo.yaml"
     threads: 1

@@ -10,7 +10,7 @@ rule publish:
     log:
         "logs/{zoo}/publish.log",
     params:
-        cfg=zoo_config,
+        cfg=zoo_config("publish"),
     conda:
         "../../envs/phasezoo.yaml"
     threads: 1

@@ -5,7 +5,7 @@ rule train:
     log:
         "logs/{zoo}/{cell}/train.log",
     params:
-        cfg=zoo_config,
+        cfg=zoo_config("train"),
     conda:
         "../../envs/phasezoo.yaml"
     threads: 1
