@@ -41,6 +41,12 @@ COLUMN_DOCS: dict[str, str] = {
     "hessian_trace": "Hessian trace on the same sample (Lanczos-deflated Hutchinson)",
     "hessian_trace_stderr": "standard error of `hessian_trace`",
     "hessian_hvps": "Hessian-vector products spent on this checkpoint",
+    "alpha_mean": "mean over analysed layers of the HT-SR power-law α of the ESD of WᵀW "
+                  "(WeightWatcher 0.7.7 conventions and KS fit; see phasezoo.htsr)",
+    "alpha_weighted_mean": "layer mean of α·log10 λmax",
+    "stable_rank_mean": "layer mean of Σλ/λmax",
+    "log_spectral_norm_mean": "layer mean of log10 λmax",
+    "log_frobenius_norm_mean": "layer mean of log10 Σλ (squared Frobenius norm)",
     "cell_mc": "cell mean over seed pairs of Bezier mode connectivity on train error (%), at the "
                "landscape epoch: negative = barrier, positive = under-trained ends, ≈0 = connected",
     "cell_mc_loss": "the same on train loss",

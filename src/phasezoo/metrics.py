@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from phasezoo import htsr
 from phasezoo.checkpoints import Population, read_population
 from phasezoo.data import Split
 from phasezoo.evaluation import evaluate
@@ -91,6 +92,20 @@ def hessian(model: nn.Module, split: Split, ctx: Context) -> dict[str, float]:
                           seed=s["hessian_seed"])
     return {"hessian_top_eigenvalue": out.top_eigenvalue, "hessian_trace": out.trace,
             "hessian_trace_stderr": out.trace_stderr, "hessian_hvps": float(out.hvps)}
+
+
+HTSR_COLUMNS = ("alpha_mean", "alpha_weighted_mean", "stable_rank_mean", "log_spectral_norm_mean",
+                "log_frobenius_norm_mean")
+
+
+@register_metric(*HTSR_COLUMNS)
+def htsr_summary(model: nn.Module, split: Split, ctx: Context) -> dict[str, float]:
+    """Layer means of the HT-SR metrics (WeightWatcher conventions; FARMS not yet in the zoo)."""
+    layers = htsr.analyze(model, farms=False)
+    failed = layers["alpha"] == -1  # WeightWatcher's marker of a failed fit: not an exponent
+    layers.loc[failed, ["alpha", "alpha_weighted"]] = float("nan")
+    summary = htsr.summarize(layers)
+    return {c: summary[c] for c in HTSR_COLUMNS}
 
 
 def checkpoint_rows(pop: Population, split: Split, device: torch.device, settings: dict,
