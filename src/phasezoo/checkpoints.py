@@ -52,6 +52,12 @@ class Population:
                 yield i, k, int(epoch)
 
 
+def read_data_info(path: str | Path) -> dict[str, Any]:
+    """The dataset/split description of a ``train.h5`` without loading its weights."""
+    with h5py.File(path, "r") as f:
+        return json.loads(f.attrs["data_info"])
+
+
 def read_population(path: str | Path) -> Population:
     """Load a complete ``train.h5``.
 

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from phasezoo.card import render_card
-from phasezoo.checkpoints import read_population
+from phasezoo.checkpoints import read_data_info, read_population
 from phasezoo.config import ZooSpec
 from phasezoo.weights import build_model, num_values
 
@@ -89,7 +89,7 @@ def publish(zoo: ZooSpec, results_dir: str | Path, zoos_dir: str | Path) -> Path
                                     pd.read_parquet(d / "pairs.parquet"), phases.loc[cell.id])
         shards.append(content_addressed(write_shard(tmp / "data" / f"{cell.id}.h5", table, weights)))
         n_rows += len(table)
-    data_info = read_population(results / zoo.cells()[0].id / "train.h5").data_info
+    data_info = read_data_info(results / zoo.cells()[0].id / "train.h5")
     files = [p.relative_to(tmp).as_posix() for p in shards]
     card = render_card(zoo, phases.reset_index(), n_rows, data_info, files)
     (tmp / "README.md").write_text(card)
