@@ -37,6 +37,7 @@ import torch
 
 from phasezoo import htsr
 from phasezoo.checkpoints import read_population
+from phasezoo.htsr import analysis, spectra
 
 ROOT = Path(__file__).resolve().parents[1]
 CELLS = [f"batch_size-{bs}_width-128" for bs in (64, 16, 256, 1024, 4096)]
@@ -108,10 +109,10 @@ def main() -> None:
     args = parser.parse_args()
 
     models = load_models()
-    jobs = htsr._EigenJobs()  # the matrices analyze_many queues, for the floor
+    jobs = spectra._EigenJobs()  # the matrices analyze_many queues, for the floor
     with torch.no_grad():
         for m in models:
-            htsr._plan_model(m, jobs, farms=False, farms_window=htsr.FARMS_WINDOW,
+            analysis._plan_model(m, jobs, farms=False, farms_window=htsr.FARMS_WINDOW,
                              farms_q=htsr.FARMS_Q, farms_ops=htsr.FARMS_OPS,
                              min_evals=htsr.MIN_EVALS, max_evals=htsr.MAX_EVALS, max_n=htsr.MAX_N)
     stacks = jobs.stacks()

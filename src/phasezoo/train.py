@@ -7,7 +7,11 @@ same weights as an uninterrupted run, because nothing random is carried in RNG s
 initialisation comes from its seed and its data order from (seed, epoch). The finished
 population goes to ``<out>`` (again by rename), so a file at ``<out>`` is always complete.
 
-The update is one function, :func:`sgd_step`, so a vectorized population step can replace it.
+By default (``train.vectorize``) all live members of a cell train as one stacked model
+(:mod:`phasezoo.stacked`): one forward, backward and update per step for the whole population,
+each member with its own initialisation, data order and (optionally) learning rate. The
+per-member loop (:func:`train_epoch`) is kept for architectures without a stacked form and as
+the reference that ``tests/test_stacked.py`` checks the stacked trainer against.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from phasezoo.evaluation import evaluate
 from phasezoo.models import create_model, model_kwargs
 from phasezoo.optim import SGD
 from phasezoo.runtime import generator, seeded
+from phasezoo.stacked import StackedModel, stack_batches, unsupported_modules
 from phasezoo.weights import describe, flatten_state, num_values, unflatten_state
 
 CURVES = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
@@ -125,6 +130,52 @@ def train_epoch(member: Member, split: Split, hp: dict, epoch: int) -> bool:
             return True
     member.model.load_state_dict(backup)
     return False
+
+
+def train_epoch_stacked(members: list[Member], split: Split, hp: dict, epoch: int,
+                        lr_scale: list[float] | None = None) -> list[bool]:
+    """Train ``members`` one epoch (1-based) as one stacked model; True per member that stayed finite.
+
+    A member whose loss or weights turn non-finite is not copied back, so its module keeps the
+    epoch's starting weights (as :func:`train_epoch` restores them); the others are unaffected
+    because every stacked op is block-diagonal over members. ``lr_scale[k]`` multiplies member
+    k's learning rate (a learning-rate temperature axis trained as one population).
+    """
+    n, bs = len(split.x_train), int(hp["batch_size"])
+    steps = math.ceil(n / bs)
+    for m in members:
+        m.model.train()
+    stack = StackedModel.from_models([m.model for m in members],
+                                     [m.optimizer.buffers for m in members])
+    scale = None if lr_scale is None else stack.per_member(lr_scale)
+    orders = torch.stack([epoch_order(m.seed, epoch, n) for m in members]).to(split.x_train.device)
+    finite = torch.ones(len(members), dtype=torch.bool, device=split.x_train.device)
+    for i in range(steps):
+        xb, yb = stack_batches(split.x_train, split.y_train, orders[:, i * bs:(i + 1) * bs])
+        lr = lr_at((epoch - 1) * steps + i, steps, hp)
+        losses = stack.sgd_step(xb, yb, lr if scale is None else lr * scale,
+                                hp["momentum"], hp["weight_decay"])
+        finite &= torch.isfinite(losses)
+    finite &= stack.finite()
+    ok = finite.tolist()
+    for k, m in enumerate(members):
+        if ok[k]:
+            m.optimizer.buffers = stack.write_back(k, m.model)
+    return ok
+
+
+def train_members(members: list[Member], split: Split, hp: dict, epoch: int) -> None:
+    """Train the live members one epoch, stacked where possible; mark those that diverge."""
+    live = [m for m in members if m.alive]
+    if not live:
+        return
+    if hp["vectorize"] and not unsupported_modules(live[0].model):
+        ok = train_epoch_stacked(live, split, hp, epoch)
+    else:
+        ok = [train_epoch(m, split, hp, epoch) for m in live]
+    for m, fine in zip(live, ok, strict=True):
+        if not fine:
+            m.diverged_epoch = epoch
 
 
 def curves_of(member: Member, split: Split, batch_size: int) -> list[float]:
@@ -232,9 +283,7 @@ def train_cell(cell: Cell, out: str | Path, device: torch.device, data_root: str
     bar = tqdm(total=hp["epochs"], initial=state.epochs_done, desc=f"{cell.zoo} {cell.id}",
                unit="epoch", disable=not progress)
     for epoch in range(state.epochs_done + 1, hp["epochs"] + 1):
-        for m in state.members:
-            if m.alive and not train_epoch(m, split, hp, epoch):
-                m.diverged_epoch = epoch
+        train_members(state.members, split, hp, epoch)
         state.record(epoch, split)
         state.save(part, complete=False)
         bar.update(1)

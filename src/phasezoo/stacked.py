@@ -1,0 +1,258 @@
+"""K same-architecture models as one stacked model: one forward/backward/update for all of them.
+
+Why not ``torch.func.vmap`` + ``functional_call`` (the generic route): on the CPU its batching
+rules cost more per step than they save (measured 0.4–1.2× the per-model loop for the default
+MLP and CNN, see ``benchmarks/train_population.py``). Instead each supported layer has a grouped
+form: Linear → ``baddbmm`` over a ``[K, B, F]`` batch; Conv2d → one convolution with ``groups=K``
+over ``[B, K·C, H, W]`` (channels-last where safe); BatchNorm2d → one ``batch_norm`` over the ``K·C``
+channels, which is exactly per-member BatchNorm because its statistics are per channel. Members
+never mix: every grouped op is block-diagonal over members, so a member that diverges (NaN)
+cannot disturb the others.
+
+All parameters live in one flat buffer, parameter-major (parameter i of all K members is one
+contiguous ``[K, *shape]`` block), so the SGD update is three tensor ops for the whole
+population, and each block is a leaf that autograd fills directly.
+
+The arithmetic matches per-model training up to float rounding (batched GEMMs and grouped
+convolutions sum in a different order); ``tests/test_stacked.py`` bounds the difference.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from phasezoo.models import BasicBlock
+
+Handler = Callable[["StackedModel", nn.Module, str, torch.Tensor], torch.Tensor]
+_HANDLERS: dict[type, Handler] = {}
+
+
+def _handles(*types: type) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        for t in types:
+            _HANDLERS[t] = fn
+        return fn
+    return register
+
+
+def unsupported_modules(model: nn.Module) -> list[str]:
+    """Names (``path: Type``) of the modules that have no grouped form; empty if all have one."""
+    bad = []
+    for name, m in model.named_modules():
+        if type(m) not in _HANDLERS:
+            bad.append(f"{name or '<root>'}: {type(m).__name__}")
+    return bad
+
+
+class StackedModel:
+    """The parameters, buffers and momentum of K members, stacked, with a grouped forward.
+
+    Build it from K modules of one architecture (:meth:`from_models`), train it with
+    :meth:`sgd_step`, and copy the result back with :meth:`write_back`.
+    """
+
+    def __init__(self, template: nn.Module, k: int, params: dict[str, torch.Tensor],
+                 buffers: dict[str, torch.Tensor], momentum: torch.Tensor | None) -> None:
+        self.template, self.k = template, k
+        names = list(params)
+        sizes = [params[n][0].numel() for n in names]
+        self.flat = torch.cat([params[n].reshape(-1) for n in names]).detach()
+        self.params, offset = {}, 0
+        for name, size in zip(names, sizes, strict=True):
+            block = self.flat[offset:offset + k * size].view(k, *params[name].shape[1:])
+            self.params[name] = block.requires_grad_()
+            offset += k * size
+        self.buffers = {n: b.detach().clone() for n, b in buffers.items()}
+        self.channels_last = not any(isinstance(m, nn.modules.batchnorm._BatchNorm)
+                                     for m in template.modules())
+        self.momentum = momentum
+
+    @classmethod
+    def from_models(cls, models: Sequence[nn.Module],
+                    momenta: Sequence[Sequence[torch.Tensor | None]] | None = None) -> "StackedModel":
+        """Stack ``models`` (and their per-parameter SGD momentum buffers, if any).
+
+        Raises:
+            ValueError: if a module has no grouped form (the message names it).
+        """
+        bad = unsupported_modules(models[0])
+        if bad:
+            raise ValueError(f"no stacked (vectorized) form for modules {bad}; "
+                             "set train.vectorize: false to train them one by one")
+        names = [n for n, _ in models[0].named_parameters()]
+        per_model = [dict(m.named_parameters()) for m in models]
+        params = {n: torch.stack([p[n].detach() for p in per_model]) for n in names}
+        buffers = {n: torch.stack([dict(m.named_buffers())[n] for m in models])
+                   for n, _ in models[0].named_buffers()}
+        momentum = None
+        if momenta is not None and all(b is not None for mom in momenta for b in mom):
+            momentum = torch.cat([torch.stack([mom[i] for mom in momenta]).reshape(-1)
+                                  for i in range(len(names))])
+        return cls(models[0], len(models), params, buffers, momentum)
+
+    # ---- forward -------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``[K, B, classes]`` for member-wise inputs ``x`` of shape ``[K, B, *input]``."""
+        return self.run(self.template, "", x)
+
+    def run(self, module: nn.Module, prefix: str, h: torch.Tensor) -> torch.Tensor:
+        """Apply ``module`` (named ``prefix`` in the template) in grouped form."""
+        return _HANDLERS[type(module)](self, module, prefix, h)
+
+    def param(self, prefix: str, name: str) -> torch.Tensor | None:
+        return self.params.get(f"{prefix}{name}")
+
+    # ---- training ------------------------------------------------------------------------
+    def losses(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-member mean cross-entropy ``[K]`` on member-wise batches ``x`` [K, B, ...], ``y`` [K, B]."""
+        logits = self.forward(x)
+        per_sample = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
+                                     reduction="none")
+        return per_sample.view(self.k, -1).mean(dim=1)
+
+    def sgd_step(self, x: torch.Tensor, y: torch.Tensor, lr: float | torch.Tensor,
+                 momentum: float, weight_decay: float) -> torch.Tensor:
+        """One SGD update of every member (the arithmetic of :class:`phasezoo.optim.SGD`).
+
+        ``lr`` is a float, or a flat tensor of the buffer's length for per-member rates
+        (:meth:`per_member`). Returns the detached per-member losses before the update.
+        """
+        losses = self.losses(x, y)
+        grads = torch.autograd.grad(losses.sum(), list(self.params.values()))
+        with torch.no_grad():
+            d = torch.cat([g.reshape(-1) for g in grads])
+            if weight_decay:
+                d.add_(self.flat, alpha=weight_decay)
+            if momentum:
+                if self.momentum is None:
+                    self.momentum = d
+                else:
+                    self.momentum.mul_(momentum).add_(d)
+                d = self.momentum
+            if isinstance(lr, torch.Tensor):
+                self.flat.sub_(lr * d)
+            else:
+                self.flat.add_(d, alpha=-lr)
+        return losses.detach()
+
+    def per_member(self, values: Sequence[float]) -> torch.Tensor:
+        """A flat tensor holding ``values[k]`` at every entry of member k (for per-member lr)."""
+        v = torch.as_tensor(values, dtype=self.flat.dtype, device=self.flat.device)
+        return torch.cat([v.repeat_interleave(p[0].numel()) for p in self.params.values()])
+
+    def finite(self) -> torch.Tensor:
+        """``[K]`` bool: every parameter of member k is finite."""
+        return torch.stack([torch.isfinite(p.detach().reshape(self.k, -1)).all(dim=1)
+                            for p in self.params.values()]).all(dim=0)
+
+    # ---- back to modules -----------------------------------------------------------------
+    @torch.no_grad()
+    def write_back(self, k: int, model: nn.Module) -> list[torch.Tensor | None]:
+        """Copy member ``k`` into ``model``; returns its per-parameter momentum buffers."""
+        for name, p in model.named_parameters():
+            p.copy_(self.params[name][k])
+        for name, b in model.named_buffers():
+            b.copy_(self.buffers[name][k])
+        if self.momentum is None:
+            return [None] * len(self.params)
+        out, offset = [], 0
+        for p in self.params.values():
+            n = p[0].numel()
+            out.append(self.momentum[offset:offset + self.k * n].view_as(p)[k].clone())
+            offset += self.k * n
+        return out
+
+
+# ---- grouped forms of the registry's layers ----------------------------------------------
+def _to_grouped_channels(s: StackedModel, h: torch.Tensor) -> torch.Tensor:
+    """``[K, B, C, H, W]`` → ``[B, K·C, H, W]``; a 4-D input is returned as it is.
+
+    Channels-last memory order makes the grouped convolution ~2× faster on the CPU, and is used
+    for models without BatchNorm. With BatchNorm it is not: torch 2.14's CPU ``batch_norm``
+    backward returns a wrong weight gradient for channels-last input (100% off a float64
+    reference), and working around it by converting around each BatchNorm left the stem
+    convolution's gradient 3.6e-4 off (contiguous: 2e-5). ``tests/test_stacked.py::
+    test_stacked_gradients_match_float64`` holds every architecture to 1e-4.
+    """
+    if h.dim() == 4:
+        return h
+    k, b = h.shape[:2]
+    h = h.transpose(0, 1).reshape(b, k * h.shape[2], *h.shape[3:])
+    return h.contiguous(memory_format=torch.channels_last if s.channels_last
+                        else torch.contiguous_format)
+
+
+@_handles(nn.Sequential)
+def _sequential(s: StackedModel, m: nn.Module, prefix: str, h: torch.Tensor) -> torch.Tensor:
+    for name, child in m.named_children():
+        h = s.run(child, f"{prefix}{name}.", h)
+    return h
+
+
+@_handles(nn.Linear)
+def _linear(s: StackedModel, m: nn.Module, prefix: str, h: torch.Tensor) -> torch.Tensor:
+    if h.dim() != 3:
+        raise ValueError(f"stacked Linear '{prefix[:-1]}' needs [K, B, F] input, got {tuple(h.shape)}")
+    w, b = s.param(prefix, "weight"), s.param(prefix, "bias")
+    if b is None:
+        return torch.bmm(h, w.transpose(1, 2))
+    return torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+
+
+@_handles(nn.Conv2d)
+def _conv2d(s: StackedModel, m: nn.Module, prefix: str, h: torch.Tensor) -> torch.Tensor:
+    h = _to_grouped_channels(s, h)
+    w, b = s.param(prefix, "weight"), s.param(prefix, "bias")
+    return F.conv2d(h, w.reshape(-1, *w.shape[2:]), None if b is None else b.reshape(-1),
+                    m.stride, m.padding, m.dilation, groups=s.k * m.groups)
+
+
+@_handles(nn.BatchNorm2d)
+def _batchnorm2d(s: StackedModel, m: nn.Module, prefix: str, h: torch.Tensor) -> torch.Tensor:
+    h = _to_grouped_channels(s, h)
+    mean, var = s.buffers[f"{prefix}running_mean"], s.buffers[f"{prefix}running_var"]
+    if m.training:
+        s.buffers[f"{prefix}num_batches_tracked"].add_(1)
+    return F.batch_norm(h, mean.view(-1), var.view(-1), s.param(prefix, "weight").reshape(-1),
+                        s.param(prefix, "bias").reshape(-1), m.training, m.momentum, m.eps)
+
+
+@_handles(nn.ReLU)
+def _relu(s: StackedModel, m: nn.Module, prefix: str, h: torch.Tensor) -> torch.Tensor:
+    return torch.relu(h)
+
+
+@_handles(nn.MaxPool2d, nn.AdaptiveAvgPool2d)
+def _pool(s: StackedModel, m: nn.Module, prefix: str, h: torch.Tensor) -> torch.Tensor:
+    return m(_to_grouped_channels(s, h))
+
+
+@_handles(nn.Flatten)
+def _flatten(s: StackedModel, m: nn.Module, prefix: str, h: torch.Tensor) -> torch.Tensor:
+    if m.start_dim != 1 or m.end_dim != -1:
+        raise ValueError(f"stacked Flatten '{prefix[:-1]}' supports only start_dim=1, end_dim=-1")
+    if h.dim() == 4:  # [B, K·C, H, W] → [K, B, C·H·W], C-major like nn.Flatten
+        b = h.shape[0]
+        return h.reshape(b, s.k, -1, *h.shape[2:]).flatten(2).transpose(0, 1)
+    return h.flatten(2)
+
+
+@_handles(BasicBlock)
+def _basic_block(s: StackedModel, m: nn.Module, prefix: str, h: torch.Tensor) -> torch.Tensor:
+    h = _to_grouped_channels(s, h)
+    out = torch.relu(s.run(m.bn1, f"{prefix}bn1.", s.run(m.conv1, f"{prefix}conv1.", h)))
+    out = s.run(m.bn2, f"{prefix}bn2.", s.run(m.conv2, f"{prefix}conv2.", out))
+    return torch.relu(out + s.run(m.shortcut, f"{prefix}shortcut.", h))
+
+
+def stack_batches(x: torch.Tensor, y: torch.Tensor,
+                  idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Member-wise batches ``x[idx[k]]``, ``y[idx[k]]`` for an index matrix ``idx`` [K, B]."""
+    flat = idx.reshape(-1)
+    k, b = idx.shape
+    return (x.index_select(0, flat).view(k, b, *x.shape[1:]),
+            y.index_select(0, flat).view(k, b))

