@@ -35,16 +35,27 @@ def test_metrics_rows_match_direct_computation(published):
     assert row["hessian_trace"] == pytest.approx(direct.trace, rel=1e-5)
 
 
-def test_htsr_summary_metric_on_an_analysable_model():
+def test_htsr_columns_match_per_model_analysis():
+    """The batched population pass equals analysing each model alone; lists follow layer_names."""
     import torch
+    from torch import nn
 
-    from phasezoo.metrics import htsr_summary
-    from phasezoo.models import create_model
+    from phasezoo.metrics import HTSR_LAYER_COLUMNS, htsr_columns
 
-    torch.manual_seed(0)
-    model = create_model("mlp", width=32, input_shape=(1, 28, 28), num_classes=10)
-    out = htsr_summary(model, None, None)
-    layers = htsr.analyze(model, farms=False)
-    assert len(layers) == 3 and (layers["alpha"] > 1).all()
-    assert out["alpha_mean"] == pytest.approx(layers["alpha"].mean(), rel=1e-12)
-    assert out["stable_rank_mean"] == pytest.approx(layers["stable_rank"].mean(), rel=1e-12)
+    models = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        models.append(nn.Sequential(nn.Linear(300, 64), nn.ReLU(), nn.Linear(64, 40), nn.ReLU(),
+                                    nn.Linear(40, 4)))  # the last layer: 4 eigenvalues, skipped
+    rows = htsr_columns(models, {"farms": True, "farms_fit": "median"})
+    assert htsr.layer_names(models[0]) == ["0", "2", "4"]
+    for model, row in zip(models, rows, strict=True):
+        alone = htsr.analyze(model)
+        assert list(alone["layer"]) == ["0", "2"]
+        for col, name in HTSR_LAYER_COLUMNS.items():
+            assert row[name][:2] == pytest.approx(list(alone[col]), rel=1e-12)
+            assert np.isnan(row[name][2])
+        assert row["alpha_mean"] == pytest.approx(alone["alpha"].mean(), rel=1e-12)
+        assert row["farms_alpha_mean"] == pytest.approx(alone["farms_alpha"].mean(), rel=1e-12)
+        assert alone.attrs["farms"]["fit"] == "farms-median"
+    assert rows[0]["layer_alpha"] != rows[1]["layer_alpha"]  # different models, different rows

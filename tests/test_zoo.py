@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import shutil
 
 import datasets
@@ -35,6 +37,16 @@ def test_load_dataset_rows_and_columns(published):
     assert row["phase"] in ("I", "II", "III", "IV-A", "IV-B")
     assert row["temperature_name"] == "batch_size" and row["temperature_value"] == 256
     assert row["model_id"] == f"tiny/{cell.id}/seed-0"
+    # Per-layer HT-SR lists, aligned with the layout's layer names, as the metrics computed them.
+    from phasezoo.metrics import HTSR_LAYER_COLUMNS, htsr_columns
+    from phasezoo.zoo import load_model
+
+    names = json.loads(row["layout"])["htsr_layers"]
+    assert names == ["1", "3"]  # mlp depth 1: Flatten, Linear, ReLU, Linear
+    expected = htsr_columns([load_model(row)], cfg.zoo("tiny").raw["metrics"])[0]
+    for col in HTSR_LAYER_COLUMNS.values():
+        assert len(row[col]) == len(names)
+        np.testing.assert_array_equal(row[col], expected[col])
 
 
 def test_every_row_rebuilds_the_model_that_produced_its_metrics(published):
@@ -107,7 +119,7 @@ def test_no_pickle_anywhere(published):
         with h5py.File(shard) as f:
             for name, ds in f.items():
                 assert ds.dtype.kind != "O" or h5py.check_string_dtype(ds.dtype) or \
-                    h5py.check_vlen_dtype(ds.dtype) == np.float32, name
+                    h5py.check_vlen_dtype(ds.dtype) in (np.float32, np.float64), name
 
 
 def test_republished_zoo_is_not_served_from_a_stale_cache(published, tmp_path):

@@ -44,9 +44,19 @@ COLUMN_DOCS: dict[str, str] = {
     "alpha_mean": "mean over analysed layers of the HT-SR power-law α of the ESD of WᵀW "
                   "(WeightWatcher 0.7.7 conventions and KS fit; see phasezoo.htsr)",
     "alpha_weighted_mean": "layer mean of α·log10 λmax",
+    "farms_alpha_mean": "layer mean of FARMS α (fit and window settings: `metrics.farms_fit` "
+                        "in the settings above; NaN when `metrics.farms` is off)",
     "stable_rank_mean": "layer mean of Σλ/λmax",
     "log_spectral_norm_mean": "layer mean of log10 λmax",
     "log_frobenius_norm_mean": "layer mean of log10 Σλ (squared Frobenius norm)",
+    "layer_alpha": "list, one value per layer named in the layout's `htsr_layers` (every Linear "
+                   "and Conv2d, module order): α; NaN where WeightWatcher's rules skip the layer "
+                   "(fewer than 8 eigenvalues) or the fit fails",
+    "layer_farms_alpha": "list per `htsr_layers`: FARMS α (mean over a conv layer's blocks)",
+    "layer_alpha_weighted": "list per `htsr_layers`: α·log10 λmax",
+    "layer_stable_rank": "list per `htsr_layers`: Σλ/λmax",
+    "layer_log_spectral_norm": "list per `htsr_layers`: log10 λmax",
+    "layer_log_frobenius_norm": "list per `htsr_layers`: log10 Σλ",
     "cell_mc": "cell mean over seed pairs of Bezier mode connectivity on train error (%), at the "
                "landscape epoch: negative = barrier, positive = under-trained ends, ≈0 = connected",
     "cell_mc_loss": "the same on train loss",
@@ -60,7 +70,8 @@ COLUMN_DOCS: dict[str, str] = {
     "phase_margin_rule": "which threshold that is (train_error, mc_tolerance or cka)",
     "weights": "the whole state_dict flattened to float32 (variable length across widths)",
     "layout": "JSON: `architecture` (registry name + kwargs) and `entries` (name, shape, "
-              "offset, dtype, kind) to rebuild the state_dict",
+              "offset, dtype, kind) to rebuild the state_dict; `htsr_layers`: the layer names "
+              "of the `layer_*` lists",
 }
 
 

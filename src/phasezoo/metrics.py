@@ -94,37 +94,64 @@ def hessian(model: nn.Module, split: Split, ctx: Context) -> dict[str, float]:
             "hessian_trace_stderr": out.trace_stderr, "hessian_hvps": float(out.hvps)}
 
 
-HTSR_COLUMNS = ("alpha_mean", "alpha_weighted_mean", "stable_rank_mean", "log_spectral_norm_mean",
-                "log_frobenius_norm_mean")
+HTSR_COLUMNS = ("alpha_mean", "alpha_weighted_mean", "farms_alpha_mean", "stable_rank_mean",
+                "log_spectral_norm_mean", "log_frobenius_norm_mean")
+# analyze() column → per-layer list column of the zoo (values in htsr.layer_names order).
+HTSR_LAYER_COLUMNS = {"alpha": "layer_alpha", "farms_alpha": "layer_farms_alpha",
+                      "alpha_weighted": "layer_alpha_weighted", "stable_rank": "layer_stable_rank",
+                      "log_spectral_norm": "layer_log_spectral_norm",
+                      "log_frobenius_norm": "layer_log_frobenius_norm"}
 
 
-@register_metric(*HTSR_COLUMNS)
-def htsr_summary(model: nn.Module, split: Split, ctx: Context) -> dict[str, float]:
-    """Layer means of the HT-SR metrics (WeightWatcher conventions; FARMS not yet in the zoo)."""
-    layers = htsr.analyze(model, farms=False)
-    failed = layers["alpha"] == -1  # WeightWatcher's marker of a failed fit: not an exponent
-    layers.loc[failed, ["alpha", "alpha_weighted"]] = float("nan")
-    summary = htsr.summarize(layers)
-    return {c: summary[c] for c in HTSR_COLUMNS}
+def htsr_columns(models: list[nn.Module], settings: dict) -> list[dict[str, object]]:
+    """HT-SR aggregates and per-layer lists of many models, with one batched analysis.
+
+    Why a population pass and not a per-model metric: the same layer of every checkpoint of a
+    cell, and FARMS's windows, go through one batched eigensolve per matrix shape
+    (:func:`phasezoo.htsr.analyze_many`). Per-layer lists follow :func:`phasezoo.htsr.layer_names`;
+    a layer that WeightWatcher's rules skip (too few eigenvalues) or whose fit fails holds NaN.
+    """
+    if not models:
+        return []
+    names = htsr.layer_names(models[0])
+    out = []
+    for df in htsr.analyze_many(models, farms=settings["farms"], farms_fit=settings["farms_fit"]):
+        failed = df["alpha"] == -1  # WeightWatcher's marker of a failed fit: not an exponent
+        df.loc[failed, ["alpha", "alpha_weighted"]] = math.nan
+        summary = htsr.summarize(df)
+        by_layer = df.set_index("layer")
+        row: dict[str, object] = {c: summary[c] for c in HTSR_COLUMNS}
+        for col, name in HTSR_LAYER_COLUMNS.items():
+            row[name] = [float(by_layer[col][n]) if n in by_layer.index else math.nan
+                         for n in names]
+        out.append(row)
+    return out
+
+
+def all_columns() -> list[str]:
+    """Every metric column of ``metrics.parquet``: the per-model metrics, then the HT-SR ones."""
+    return metric_columns() + list(HTSR_COLUMNS) + list(HTSR_LAYER_COLUMNS.values())
 
 
 def checkpoint_rows(pop: Population, split: Split, device: torch.device, settings: dict,
                     progress: bool = True) -> pd.DataFrame:
-    """Evaluate every registered metric on every kept checkpoint of ``pop``."""
+    """Evaluate every registered metric on every kept checkpoint of ``pop``, then HT-SR."""
     ctx = Context.for_cell(pop.hparams, settings, split)
-    rows = []
+    rows, live = [], []
     for i, k, epoch in tqdm(list(pop.checkpoints()), desc=f"metrics {pop.cell}",
                             unit="ckpt", disable=not progress):
         row = {"model_id": pop.model_id(i), "seed": int(pop.seeds[i]), "epoch": epoch,
                "diverged": pop.diverged_at(i, epoch)}
-        if row["diverged"]:
-            row |= {c: float("nan") for c in metric_columns()}
-        else:
+        if not row["diverged"]:
             model = pop.model(i, k).to(device)
             for fn in _METRICS.values():
                 row |= fn(model, split, ctx)
+            live.append((len(rows), pop.model(i, k)))
         rows.append(row)
-    return pd.DataFrame(rows)
+    for (r, _), cols in zip(live, htsr_columns([m for _, m in live], settings), strict=True):
+        rows[r] |= cols
+    nan_row = dict.fromkeys(all_columns(), math.nan)
+    return pd.DataFrame([nan_row | r for r in rows])
 
 
 def cell_metrics(train_h5: str | Path, split: Split, device: torch.device, settings: dict,

@@ -109,7 +109,8 @@ def aggregate_cell(metrics: pd.DataFrame, pairs: pd.DataFrame, epoch: int) -> di
             "test_accuracy": live["test_accuracy"].mean(),
             "log_hessian_top_eigenvalue": _log10_mean(live, "hessian_top_eigenvalue"),
             "log_hessian_trace": _log10_mean(live, "hessian_trace"),
-            "alpha_mean": live["alpha_mean"].mean() if "alpha_mean" in live else np.nan,
+            **{c: live[c].mean() if c in live else np.nan
+               for c in ("alpha_mean", "farms_alpha_mean")},
             "mc": pairs["mc"].mean(), "mc_loss": pairs["mc_loss"].mean(),
             "linear_barrier": pairs["linear_barrier"].mean(), "cka": pairs["cka"].mean(),
             "diverged_fraction": float(at["diverged"].mean()) if len(at) else np.nan}

@@ -249,10 +249,18 @@ def _basic_block(s: StackedModel, m: nn.Module, prefix: str, h: torch.Tensor) ->
     return torch.relu(out + s.run(m.shortcut, f"{prefix}shortcut.", h))
 
 
+def take_rows(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``x[idx]`` along the first dimension, through a 2-D view.
+
+    Why: on the CPU, ``index_select`` of a 2-D view is ~3× faster than of the 4-D image tensor
+    and ~3.5× faster than advanced indexing (measured on 16·256 MNIST rows: 0.84 vs 2.3 vs
+    3.0 ms); at large batch sizes the gather is a third of a training step.
+    """
+    flat = x.reshape(len(x), -1).index_select(0, idx.reshape(-1))
+    return flat.view(*idx.shape, *x.shape[1:])
+
+
 def stack_batches(x: torch.Tensor, y: torch.Tensor,
                   idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Member-wise batches ``x[idx[k]]``, ``y[idx[k]]`` for an index matrix ``idx`` [K, B]."""
-    flat = idx.reshape(-1)
-    k, b = idx.shape
-    return (x.index_select(0, flat).view(k, b, *x.shape[1:]),
-            y.index_select(0, flat).view(k, b))
+    return take_rows(x, idx), y.index_select(0, idx.reshape(-1)).view(idx.shape)

@@ -35,7 +35,7 @@ from phasezoo.evaluation import evaluate
 from phasezoo.models import create_model, model_kwargs
 from phasezoo.optim import SGD
 from phasezoo.runtime import generator, seeded
-from phasezoo.stacked import StackedModel, stack_batches, unsupported_modules
+from phasezoo.stacked import StackedModel, stack_batches, take_rows, unsupported_modules
 from phasezoo.weights import describe, flatten_state, num_values, unflatten_state
 
 CURVES = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
@@ -121,7 +121,7 @@ def train_epoch(member: Member, split: Split, hp: dict, epoch: int) -> bool:
     order = epoch_order(member.seed, epoch, n).to(split.x_train.device)
     for i in range(steps):
         idx = order[i * bs:(i + 1) * bs]
-        loss = sgd_step(member, split.x_train[idx], split.y_train[idx],
+        loss = sgd_step(member, take_rows(split.x_train, idx), split.y_train[idx],
                         lr_at((epoch - 1) * steps + i, steps, hp))
         if not torch.isfinite(loss):
             break

@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from phasezoo import htsr
 from phasezoo.card import render_card
 from phasezoo.checkpoints import read_data_info, read_population
 from phasezoo.config import ZooSpec
@@ -56,7 +57,7 @@ def cell_table(train_h5: Path, metrics: pd.DataFrame, pairs: pd.DataFrame,
     """All rows of one cell's shard (without weights) and the matching flat weight vectors."""
     pop = read_population(train_h5)
     hp = {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in pop.hparams.items()}
-    layout = json.dumps(pop.layout)
+    layout = json.dumps({**pop.layout, "htsr_layers": htsr.layer_names(pop.model(0, 0))})
     rows, weights = [], []
     by_key = metrics.set_index(["seed", "epoch"])
     for i, k, epoch in pop.checkpoints():
@@ -125,7 +126,12 @@ def content_addressed(shard: Path) -> Path:
 
 
 def _column_array(col: pd.Series) -> np.ndarray:
-    """A pandas column as an HDF5-storable array (strings as UTF-8 variable-length)."""
+    """A pandas column as an HDF5-storable array (strings as UTF-8 variable-length; lists, such
+    as the per-layer HT-SR columns, as variable-length float64)."""
+    if len(col) and all(isinstance(v, (list, tuple, np.ndarray)) for v in col):
+        out = np.empty(len(col), dtype=h5py.vlen_dtype(np.float64))
+        out[:] = [np.asarray(v, dtype=np.float64) for v in col]
+        return out
     if pd.api.types.is_bool_dtype(col):
         return col.to_numpy(dtype=bool)
     if pd.api.types.is_integer_dtype(col):
@@ -212,7 +218,19 @@ def _verify_shard(shard: Path, zoo_dir: Path) -> tuple[dict[str, str], int]:
                 raise VerifyError(f"{name}: column '{col}' does not have {n} rows")
             schema[col] = str(h5py.check_vlen_dtype(ds.dtype) or ds.dtype)
         _verify_weights(f, name, n)
+        _verify_layer_lists(f, name, n)
     return schema, n
+
+
+def _verify_layer_lists(f: h5py.File, name: str, n: int) -> None:
+    """Every per-layer list column has one value per layer named in the row's layout."""
+    lists = [c for c in f if c.startswith("layer_")]
+    for i in range(n):
+        layers = json.loads(f["layout"][i]).get("htsr_layers", [])
+        for col in lists:
+            if len(f[col][i]) != len(layers):
+                raise VerifyError(f"{name}: column '{col}' row {i} has {len(f[col][i])} values, "
+                                  f"the layout names {len(layers)} layers")
 
 
 def _verify_weights(f: h5py.File, name: str, n: int) -> None:
