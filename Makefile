@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint clean
+.PHONY: demo test test-fast test-slurm lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,14 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	PATH=$(BIN):$$PATH $(BIN)/python -m pytest -m "not slow"
 
+# A single-node Slurm on localhost (Debian packages, needs root), the tiny zoos through
+# `snakemake --profile slurm`, checks of the jobs' GPU asks and of the published zoos.
+test-slurm: $(STAMP)
+	$(BIN)/pip install -q -e '.[test,slurm]'
+	PATH=$(BIN):$$PATH bash workflow/slurm/test-slurm.sh
+
 lint: $(STAMP)
 	PATH=$(BIN):$$PATH $(BIN)/snakemake --lint
 
 clean:
-	rm -rf results zoos logs .snakemake results-test zoos-test
+	rm -rf results zoos logs .snakemake results-test zoos-test results-slurm zoos-slurm

@@ -3,9 +3,19 @@ configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
+
+
+# Under a cluster executor the per-zoo steps (reading every cell's small tables, plotting,
+# writing the zoo) run on the submitting host; the per-cell train and measure jobs go to the
+# cluster, grouped by the profile's group-components.
+localrules:
+    all,
+    phases,
+    publish,
+
+
 include: "workflow/rules/train.smk"
-include: "workflow/rules/metrics.smk"
-include: "workflow/rules/pairs.smk"
+include: "workflow/rules/measure.smk"
 include: "workflow/rules/phases.smk"
 include: "workflow/rules/publish.smk"
 

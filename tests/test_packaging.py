@@ -33,7 +33,7 @@ def test_every_schema_key_has_description_and_default():
             walk(sub, f"{path}.{key}")
     s = schema()
     walk(s, "config")
-    for name in ("zoo", "train", "metrics"):
+    for name in ("zoo", "train", "metrics", "resources", "stage_mem_mb", "stage_runtime"):
         walk(s["$defs"][name], name)
 
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -61,3 +62,65 @@ def test_snakemake_rejects_a_bad_config_before_running(tmp_path):
     assert proc.returncode != 0
     assert "zoos.x.train.epochs: -3 is less than the minimum of 1" in proc.stdout + proc.stderr
     assert not (tmp_path / "results").exists()
+
+
+def _kill_config(tmp_path: Path, name: str) -> Path:
+    """One cell trained long enough (30 epochs of batch 16) to be killed in the middle."""
+    raw = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
+    zoo = raw["zoos"]["tiny"]
+    zoo |= {"temperature": {"name": "batch_size", "values": [16]},
+            "load": {"name": "width", "values": [16]},
+            "train": {"epochs": 30, "keep_epochs": [0, 15, 30], "lr": 0.01}}
+    raw |= {"results_dir": str(tmp_path / name / "results"), "zoos_dir": str(tmp_path / name / "zoos"),
+            "data_root": str(DATA_ROOT)}
+    config = tmp_path / f"{name}.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    return config
+
+
+def _zoo_rows(zoo: Path) -> dict[str, list[np.ndarray]]:
+    """Every column of the zoo's single shard, one array per row (weights, lists and scalars)."""
+    import h5py
+
+    (shard,) = (zoo / "data").glob("*.h5")
+    with h5py.File(shard) as f:
+        return {k: [np.asarray(v) for v in f[k][:]] for k in f}
+
+
+@pytest.mark.slow
+def test_sigkilled_training_resumes_to_the_same_zoo(tmp_path):
+    """SIGKILL the whole Snakemake run while a train job is mid-way, run it again: the zoo is the
+    one an uninterrupted run publishes (the job resumes from train.h5.partial)."""
+    import signal
+    import time
+
+    def snakemake(config: Path, *extra: str) -> list[str]:
+        return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
+                str(tmp_path), "--configfile", str(config), "-c1", "--quiet", *extra]
+
+    reference = _kill_config(tmp_path, "uninterrupted")
+    subprocess.run(snakemake(reference), cwd=REPO, env=_env(), check=True, capture_output=True)
+
+    config = _kill_config(tmp_path, "killed")
+    cell_dir = tmp_path / "killed" / "results" / "tiny" / "batch_size-16_width-16"
+    proc = subprocess.Popen(snakemake(config), cwd=REPO, env=_env(), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (cell_dir / "train.h5.partial").exists() and time.time() < deadline:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)  # Snakemake and its train job, at once
+    proc.wait()
+    assert (cell_dir / "train.h5.partial").exists() and not (cell_dir / "train.h5").exists()
+
+    subprocess.run(snakemake(config, "--unlock"), cwd=REPO, env=_env(), check=True,
+                   capture_output=True)
+    subprocess.run(snakemake(config), cwd=REPO, env=_env(), check=True, capture_output=True)
+    assert not (cell_dir / "train.h5.partial").exists()
+    assert "resum" in (tmp_path / "logs" / "tiny" / "batch_size-16_width-16" / "train.log").read_text()
+    a = _zoo_rows(tmp_path / "uninterrupted" / "zoos" / "tiny")
+    b = _zoo_rows(tmp_path / "killed" / "zoos" / "tiny")
+    assert a.keys() == b.keys()
+    for column in a:
+        for x, y in zip(a[column], b[column], strict=True):
+            numeric = x.dtype.kind in "fc"
+            assert np.array_equal(x, y, equal_nan=numeric), column

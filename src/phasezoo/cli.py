@@ -57,33 +57,46 @@ def cmd_train(a: argparse.Namespace) -> None:
     print(out)
 
 
-def cmd_metrics(a: argparse.Namespace) -> None:
+def _cell_inputs(a: argparse.Namespace):
+    """The config, the zoo, its cell's data split on the device, the device and the cell's folder."""
     from phasezoo.data import cell_split
-    from phasezoo.metrics import cell_metrics
     from phasezoo.runtime import resolve_device
 
     cfg = load_config(a.config)
     zoo = cfg.zoo(a.zoo)
     cell = zoo.cell_by_id(a.cell)
     device = resolve_device(cfg.device)
-    base = _paths(cfg, a.zoo, a.cell)
-    table = cell_metrics(base / "train.h5", cell_split(cell.hparams, cfg.data_root, device),
-                         device, zoo.raw["metrics"], progress=not a.quiet)
+    split = cell_split(cell.hparams, cfg.data_root, device)
+    return zoo, split, device, _paths(cfg, a.zoo, a.cell)
+
+
+def _metrics(a: argparse.Namespace, zoo, split, device, base: Path) -> None:
+    from phasezoo.metrics import cell_metrics
+
+    table = cell_metrics(base / "train.h5", split, device, zoo.raw["metrics"],
+                         progress=not a.quiet)
     _write_parquet(table, base / "metrics.parquet")
 
 
-def cmd_pairs(a: argparse.Namespace) -> None:
-    from phasezoo.data import cell_split
+def _pairs(a: argparse.Namespace, zoo, split, device, base: Path) -> None:
     from phasezoo.landscape.pairs import cell_pairs
-    from phasezoo.runtime import resolve_device
 
-    cfg = load_config(a.config)
-    zoo = cfg.zoo(a.zoo)
-    cell = zoo.cell_by_id(a.cell)
-    base = _paths(cfg, a.zoo, a.cell)
-    split = cell_split(cell.hparams, cfg.data_root, resolve_device(cfg.device))
     table = cell_pairs(base / "train.h5", split, zoo.raw["metrics"], progress=not a.quiet)
     _write_parquet(table, base / "pairs.parquet")
+
+
+def cmd_metrics(a: argparse.Namespace) -> None:
+    _metrics(a, *_cell_inputs(a))
+
+
+def cmd_pairs(a: argparse.Namespace) -> None:
+    _pairs(a, *_cell_inputs(a))
+
+
+def cmd_measure(a: argparse.Namespace) -> None:
+    inputs = _cell_inputs(a)
+    _metrics(a, *inputs)
+    _pairs(a, *inputs)
 
 
 def cmd_phases(a: argparse.Namespace) -> None:
@@ -134,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("train", cmd_train, "train all seeds of one cell → train.h5", True),
         ("metrics", cmd_metrics, "per-checkpoint metrics of one cell → metrics.parquet", True),
         ("pairs", cmd_pairs, "seed-pair CKA and barrier of one cell → pairs.parquet", True),
+        ("measure", cmd_measure, "metrics and pairs of one cell in one process (the DAG's rule)",
+         True),
         ("phases", cmd_phases, "per-cell aggregates and phase labels → phases.parquet + plots", False),
         ("publish", cmd_publish, "write the HDF5 zoo, card and checksums → zoos/<zoo>", False),
     ]

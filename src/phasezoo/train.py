@@ -276,8 +276,11 @@ def train_cell(cell: Cell, out: str | Path, device: torch.device, data_root: str
     members = [build_member(cell, s, split, device) for s in cell.seeds]
     state = PopulationState(cell, members, architecture(cell, split), split.info)
     part = partial_path(out)
-    if part.exists() and not state.load(part):
-        tqdm.write(f"{part}: written for another config; starting {cell.id} afresh")
+    if part.exists():
+        if state.load(part):
+            tqdm.write(f"{cell.id}: resuming after epoch {state.epochs_done} from {part}")
+        else:
+            tqdm.write(f"{part}: written for another config; starting {cell.id} afresh")
     if state.epochs_done < 0:
         state.record(0, split)
     bar = tqdm(total=hp["epochs"], initial=state.epochs_done, desc=f"{cell.zoo} {cell.id}",

@@ -65,5 +65,19 @@ def cell_files(name):
     return files
 
 
+def _zoo_resources(zoo):
+    return CFG.raw["zoos"][zoo]["resources"]
+
+
+def stage_resource(stage, key):
+    """Resource callable: the zoo's ``resources.<key>.<stage>`` (mem_mb, runtime in minutes)."""
+    return lambda wildcards: _zoo_resources(wildcards.zoo)[key][stage]
+
+
+def zoo_gpus(wildcards):
+    """One GPU for a GPU zoo's per-cell jobs (``resources.gpu``), none for a CPU zoo."""
+    return 1 if _zoo_resources(wildcards.zoo)["gpu"] else 0
+
+
 def all_targets():
     return [f"{ZOOS}/{z}" for z in CFG.zoos] + [f"{RESULTS}/{z}/phases.parquet" for z in CFG.zoos]

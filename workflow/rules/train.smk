@@ -10,8 +10,11 @@ rule train:
         "../../envs/phasezoo.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=60,
+        mem_mb=stage_resource("train", "mem_mb"),
+        runtime=stage_resource("train", "runtime"),
+        gpu=zoo_gpus,
+    group:
+        "cells-{zoo}"
     message:
         "train {wildcards.zoo} {wildcards.cell}"
     shell:

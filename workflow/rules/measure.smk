@@ -1,0 +1,27 @@
+rule measure:
+    """Landscape and HT-SR measurements of one trained cell, in one process (one torch start-up):
+    per-checkpoint metrics (loss/accuracy, norms, Hessian, HT-SR) and seed-pair comparisons at the
+    landscape epoch (mode connectivity, linear barrier, CKA). Both read the `metrics` section."""
+    input:
+        weights=rules.train.output.weights,
+    output:
+        metrics=f"{RESULTS}/{{zoo}}/{{cell}}/metrics.parquet",
+        pairs=f"{RESULTS}/{{zoo}}/{{cell}}/pairs.parquet",
+    log:
+        "logs/{zoo}/{cell}/measure.log",
+    params:
+        cfg=zoo_config("metrics"),
+    conda:
+        "../../envs/phasezoo.yaml"
+    threads: 1
+    resources:
+        mem_mb=stage_resource("measure", "mem_mb"),
+        runtime=stage_resource("measure", "runtime"),
+        gpu=zoo_gpus,
+    group:
+        "cells-{zoo}"
+    message:
+        "measure {wildcards.zoo} {wildcards.cell}"
+    shell:
+        "phasezoo measure --config {params.cfg} --zoo {wildcards.zoo} --cell {wildcards.cell}"
+        " --threads {threads} > {log} 2>&1"

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# `make test-slurm`: the tiny zoos of config/test-slurm.yaml through `snakemake --profile slurm`
+# on a localhost Slurm (started by start-localhost.sh), then checks of what Slurm was asked for
+# and of the published zoos. Run from the repository root with the venv's bin first on PATH.
+set -euo pipefail
+here=$(dirname "$0")
+bash "$here/start-localhost.sh"
+rm -rf results-slurm zoos-slurm logs/tiny-cpu logs/tiny-gpu .snakemake/slurm_logs
+log=$(mktemp)
+# No accounting database here: sacct fails, so status comes from squeue (MinJobAge=300 in
+# slurm.conf keeps finished jobs visible); the short first wait keeps the test quick.
+snakemake --profile slurm --configfile config/test-slurm.yaml \
+    --slurm-status-command squeue --slurm-init-seconds-before-status-checks 2 --verbose \
+    >"$log" 2>&1 || { tail -n 60 "$log"; exit 1; }
+calls=$(grep -o 'sbatch call: sbatch .*--wrap' "$log")
+echo "$calls" | cut -c1-200
+check() { if ! eval "$1"; then echo "test-slurm: FAILED: $2" >&2; exit 1; fi; }
+check '[ "$(echo "$calls" | wc -l)" -eq 2 ]' "one grouped Slurm job per zoo (2 cells each), got: $calls"
+check 'echo "$calls" | grep "cells-tiny-gpu" | grep -q -- "--gpus=1"' "the GPU zoo's job asks for one GPU"
+check '! echo "$calls" | grep "cells-tiny-cpu" | grep -q -- "--gpus"' "the CPU zoo's job asks for no GPU"
+for zoo in tiny-cpu tiny-gpu; do
+    phasezoo verify "zoos-slurm/$zoo"
+done
+echo "test-slurm: OK"
