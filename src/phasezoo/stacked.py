@@ -221,9 +221,9 @@ def _batchnorm2d(s: StackedModel, m: nn.Module, prefix: str, h: torch.Tensor) ->
                         s.param(prefix, "bias").reshape(-1), m.training, m.momentum, m.eps)
 
 
-@_handles(nn.ReLU)
-def _relu(s: StackedModel, m: nn.Module, prefix: str, h: torch.Tensor) -> torch.Tensor:
-    return torch.relu(h)
+@_handles(nn.ReLU, nn.Tanh, nn.GELU, nn.Sigmoid, nn.SiLU, nn.Identity)
+def _elementwise(s: StackedModel, m: nn.Module, prefix: str, h: torch.Tensor) -> torch.Tensor:
+    return m(h)  # parameter-free and elementwise: the same on any layout
 
 
 @_handles(nn.MaxPool2d, nn.AdaptiveAvgPool2d)
