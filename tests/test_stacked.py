@@ -148,3 +148,10 @@ def test_unsupported_layer_is_named_and_falls_back_to_the_loop(split):
         StackedModel.from_models([m.model for m in members])
     train_members(members, split, hp, 1)  # trains one by one instead
     assert all(m.alive for m in members)
+
+
+@pytest.mark.parametrize("bn", [nn.BatchNorm2d(4, affine=False), nn.BatchNorm2d(4, momentum=None),
+                                nn.BatchNorm2d(4, track_running_stats=False)])
+def test_batchnorm_variants_without_a_stacked_form_are_named(bn):
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), bn, nn.Flatten(), nn.LazyLinear(2))
+    assert unsupported_modules(model) == ["1: BatchNorm2d", "3: LazyLinear"]

@@ -166,3 +166,40 @@ def test_load_dataset_refuses_a_zoo_that_lost_rows(published, tmp_path):
     write_checksums(zoo)
     with pytest.raises(Exception, match="NonMatchingSplitsSizes|expected"):
         datasets.load_dataset(str(zoo), split="train", download_mode="force_redownload")
+
+
+def test_a_zoo_with_a_diverged_member_publishes_and_verifies(trained, tmp_path, monkeypatch):
+    """A diverged checkpoint has NaN metrics and one NaN per layer in the per-layer lists."""
+    import torch
+    import yaml
+
+    from phasezoo.cli import main
+    from phasezoo.stacked import StackedModel
+    from phasezoo.train import train_cell
+
+    cfg, cell, _ = trained
+    real_step = StackedModel.sgd_step
+
+    def seed1_explodes(self, *args):
+        losses = real_step(self, *args)
+        return losses * torch.tensor([1.0, float("nan")]) if self.k == 2 else losses
+
+    monkeypatch.setattr(StackedModel, "sgd_step", seed1_explodes)
+    cell_dir = tmp_path / "results" / "tiny" / cell.id
+    train_cell(cell, cell_dir / "train.h5", torch.device("cpu"), cfg.data_root, progress=False)
+    monkeypatch.undo()
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({**cfg.raw, "results_dir": str(tmp_path / "results"),
+                                      "zoos_dir": str(tmp_path / "zoos")}))
+    common = ["--config", str(config), "--zoo", "tiny", "--quiet"]
+    assert main(["measure", *common, "--cell", cell.id]) == 0
+    assert main(["phases", *common]) == 0
+    assert main(["publish", *common]) == 0
+    zoo = tmp_path / "zoos" / "tiny"
+    assert verify(zoo) == 6
+    ds = datasets.load_dataset(str(zoo), split="train")
+    dead = [r for r in ds if r["diverged"]]
+    assert [r["seed"] for r in dead] == [1, 1]  # epochs 1 and 3 of seed 1; its init is alive
+    for r in dead:
+        assert np.isnan(r["test_accuracy"]) and np.isnan(r["layer_alpha"]).all()
+        assert len(r["layer_alpha"]) == len(json.loads(r["layout"])["htsr_layers"])

@@ -133,11 +133,24 @@ def all_columns() -> list[str]:
     return metric_columns() + list(HTSR_COLUMNS) + list(HTSR_LAYER_COLUMNS.values())
 
 
+HTSR_CHUNK_VALUES = 50_000_000  # weights held for one batched HT-SR pass (200 MB of float32)
+
+
 def checkpoint_rows(pop: Population, split: Split, device: torch.device, settings: dict,
                     progress: bool = True) -> pd.DataFrame:
-    """Evaluate every registered metric on every kept checkpoint of ``pop``, then HT-SR."""
+    """Every registered metric on every kept checkpoint of ``pop``; HT-SR in batched passes over
+    consecutive live checkpoints (up to :data:`HTSR_CHUNK_VALUES` weights per pass, so a cell of
+    large models is never held in memory at once)."""
     ctx = Context.for_cell(pop.hparams, settings, split)
-    rows, live = [], []
+    rows: list[dict] = []
+    pending: list[tuple[int, nn.Module]] = []  # live checkpoints awaiting their HT-SR pass
+
+    def flush() -> None:
+        for (r, _), cols in zip(pending, htsr_columns([m for _, m in pending], settings),
+                                strict=True):
+            rows[r] |= cols
+        pending.clear()
+
     for i, k, epoch in tqdm(list(pop.checkpoints()), desc=f"metrics {pop.cell}",
                             unit="ckpt", disable=not progress):
         row = {"model_id": pop.model_id(i), "seed": int(pop.seeds[i]), "epoch": epoch,
@@ -146,12 +159,23 @@ def checkpoint_rows(pop: Population, split: Split, device: torch.device, setting
             model = pop.model(i, k).to(device)
             for fn in _METRICS.values():
                 row |= fn(model, split, ctx)
-            live.append((len(rows), pop.model(i, k)))
+            pending.append((len(rows), model))
+            if sum(_num_values(m) for _, m in pending) >= HTSR_CHUNK_VALUES:
+                flush()
         rows.append(row)
-    for (r, _), cols in zip(live, htsr_columns([m for _, m in live], settings), strict=True):
-        rows[r] |= cols
-    nan_row = dict.fromkeys(all_columns(), math.nan)
-    return pd.DataFrame([nan_row | r for r in rows])
+    flush()
+    return pd.DataFrame([_nan_row(pop) | r for r in rows])
+
+
+def _num_values(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _nan_row(pop: Population) -> dict[str, object]:
+    """Every metric column as NaN (per-layer lists as one NaN per layer): a diverged checkpoint."""
+    n_layers = len(htsr.layer_names(pop.model(0, 0)))
+    row: dict[str, object] = dict.fromkeys(all_columns(), math.nan)
+    return row | {name: [math.nan] * n_layers for name in HTSR_LAYER_COLUMNS.values()}
 
 
 def cell_metrics(train_h5: str | Path, split: Split, device: torch.device, settings: dict,

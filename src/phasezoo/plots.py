@@ -46,12 +46,16 @@ def heatmap(phases: pd.DataFrame, column: str, out: str | Path) -> Path:
     fig, ax = plt.subplots(figsize=(1.3 * grid.shape[1] + 2, 1.0 * grid.shape[0] + 1.5))
     im = ax.imshow(grid.values, origin="lower", cmap="viridis", aspect="auto")
     values = grid.values.astype(float)
-    lo, hi = np.nanmin(values), np.nanmax(values)
+    finite = values[np.isfinite(values)]
+    lo, hi = (finite.min(), finite.max()) if finite.size else (np.nan, np.nan)
     for (r, c), v in np.ndenumerate(values):
         bright = hi > lo and (v - lo) / (hi - lo) > 0.6  # dark text on the bright end of viridis
         ax.text(c, r, f"{v:.3g}", ha="center", va="center", fontsize=9,
                 color="black" if bright else "white")
-    _axes(ax, phases, grid, f"{phases['zoo'].iloc[0]}: {column}")
+    title = f"{phases['zoo'].iloc[0]}: {column}"
+    if not finite.size:  # e.g. HT-SR α of a zoo whose layers are all too small to analyse
+        title += " (no finite values)"
+    _axes(ax, phases, grid, title)
     fig.colorbar(im, ax=ax, label=column)
     fig.tight_layout()
     fig.savefig(out, dpi=120)

@@ -7,7 +7,8 @@ form: Linear → ``baddbmm`` over a ``[K, B, F]`` batch; Conv2d → one convolut
 over ``[B, K·C, H, W]`` (channels-last where safe); BatchNorm2d → one ``batch_norm`` over the ``K·C``
 channels, which is exactly per-member BatchNorm because its statistics are per channel. Members
 never mix: every grouped op is block-diagonal over members, so a member that diverges (NaN)
-cannot disturb the others.
+cannot disturb the others (their values change only by float rounding when the stack
+shrinks to the survivors in the next epoch).
 
 All parameters live in one flat buffer, parameter-major (parameter i of all K members is one
 contiguous ``[K, *shape]`` block), so the SGD update is three tensor ops for the whole
@@ -43,9 +44,14 @@ def unsupported_modules(model: nn.Module) -> list[str]:
     """Names (``path: Type``) of the modules that have no grouped form; empty if all have one."""
     bad = []
     for name, m in model.named_modules():
-        if type(m) not in _HANDLERS:
+        if type(m) not in _HANDLERS or (isinstance(m, nn.BatchNorm2d) and not _plain_bn(m)):
             bad.append(f"{name or '<root>'}: {type(m).__name__}")
     return bad
+
+
+def _plain_bn(m: nn.BatchNorm2d) -> bool:
+    """The BatchNorm the stacked form implements: affine, running statistics, fixed momentum."""
+    return m.affine and m.track_running_stats and m.momentum is not None
 
 
 class StackedModel:

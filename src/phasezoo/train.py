@@ -138,7 +138,8 @@ def train_epoch_stacked(members: list[Member], split: Split, hp: dict, epoch: in
 
     A member whose loss or weights turn non-finite is not copied back, so its module keeps the
     epoch's starting weights (as :func:`train_epoch` restores them); the others are unaffected
-    because every stacked op is block-diagonal over members. ``lr_scale[k]`` multiplies member
+    because every stacked op is block-diagonal over members (from the next epoch on they train in
+    a smaller stack, which changes their values only by float rounding). ``lr_scale[k]`` multiplies member
     k's learning rate (a learning-rate temperature axis trained as one population).
     """
     n, bs = len(split.x_train), int(hp["batch_size"])

@@ -128,7 +128,12 @@ def content_addressed(shard: Path) -> Path:
 def _column_array(col: pd.Series) -> np.ndarray:
     """A pandas column as an HDF5-storable array (strings as UTF-8 variable-length; lists, such
     as the per-layer HT-SR columns, as variable-length float64)."""
-    if len(col) and all(isinstance(v, (list, tuple, np.ndarray)) for v in col):
+    lists = [isinstance(v, (list, tuple, np.ndarray)) for v in col]
+    if any(lists):
+        if not all(lists):
+            row = lists.index(False)
+            raise ValueError(f"column '{col.name}' mixes lists and scalars (row {row}: "
+                             f"{col.iloc[row]!r}); per-layer columns need a list in every row")
         out = np.empty(len(col), dtype=h5py.vlen_dtype(np.float64))
         out[:] = [np.asarray(v, dtype=np.float64) for v in col]
         return out
@@ -225,6 +230,9 @@ def _verify_shard(shard: Path, zoo_dir: Path) -> tuple[dict[str, str], int]:
 def _verify_layer_lists(f: h5py.File, name: str, n: int) -> None:
     """Every per-layer list column has one value per layer named in the row's layout."""
     lists = [c for c in f if c.startswith("layer_")]
+    for col in lists:
+        if h5py.check_vlen_dtype(f[col].dtype) != np.float64:
+            raise VerifyError(f"{name}: column '{col}' is not variable-length float64")
     for i in range(n):
         layers = json.loads(f["layout"][i]).get("htsr_layers", [])
         for col in lists:

@@ -57,8 +57,12 @@ pgrep -x slurmctld >/dev/null || slurmctld
 pgrep -x slurmd >/dev/null || slurmd
 
 for _ in $(seq 60); do
-    if sinfo -h -o '%T' 2>/dev/null | grep -Eq 'idle|mixed'; then
+    state=$(sinfo -h -o '%T' 2>/dev/null || true)
+    if echo "$state" | grep -Eq 'idle|mixed'; then
         sinfo; exit 0
+    fi
+    if echo "$state" | grep -Eq 'down|drain'; then  # e.g. left down by an earlier run
+        scontrol update NodeName="$host" State=RESUME 2>/dev/null || true
     fi
     sleep 1
 done
