@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -46,6 +47,10 @@ def test_snakemake_dag_publishes_a_loadable_zoo(tmp_path):
     verify = subprocess.run(["phasezoo", "verify", str(zoo)], env=_env(), capture_output=True,
                             text=True)
     assert verify.returncode == 0 and "OK, 16 rows" in verify.stdout
+    # The WSL benchmark ran on the published zoo, read back through datasets.
+    bench = json.loads((tmp_path / "results" / "tiny" / "benchmark.json").read_text())
+    assert bench["zoo"] == ["tiny"] and bench["n_checkpoints"] == 16 and bench["summary"]
+    assert (tmp_path / "results" / "tiny" / "benchmark.png").stat().st_size > 0
     # Run again: nothing to do (every output is complete and up to date).
     dry = subprocess.run(cmd + ["-n"], cwd=REPO, env=_env(), capture_output=True, text=True)
     assert "Nothing to be done" in dry.stdout + dry.stderr

@@ -124,6 +124,27 @@ def cmd_publish(a: argparse.Namespace) -> None:
     print(f"{out}: {verify(out)} rows, verified")
 
 
+def cmd_benchmark(a: argparse.Namespace) -> None:
+    from phasezoo.wsl.benchmark import run_benchmark, write_report
+    from phasezoo.wsl.table import load_zoo
+
+    if a.seeds < 1:
+        raise ValueError(f"--seeds must be ≥ 1, got {a.seeds}")
+    table = load_zoo(a.zoo)
+    train_zoo = None
+    if a.train_zoo:
+        from phasezoo.wsl.table import concat
+
+        source = load_zoo(a.train_zoo)
+        train_zoo = str(source.meta["zoo"].iloc[0])
+        if train_zoo in set(table.meta["zoo"]):
+            raise ValueError(f"--train-zoo {a.train_zoo} is the zoo under test ({train_zoo})")
+        table = concat([source, table])
+    js, md = write_report(run_benchmark(table, seeds=a.seeds, train_zoo=train_zoo), a.out)
+    print(md.read_text())
+    print(js)
+
+
 def cmd_verify(a: argparse.Namespace) -> None:
     from phasezoo.zoo import verify
 
@@ -164,6 +185,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="check a published zoo's checksums and schema")
     p.add_argument("zoo_dir", help="folder of a published zoo")
     p.set_defaults(fn=cmd_verify)
+    p = sub.add_parser("benchmark", help="phase-aware WSL benchmark of a zoo → benchmark.json/.md",
+                       description="Baselines × tasks × cell-grouped splits on any zoo that "
+                                   "datasets.load_dataset reads (a local folder or a hub id).")
+    p.add_argument("zoo", help="zoo folder or hub id")
+    p.add_argument("--out", required=True, help="folder for benchmark.json and benchmark.md")
+    p.add_argument("--seeds", type=int, default=3, help="repeats of every split (default 3)")
+    p.add_argument("--train-zoo", help="zoo transfer: fit on this zoo (folder or hub id), test "
+                                       "on ZOO")
+    p.set_defaults(fn=cmd_benchmark)
     p = sub.add_parser("list", help="list registered models, datasets or metrics")
     p.add_argument("what", choices=["models", "datasets", "metrics"])
     p.set_defaults(fn=cmd_list)

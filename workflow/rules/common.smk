@@ -80,4 +80,5 @@ def zoo_gpus(wildcards):
 
 
 def all_targets():
-    return [f"{ZOOS}/{z}" for z in CFG.zoos] + [f"{RESULTS}/{z}/phases.parquet" for z in CFG.zoos]
+    return ([f"{ZOOS}/{z}" for z in CFG.zoos] + [f"{RESULTS}/{z}/phases.parquet" for z in CFG.zoos]
+            + [f"{RESULTS}/{z}/benchmark.json" for z in CFG.zoos])

@@ -21,3 +21,29 @@ rule publish:
         "publish {wildcards.zoo}"
     shell:
         "phasezoo publish --config {params.cfg} --zoo {wildcards.zoo} > {log} 2>&1"
+
+
+rule benchmark:
+    """Phase-aware WSL benchmark of the published zoo, read back through datasets.load_dataset:
+    baselines × tasks × cell-grouped splits → benchmark.json and benchmark.md."""
+    input:
+        zoo=rules.publish.output.zoo,
+    output:
+        json=f"{RESULTS}/{{zoo}}/benchmark.json",
+        table=f"{RESULTS}/{{zoo}}/benchmark.md",
+        plot=f"{RESULTS}/{{zoo}}/benchmark.png",
+    log:
+        "logs/{zoo}/benchmark.log",
+    params:
+        seeds=lambda wildcards: CFG.raw["zoos"][wildcards.zoo]["benchmark"]["seeds"],
+        out=lambda wildcards: f"{RESULTS}/{wildcards.zoo}",
+    conda:
+        "../../envs/phasezoo.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    message:
+        "benchmark {wildcards.zoo}"
+    shell:
+        "phasezoo benchmark {input.zoo} --out {params.out} --seeds {params.seeds} > {log} 2>&1"

@@ -1,0 +1,342 @@
+"""Baselines × tasks × splits → scores (overall and per phase), as JSON and a markdown table.
+
+Estimators are scikit-learn's: ``HistGradientBoosting*`` (takes NaN features as missing) and
+ridge regression / ridge classification on standardized features for the linear probes. Each baseline's
+hyperparameters are chosen on the validation rows, then it is refit on train + validation and
+scored once on the test rows. Uncertainty: every split is repeated with ``seeds`` seeds (cell
+shuffles, validation cells, estimator seeds); scores are reported as mean and standard deviation.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import kendalltau
+
+from phasezoo.wsl.features import EXTRACTORS
+from phasezoo.wsl.splits import (Split, leave_phase_out, random_split, scale_transfer,
+                                 zoo_transfer)
+from phasezoo.wsl.table import ZooTable
+
+
+@dataclass(frozen=True)
+class Task:
+    """What to predict: a target column (or a function of the metadata) and its kind."""
+
+    name: str
+    kind: str  # "regression" or "classification"
+
+    def target(self, meta: pd.DataFrame) -> np.ndarray:
+        if self.name == "generalization_gap":
+            return (meta["train_accuracy"] - meta["test_accuracy"]).to_numpy(float)
+        if self.name in ("temperature_value", "load_value"):
+            return np.log2(meta[self.name].to_numpy(float))
+        if self.kind == "classification":
+            return meta[self.name].astype(str).to_numpy()
+        return meta[self.name].to_numpy(float)
+
+
+TASKS = (Task("test_accuracy", "regression"), Task("generalization_gap", "regression"),
+         Task("phase", "classification"), Task("temperature_value", "regression"),
+         Task("load_value", "regression"))
+# baseline name → (feature extractor, estimator family)
+BASELINES = {"hparams+gbm": ("hyperparameters", "gbm"),
+             "quintiles+linear": ("layer_quintiles", "linear"),
+             "stats+gbm": ("layer_statistics", "gbm"),
+             "htsr+gbm": ("htsr", "gbm"),
+             "raw+linear": ("raw_weights", "linear")}
+GRIDS = {"gbm": [{"learning_rate": lr, "max_leaf_nodes": m} for lr, m in product((0.05, 0.1),
+                                                                                 (7, 31))],
+         "linear": [{"C": c} for c in (0.01, 0.1, 1.0, 10.0)]}
+
+
+def estimator(family: str, kind: str, params: dict, seed: int) -> Any:
+    """A fresh scikit-learn estimator of ``family`` for a task ``kind``."""
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import Ridge, RidgeClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if family == "gbm":
+        cls = HistGradientBoostingRegressor if kind == "regression" else HistGradientBoostingClassifier
+        return cls(max_iter=100, random_state=seed, **params)
+    # Ridge for both kinds: closed form, so a probe on 100k raw weights takes a second (logistic
+    # regression took 37 s per fit there).
+    linear = (Ridge(alpha=1.0 / params["C"]) if kind == "regression"
+              else RidgeClassifier(alpha=1.0 / params["C"]))
+    return make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True),
+                         StandardScaler(), linear)
+
+
+def scores(kind: str, y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """R² and Kendall τ (regression); accuracy and macro-F1 (classification)."""
+    from sklearn.metrics import accuracy_score, f1_score, r2_score
+
+    if kind == "regression":
+        if len(y) < 2 or np.ptp(y) == 0:  # one target value: R² and τ are undefined
+            return {"r2": math.nan, "kendall_tau": math.nan}
+        return {"r2": float(r2_score(y, pred)), "kendall_tau": float(kendalltau(y, pred).statistic)}
+    return {"accuracy": float(accuracy_score(y, pred)),
+            "macro_f1": float(f1_score(y, pred, average="macro"))}
+
+
+BOOTSTRAP_SAMPLES = 100
+
+
+def headline(kind: str) -> str:
+    """The score a table shows: R² for regression, accuracy for classification."""
+    return "r2" if kind == "regression" else "accuracy"
+
+
+def bootstrap_std(kind: str, y: np.ndarray, pred: np.ndarray, cells: np.ndarray,
+                  seed: int) -> float:
+    """Standard deviation of the headline score over test sets resampled by cell (with
+    replacement): the uncertainty of one split's score from its finite test cells."""
+    from sklearn.metrics import accuracy_score, r2_score
+
+    score = r2_score if kind == "regression" else accuracy_score
+    rng = np.random.default_rng(seed)
+    groups = [np.flatnonzero(cells == c) for c in np.unique(cells)]
+    if len(groups) < 2:
+        return math.nan
+    vals = []
+    for _ in range(BOOTSTRAP_SAMPLES):
+        rows = np.concatenate([groups[i] for i in rng.integers(0, len(groups), len(groups))])
+        if len(rows) > 1:
+            vals.append(score(y[rows], pred[rows]))
+    return float(np.std(vals)) if vals else math.nan
+
+
+def fit_select_score(x: np.ndarray, y: np.ndarray, split: Split, family: str, kind: str,
+                     seed: int) -> np.ndarray | None:
+    """Choose the grid point with the best validation score, refit on train + val, predict test.
+
+    Feature columns that are NaN on every training row (e.g. HT-SR α of layers too small to
+    analyse) are dropped; None if no feature is left.
+    """
+    usable = ~np.isnan(x[split.train]).all(axis=0)
+    if not usable.any():
+        return None
+    x = x[:, usable]
+    key = headline(kind)
+    best, best_params = -math.inf, GRIDS[family][0]
+    for params in GRIDS[family]:
+        model = estimator(family, kind, params, seed).fit(x[split.train], y[split.train])
+        s = scores(kind, y[split.val], model.predict(x[split.val]))[key]
+        if np.isfinite(s) and s > best:
+            best, best_params = s, params
+    fit_rows = np.concatenate([split.train, split.val])
+    return estimator(family, kind, best_params, seed).fit(x[fit_rows], y[fit_rows]).predict(
+        x[split.test])
+
+
+def splits_for(meta: pd.DataFrame, task: Task, seed: int) -> list[Split]:
+    """The splits a task is scored on (leave-phase-out is skipped for the phase task itself)."""
+    out = [random_split(meta, seed)]
+    if task.name != "phase":
+        out += leave_phase_out(meta, seed)
+    st = scale_transfer(meta, seed)
+    return out + ([st] if st is not None else [])
+
+
+def _subtable(table: ZooTable, rows: np.ndarray) -> ZooTable:
+    return ZooTable(table.meta.iloc[rows].reset_index(drop=True),
+                    [table.weights[i] for i in rows], [table.layouts[i] for i in rows],
+                    {k: [v[i] for i in rows] for k, v in table.layer_columns.items()})
+
+
+def architecture_subsets(table: ZooTable) -> list[tuple[str, ZooTable]]:
+    """The whole table if every row has one weight length, else one sub-table per length (a
+    fixed-architecture subset, labelled by its load value) with at least 5 cells."""
+    lengths = np.array([len(w) for w in table.weights])
+    if len(set(lengths)) == 1:
+        return [("", table)]
+    out = []
+    for n in sorted(set(lengths)):
+        rows = np.flatnonzero(lengths == n)
+        sub = _subtable(table, rows)
+        if sub.meta["cell"].nunique() >= 5:
+            load = sub.meta["load_value"].iloc[0]
+            out.append((f"[{sub.meta['load_name'].iloc[0]}={load:g}]", sub))
+    return out
+
+
+def _records(table: ZooTable, x: np.ndarray, task: Task, name: str, family: str, seeds: int,
+             label: str = "", random_only: bool = False,
+             train_zoo: str | None = None) -> list[dict]:
+    """Scores of one baseline on one task, every split and seed."""
+    meta, y, out = table.meta, task.target(table.meta), []
+    for seed in range(seeds):
+        if train_zoo is not None:
+            splits = [zoo_transfer(meta, train_zoo, seed)]
+        elif random_only:
+            splits = [random_split(meta, seed)]
+        else:
+            splits = splits_for(meta, task, seed)
+        for split in splits:
+            if min(len(split.train), len(split.val), len(split.test)) == 0:
+                continue  # too few cells for this split (e.g. a one-cell zoo)
+            if len(np.unique(y[split.train])) < 2:
+                continue  # nothing to learn: one target value (or class) in training
+            pred = fit_select_score(x, y, split, family, task.kind, seed)
+            if pred is None:
+                continue  # no usable feature on this split's training rows
+            phases = meta["phase"].to_numpy()[split.test]
+            per_phase = {p: scores(task.kind, y[split.test][phases == p], pred[phases == p])
+                         for p in np.unique(phases)}
+            cells = meta["cell"].to_numpy()[split.test]
+            out.append({"task": task.name, "split": split.name + label, "baseline": name,
+                        "seed": seed, "n_test": int(len(split.test)),
+                        **scores(task.kind, y[split.test], pred),
+                        "bootstrap_std": bootstrap_std(task.kind, y[split.test], pred, cells, seed),
+                        "per_phase": per_phase})
+    return out
+
+
+def run_benchmark(table: ZooTable, seeds: int = 3, baselines: dict = BASELINES,
+                  tasks: tuple[Task, ...] = TASKS, train_zoo: str | None = None) -> dict[str, Any]:
+    """Every baseline on every task and split; per-seed scores summarised as mean ± std.
+
+    ``raw+linear`` runs on each fixed-architecture subset (random split only: one width's
+    cells are too few to hold out a phase or a scale). With ``train_zoo`` (a table of several
+    zoos, :func:`~phasezoo.wsl.table.concat`) the only split is zoo transfer: fit on that zoo,
+    test on the others.
+    """
+    records, skipped = [], {}
+    features: dict[str, np.ndarray] = {}
+    for name, (extractor, _) in baselines.items():
+        if extractor in ("hyperparameters", "raw_weights"):
+            continue
+        try:
+            features[extractor] = EXTRACTORS[extractor](table, "")
+        except ValueError as err:
+            skipped[name] = str(err)
+    for task, (name, (extractor, family)) in product(tasks, baselines.items()):
+        if name in skipped:
+            continue
+        if extractor == "raw_weights":
+            for label, sub in architecture_subsets(table):
+                records += _records(sub, EXTRACTORS[extractor](sub, task.name), task, name,
+                                    family, seeds, label, random_only=bool(label),
+                                    train_zoo=train_zoo)
+            continue
+        x = (EXTRACTORS[extractor](table, task.name) if extractor == "hyperparameters"
+             else features[extractor])
+        records += _records(table, x, task, name, family, seeds, train_zoo=train_zoo)
+    return {"zoo": sorted(table.meta["zoo"].unique()), "n_checkpoints": len(table),
+            "seeds": seeds, "skipped_baselines": skipped, "summary": summarize(records),
+            "runs": records}
+
+
+def summarize(records: list[dict]) -> list[dict]:
+    """Mean and standard deviation over seeds of every (task, split, baseline) score."""
+    df = pd.DataFrame([{k: v for k, v in r.items() if k != "per_phase"} for r in records])
+    if df.empty:
+        return []
+    metrics = [c for c in ("r2", "kendall_tau", "accuracy", "macro_f1") if c in df]
+    out = []
+    for (task, split, baseline), g in df.groupby(["task", "split", "baseline"], sort=False):
+        entry = {"task": task, "split": split, "baseline": baseline, "n_test": int(g["n_test"].iloc[0])}
+        for m in metrics:
+            vals = g[m].dropna()
+            if len(vals):
+                entry[m] = {"mean": float(vals.mean()),
+                            "std": float(vals.std(ddof=1)) if len(vals) > 1 else math.nan}
+        entry["bootstrap_std"] = float(g["bootstrap_std"].mean())
+        out.append(entry)
+    return out
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The summary as a table: one row per (task, split), one column per baseline (headline
+    score: R² for regression, accuracy for classification; mean ± std over seeds)."""
+    rows: dict[tuple[str, str], dict[str, str]] = {}
+    baselines: list[str] = []
+    for e in result["summary"]:
+        score = e.get("r2") or e.get("accuracy")
+        if score is None:
+            continue
+        spread = score["std"] if np.isfinite(score["std"]) else e["bootstrap_std"]
+        rows.setdefault((e["task"], e["split"]), {})[e["baseline"]] = \
+            f"{score['mean']:.3f} ± {spread:.3f}"
+        if e["baseline"] not in baselines:
+            baselines.append(e["baseline"])
+    lines = [f"# WSL benchmark: {', '.join(result['zoo'])} ({result['n_checkpoints']} checkpoints, "
+             f"{result['seeds']} seeds)", "",
+             "R² (regression) or accuracy (phase): mean ± standard deviation over seeds (with one "
+             "seed: over a bootstrap of the test cells). Splits are grouped by cell; "
+             "`leave_phase_out:P` tests on the cells of phase P, `scale_transfer` on the larger "
+             "half of the load values, `random[width=w]` on one fixed-architecture subset.", "",
+             "| task | split | " + " | ".join(baselines) + " |",
+             "|---|---|" + "---|" * len(baselines)]
+    for (task, split), cells in rows.items():
+        lines.append(f"| {task} | {split} | " + " | ".join(cells.get(b, "–") for b in baselines)
+                     + " |")
+    if not rows:
+        lines.append("\nNo split had enough cells to train, validate and test on.")
+    for name, why in result["skipped_baselines"].items():
+        lines.append(f"\n{name} skipped: {why}")
+    return "\n".join(lines) + "\n"
+
+
+def plot(result: dict[str, Any], out: str | Path) -> Path:
+    """One panel per task: each baseline's headline score per split (bars, ± the spread)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    entries = [e for e in result["summary"] if ("r2" in e or "accuracy" in e)]
+    tasks = list(dict.fromkeys(e["task"] for e in entries))
+    baselines = list(dict.fromkeys(e["baseline"] for e in entries))
+    if not tasks:  # nothing was scored (a zoo too small to split): say so in the picture
+        fig, ax = plt.subplots(figsize=(6, 2))
+        ax.text(0.5, 0.5, "no split had enough cells", ha="center", va="center")
+        ax.axis("off")
+        fig.savefig(out, dpi=110)
+        plt.close(fig)
+        return Path(out)
+    fig, axes = plt.subplots(len(tasks), 1, figsize=(11, 2.6 * len(tasks)), squeeze=False)
+    for ax, task in zip(axes[:, 0], tasks, strict=True):
+        rows = [e for e in entries if e["task"] == task and "[" not in e["split"]]
+        splits = list(dict.fromkeys(e["split"] for e in rows))
+        width = 0.8 / max(1, len(baselines))
+        for j, b in enumerate(baselines):
+            vals, errs = [], []
+            for sp in splits:
+                e = next((r for r in rows if r["split"] == sp and r["baseline"] == b), None)
+                score = None if e is None else e.get("r2") or e.get("accuracy")
+                vals.append(np.nan if score is None else max(score["mean"], -1.0))
+                spread = np.nan if e is None else (score["std"] if score and np.isfinite(
+                    score["std"]) else e["bootstrap_std"])
+                errs.append(min(spread, 1.0) if np.isfinite(spread) else np.nan)
+            ax.bar(np.arange(len(splits)) + j * width, vals, width, yerr=errs, label=b)
+        ax.set_xticks(np.arange(len(splits)) + 0.4 - width / 2, splits, fontsize=8)
+        ax.set_ylabel("accuracy" if task == "phase" else "R² (clipped at −1)")
+        ax.set_title(task)
+        ax.axhline(0, color="black", lw=0.5)
+        ax.set_ylim(-1.1, 1.1)  # R² ≤ 1, accuracy ∈ [0, 1]; worse than −1 is drawn at −1
+    axes[0, 0].legend(fontsize=8, ncol=len(baselines), loc="lower left")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return Path(out)
+
+
+def write_report(result: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
+    """``benchmark.json``, ``benchmark.md`` and ``benchmark.png`` in ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    js, md = out / "benchmark.json", out / "benchmark.md"
+    js.write_text(json.dumps(result, indent=1, default=float))
+    md.write_text(markdown(result))
+    plot(result, out / "benchmark.png")
+    return js, md

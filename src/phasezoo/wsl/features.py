@@ -1,0 +1,98 @@
+"""Feature extractors: a :class:`~phasezoo.wsl.table.ZooTable` → a matrix, one row per checkpoint.
+
+Every weight-based extractor is invariant to permuting a layer's hidden units (the symmetry
+that makes raw weights hard to learn from), except :func:`raw_weights`, the baseline that shows
+why that matters; ``tests/test_wsl.py`` checks it for each one.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+
+from phasezoo.wsl.table import ZooTable
+
+Extractor = Callable[[ZooTable, str], np.ndarray]
+QUINTILES = (1, 25, 50, 75, 99)  # LayerQuintiles (Unterthiner et al. 2020's percentile features)
+ORDER_STATISTICS = (0, 25, 50, 75, 100)  # their per-layer statistics: min, quartiles, max
+
+
+def hyperparameters(table: ZooTable, target: str) -> np.ndarray:
+    """log2 temperature, log2 load and epoch: the bar every weight-based method must beat.
+
+    The column being predicted (temperature or load) is left out, or the task would be trivial.
+    """
+    cols = {"temperature_value": np.log2(table.meta["temperature_value"].to_numpy(float)),
+            "load_value": np.log2(table.meta["load_value"].to_numpy(float)),
+            "epoch": table.meta["epoch"].to_numpy(float)}
+    return np.stack([v for k, v in cols.items() if k != target], axis=1)
+
+
+def _parameter_slices(layout: dict) -> list[slice]:
+    """Where each trainable tensor (weights and biases, not BatchNorm statistics) is in the row."""
+    return [slice(e["offset"], e["offset"] + math.prod(e["shape"]))
+            for e in layout["entries"] if e.get("kind", "parameter") == "parameter"]
+
+
+def layer_statistics(table: ZooTable, target: str = "",
+                     percentiles: tuple[float, ...] = ORDER_STATISTICS) -> np.ndarray:
+    """Per trainable tensor: the given percentiles of its values, their mean and variance.
+
+    Raises:
+        ValueError: if the rows do not all have the same number of trainable tensors (zoos of
+            different architectures cannot share these features).
+    """
+    rows = []
+    for w, layout in zip(table.weights, table.layouts, strict=True):
+        feats = []
+        for s in _parameter_slices(layout):
+            v = w[s].astype(np.float64)
+            feats += [*np.percentile(v, percentiles), v.mean(), v.var()]
+        rows.append(feats)
+    if len({len(r) for r in rows}) > 1:
+        raise ValueError("layer statistics: the zoo mixes architectures with different numbers "
+                         "of trainable tensors")
+    return np.asarray(rows)
+
+
+def layer_quintiles(table: ZooTable, target: str = "") -> np.ndarray:
+    """LayerQuintiles: percentiles 1/25/50/75/99, mean and variance of every trainable tensor."""
+    return layer_statistics(table, target, QUINTILES)
+
+
+def htsr_features(table: ZooTable, target: str = "") -> np.ndarray:
+    """Per layer: α, FARMS α, weighted α, stable rank, log spectral and Frobenius norms, from the
+    zoo's ``layer_*`` lists (NaN where a layer is too small to analyse; gradient boosting takes
+    NaN as missing).
+
+    Raises:
+        ValueError: if the zoo has no per-layer HT-SR columns.
+    """
+    if not table.layer_columns:
+        raise ValueError("HT-SR features: the zoo has no layer_* columns (published before "
+                         "phasezoo 0.1's HT-SR metrics?)")
+    cols = [np.stack(table.layer_columns[c]) for c in sorted(table.layer_columns)]
+    return np.concatenate(cols, axis=1)
+
+
+def raw_weights(table: ZooTable, target: str = "") -> np.ndarray:
+    """The flattened weights themselves (rows must have one length: a fixed-architecture subset).
+
+    Raises:
+        ValueError: if the rows differ in length.
+    """
+    lengths = {len(w) for w in table.weights}
+    if len(lengths) > 1:
+        raise ValueError(f"raw weights need one architecture; lengths {sorted(lengths)}")
+    return np.stack(table.weights).astype(np.float64)
+
+
+EXTRACTORS: dict[str, Extractor] = {
+    "hyperparameters": hyperparameters,
+    "layer_quintiles": layer_quintiles,
+    "layer_statistics": layer_statistics,
+    "htsr": htsr_features,
+    "raw_weights": raw_weights,
+}

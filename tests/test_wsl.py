@@ -1,0 +1,188 @@
+"""WSL benchmark: permutation-invariant features, a planted signal recovered, splits grouped by cell."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from phasezoo.weights import describe, flatten_state
+from phasezoo.wsl.benchmark import BASELINES, TASKS, markdown, run_benchmark
+from phasezoo.wsl.features import EXTRACTORS, layer_quintiles, layer_statistics
+from phasezoo.wsl.splits import leave_phase_out, random_split, scale_transfer
+from phasezoo.wsl.table import ZooTable
+
+ARCH = {"name": "mlp", "kwargs": {"width": 6, "input_shape": [1, 3, 3], "num_classes": 3,
+                                  "depth": 2}}
+
+
+def _mlp(seed: int, scale: float = 1.0) -> nn.Module:
+    from phasezoo.models import create_model
+
+    torch.manual_seed(seed)
+    model = create_model("mlp", **ARCH["kwargs"])
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(scale)
+    return model
+
+
+def _permute_hidden(model: nn.Module, seed: int) -> nn.Module:
+    """Permute the units of both hidden layers: the same function, other weights."""
+    import copy
+
+    out = copy.deepcopy(model)
+    g = torch.Generator().manual_seed(seed)
+    lin = [m for m in out if isinstance(m, nn.Linear)]
+    with torch.no_grad():
+        for a, b in zip(lin[:-1], lin[1:], strict=True):
+            perm = torch.randperm(a.out_features, generator=g)
+            a.weight.copy_(a.weight[perm])
+            a.bias.copy_(a.bias[perm])
+            b.weight.copy_(b.weight[:, perm])
+    return out
+
+
+def _table(models: list[nn.Module], meta: pd.DataFrame, layer_alpha=None) -> ZooTable:
+    layouts = [describe(m, ARCH) for m in models]
+    layers = {} if layer_alpha is None else {"layer_alpha": list(layer_alpha)}
+    return ZooTable(meta, [flatten_state(m).numpy() for m in models], layouts, layers)
+
+
+def _meta(n: int, cells: int = 12, **cols) -> pd.DataFrame:
+    cell = np.arange(n) % cells
+    return pd.DataFrame({
+        "model_id": [f"z/c{c}/seed-{i}" for i, c in enumerate(cell)], "zoo": "z",
+        "cell": [f"c{c}" for c in cell], "seed": np.arange(n) // cells, "epoch": 5,
+        "temperature_name": "batch_size", "temperature_value": 2.0 ** (4 + cell % 4),
+        "load_name": "width", "load_value": 2.0 ** (1 + cell // 4),
+        "train_accuracy": 0.9, "test_accuracy": 0.8,
+        "phase": np.where(cell % 3 == 0, "I", np.where(cell % 3 == 1, "II", "IV-B")),
+        "diverged": False, **cols})
+
+
+@pytest.mark.parametrize("name", ["layer_quintiles", "layer_statistics"])
+def test_weight_features_are_invariant_to_hidden_unit_permutations(name):
+    models = [_mlp(s) for s in range(3)]
+    permuted = [_permute_hidden(m, 10 + i) for i, m in enumerate(models)]
+    x = torch.randn(5, 1, 3, 3)
+    assert torch.allclose(models[0](x), permuted[0](x), atol=1e-6)  # same function
+    assert not np.array_equal(flatten_state(models[0]).numpy(), flatten_state(permuted[0]).numpy())
+    a = EXTRACTORS[name](_table(models, _meta(3, cells=3)), "")
+    b = EXTRACTORS[name](_table(permuted, _meta(3, cells=3)), "")
+    np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+    raw = EXTRACTORS["raw_weights"]
+    assert not np.allclose(raw(_table(models, _meta(3, cells=3)), ""),
+                           raw(_table(permuted, _meta(3, cells=3)), ""))  # the raw baseline is not
+
+
+def test_htsr_features_are_permutation_invariant():
+    """HT-SR α depends on singular values only, which a permutation of units does not change."""
+    from phasezoo import htsr
+
+    model = nn.Sequential(nn.Linear(40, 30), nn.ReLU(), nn.Linear(30, 20))
+    torch.manual_seed(0)
+    perm = torch.randperm(30)
+    other = nn.Sequential(nn.Linear(40, 30), nn.ReLU(), nn.Linear(30, 20))
+    with torch.no_grad():
+        other[0].weight.copy_(model[0].weight[perm])
+        other[0].bias.copy_(model[0].bias[perm])
+        other[2].weight.copy_(model[2].weight[:, perm])
+        other[2].bias.copy_(model[2].bias)
+    a, b = htsr.analyze(model, farms=False), htsr.analyze(other, farms=False)
+    np.testing.assert_allclose(a["alpha"], b["alpha"], rtol=1e-9)
+
+
+def test_layer_statistics_by_hand():
+    model = _mlp(0)
+    stats = layer_statistics(_table([model], _meta(1, cells=1)), "")[0]
+    w = model[1].weight.detach().double().numpy().ravel()
+    expected = [*np.percentile(w, [0, 25, 50, 75, 100]), w.mean(), w.var()]
+    np.testing.assert_allclose(stats[:7], expected, rtol=1e-12)
+    q = layer_quintiles(_table([model], _meta(1, cells=1)), "")[0]
+    np.testing.assert_allclose(q[:5], np.percentile(w, [1, 25, 50, 75, 99]), rtol=1e-12)
+    assert len(stats) == 7 * 6  # 6 trainable tensors (3 weights, 3 biases) × 7 statistics
+
+
+def test_splits_never_split_a_cell():
+    meta = _meta(48)
+    for seed in range(3):
+        splits = [random_split(meta, seed), scale_transfer(meta, seed), *leave_phase_out(meta, seed)]
+        for s in splits:
+            parts = [set(meta["cell"].iloc[idx]) for idx in (s.train, s.val, s.test)]
+            assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2]), s.name
+            assert len(s.train) and len(s.val) and len(s.test), s.name
+    lopo = leave_phase_out(meta, 0)
+    assert [s.name for s in lopo] == ["leave_phase_out:I", "leave_phase_out:II",
+                                      "leave_phase_out:IV-B"]
+    assert set(meta["phase"].iloc[lopo[0].test]) == {"I"}
+    assert "I" not in set(meta["phase"].iloc[lopo[0].train])
+    st = scale_transfer(meta, 0)
+    assert meta["load_value"].iloc[st.train].max() < meta["load_value"].iloc[st.test].min()
+
+
+def test_planted_signal_is_recovered_and_shuffled_labels_are_not():
+    """Test accuracy is a function of the first layer's weight scale; per-layer statistics +
+    gradient boosting must find it (R² > 0.9), and score ≈ 0 when the labels are shuffled."""
+    rng = np.random.default_rng(0)
+    n = 96
+    scales = rng.uniform(0.2, 2.0, n)
+    models = [_mlp(i, s) for i, s in enumerate(scales)]
+    meta = _meta(n, cells=48, test_accuracy=1.0 / (1.0 + scales))
+    task = tuple(t for t in TASKS if t.name == "test_accuracy")
+    stats = {"stats+gbm": BASELINES["stats+gbm"], "hparams+gbm": BASELINES["hparams+gbm"]}
+    result = run_benchmark(_table(models, meta), seeds=2, baselines=stats, tasks=task)
+    by = {(e["split"], e["baseline"]): e for e in result["summary"]}
+    assert by[("random", "stats+gbm")]["r2"]["mean"] > 0.9
+    assert by[("random", "hparams+gbm")]["r2"]["mean"] < 0.2  # the grid says nothing of it
+    shuffled = meta.assign(test_accuracy=rng.permutation(meta["test_accuracy"].to_numpy()))
+    noise = run_benchmark(_table(models, shuffled), seeds=2, baselines=stats, tasks=task)
+    noise_by = {(e["split"], e["baseline"]): e for e in noise["summary"]}
+    assert noise_by[("random", "stats+gbm")]["r2"]["mean"] < 0.3
+    assert "| test_accuracy | random |" in markdown(result)
+
+
+def test_htsr_baseline_reads_the_layer_lists_and_names_a_missing_column():
+    models = [_mlp(i) for i in range(24)]
+    alpha = [np.array([2.0 + i % 5, np.nan, 3.0]) for i in range(24)]
+    meta = _meta(24, cells=12, test_accuracy=[0.5 + 0.1 * (i % 5) for i in range(24)])
+    x = EXTRACTORS["htsr"](_table(models, meta, alpha), "")
+    assert x.shape == (24, 3) and np.isnan(x[:, 1]).all()
+    with pytest.raises(ValueError, match="no layer_\\* columns"):
+        EXTRACTORS["htsr"](_table(models, meta), "")
+    result = run_benchmark(_table(models, meta), seeds=1, tasks=TASKS[:1])
+    assert "htsr+gbm" in result["skipped_baselines"]
+
+
+def test_zoo_transfer_trains_on_one_zoo_and_tests_on_the_other():
+    from phasezoo.wsl.splits import zoo_transfer
+    from phasezoo.wsl.table import concat
+
+    rng = np.random.default_rng(1)
+    scales = rng.uniform(0.2, 2.0, 96)
+    models = [_mlp(i, s) for i, s in enumerate(scales)]
+    meta = _meta(96, cells=48, test_accuracy=1.0 / (1.0 + scales))
+    a = _table(models[:48], meta.iloc[:48].reset_index(drop=True))
+    b_meta = meta.iloc[48:].reset_index(drop=True).assign(zoo="other")
+    both = concat([a, _table(models[48:], b_meta)])
+    split = zoo_transfer(both.meta, "z", 0)
+    assert set(both.meta["zoo"].iloc[split.test]) == {"other"}
+    assert set(both.meta["zoo"].iloc[np.concatenate([split.train, split.val])]) == {"z"}
+    task = tuple(t for t in TASKS if t.name == "test_accuracy")
+    result = run_benchmark(both, seeds=1, baselines={"stats+gbm": BASELINES["stats+gbm"]},
+                           tasks=task, train_zoo="z")
+    (entry,) = result["summary"]
+    assert entry["split"] == "zoo_transfer:z" and entry["r2"]["mean"] > 0.8
+
+
+def test_a_zoo_too_small_to_split_reports_so(tmp_path):
+    models = [_mlp(i) for i in range(2)]
+    result = run_benchmark(_table(models, _meta(2, cells=1)), seeds=1)
+    assert result["summary"] == []
+    assert "No split had enough cells" in markdown(result)
+    from phasezoo.wsl.benchmark import write_report
+
+    js, md = write_report(result, tmp_path)
+    assert js.exists() and (tmp_path / "benchmark.png").stat().st_size > 0
