@@ -28,6 +28,7 @@ ZOOS = CFG.zoos_dir
 
 wildcard_constraints:
     zoo="[a-z0-9][a-z0-9-]*",
+    source="[a-z0-9][a-z0-9-]*",
     cell="[^/]+",
 
 
@@ -37,6 +38,8 @@ STAGE_SECTIONS = {
     "train": ("description", "dataset", "model", "temperature", "load", "seeds", "train"),
     "metrics": ("dataset", "model", "temperature", "load", "seeds", "train", "metrics"),
     "phases": ("temperature", "load", "seeds", "train", "metrics", "phases"),
+    "publish": ("description", "dataset", "model", "temperature", "load", "seeds", "train",
+                "metrics", "phases"),
 }
 
 
@@ -79,6 +82,14 @@ def zoo_gpus(wildcards):
     return 1 if _zoo_resources(wildcards.zoo)["gpu"] else 0
 
 
+def transfer_pairs():
+    """Ordered pairs (train zoo, test zoo) of configured zoos with the same model: the
+    cross-zoo benchmark runs in both directions."""
+    zoos = CFG.raw["zoos"]
+    return [(a, b) for a in zoos for b in zoos if a != b and zoos[a]["model"] == zoos[b]["model"]]
+
+
 def all_targets():
     return ([f"{ZOOS}/{z}" for z in CFG.zoos] + [f"{RESULTS}/{z}/phases.parquet" for z in CFG.zoos]
-            + [f"{RESULTS}/{z}/benchmark.json" for z in CFG.zoos])
+            + [f"{RESULTS}/{z}/benchmark.json" for z in CFG.zoos]
+            + [f"{RESULTS}/{b}/transfer-from-{a}/benchmark.json" for a, b in transfer_pairs()])

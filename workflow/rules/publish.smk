@@ -47,3 +47,31 @@ rule benchmark:
         "benchmark {wildcards.zoo}"
     shell:
         "phasezoo benchmark {input.zoo} --out {params.out} --seeds {params.seeds} > {log} 2>&1"
+
+
+rule benchmark_transfer:
+    """Zoo transfer: the WSL baselines fit on zoo `source` (same architecture) and tested on
+    zoo `zoo`; one rule per ordered pair of configured zoos with the same model."""
+    input:
+        source=f"{ZOOS}/{{source}}",
+        zoo=f"{ZOOS}/{{zoo}}",
+    output:
+        json=f"{RESULTS}/{{zoo}}/transfer-from-{{source}}/benchmark.json",
+        table=f"{RESULTS}/{{zoo}}/transfer-from-{{source}}/benchmark.md",
+        plot=f"{RESULTS}/{{zoo}}/transfer-from-{{source}}/benchmark.png",
+    log:
+        "logs/{zoo}/benchmark-transfer-from-{source}.log",
+    params:
+        seeds=lambda wildcards: CFG.raw["zoos"][wildcards.zoo]["benchmark"]["seeds"],
+        out=lambda wildcards: f"{RESULTS}/{wildcards.zoo}/transfer-from-{wildcards.source}",
+    conda:
+        "../../envs/phasezoo.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    message:
+        "benchmark {wildcards.zoo} (trained on {wildcards.source})"
+    shell:
+        "phasezoo benchmark {input.zoo} --train-zoo {input.source} --out {params.out}"
+        " --seeds {params.seeds} > {log} 2>&1"

@@ -12,7 +12,7 @@ log=$(mktemp)
 snakemake --profile slurm --configfile config/test-slurm.yaml \
     --slurm-status-command squeue --slurm-init-seconds-before-status-checks 2 --verbose \
     >"$log" 2>&1 || { tail -n 60 "$log"; exit 1; }
-calls=$(grep -o 'sbatch call: sbatch .*--wrap' "$log" || true)
+calls=$(grep -o 'sbatch call: sbatch .*--wrap' "$log" | grep 'group_cells-' || true)
 echo "$calls" | cut -c1-200
 check() { if ! eval "$1"; then echo "test-slurm: FAILED: $2" >&2; exit 1; fi; }
 check '[ "$(echo "$calls" | wc -l)" -eq 2 ]' "one grouped Slurm job per zoo (2 cells each), got: $calls"
@@ -20,5 +20,7 @@ check 'echo "$calls" | grep "cells-tiny-gpu" | grep -q -- "--gpus=1"' "the GPU z
 check '! echo "$calls" | grep "cells-tiny-cpu" | grep -q -- "--gpus"' "the CPU zoo's job asks for no GPU"
 for zoo in tiny-cpu tiny-gpu; do
     phasezoo verify "zoos-slurm/$zoo"
+    check "[ -s results-slurm/$zoo/benchmark.json ]" "the WSL benchmark of $zoo ran"
 done
+check '[ -s results-slurm/tiny-gpu/transfer-from-tiny-cpu/benchmark.json ]' "the zoo-transfer benchmark ran"
 echo "test-slurm: OK"
