@@ -31,7 +31,12 @@ rule benchmark:
     output:
         json=f"{RESULTS}/{{zoo}}/benchmark.json",
         table=f"{RESULTS}/{{zoo}}/benchmark.md",
-        plot=f"{RESULTS}/{{zoo}}/benchmark.png",
+        plot=report(
+            f"{RESULTS}/{{zoo}}/benchmark.png",
+            caption="../report/benchmark.rst",
+            category="WSL benchmark",
+            subcategory="{zoo}",
+        ),
     log:
         "logs/{zoo}/benchmark.log",
     params:
