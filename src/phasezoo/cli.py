@@ -145,6 +145,19 @@ def cmd_benchmark(a: argparse.Namespace) -> None:
     print(js)
 
 
+def cmd_studies(a: argparse.Namespace) -> None:
+    import json
+
+    from phasezoo.wsl.studies import markdown, run_studies
+
+    result = run_studies(a.zoo, a.data_root, progress=not a.quiet)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "studies.json").write_text(json.dumps(result, indent=1, default=float))
+    (out / "studies.md").write_text(markdown(result))
+    print(markdown(result))
+
+
 def cmd_verify(a: argparse.Namespace) -> None:
     from phasezoo.zoo import verify
 
@@ -194,6 +207,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-zoo", help="zoo transfer: fit on this zoo (folder or hub id), test "
                                        "on ZOO")
     p.set_defaults(fn=cmd_benchmark)
+    p = sub.add_parser("studies", help="weight averaging and pruning by phase → studies.json/.md",
+                       description="Does a cell's phase predict how well weight averaging "
+                                   "(naive, weight-matched) and magnitude pruning work?")
+    p.add_argument("zoo", help="zoo folder or hub id")
+    p.add_argument("--out", required=True, help="folder for studies.json and studies.md")
+    p.add_argument("--data-root", default="data", help="dataset folder (default: %(default)s)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(fn=cmd_studies)
     p = sub.add_parser("list", help="list registered models, datasets or metrics")
     p.add_argument("what", choices=["models", "datasets", "metrics"])
     p.set_defaults(fn=cmd_list)

@@ -91,5 +91,5 @@ def transfer_pairs():
 
 def all_targets():
     return ([f"{ZOOS}/{z}" for z in CFG.zoos] + [f"{RESULTS}/{z}/phases.parquet" for z in CFG.zoos]
-            + [f"{RESULTS}/{z}/benchmark.json" for z in CFG.zoos]
+            + [f"{RESULTS}/{z}/{out}.json" for z in CFG.zoos for out in ("benchmark", "studies")]
             + [f"{RESULTS}/{b}/transfer-from-{a}/benchmark.json" for a, b in transfer_pairs()])

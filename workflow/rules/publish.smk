@@ -80,3 +80,29 @@ rule benchmark_transfer:
     shell:
         "phasezoo benchmark {input.zoo} --train-zoo {input.source} --out {params.out}"
         " --seeds {params.seeds} > {log} 2>&1"
+
+
+rule studies:
+    """Downstream studies by phase on the published zoo: seed averaging (naive and weight-matched)
+    and magnitude pruning per cell, summarised per phase with a Kruskal–Wallis test."""
+    input:
+        zoo=rules.publish.output.zoo,
+    output:
+        json=f"{RESULTS}/{{zoo}}/studies.json",
+        table=f"{RESULTS}/{{zoo}}/studies.md",
+    log:
+        "logs/{zoo}/studies.log",
+    params:
+        out=lambda wildcards: f"{RESULTS}/{wildcards.zoo}",
+        data_root=CFG.data_root,
+    conda:
+        "../../envs/phasezoo.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    message:
+        "studies {wildcards.zoo}"
+    shell:
+        "phasezoo studies {input.zoo} --out {params.out} --data-root {params.data_root} --quiet"
+        " > {log} 2>&1"

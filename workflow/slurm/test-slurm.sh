@@ -21,6 +21,7 @@ check '! echo "$calls" | grep "cells-tiny-cpu" | grep -q -- "--gpus"' "the CPU z
 for zoo in tiny-cpu tiny-gpu; do
     phasezoo verify "zoos-slurm/$zoo"
     check "[ -s results-slurm/$zoo/benchmark.json ]" "the WSL benchmark of $zoo ran"
+    check "[ -s results-slurm/$zoo/studies.json ]" "the downstream studies of $zoo ran"
 done
 check '[ -s results-slurm/tiny-gpu/transfer-from-tiny-cpu/benchmark.json ]' "the zoo-transfer benchmark ran"
 echo "test-slurm: OK"

@@ -1,0 +1,182 @@
+"""Downstream studies by phase: does a cell's phase predict how well weight averaging and
+magnitude pruning work on its models?
+
+Per cell, at the zoo's last kept epoch: the test accuracy of the seeds' average (naive, and
+after aligning every seed's hidden units to the first seed's by weight matching) against the
+mean accuracy of the seeds themselves, and the accuracy left after global magnitude pruning at a
+range of sparsities. The per-cell numbers are summarised per phase, and a Kruskal–Wallis test
+across phases says whether the phase separates them.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from phasezoo.evaluation import evaluate
+
+SPARSITIES = (0.5, 0.8, 0.9, 0.95)
+_WEIGHTED = (nn.Linear, nn.Conv2d)
+
+
+def _layers(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules() if isinstance(m, _WEIGHTED)]
+
+
+def can_align(model: nn.Module) -> bool:
+    """Weight matching here handles a plain chain of Linear/Conv2d layers with elementwise
+    activations and pooling in between (the registry's mlp and cnn), not residual or BatchNorm
+    networks."""
+    kinds = {type(m) for m in model.modules()} - {type(model)}
+    allowed = {nn.Linear, nn.Conv2d, nn.ReLU, nn.Tanh, nn.GELU, nn.MaxPool2d,
+               nn.AdaptiveAvgPool2d, nn.Flatten, nn.Identity}
+    return isinstance(model, nn.Sequential) and kinds <= allowed
+
+
+@torch.no_grad()
+def weight_match(reference: nn.Module, other: nn.Module) -> nn.Module:
+    """A copy of ``other`` with each hidden layer's units permuted to best match ``reference``.
+
+    One pass of weight matching (Ainsworth et al. 2023), layer by layer: the units of layer l of
+    ``other`` (its incoming weights and bias, inputs already permuted by layer l−1's match) are
+    assigned to those of ``reference`` by maximal total inner product
+    (``scipy.optimize.linear_sum_assignment``). The function computed is unchanged.
+
+    Raises:
+        ValueError: if the architecture is not a plain chain (:func:`can_align`).
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    if not can_align(other):
+        raise ValueError("weight matching needs a plain Linear/Conv2d chain (mlp, cnn)")
+    out = copy.deepcopy(other)
+    ref_layers, layers = _layers(reference), _layers(out)
+    for a, b, nxt in zip(ref_layers[:-1], layers[:-1], layers[1:], strict=True):
+        wa, wb = a.weight.reshape(len(a.weight), -1), b.weight.reshape(len(b.weight), -1)
+        cost = wa @ wb.T + (a.bias[:, None] * b.bias[None] if a.bias is not None else 0)
+        _, perm = linear_sum_assignment(cost.double().numpy(), maximize=True)
+        perm = torch.as_tensor(perm)
+        b.weight.copy_(b.weight[perm])
+        if b.bias is not None:
+            b.bias.copy_(b.bias[perm])
+        nxt.weight.copy_(nxt.weight[:, perm])
+    return out
+
+
+@torch.no_grad()
+def average(models: list[nn.Module]) -> nn.Module:
+    """The element-wise mean of the models' parameters and buffers."""
+    out = copy.deepcopy(models[0])
+    states = [m.state_dict() for m in models]
+    out.load_state_dict({k: torch.stack([s[k].float() for s in states]).mean(0).to(v.dtype)
+                         for k, v in states[0].items()})
+    return out
+
+
+@torch.no_grad()
+def magnitude_prune(model: nn.Module, sparsity: float) -> nn.Module:
+    """A copy with the ``sparsity`` fraction of smallest-magnitude weights (of all Linear and
+    Conv2d weight tensors together, biases kept) set to zero; ties broken by position."""
+    out = copy.deepcopy(model)
+    weights = [m.weight for m in _layers(out)]
+    flat = torch.cat([w.reshape(-1) for w in weights])
+    k = int(round(sparsity * len(flat)))
+    mask = torch.zeros(len(flat), dtype=torch.bool)
+    mask[torch.argsort(flat.abs(), stable=True)[:k]] = True
+    for w, m in zip(weights, mask.split([w.numel() for w in weights]), strict=True):
+        w[m.reshape(w.shape)] = 0.0
+    return out
+
+
+def cell_study(models: list[nn.Module], x: torch.Tensor, y: torch.Tensor,
+               batch_size: int = 1000) -> dict[str, float]:
+    """Averaging and pruning numbers of one cell's seeds (models in eval mode)."""
+    acc = [evaluate(m, x, y, batch_size)[1] for m in models]
+    row: dict[str, float] = {"member_accuracy": float(np.mean(acc)),
+                             "naive_average_accuracy": evaluate(average(models), x, y,
+                                                                batch_size)[1]}
+    if can_align(models[0]) and len(models) > 1:
+        aligned = [models[0]] + [weight_match(models[0], m) for m in models[1:]]
+        row["aligned_average_accuracy"] = evaluate(average(aligned), x, y, batch_size)[1]
+    else:
+        row["aligned_average_accuracy"] = math.nan
+    for s in SPARSITIES:
+        row[f"pruned_{s:g}_accuracy"] = float(np.mean(
+            [evaluate(magnitude_prune(m, s), x, y, batch_size)[1] for m in models]))
+    return row
+
+
+def by_phase(cells: pd.DataFrame) -> dict[str, Any]:
+    """Per phase: mean ± std over cells of each study's accuracy change; Kruskal–Wallis p-value
+    across phases ("does the phase predict it?")."""
+    from scipy.stats import kruskal
+
+    cells = cells.assign(
+        naive_gain=cells["naive_average_accuracy"] - cells["member_accuracy"],
+        aligned_gain=cells["aligned_average_accuracy"] - cells["member_accuracy"],
+        **{f"pruned_{s:g}_drop": cells["member_accuracy"] - cells[f"pruned_{s:g}_accuracy"]
+           for s in SPARSITIES})
+    measures = ["naive_gain", "aligned_gain", *[f"pruned_{s:g}_drop" for s in SPARSITIES]]
+    out: dict[str, Any] = {"per_phase": {}, "kruskal_p": {}}
+    for phase, g in cells.groupby("phase"):
+        out["per_phase"][phase] = {"cells": int(len(g)), **{
+            m: {"mean": float(g[m].mean()), "std": float(g[m].std(ddof=1)) if len(g) > 1
+                else math.nan} for m in measures}}
+    for m in measures:
+        groups = [g[m].dropna().to_numpy() for _, g in cells.groupby("phase")]
+        groups = [v for v in groups if len(v)]
+        ok = len(groups) > 1 and len({float(x) for v in groups for x in v}) > 1
+        out["kruskal_p"][m] = float(kruskal(*groups).pvalue) if ok else math.nan
+    return out
+
+
+def run_studies(zoo: str, data_root: str = "data", progress: bool = True) -> dict[str, Any]:
+    """Every cell of a zoo (folder or hub id) at its last kept epoch, then the per-phase summary.
+
+    The test split is rebuilt from the zoo's ``hp_dataset`` / ``hp_normalize`` columns through
+    the dataset registry (downloaded into ``data_root`` on first use for torchvision datasets).
+    """
+    import datasets
+    from tqdm.auto import tqdm
+
+    from phasezoo.data import create_dataset
+    from phasezoo.wsl.table import load_zoo
+    from phasezoo.weights import build_model
+
+    table = load_zoo(zoo)
+    hp = datasets.load_dataset(zoo, split="train").select_columns(["hp_dataset", "hp_normalize"])[0]
+    test = create_dataset(str(hp["hp_dataset"]), data_root, normalize=bool(hp["hp_normalize"]))
+    last = table.meta["epoch"] == table.meta["epoch"].max()
+    rows = []
+    for cell, g in tqdm(table.meta[last].groupby("cell", sort=False), desc="studies",
+                        disable=not progress):
+        models = [build_model(table.layouts[i], torch.as_tensor(table.weights[i])) for i in g.index]
+        rows.append({"cell": cell, "phase": g["phase"].iloc[0],
+                     **cell_study(models, test.x_test, test.y_test)})
+    cells = pd.DataFrame(rows)
+    return {"zoo": sorted(table.meta["zoo"].unique()), "epoch": int(table.meta["epoch"].max()),
+            "sparsities": list(SPARSITIES), "cells": cells.to_dict(orient="records"),
+            **by_phase(cells)}
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """Per phase, mean ± std over cells; the last row is the Kruskal–Wallis p-value."""
+    measures = list(result["kruskal_p"])
+    head = ["phase", "cells", *measures]
+    lines = [f"# Downstream studies by phase: {', '.join(result['zoo'])} (epoch {result['epoch']})",
+             "", "Accuracy change on the test split: `*_gain` = averaged model − mean member "
+             "(naive, or after weight matching); `pruned_s_drop` = member − pruned at sparsity s. "
+             "Kruskal–Wallis p: does the phase separate the cells?", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for phase, d in result["per_phase"].items():
+        lines.append(f"| {phase} | {d['cells']} | " + " | ".join(
+            f"{d[m]['mean']:+.3f} ± {d[m]['std']:.3f}" for m in measures) + " |")
+    lines.append("| Kruskal–Wallis p | | " + " | ".join(
+        f"{result['kruskal_p'][m]:.3g}" for m in measures) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,97 @@
+"""Downstream studies: weight matching, averaging and pruning checked against what they promise."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from phasezoo.models import create_model
+from phasezoo.wsl.studies import (SPARSITIES, average, by_phase, can_align, magnitude_prune,
+                                  weight_match)
+
+
+def _model(name: str, seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    kw = {"depth": 2} if name == "mlp" else {}
+    return create_model(name, width=6, input_shape=(1, 8, 8), num_classes=4, **kw).eval()
+
+
+def _permuted(model: nn.Module, seed: int) -> nn.Module:
+    """The same function with every hidden layer's units shuffled."""
+    out = copy.deepcopy(model)
+    layers = [m for m in out.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for a, b in zip(layers[:-1], layers[1:], strict=True):
+            perm = torch.randperm(len(a.weight), generator=g)
+            a.weight.copy_(a.weight[perm])
+            a.bias.copy_(a.bias[perm])
+            b.weight.copy_(b.weight[:, perm])
+    return out
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+def test_weight_matching_undoes_a_permutation(name):
+    a = _model(name, 0)
+    b = _permuted(a, 1)
+    x = torch.randn(7, 1, 8, 8)
+    assert torch.allclose(a(x), b(x), atol=1e-5)
+    assert not torch.allclose(list(a.parameters())[0], list(b.parameters())[0])
+    matched = weight_match(a, b)
+    for p, q in zip(a.parameters(), matched.parameters(), strict=True):
+        assert torch.equal(p, q)  # the permutation is recovered exactly
+    assert torch.allclose(average([a, matched])(x), a(x), atol=1e-5)
+    assert not torch.allclose(average([a, b])(x), a(x), atol=1e-3)  # the naive average is not
+
+
+def test_weight_matching_keeps_the_function_of_another_seed():
+    a, b = _model("mlp", 0), _model("mlp", 1)
+    x = torch.randn(7, 1, 8, 8)
+    assert torch.allclose(weight_match(a, b)(x), b(x), atol=1e-5)
+
+
+def test_resnets_are_not_aligned():
+    assert can_align(_model("mlp", 0)) and can_align(_model("cnn", 0))
+    assert not can_align(_model("resnet18", 0))
+    with pytest.raises(ValueError, match="plain Linear/Conv2d chain"):
+        weight_match(_model("resnet18", 0), _model("resnet18", 1))
+
+
+@pytest.mark.parametrize("sparsity", [0.0, *SPARSITIES])
+def test_magnitude_pruning_zeroes_the_smallest_weights_globally(sparsity):
+    model = _model("mlp", 0)
+    pruned = magnitude_prune(model, sparsity)
+    before = torch.cat([m.weight.reshape(-1) for m in model if isinstance(m, nn.Linear)])
+    after = torch.cat([m.weight.reshape(-1) for m in pruned if isinstance(m, nn.Linear)])
+    k = round(sparsity * len(before))
+    assert int((after == 0).sum()) == k
+    if k:
+        assert before.abs()[after == 0].max() <= before.abs()[after != 0].min()
+    kept = after != 0
+    assert torch.equal(after[kept], before[kept])
+    for m, p in zip(model, pruned, strict=True):  # biases untouched
+        if isinstance(m, nn.Linear):
+            assert torch.equal(m.bias, p.bias)
+
+
+def test_by_phase_summary_and_kruskal_by_hand():
+    from scipy.stats import kruskal
+
+    cells = pd.DataFrame({
+        "cell": list("abcdef"), "phase": ["I", "I", "I", "IV-B", "IV-B", "IV-B"],
+        "member_accuracy": [0.5] * 6,
+        "naive_average_accuracy": [0.1, 0.2, 0.15, 0.45, 0.5, 0.48],
+        "aligned_average_accuracy": [0.3, 0.35, 0.32, 0.5, 0.52, 0.49],
+        **{f"pruned_{s:g}_accuracy": [0.4] * 6 for s in SPARSITIES}})
+    out = by_phase(cells)
+    gains_i = np.array([0.1, 0.2, 0.15]) - 0.5
+    assert out["per_phase"]["I"]["naive_gain"]["mean"] == pytest.approx(gains_i.mean())
+    assert out["per_phase"]["I"]["naive_gain"]["std"] == pytest.approx(gains_i.std(ddof=1))
+    expected = kruskal(gains_i, np.array([0.45, 0.5, 0.48]) - 0.5).pvalue
+    assert out["kruskal_p"]["naive_gain"] == pytest.approx(expected)
+    assert np.isnan(out["kruskal_p"]["pruned_0.5_drop"])  # identical everywhere: no test
