@@ -53,6 +53,7 @@ def test_snakemake_dag_publishes_a_loadable_zoo(tmp_path):
     assert (tmp_path / "results" / "tiny" / "benchmark.png").stat().st_size > 0
     studies = json.loads((tmp_path / "results" / "tiny" / "studies.json").read_text())
     assert len(studies["cells"]) == 4 and studies["per_phase"]
+    assert (tmp_path / "results" / "tiny" / "studies.png").stat().st_size > 0
     # Run again: nothing to do (every output is complete and up to date).
     dry = subprocess.run(cmd + ["-n"], cwd=REPO, env=_env(), capture_output=True, text=True)
     assert "Nothing to be done" in dry.stdout + dry.stderr

@@ -148,13 +148,14 @@ def cmd_benchmark(a: argparse.Namespace) -> None:
 def cmd_studies(a: argparse.Namespace) -> None:
     import json
 
-    from phasezoo.wsl.studies import markdown, run_studies
+    from phasezoo.wsl.studies import markdown, plot, run_studies
 
     result = run_studies(a.zoo, a.data_root, progress=not a.quiet)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "studies.json").write_text(json.dumps(result, indent=1, default=float))
     (out / "studies.md").write_text(markdown(result))
+    plot(result, out / "studies.png")
     print(markdown(result))
 
 

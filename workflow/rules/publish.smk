@@ -90,6 +90,12 @@ rule studies:
     output:
         json=f"{RESULTS}/{{zoo}}/studies.json",
         table=f"{RESULTS}/{{zoo}}/studies.md",
+        plot=report(
+            f"{RESULTS}/{{zoo}}/studies.png",
+            caption="../report/studies.rst",
+            category="Downstream studies",
+            subcategory="{zoo}",
+        ),
     log:
         "logs/{zoo}/studies.log",
     params:

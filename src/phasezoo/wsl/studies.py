@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -180,3 +181,42 @@ def markdown(result: dict[str, Any]) -> str:
     lines.append("| Kruskal–Wallis p | | " + " | ".join(
         f"{result['kruskal_p'][m]:.3g}" for m in measures) + " |")
     return "\n".join(lines) + "\n"
+
+
+def plot(result: dict[str, Any], out: str | Path) -> Path:
+    """Left: accuracy lost to magnitude pruning vs sparsity, one line per phase (mean ± std over
+    cells). Right: accuracy change of naive and weight-matched seed averaging per phase."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from phasezoo.plots import PHASE_COLORS
+
+    phases = result["per_phase"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    sparsities = result["sparsities"]
+    for phase, d in phases.items():
+        mean = [d[f"pruned_{s:g}_drop"]["mean"] for s in sparsities]
+        std = [d[f"pruned_{s:g}_drop"]["std"] for s in sparsities]
+        left.errorbar(sparsities, mean, yerr=np.nan_to_num(std), marker="o", capsize=3,
+                      color=PHASE_COLORS.get(phase), label=f"{phase} ({d['cells']} cells)")
+    left.set_xlabel("sparsity (global magnitude pruning)")
+    left.set_ylabel("test accuracy lost")
+    left.set_title(f"pruning (Kruskal–Wallis p at 0.8: {result['kruskal_p']['pruned_0.8_drop']:.2g})")
+    left.legend(fontsize=8)
+    x = np.arange(len(phases))
+    for j, (key, label) in enumerate((("naive_gain", "naive"), ("aligned_gain", "weight-matched"))):
+        right.bar(x + 0.4 * j, [d[key]["mean"] for d in phases.values()], 0.4,
+                  yerr=np.nan_to_num([d[key]["std"] for d in phases.values()]), capsize=3,
+                  label=f"{label} (p {result['kruskal_p'][key]:.2g})")
+    right.set_xticks(x + 0.2, list(phases))
+    right.axhline(0, color="black", lw=0.5)
+    right.set_ylabel("averaged model − mean member (test accuracy)")
+    right.set_title("averaging the seeds of a cell")
+    right.legend(fontsize=8)
+    fig.suptitle(f"{', '.join(result['zoo'])}: downstream studies by phase (epoch {result['epoch']})")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return Path(out)
