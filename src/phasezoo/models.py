@@ -104,3 +104,77 @@ def resnet18(*, width: int, input_shape: tuple[int, ...], num_classes: int) -> n
             c_in = c_out
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, num_classes)]
     return nn.Sequential(*layers)
+
+
+class Bottleneck(nn.Module):
+    """ResNet bottleneck block (1×1, 3×3 with the stride, 1×1 ×4 channels; torchvision's v1.5)."""
+
+    expansion = 4
+
+    def __init__(self, c_in: int, planes: int, stride: int) -> None:
+        super().__init__()
+        c_out = planes * self.expansion
+        self.conv1 = nn.Conv2d(c_in, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, c_out, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(c_out)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False),
+                                          nn.BatchNorm2d(c_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = torch.relu(self.bn2(self.conv2(out)))
+        return torch.relu(self.bn3(self.conv3(out)) + self.shortcut(x))
+
+
+@register_model
+def resnet50(*, width: int, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    """CIFAR-style ResNet-50: 3×3 stem, no max-pool, bottleneck stages [3, 4, 6, 3] of widths
+    k, 2k, 4k, 8k (outputs ×4; k = width). At k = 64 it is torchvision's ResNet-50 with the
+    CIFAR stem (``tests/test_models.py`` counts the parameters against torchvision's)."""
+    layers: list[nn.Module] = [nn.Conv2d(input_shape[0], width, 3, 1, 1, bias=False),
+                               nn.BatchNorm2d(width), nn.ReLU()]
+    c_in = width
+    for i, (planes, blocks) in enumerate(zip([width, 2 * width, 4 * width, 8 * width],
+                                             [3, 4, 6, 3], strict=True)):
+        for j in range(blocks):
+            layers.append(Bottleneck(c_in, planes, stride=2 if (i > 0 and j == 0) else 1))
+            c_in = planes * Bottleneck.expansion
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, num_classes)]
+    return nn.Sequential(*layers)
+
+
+def _vit_heads(width: int) -> int:
+    """Attention heads of a ViT of embedding size ``width``: head size ~64 (ViT's convention),
+    at least one head, and a divisor of ``width``."""
+    heads = max(1, width // 64)
+    while width % heads:
+        heads -= 1
+    return heads
+
+
+@register_model
+def vit(*, width: int, input_shape: tuple[int, ...], num_classes: int, depth: int = 6,
+        patch_size: int = 4) -> nn.Module:
+    """Small ViT for 28–32 px images: torchvision's ``VisionTransformer`` (the field's reference
+    implementation) with embedding size ``width``, ``depth`` encoder blocks, MLP size 4·width,
+    ~64-dim heads, ``patch_size`` patches, and a patch embedding for ``input_shape[0]`` channels.
+
+    Raises:
+        ValueError: if the image side is not a multiple of ``patch_size``.
+    """
+    from torchvision.models import VisionTransformer
+
+    channels, size = input_shape[0], input_shape[-1]
+    if size % patch_size or input_shape[-2] != size:
+        raise ValueError(f"vit: square images with a side divisible by patch_size={patch_size} "
+                         f"needed, got {tuple(input_shape)}")
+    model = VisionTransformer(image_size=size, patch_size=patch_size, num_layers=depth,
+                              num_heads=_vit_heads(width), hidden_dim=width, mlp_dim=4 * width,
+                              num_classes=num_classes)
+    model.conv_proj = nn.Conv2d(channels, width, patch_size, patch_size)
+    return model
