@@ -69,6 +69,14 @@ def cnn(*, width: int, input_shape: tuple[int, ...], num_classes: int) -> nn.Mod
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * width, num_classes))
 
 
+def _shortcut(c_in: int, c_out: int, stride: int) -> nn.Sequential:
+    """A residual block's skip path: identity, or a strided 1×1 projection with BatchNorm when
+    the shape changes (state_dict keys ``shortcut.0.*``, ``shortcut.1.*``)."""
+    if stride == 1 and c_in == c_out:
+        return nn.Sequential()
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+
+
 class BasicBlock(nn.Module):
     """ResNet basic block (two 3×3 convs with BatchNorm) with a 1×1 projection when needed."""
 
@@ -78,10 +86,7 @@ class BasicBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(c_out)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(c_out)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False),
-                                          nn.BatchNorm2d(c_out))
+        self.shortcut = _shortcut(c_in, c_out, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.relu(self.bn1(self.conv1(x)))
@@ -120,10 +125,7 @@ class Bottleneck(nn.Module):
         self.bn2 = nn.BatchNorm2d(planes)
         self.conv3 = nn.Conv2d(planes, c_out, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(c_out)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False),
-                                          nn.BatchNorm2d(c_out))
+        self.shortcut = _shortcut(c_in, c_out, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.relu(self.bn1(self.conv1(x)))
