@@ -146,17 +146,10 @@ def cmd_benchmark(a: argparse.Namespace) -> None:
 
 
 def cmd_studies(a: argparse.Namespace) -> None:
-    import json
+    from phasezoo.wsl.studies import run_studies, write_report
 
-    from phasezoo.wsl.studies import markdown, plot, run_studies
-
-    result = run_studies(a.zoo, a.data_root, progress=not a.quiet)
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "studies.json").write_text(json.dumps(result, indent=1, default=float))
-    (out / "studies.md").write_text(markdown(result))
-    plot(result, out / "studies.png")
-    print(markdown(result))
+    md = write_report(run_studies(a.zoo, a.data_root, progress=not a.quiet), a.out)
+    print(md.read_text())
 
 
 def cmd_verify(a: argparse.Namespace) -> None:
@@ -171,6 +164,14 @@ def _write_parquet(table, path: Path) -> None:
     table.to_parquet(tmp, index=False)
     tmp.replace(path)
     print(path)
+
+
+def _report_parser(sub, name: str, help_: str, description: str) -> argparse.ArgumentParser:
+    """A subcommand that reads a published zoo and writes ``<name>.{json,md,png}`` to ``--out``."""
+    p = sub.add_parser(name, help=f"{help_} → {name}.json/.md/.png", description=description)
+    p.add_argument("zoo", help="zoo folder or hub id")
+    p.add_argument("--out", required=True, help=f"folder for {name}.json, .md and .png")
+    return p
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -199,20 +200,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="check a published zoo's checksums and schema")
     p.add_argument("zoo_dir", help="folder of a published zoo")
     p.set_defaults(fn=cmd_verify)
-    p = sub.add_parser("benchmark", help="phase-aware WSL benchmark of a zoo → benchmark.json/.md",
-                       description="Baselines × tasks × cell-grouped splits on any zoo that "
-                                   "datasets.load_dataset reads (a local folder or a hub id).")
-    p.add_argument("zoo", help="zoo folder or hub id")
-    p.add_argument("--out", required=True, help="folder for benchmark.json and benchmark.md")
+    p = _report_parser(sub, "benchmark", "phase-aware WSL benchmark of a zoo",
+                       "Baselines × tasks × cell-grouped splits on any zoo that "
+                       "datasets.load_dataset reads (a local folder or a hub id).")
     p.add_argument("--seeds", type=int, default=3, help="repeats of every split (default 3)")
     p.add_argument("--train-zoo", help="zoo transfer: fit on this zoo (folder or hub id), test "
                                        "on ZOO")
     p.set_defaults(fn=cmd_benchmark)
-    p = sub.add_parser("studies", help="weight averaging and pruning by phase → studies.json/.md",
-                       description="Does a cell's phase predict how well weight averaging "
-                                   "(naive, weight-matched) and magnitude pruning work?")
-    p.add_argument("zoo", help="zoo folder or hub id")
-    p.add_argument("--out", required=True, help="folder for studies.json and studies.md")
+    p = _report_parser(sub, "studies", "weight averaging and pruning by phase",
+                       "Does a cell's phase predict how well weight averaging "
+                       "(naive, weight-matched) and magnitude pruning work?")
     p.add_argument("--data-root", default="data", help="dataset folder (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(fn=cmd_studies)

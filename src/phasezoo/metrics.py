@@ -164,7 +164,8 @@ def checkpoint_rows(pop: Population, split: Split, device: torch.device, setting
                 flush()
         rows.append(row)
     flush()
-    return pd.DataFrame([_nan_row(pop) | r for r in rows])
+    nan_row = _nan_row(pop)  # builds a model for the layer names: once per cell
+    return pd.DataFrame([nan_row | r for r in rows])
 
 
 def _num_values(model: nn.Module) -> int:

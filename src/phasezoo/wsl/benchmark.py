@@ -219,14 +219,16 @@ def run_benchmark(table: ZooTable, seeds: int = 3, baselines: dict = BASELINES,
             features[extractor] = EXTRACTORS[extractor](table, "")
         except ValueError as err:
             skipped[name] = str(err)
+    subsets = ([(label, sub, EXTRACTORS["raw_weights"](sub, ""))
+                for label, sub in architecture_subsets(table)]
+               if any(e == "raw_weights" for e, _ in baselines.values()) else [])
     for task, (name, (extractor, family)) in product(tasks, baselines.items()):
         if name in skipped:
             continue
         if extractor == "raw_weights":
-            for label, sub in architecture_subsets(table):
-                records += _records(sub, EXTRACTORS[extractor](sub, task.name), task, name,
-                                    family, seeds, label, random_only=bool(label),
-                                    train_zoo=train_zoo)
+            for label, sub, x in subsets:
+                records += _records(sub, x, task, name, family, seeds, label,
+                                    random_only=bool(label), train_zoo=train_zoo)
             continue
         x = (EXTRACTORS[extractor](table, task.name) if extractor == "hyperparameters"
              else features[extractor])

@@ -143,7 +143,6 @@ def run_studies(zoo: str, data_root: str = "data", progress: bool = True) -> dic
     The test split is rebuilt from the zoo's ``hp_dataset`` / ``hp_normalize`` columns through
     the dataset registry (downloaded into ``data_root`` on first use for torchvision datasets).
     """
-    import datasets
     from tqdm.auto import tqdm
 
     from phasezoo.data import create_dataset
@@ -151,7 +150,10 @@ def run_studies(zoo: str, data_root: str = "data", progress: bool = True) -> dic
     from phasezoo.weights import build_model
 
     table = load_zoo(zoo)
-    hp = datasets.load_dataset(zoo, split="train").select_columns(["hp_dataset", "hp_normalize"])[0]
+    missing = [c for c in ("hp_dataset", "hp_normalize") if c not in table.meta]
+    if missing:
+        raise ValueError(f"{zoo}: column '{missing[0]}' is missing (needed to rebuild the test data)")
+    hp = table.meta.iloc[0]
     test = create_dataset(str(hp["hp_dataset"]), data_root, normalize=bool(hp["hp_normalize"]))
     last = table.meta["epoch"] == table.meta["epoch"].max()
     rows = []
@@ -164,6 +166,18 @@ def run_studies(zoo: str, data_root: str = "data", progress: bool = True) -> dic
     return {"zoo": sorted(table.meta["zoo"].unique()), "epoch": int(table.meta["epoch"].max()),
             "sparsities": list(SPARSITIES), "cells": cells.to_dict(orient="records"),
             **by_phase(cells)}
+
+
+def write_report(result: dict[str, Any], out_dir: str | Path) -> Path:
+    """``studies.json``, ``studies.md`` and ``studies.png`` in ``out_dir``; returns the markdown."""
+    import json
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "studies.json").write_text(json.dumps(result, indent=1, default=float))
+    (out / "studies.md").write_text(markdown(result))
+    plot(result, out / "studies.png")
+    return out / "studies.md"
 
 
 def markdown(result: dict[str, Any]) -> str:
