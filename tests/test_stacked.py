@@ -43,10 +43,14 @@ def _max_diff(a: nn.Module, b: nn.Module) -> float:
 
 # Float32 GEMMs and convolutions batched over members sum in another order than one member's;
 # three epochs of SGD (momentum 0.9) carry those ~1e-7 roundings to the bounds below.
-@pytest.mark.parametrize("model, width, atol", [("mlp", 16, 1e-5), ("cnn", 4, 1e-5)])
-def test_stacked_matches_the_member_loop(split, model, width, atol):
-    hp, stacked = _members(model, width, split)
-    _, looped = _members(model, width, split)
+AUGMENT = {"crop": 4, "flip": True, "rotation": 20}
+
+
+@pytest.mark.parametrize("model, width, atol, augment", [("mlp", 16, 1e-5, {}), ("cnn", 4, 1e-5, {}),
+                                                         ("cnn", 4, 1e-5, AUGMENT)])
+def test_stacked_matches_the_member_loop(split, model, width, atol, augment):
+    hp, stacked = _members(model, width, split, augment=augment)
+    _, looped = _members(model, width, split, augment=augment)
     for epoch in range(1, 4):
         assert train_epoch_stacked(stacked, split, hp, epoch) == [True, True, True]
         assert all(train_epoch(m, split, hp, epoch) for m in looped)

@@ -107,8 +107,8 @@ def test_one_member_diverging_leaves_the_others_alone(vectorize, monkeypatch, tm
     else:
         real_member_step = train_mod.sgd_step
 
-        def seed1_explodes(member, xb, yb, lr):
-            loss = real_member_step(member, xb, yb, lr)
+        def seed1_explodes(member, xb, yb, lr, task):
+            loss = real_member_step(member, xb, yb, lr, task)
             return loss * float("nan") if member.seed == 1 else loss
 
         monkeypatch.setattr(train_mod, "sgd_step", seed1_explodes)

@@ -21,6 +21,7 @@ import yaml
 
 SCHEMA_FILE = "config.schema.yaml"
 INTEGER_AXES = {"batch_size", "width"}
+DATASET_PREP = ("image_size", "channels", "train_size", "test_size", "options")
 
 
 class ConfigError(ValueError):
@@ -88,9 +89,15 @@ class ZooSpec:
         """Resolve one grid point into a cell with its full hyperparameter set."""
         t_name, l_name = self.temperature.name, self.load.name
         t, ld = _coerce(t_name, temperature), _coerce(l_name, load)
-        hp = {**self.raw["train"], "dataset": self.raw["dataset"]["name"],
-              "normalize": self.raw["dataset"]["normalize"], "model": self.raw["model"]["name"],
-              "width": self.raw["model"]["width"], "depth": self.raw["model"]["depth"]}
+        data, model = self.raw["dataset"], self.raw["model"]
+        hp = {**self.raw["train"], "dataset": data["name"], "normalize": data["normalize"],
+              "model": model["name"], "width": model["width"], "depth": model["depth"]}
+        # Only present when set, so configs without them keep their cells' fingerprints.
+        prep = {k: data[k] for k in DATASET_PREP if data.get(k) not in (None, {})}
+        if prep:
+            hp["dataset_options"] = prep
+        if model.get("options"):
+            hp["model_options"] = model["options"]
         hp[t_name] = t
         hp[l_name] = ld
         return Cell(self.name, (t_name, t), (l_name, ld), self.seeds, hp)

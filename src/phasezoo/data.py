@@ -8,17 +8,22 @@ Adding a dataset is one function decorated with :func:`register_dataset`.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
+from torch.nn import functional as F
+
+from phasezoo.tasks import ConvectionTask, Task
 
 DATA_FRACTION_SEED = 0  # the training subset is part of the cell (its load), not of the seed
-DatasetFn = Callable[[Path], "Split"]
+DatasetFn = Callable[..., "Split"]
 _DATASETS: dict[str, DatasetFn] = {}
+_TASKS: dict[str, str] = {}
 
 
 @dataclass
@@ -29,8 +34,9 @@ class Split:
     y_train: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
-    num_classes: int
+    num_classes: int  # classes, vocabulary size, or output size (PINN)
     info: dict = field(default_factory=dict)
+    task: Task = field(default_factory=Task)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -42,10 +48,21 @@ class Split:
                        x_test=self.x_test.to(device), y_test=self.y_test.to(device))
 
 
-def register_dataset(fn: DatasetFn) -> DatasetFn:
-    """Register ``fn`` under its name with '_' replaced by '-' (``cifar10`` → ``cifar10``)."""
-    _DATASETS[fn.__name__.replace("_", "-")] = fn
-    return fn
+def register_dataset(fn: DatasetFn | None = None, *, task: str = "classification") -> Any:
+    """Register ``fn(root, **options)`` under its name with '_' replaced by '-', with the kind of
+    task it poses (known without loading the data, so the phases stage can read errors right)."""
+    def deco(f: DatasetFn) -> DatasetFn:
+        name = f.__name__.replace("_", "-")
+        _DATASETS[name], _TASKS[name] = f, task
+        return f
+    return deco(fn) if fn is not None else deco
+
+
+def task_kind(name: str) -> str:
+    """The task kind of a registered dataset (see :mod:`phasezoo.tasks`)."""
+    if name not in _TASKS:
+        raise ValueError(f"unknown dataset '{name}'; registered datasets: {list_datasets()}")
+    return _TASKS[name]
 
 
 def list_datasets() -> list[str]:
@@ -53,37 +70,97 @@ def list_datasets() -> list[str]:
     return sorted(_DATASETS)
 
 
-def create_dataset(name: str, root: str | Path = "data", *, normalize: bool = True) -> Split:
+def create_dataset(name: str, root: str | Path = "data", *, normalize: bool = True,
+                   options: dict[str, Any] | None = None) -> Split:
     """Load a registered dataset as a :class:`Split` on the CPU.
 
     Args:
         name: registered name, see :func:`list_datasets`.
         root: folder for downloads (torchvision datasets download on first use).
-        normalize: standardize each channel with the training mean and std.
+        normalize: standardize each channel with the training mean and std (images only; token
+            ids and PDE collocation points are never rescaled).
+        options: the dataset's own keyword arguments (config ``dataset.options``).
 
     Raises:
-        ValueError: if ``name`` is unknown; the message lists the valid names.
+        ValueError: if ``name`` is unknown (the message lists the valid names) or an option is
+            not one of the dataset's (the message lists them).
     """
     if name not in _DATASETS:
         raise ValueError(f"unknown dataset '{name}'; registered datasets: {list_datasets()}")
-    split = _DATASETS[name](Path(root))
-    split.info = {"name": name, **split.info}
-    return standardize(split) if normalize else split
+    fn, options = _DATASETS[name], dict(options or {})
+    valid = [p for p in inspect.signature(fn).parameters if p != "root"]
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ValueError(f"dataset.options: {unknown} not options of dataset '{name}'; "
+                         f"its options are {valid}")
+    split = fn(Path(root), **options)
+    split.info = {"name": name, "task": split.task.kind, **split.info,
+                  **({"options": options} if options else {})}
+    return standardize(split) if normalize and split.x_train.dim() == 4 else split
 
 
 def cell_split(hparams: dict, root: str | Path, device: torch.device | str = "cpu") -> Split:
-    """A cell's data: its dataset, the training part cut to its data fraction, on ``device``.
+    """A cell's data: its dataset (resized, capped as configured), the training part cut to its
+    data fraction, on ``device``.
 
-    The subset is stratified and drawn with a fixed seed, so every seed of a cell (and every
-    stage) sees the same training samples.
+    Subsets are stratified (for class labels) and drawn with fixed seeds, so every seed of a cell
+    (and every stage) sees the same samples. A ``beta`` load axis is the convection coefficient
+    of the dataset (an option of the ``convection`` dataset).
     """
-    split = create_dataset(hparams["dataset"], root, normalize=hparams["normalize"])
+    prep = hparams.get("dataset_options", {})
+    options = {**prep.get("options", {}), **({"beta": hparams["beta"]} if "beta" in hparams else {})}
+    split = create_dataset(hparams["dataset"], root, normalize=False, options=options)
+    split = prepare_images(split, prep.get("image_size"), prep.get("channels"))
+    split = cap_sizes(split, prep.get("train_size"), prep.get("test_size"))
+    if hparams["normalize"] and split.x_train.dim() == 4:
+        split = standardize(split)
     fraction = hparams.get("data_fraction", 1.0)
     if fraction < 1:
         idx = subset_fraction(split.y_train, fraction, seed=DATA_FRACTION_SEED)
         split.x_train, split.y_train = split.x_train[idx], split.y_train[idx]
         split.info = {**split.info, "data_fraction": fraction, "data_fraction_seed": DATA_FRACTION_SEED}
     return split.to(device)
+
+
+def prepare_images(split: Split, size: int | None, channels: int | None) -> Split:
+    """Resize images to ``size``×``size`` (bilinear, antialiased) and convert to ``channels``
+    (grey repeated to RGB, or RGB averaged to grey); ``None`` keeps the native value.
+
+    Why: a CPU-sized twin of a zoo can train the full zoo's architecture on a small dataset that
+    ships offline, at the input shape the architecture expects.
+    """
+    if size is None and channels is None:
+        return split
+    if split.x_train.dim() != 4:
+        raise ValueError(f"dataset '{split.info.get('name')}': image_size/channels apply to "
+                         f"images, not to inputs of shape {tuple(split.x_train.shape[1:])}")
+
+    def convert(x: torch.Tensor) -> torch.Tensor:
+        if size is not None and tuple(x.shape[-2:]) != (size, size):
+            x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
+                              align_corners=False)
+        if channels is not None and x.shape[1] != channels:
+            x = x.mean(dim=1, keepdim=True) if channels == 1 else x[:, :1].expand(
+                -1, channels, -1, -1).contiguous()
+        return x
+
+    return replace(split, x_train=convert(split.x_train), x_test=convert(split.x_test),
+                   info={**split.info, "image_size": size, "channels": channels})
+
+
+def cap_sizes(split: Split, train_size: int | None, test_size: int | None) -> Split:
+    """Keep ``train_size`` training and ``test_size`` test samples (seeded subsets; stratified
+    for class labels, where per-class rounding can move the count by a few)."""
+    parts = {}
+    for part, cap in (("train", train_size), ("test", test_size)):
+        x, y = getattr(split, f"x_{part}"), getattr(split, f"y_{part}")
+        if cap is not None and cap < len(x):
+            idx = subset_fraction(y, cap / len(x), seed=DATA_FRACTION_SEED, exact=cap)
+            parts |= {f"x_{part}": x[idx], f"y_{part}": y[idx]}
+    if not parts:
+        return split
+    return replace(split, **parts, info={**split.info, "train_size": train_size,
+                                         "test_size": test_size})
 
 
 def standardize(split: Split) -> Split:
@@ -95,15 +172,21 @@ def standardize(split: Split) -> Split:
                    info={**split.info, "normalization": "per-channel train mean/std"})
 
 
-def subset_fraction(y: torch.Tensor, fraction: float, seed: int = 0) -> torch.Tensor:
+def subset_fraction(y: torch.Tensor, fraction: float, seed: int = 0,
+                    exact: int | None = None) -> torch.Tensor:
     """Indices of a stratified, seeded subset holding ``fraction`` of every class.
 
     Each class keeps ``max(1, round(fraction * n_class))`` samples, so a small fraction never
-    drops a class. The same (labels, fraction, seed) always give the same indices.
+    drops a class. Targets that are not class labels (token sequences, PDE targets) get a plain
+    seeded subset of ``round(fraction * N)`` rows (``exact`` rows when given). The same
+    (targets, fraction, seed) always give the same indices.
     """
     if not 0 < fraction <= 1:
         raise ValueError(f"data fraction must be in (0, 1], got {fraction}")
     gen = torch.Generator().manual_seed(seed)
+    if y.dim() != 1 or y.is_floating_point():
+        n = exact if exact is not None else max(1, round(fraction * len(y)))
+        return torch.sort(torch.randperm(len(y), generator=gen)[:n]).values
     keep = []
     for c in torch.unique(y):
         idx = torch.nonzero(y == c).flatten()
@@ -218,3 +301,174 @@ def cifar100(root: Path) -> Split:
 def svhn(root: Path) -> Split:
     """SVHN cropped digits, 73k/26k (no 'extra' split), via torchvision."""
     return _torchvision_split("SVHN", root, 10, split_kw="split")
+
+
+TINY_IMAGENET_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
+
+
+@register_dataset
+def tinyimagenet(root: Path) -> Split:
+    """Tiny ImageNet (200 classes, 64×64 RGB): 100k train images, the 10k validation images as test
+    (the official test labels are not public). Downloaded and unzipped under ``root`` on first use;
+    the decoded images are cached as one uint8 ``.npz`` (decoding 110k JPEGs takes minutes).
+    """
+    cache = root / "tiny-imagenet-200-uint8.npz"
+    if not cache.is_file():
+        folder = root / "tiny-imagenet-200"
+        if not (folder / "wnids.txt").is_file():
+            from torchvision.datasets.utils import download_and_extract_archive
+
+            download_and_extract_archive(TINY_IMAGENET_URL, str(root))
+        arrays = read_tiny_imagenet(folder)
+        tmp = cache.with_name(cache.name + f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, **arrays)
+        os.replace(tmp, cache)
+    with np.load(cache) as f:
+        a = {k: f[k] for k in f.files}
+    return Split(_images(a["x_train"], (3, 64, 64)), torch.as_tensor(a["y_train"]),
+                 _images(a["x_test"], (3, 64, 64)), torch.as_tensor(a["y_test"]), 200,
+                 {"source": TINY_IMAGENET_URL, "split": "train (500/class) / val (50/class) as test"})
+
+
+def read_tiny_imagenet(folder: Path) -> dict[str, np.ndarray]:
+    """Parse the unzipped ``tiny-imagenet-200`` folder into uint8 ``(N, 3, 64, 64)`` arrays.
+
+    Layout: ``wnids.txt`` (one class id per line; classes are numbered in sorted id order),
+    ``train/<wnid>/images/*.JPEG`` and ``val/images/*.JPEG`` labelled by
+    ``val/val_annotations.txt`` (``file<TAB>wnid<TAB>box…``). Grey images are converted to RGB.
+
+    Raises:
+        FileNotFoundError: naming the first missing file of the layout.
+    """
+    wnids_file = folder / "wnids.txt"
+    if not wnids_file.is_file():
+        raise FileNotFoundError(f"{wnids_file}: not a Tiny ImageNet folder (no wnids.txt)")
+    wnids = sorted(w.strip() for w in wnids_file.read_text().split() if w.strip())
+    label = {w: i for i, w in enumerate(wnids)}
+    train = [(p, label[w]) for w in wnids
+             for p in sorted((folder / "train" / w / "images").glob("*.JPEG"))]
+    ann = folder / "val" / "val_annotations.txt"
+    if not ann.is_file():
+        raise FileNotFoundError(f"{ann}: Tiny ImageNet validation labels missing")
+    val = [(folder / "val" / "images" / line.split("\t")[0], label[line.split("\t")[1]])
+           for line in ann.read_text().splitlines() if line.strip()]
+    out = {}
+    for part, items in (("train", train), ("test", val)):
+        if not items:
+            raise FileNotFoundError(f"{folder}: no {part} images found")
+        out[f"x_{part}"] = np.stack([_read_rgb(p) for p, _ in items]).transpose(0, 3, 1, 2)
+        out[f"y_{part}"] = np.array([c for _, c in items], dtype=np.int64)
+    return out
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
+OPENWEBTEXT = "Skylion007/openwebtext"
+
+
+@register_dataset(task="language-modeling")
+def text(root: Path, *, source: str = "openwebtext", seq_len: int = 128,
+         max_bytes: int = 20_000_000, test_fraction: float = 0.1) -> Split:
+    """A byte-level language-modelling corpus cut into sequences of ``seq_len`` next-token pairs.
+
+    Sources: ``openwebtext`` (the hub dataset through ``datasets``, streamed until ``max_bytes``
+    of UTF-8 text and cached under ``root``), ``hf:<id>`` (any hub dataset with a ``text`` column),
+    ``pydoc`` (the Python reference topics that ship with CPython, ~0.5 MB: real English prose
+    and code, offline), or a path to a ``.txt`` file or a folder of them. Tokens are bytes
+    (vocabulary 256): no tokenizer download, and the width axis, not a 50k-row embedding, sets a
+    small model's size. The last ``test_fraction`` of the sequences (the end of the stream) is the
+    test split, so no test sequence overlaps a training one.
+    """
+    data = np.frombuffer(_corpus_bytes(root, source, max_bytes), dtype=np.uint8)
+    n_seq = len(data) // (seq_len + 1)
+    n_test = max(1, round(test_fraction * n_seq))
+    if n_seq - n_test < 1:
+        raise ValueError(f"dataset 'text' ({source}): {len(data)} bytes make {n_seq} sequences "
+                         f"of {seq_len + 1}; need at least 2 (lower seq_len or add text)")
+    seqs = torch.from_numpy(data[:n_seq * (seq_len + 1)].astype(np.int64)).view(n_seq, seq_len + 1)
+    train, test = seqs[:-n_test], seqs[-n_test:]
+    info = {"source": source, "tokenizer": "bytes (UTF-8), vocabulary 256", "seq_len": seq_len,
+            "bytes": int(len(data)), "split": f"last {n_test} of {n_seq} sequences as test"}
+    return Split(train[:, :-1], train[:, 1:], test[:, :-1], test[:, 1:], 256, info,
+                 Task("language-modeling"))
+
+
+def _corpus_bytes(root: Path, source: str, max_bytes: int) -> bytes:
+    """The UTF-8 bytes of a text source, at most ``max_bytes``."""
+    if source == "pydoc":
+        from pydoc_data.topics import topics
+
+        return "\n\n".join(topics[k] for k in sorted(topics)).encode()[:max_bytes]
+    if source == "openwebtext" or source.startswith("hf:"):
+        hub_id = OPENWEBTEXT if source == "openwebtext" else source[3:]
+        cache = root / "text" / f"{hub_id.replace('/', '__')}-{max_bytes}.bin"
+        if not cache.is_file():
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_name(cache.name + f".{os.getpid()}.tmp")
+            tmp.write_bytes(_stream_hub_text(hub_id, max_bytes))
+            os.replace(tmp, cache)
+        return cache.read_bytes()
+    path = Path(source)
+    files = sorted(path.glob("*.txt")) if path.is_dir() else [path]
+    if not files or not all(f.is_file() for f in files):
+        raise FileNotFoundError(f"dataset 'text': source '{source}' is not 'openwebtext', 'pydoc', "
+                                "'hf:<id>', a .txt file or a folder of .txt files")
+    return b"\n\n".join(f.read_bytes() for f in files)[:max_bytes]
+
+
+def _stream_hub_text(hub_id: str, max_bytes: int) -> bytes:
+    """Stream a hub dataset's ``text`` column until ``max_bytes`` (never the whole corpus)."""
+    import datasets
+
+    out, size = [], 0
+    for row in datasets.load_dataset(hub_id, split="train", streaming=True):
+        doc = row["text"].encode()
+        out.append(doc)
+        size += len(doc) + 2
+        if size >= max_bytes:
+            break
+    return b"\n\n".join(out)[:max_bytes]
+
+
+@register_dataset(task="pinn-convection")
+def convection(root: Path, *, beta: float = 1.0, n_residual: int = 1000, n_initial: int = 256,
+               n_boundary: int = 100, grid_x: int = 256, grid_t: int = 100) -> Split:
+    """The 1-D convection problem u_t + β u_x = 0, u(x, 0) = sin x, periodic on x ∈ [0, 2π),
+    t ∈ [0, 1] (Krishnapriyan et al. 2021); analytic solution u = sin(x − βt).
+
+    Train: ``n_residual`` uniform random interior points, ``n_initial`` evenly spaced points at
+    t = 0 and ``n_boundary`` at x = 0 (drawn with a fixed seed: the points belong to the cell, not
+    to the model seed). Test: the ``grid_x`` × ``grid_t`` evaluation grid, its t = 0 row as initial
+    points and x = 0 column as boundary points. Targets are ``(kind, u*)`` (see
+    :class:`phasezoo.tasks.ConvectionTask`).
+    """
+    gen = torch.Generator().manual_seed(DATA_FRACTION_SEED)
+    two_pi = 2 * np.pi
+    interior = torch.rand(n_residual, 2, generator=gen, dtype=torch.float64) * torch.tensor(
+        [two_pi, 1.0], dtype=torch.float64)
+    initial = torch.stack([torch.arange(n_initial) * two_pi / n_initial,
+                           torch.zeros(n_initial)], dim=1).double()
+    boundary = torch.stack([torch.zeros(n_boundary),
+                            torch.linspace(0, 1, n_boundary + 1)[1:]], dim=1).double()
+    x_train = torch.cat([interior, initial, boundary])
+    k_train = torch.cat([torch.zeros(n_residual), torch.ones(n_initial), torch.full((n_boundary,), 2.0)])
+    gx, gt = torch.meshgrid(torch.arange(grid_x) * two_pi / grid_x,
+                            torch.linspace(0, 1, grid_t), indexing="ij")
+    x_test = torch.stack([gx.reshape(-1), gt.reshape(-1)], dim=1).double()
+    k_test = torch.where(x_test[:, 1] == 0, 1.0, torch.where(x_test[:, 0] == 0, 2.0, 0.0))
+
+    def targets(x: torch.Tensor, kind: torch.Tensor) -> torch.Tensor:
+        return torch.stack([kind.double(), torch.sin(x[:, 0] - beta * x[:, 1])], dim=1).float()
+
+    info = {"source": "generated collocation points", "beta": float(beta),
+            "solution": "u = sin(x - beta t)", "points": {"residual": n_residual,
+                                                         "initial": n_initial,
+                                                         "boundary": n_boundary},
+            "test_grid": [grid_x, grid_t]}
+    return Split(x_train.float(), targets(x_train, k_train), x_test.float(),
+                 targets(x_test, k_test), 1, info, ConvectionTask(beta))

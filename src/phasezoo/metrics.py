@@ -15,7 +15,6 @@ from typing import Callable
 import pandas as pd
 import torch
 from torch import nn
-from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from phasezoo import htsr
@@ -67,10 +66,11 @@ def metric_columns() -> list[str]:
 
 @register_metric("train_loss", "train_accuracy", "test_loss", "test_accuracy")
 def performance(model: nn.Module, split: Split, ctx: Context) -> dict[str, float]:
-    """Cross-entropy and accuracy on the cell's training data and on the test split."""
+    """Loss and score on the cell's training data and on the test split: cross-entropy and
+    accuracy, or the task's loss and score (:mod:`phasezoo.tasks`)."""
     bs = ctx.hparams["eval_batch_size"]
-    tr_loss, tr_acc = evaluate(model, split.x_train, split.y_train, bs)
-    te_loss, te_acc = evaluate(model, split.x_test, split.y_test, bs)
+    tr_loss, tr_acc = evaluate(model, split.x_train, split.y_train, bs, split.task)
+    te_loss, te_acc = evaluate(model, split.x_test, split.y_test, bs, split.task)
     return {"train_loss": tr_loss, "train_accuracy": tr_acc,
             "test_loss": te_loss, "test_accuracy": te_acc}
 
@@ -87,7 +87,7 @@ def norms(model: nn.Module, split: Split, ctx: Context) -> dict[str, float]:
 def hessian(model: nn.Module, split: Split, ctx: Context) -> dict[str, float]:
     """λmax (Lanczos) and trace (deflated Hutchinson) of the train-loss Hessian on the fixed sample."""
     s = ctx.settings
-    out = hessian_summary(model, F.cross_entropy, ctx.hessian_batches, tol=s["hessian_tol"],
+    out = hessian_summary(model, split.task, ctx.hessian_batches, tol=s["hessian_tol"],
                           trace_tol=s["hessian_trace_tol"], max_iter=s["hessian_max_iter"],
                           seed=s["hessian_seed"])
     return {"hessian_top_eigenvalue": out.top_eigenvalue, "hessian_trace": out.trace,

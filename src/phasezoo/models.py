@@ -7,6 +7,7 @@ architecture is one function decorated with :func:`register_model`.
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Callable
 
@@ -33,19 +34,28 @@ def create_model(name: str, *, width: int, input_shape: tuple[int, ...], num_cla
     """Build a registered architecture.
 
     Raises:
-        ValueError: if ``name`` is unknown (the message lists the valid names) or ``width`` < 1.
+        ValueError: if ``name`` is unknown (the message lists the valid names), ``width`` < 1, or
+            a keyword argument is not one of the architecture's (the message lists them).
     """
     if name not in _MODELS:
         raise ValueError(f"unknown model '{name}'; registered models: {list_models()}")
     if int(width) < 1:
         raise ValueError(f"model '{name}': width must be ≥ 1, got {width}")
-    return _MODELS[name](width=int(width), input_shape=tuple(input_shape),
-                         num_classes=num_classes, **kwargs)
+    fn = _MODELS[name]
+    valid = [p for p in inspect.signature(fn).parameters
+             if p not in ("width", "input_shape", "num_classes")]
+    unknown = sorted(set(kwargs) - set(valid))
+    if unknown:
+        raise ValueError(f"model.options: {unknown} not options of model '{name}'; its options "
+                         f"are {valid}")
+    return fn(width=int(width), input_shape=tuple(input_shape), num_classes=num_classes, **kwargs)
 
 
 def model_kwargs(name: str, hparams: dict) -> dict:
-    """The architecture's own keyword arguments taken from a cell's hyperparameters."""
-    return {"depth": int(hparams["depth"])} if name == "mlp" else {}
+    """The architecture's own keyword arguments taken from a cell's hyperparameters: ``depth``
+    for the MLPs (config ``model.depth``) and the config's ``model.options``."""
+    depth = {"depth": int(hparams["depth"])} if name in ("mlp", "pinn-mlp") else {}
+    return depth | dict(hparams.get("model_options", {}))
 
 
 @register_model
@@ -150,9 +160,9 @@ def resnet50(*, width: int, input_shape: tuple[int, ...], num_classes: int) -> n
     return nn.Sequential(*layers)
 
 
-def _vit_heads(width: int) -> int:
-    """Attention heads of a ViT of embedding size ``width``: head size ~64 (ViT's convention),
-    at least one head, and a divisor of ``width``."""
+def _heads(width: int) -> int:
+    """Attention heads of a transformer of embedding size ``width``: head size ~64 (ViT's and
+    GPT-2's convention), at least one head, and a divisor of ``width``."""
     heads = max(1, width // 64)
     while width % heads:
         heads -= 1
@@ -176,7 +186,90 @@ def vit(*, width: int, input_shape: tuple[int, ...], num_classes: int, depth: in
         raise ValueError(f"vit: square images with a side divisible by patch_size={patch_size} "
                          f"needed, got {tuple(input_shape)}")
     model = VisionTransformer(image_size=size, patch_size=patch_size, num_layers=depth,
-                              num_heads=_vit_heads(width), hidden_dim=width, mlp_dim=4 * width,
+                              num_heads=_heads(width), hidden_dim=width, mlp_dim=4 * width,
                               num_classes=num_classes)
     model.conv_proj = nn.Conv2d(channels, width, patch_size, patch_size)
     return model
+
+
+@register_model
+def pinn_mlp(*, width: int, input_shape: tuple[int, ...], num_classes: int,
+             depth: int = 4) -> nn.Module:
+    """PINN MLP: ``depth`` tanh hidden layers of ``width`` units from the ``input_shape[0]``
+    coordinates to ``num_classes`` outputs (4 × 50 in Krishnapriyan et al. 2021). tanh, not ReLU:
+    the PDE residual differentiates the network w.r.t. its inputs."""
+    dims = [input_shape[0]] + [width] * depth
+    layers: list[nn.Module] = []
+    for d_in, d_out in zip(dims[:-1], dims[1:], strict=True):
+        layers += [nn.Linear(d_in, d_out), nn.Tanh()]
+    layers.append(nn.Linear(dims[-1], num_classes))
+    return nn.Sequential(*layers)
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head causal self-attention with the softmax written out.
+
+    Why not ``F.scaled_dot_product_attention``: its fused kernels have no double backward, and
+    the Hessian metrics differentiate the loss twice.
+    """
+
+    def __init__(self, width: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(width, 3 * width)
+        self.proj = nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, c = x.shape
+        q, k, v = self.qkv(x).view(b, t, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        att = (q @ k.transpose(-2, -1)) / math.sqrt(c // self.heads)
+        future = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)
+        att = att.masked_fill(future, float("-inf")).softmax(dim=-1)
+        return self.proj((att @ v).transpose(1, 2).reshape(b, t, c))
+
+
+class DecoderBlock(nn.Module):
+    """GPT-2 block: pre-LayerNorm attention and 4× GELU MLP, each with a residual connection."""
+
+    def __init__(self, width: int, heads: int) -> None:
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(width), nn.LayerNorm(width)
+        self.attn = CausalSelfAttention(width, heads)
+        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(approximate="tanh"),
+                                 nn.Linear(4 * width, width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln1(x))
+        return x + self.mlp(self.ln2(x))
+
+
+class GPT(nn.Module):
+    """GPT-2-style decoder-only LM: token + learned position embeddings, pre-LN blocks, final
+    LayerNorm, linear head over the vocabulary; GPT-2's init (N(0, 0.02), residual projections
+    scaled by 1/√(2·depth)), no dropout. The head is not tied to the token embedding, so every
+    weight is one entry of the flat weight vector (and one matrix for HT-SR)."""
+
+    def __init__(self, width: int, depth: int, heads: int, context: int, vocab: int) -> None:
+        super().__init__()
+        self.tok, self.pos = nn.Embedding(vocab, width), nn.Embedding(context, width)
+        self.blocks = nn.Sequential(*[DecoderBlock(width, heads) for _ in range(depth)])
+        self.ln_f = nn.LayerNorm(width)
+        self.head = nn.Linear(width, vocab, bias=False)
+        for name, p in self.named_parameters():
+            if p.dim() >= 2:
+                std = 0.02 / math.sqrt(2 * depth) if name.endswith(("proj.weight", "mlp.2.weight")) else 0.02
+                nn.init.normal_(p, 0.0, std)
+            elif name.endswith("bias"):
+                nn.init.zeros_(p)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """Logits ``(batch, T, vocab)`` for token ids ``(batch, T)``, T ≤ context."""
+        pos = torch.arange(idx.shape[1], device=idx.device)
+        return self.head(self.ln_f(self.blocks(self.tok(idx) + self.pos(pos))))
+
+
+@register_model
+def gpt(*, width: int, input_shape: tuple[int, ...], num_classes: int, depth: int = 4) -> nn.Module:
+    """GPT-2-style decoder with model dimension ``width`` (the load axis), ``depth`` blocks,
+    ~64-dim heads, context ``input_shape[0]`` and vocabulary ``num_classes``."""
+    return GPT(width, depth, _heads(width), context=input_shape[0], vocab=num_classes)

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from phasezoo.config import ZooSpec
+from phasezoo.tasks import error_percent
 
 UNLABELLED, DIVERGED = "unlabelled", "diverged"
 PHASES = ("I", "II", "III", "IV-A", "IV-B")
@@ -99,13 +100,15 @@ def landscape_epoch(metrics: pd.DataFrame, requested: int) -> int:
     return int(metrics["epoch"].max()) if requested == -1 else requested
 
 
-def aggregate_cell(metrics: pd.DataFrame, pairs: pd.DataFrame, epoch: int) -> dict[str, float]:
-    """Seed means of one cell at ``epoch``: losses, train error (%), log10 Hessian λmax and trace,
-    and the pair means of mode connectivity (train error %, and loss), linear barrier and CKA."""
+def aggregate_cell(metrics: pd.DataFrame, pairs: pd.DataFrame, epoch: int,
+                   task: str = "classification") -> dict[str, float]:
+    """Seed means of one cell at ``epoch``: losses, train error (%; the ``task``'s error, see
+    :mod:`phasezoo.tasks`), log10 Hessian λmax and trace, and the pair means of mode connectivity
+    (train error %, and loss), linear barrier and CKA."""
     at = metrics[metrics["epoch"] == epoch]
     live = at[~at["diverged"]]
     return {"train_loss": live["train_loss"].mean(), "test_loss": live["test_loss"].mean(),
-            "train_error": 100.0 * (1.0 - live["train_accuracy"].mean()),
+            "train_error": error_percent(task, live["train_accuracy"].mean()),
             "test_accuracy": live["test_accuracy"].mean(),
             "log_hessian_top_eigenvalue": _log10_mean(live, "hessian_top_eigenvalue"),
             "log_hessian_trace": _log10_mean(live, "hessian_trace"),
@@ -124,13 +127,15 @@ def _log10_mean(table: pd.DataFrame, column: str) -> float:
 
 def zoo_phases(zoo: ZooSpec, results_dir: str | Path) -> pd.DataFrame:
     """One row per cell of ``zoo``: grid coordinates, aggregates and the phase label."""
-    rows = []
+    from phasezoo.data import task_kind
+
+    task, rows = task_kind(zoo.raw["dataset"]["name"]), []
     for cell in zoo.cells():
         base = Path(results_dir) / zoo.name / cell.id
         metrics = pd.read_parquet(base / "metrics.parquet")
         pairs = pd.read_parquet(base / "pairs.parquet")
         epoch = landscape_epoch(metrics, zoo.raw["metrics"]["landscape_epoch"])
-        agg = aggregate_cell(metrics, pairs, epoch)
+        agg = aggregate_cell(metrics, pairs, epoch, task)
         rows.append({"zoo": zoo.name, "cell": cell.id,
                      "temperature_name": cell.temperature[0],
                      "temperature_value": float(cell.temperature[1]),

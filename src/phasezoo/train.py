@@ -26,15 +26,16 @@ import h5py
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from phasezoo.augment import augment, augment_seed, is_active
 from phasezoo.config import Cell
 from phasezoo.data import Split, cell_split
 from phasezoo.evaluation import evaluate
 from phasezoo.models import create_model, model_kwargs
 from phasezoo.optim import SGD
 from phasezoo.runtime import generator, seeded
+from phasezoo.tasks import Task
 from phasezoo.stacked import StackedModel, stack_batches, take_rows, unsupported_modules
 from phasezoo.weights import describe, flatten_state, num_values, unflatten_state
 
@@ -98,10 +99,11 @@ def _cos(start: float, end: float, pct: float) -> float:
     return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
 
 
-def sgd_step(member: Member, xb: torch.Tensor, yb: torch.Tensor, lr: float) -> torch.Tensor:
+def sgd_step(member: Member, xb: torch.Tensor, yb: torch.Tensor, lr: float,
+             task: Task) -> torch.Tensor:
     """One SGD update of one member; returns the (detached) mini-batch loss before the update."""
     member.optimizer.zero_grad()
-    loss = F.cross_entropy(member.model(xb), yb)
+    loss = task.loss(member.model, xb, yb)
     loss.backward()
     member.optimizer.step(lr)
     return loss.detach()
@@ -121,8 +123,11 @@ def train_epoch(member: Member, split: Split, hp: dict, epoch: int) -> bool:
     order = epoch_order(member.seed, epoch, n).to(split.x_train.device)
     for i in range(steps):
         idx = order[i * bs:(i + 1) * bs]
-        loss = sgd_step(member, take_rows(split.x_train, idx), split.y_train[idx],
-                        lr_at((epoch - 1) * steps + i, steps, hp))
+        xb = take_rows(split.x_train, idx)
+        if is_active(hp.get("augment")):
+            xb = augment(xb, hp["augment"], augment_seed(member.seed, epoch, i))
+        loss = sgd_step(member, xb, split.y_train[idx],
+                        lr_at((epoch - 1) * steps + i, steps, hp), split.task)
         if not torch.isfinite(loss):
             break
     else:
@@ -153,6 +158,9 @@ def train_epoch_stacked(members: list[Member], split: Split, hp: dict, epoch: in
     finite = torch.ones(len(members), dtype=torch.bool, device=split.x_train.device)
     for i in range(steps):
         xb, yb = stack_batches(split.x_train, split.y_train, orders[:, i * bs:(i + 1) * bs])
+        if is_active(hp.get("augment")):
+            xb = torch.stack([augment(xb[k], hp["augment"], augment_seed(m.seed, epoch, i))
+                              for k, m in enumerate(members)])
         lr = lr_at((epoch - 1) * steps + i, steps, hp)
         losses = stack.sgd_step(xb, yb, lr if scale is None else lr * scale,
                                 hp["momentum"], hp["weight_decay"])
@@ -170,7 +178,7 @@ def train_members(members: list[Member], split: Split, hp: dict, epoch: int) -> 
     live = [m for m in members if m.alive]
     if not live:
         return
-    if hp["vectorize"] and not unsupported_modules(live[0].model):
+    if hp["vectorize"] and split.task.stackable and not unsupported_modules(live[0].model):
         ok = train_epoch_stacked(live, split, hp, epoch)
     else:
         ok = [train_epoch(m, split, hp, epoch) for m in live]
@@ -181,8 +189,8 @@ def train_members(members: list[Member], split: Split, hp: dict, epoch: int) -> 
 
 def curves_of(member: Member, split: Split, batch_size: int) -> list[float]:
     """Train/test loss and accuracy of a member, in the order of :data:`CURVES`."""
-    tr = evaluate(member.model, split.x_train, split.y_train, batch_size)
-    te = evaluate(member.model, split.x_test, split.y_test, batch_size)
+    tr = evaluate(member.model, split.x_train, split.y_train, batch_size, split.task)
+    te = evaluate(member.model, split.x_test, split.y_test, batch_size, split.task)
     return [tr[0], tr[1], te[0], te[1]]
 
 

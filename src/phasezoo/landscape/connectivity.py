@@ -2,7 +2,7 @@
 
 Both use the ``mc`` convention of Yang et al. (2021) and the phase-transition zoo:
 ``mc = ½(v(θ0) + v(θ1)) − v(θ_t*)`` with ``t* = argmax_t |v(θ_t) − ½(v(θ0) + v(θ1))|`` over
-evenly spaced t, v = train error (%) or train loss. Negative: a barrier between the seeds;
+evenly spaced t, v = train error (%; the task's error, see phasezoo.tasks) or train loss. Negative: a barrier between the seeds;
 positive: the path is better than its (under-trained) ends; ≈ 0: connected. At every point of a
 path, BatchNorm statistics are recomputed on the training data before evaluating.
 """
@@ -16,12 +16,12 @@ import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call
-from torch.nn import functional as F
 
 from phasezoo.data import Split
 from phasezoo.evaluation import evaluate
 from phasezoo.optim import SGD
 from phasezoo.runtime import generator
+from phasezoo.tasks import error_percent
 
 
 @dataclass(frozen=True)
@@ -82,8 +82,8 @@ def _path_values(models: list[nn.Module], split: Split, batch_size: int) -> np.n
     out = []
     for m in models:
         recompute_bn_stats(m, split.x_train, batch_size)
-        loss, acc = evaluate(m, split.x_train, split.y_train, batch_size)
-        out.append((100.0 * (1.0 - acc), loss))
+        loss, score = evaluate(m, split.x_train, split.y_train, batch_size, split.task)
+        out.append((error_percent(split.task.kind, score), loss))
     return np.array(out)
 
 
@@ -112,9 +112,10 @@ def train_bezier(a: nn.Module, b: nn.Module, split: Split, cfg: CurveSettings) -
         for s in range(0, n, cfg.batch_size):
             idx = order[s:s + cfg.batch_size]
             t = float(torch.rand((), generator=gen))
-            logits = functional_call(model, {**bezier(p0, pc, p1, t), **buffers}, (split.x_train[idx],))
+            params = {**bezier(p0, pc, p1, t), **buffers}
             opt.zero_grad()
-            F.cross_entropy(logits, split.y_train[idx]).backward()
+            split.task.loss(lambda inp, p=params: functional_call(model, p, (inp,)),
+                            split.x_train[idx], split.y_train[idx]).backward()
             opt.step(cfg.lr)
     return {k: v.detach() for k, v in pc.items()}
 

@@ -25,7 +25,11 @@ import numpy as np
 import torch
 from torch import nn
 
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+from phasezoo.tasks import Task, model_loss
+
+# A PyHessian-style criterion(outputs, targets), or a Task whose loss needs the model itself
+# (a PINN residual differentiates the model w.r.t. its inputs).
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | Task
 MIN_TRACE_PROBES = 3  # the standard error of fewer samples is not worth stopping on
 PROBE_BLOCK = 10  # trace probes per round (the stopping rule is checked after each round)
 BATCHED_HVP_MAX_PARAMS = 50_000  # measured on CPU: batched HVPs pay below this size, not above
@@ -62,8 +66,10 @@ class HessianOperator:
 
     def _grad(self, model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor,
               weight: float) -> tuple[torch.Tensor, ...]:
-        loss = loss_fn(model(x), y) * weight
-        return torch.autograd.grad(loss, self.params, create_graph=True)
+        loss = model_loss(loss_fn, model, x, y) * weight
+        # A parameter the loss does not reach (a PINN's output bias under the residual term) has
+        # a zero gradient with no graph; matmat skips it.
+        return torch.autograd.grad(loss, self.params, create_graph=True, materialize_grads=True)
 
     def __call__(self, v: torch.Tensor) -> torch.Tensor:
         """H·v for a flat vector ``v`` (same dtype and device as the parameters)."""
@@ -80,10 +86,17 @@ class HessianOperator:
                  for t, p in zip(v.split(self._split_sizes(), dim=1), self.params, strict=True)]
         out = torch.zeros_like(v)
         for g in self.grads:
-            hv = torch.autograd.grad(g, self.params, grad_outputs=parts, retain_graph=True,
+            live = [i for i, gi in enumerate(g) if gi.requires_grad]
+            if not live:
+                continue
+            hv = torch.autograd.grad([g[i] for i in live], self.params,
+                                     grad_outputs=[parts[i] for i in live], retain_graph=True,
                                      allow_unused=True, materialize_grads=True,
                                      is_grads_batched=batched)
-            out += torch.cat([h.reshape(len(v), -1) for h in hv], dim=1)
+            # materialize_grads fills an unreached parameter with an unbatched zero
+            out += torch.cat([(h if h.dim() > p.dim() or not batched else h.expand(len(v), *p.shape))
+                              .reshape(len(v), -1) for h, p in zip(hv, self.params, strict=True)],
+                             dim=1)
         self.hvps += len(v)
         return out
 

@@ -35,7 +35,7 @@ def pair_row(pop: Population, split: Split, i: int, j: int, k: int, cfg: dict) -
     bs = pop.hparams["eval_batch_size"]
     a, b = pop.model(i, k).to(split.x_train.device), pop.model(j, k).to(split.x_train.device)
     x_cka = split.x_test[: cfg["cka_samples"]]
-    row = {"cka": linear_cka(logits_of(a, x_cka, bs), logits_of(b, x_cka, bs))}
+    row = {"cka": linear_cka(logits_of(a, x_cka, bs, split.task), logits_of(b, x_cka, bs, split.task))}
     row |= interpolation_barrier(a, b, split, cfg["interpolation_points"], bs)
     return row | mode_connectivity(a, b, split, curve_settings(cfg), bs)
 

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from phasezoo.evaluation import evaluate
+from phasezoo.tasks import Task
 
 SPARSITIES = (0.5, 0.8, 0.9, 0.95)
 _WEIGHTED = (nn.Linear, nn.Conv2d)
@@ -96,21 +97,37 @@ def magnitude_prune(model: nn.Module, sparsity: float) -> nn.Module:
 
 
 def cell_study(models: list[nn.Module], x: torch.Tensor, y: torch.Tensor,
-               batch_size: int = 1000) -> dict[str, float]:
-    """Averaging and pruning numbers of one cell's seeds (models in eval mode)."""
-    acc = [evaluate(m, x, y, batch_size)[1] for m in models]
-    row: dict[str, float] = {"member_accuracy": float(np.mean(acc)),
-                             "naive_average_accuracy": evaluate(average(models), x, y,
-                                                                batch_size)[1]}
+               batch_size: int = 1000, task: Task | None = None) -> dict[str, float]:
+    """Averaging and pruning numbers of one cell's seeds (models in eval mode); "accuracy" is the
+    task's score (:mod:`phasezoo.tasks`: relative L2 error for a PINN zoo)."""
+    def score(m: nn.Module) -> float:
+        return evaluate(m, x, y, batch_size, task)[1]
+
+    row: dict[str, float] = {"member_accuracy": float(np.mean([score(m) for m in models])),
+                             "naive_average_accuracy": score(average(models))}
     if can_align(models[0]) and len(models) > 1:
         aligned = [models[0]] + [weight_match(models[0], m) for m in models[1:]]
-        row["aligned_average_accuracy"] = evaluate(average(aligned), x, y, batch_size)[1]
+        row["aligned_average_accuracy"] = score(average(aligned))
     else:
         row["aligned_average_accuracy"] = math.nan
     for s in SPARSITIES:
-        row[f"pruned_{s:g}_accuracy"] = float(np.mean(
-            [evaluate(magnitude_prune(m, s), x, y, batch_size)[1] for m in models]))
+        row[f"pruned_{s:g}_accuracy"] = float(np.mean([score(magnitude_prune(m, s))
+                                                       for m in models]))
     return row
+
+
+def cell_hparams(row: pd.Series) -> dict[str, Any]:
+    """A cell's hyperparameters from a zoo row's ``hp_*`` columns (lists and mappings are stored
+    as JSON text)."""
+    import json
+
+    out = {}
+    for col, value in row.items():
+        if str(col).startswith("hp_"):
+            if isinstance(value, str) and value[:1] in "[{":
+                value = json.loads(value)
+            out[str(col)[3:]] = value.item() if hasattr(value, "item") else value
+    return out
 
 
 def by_phase(cells: pd.DataFrame) -> dict[str, Any]:
@@ -140,12 +157,15 @@ def by_phase(cells: pd.DataFrame) -> dict[str, Any]:
 def run_studies(zoo: str, data_root: str = "data", progress: bool = True) -> dict[str, Any]:
     """Every cell of a zoo (folder or hub id) at its last kept epoch, then the per-phase summary.
 
-    The test split is rebuilt from the zoo's ``hp_dataset`` / ``hp_normalize`` columns through
-    the dataset registry (downloaded into ``data_root`` on first use for torchvision datasets).
+    Each cell's test split is rebuilt from its ``hp_*`` columns through the dataset registry
+    (downloaded into ``data_root`` on first use for torchvision datasets); cells that share their
+    data (all but a PINN zoo's, whose β is the load) share one split.
     """
+    import json
+
     from tqdm.auto import tqdm
 
-    from phasezoo.data import create_dataset
+    from phasezoo.data import cell_split
     from phasezoo.wsl.table import load_zoo
     from phasezoo.weights import build_model
 
@@ -153,15 +173,19 @@ def run_studies(zoo: str, data_root: str = "data", progress: bool = True) -> dic
     missing = [c for c in ("hp_dataset", "hp_normalize") if c not in table.meta]
     if missing:
         raise ValueError(f"{zoo}: column '{missing[0]}' is missing (needed to rebuild the test data)")
-    hp = table.meta.iloc[0]
-    test = create_dataset(str(hp["hp_dataset"]), data_root, normalize=bool(hp["hp_normalize"]))
     last = table.meta["epoch"] == table.meta["epoch"].max()
-    rows = []
+    rows, splits = [], {}
     for cell, g in tqdm(table.meta[last].groupby("cell", sort=False), desc="studies",
                         disable=not progress):
+        hp = cell_hparams(g.iloc[0])
+        key = json.dumps({k: hp.get(k) for k in ("dataset", "normalize", "dataset_options", "beta")},
+                         sort_keys=True)
+        if key not in splits:
+            splits[key] = cell_split(hp, data_root)
+        test = splits[key]
         models = [build_model(table.layouts[i], torch.as_tensor(table.weights[i])) for i in g.index]
         rows.append({"cell": cell, "phase": g["phase"].iloc[0],
-                     **cell_study(models, test.x_test, test.y_test)})
+                     **cell_study(models, test.x_test, test.y_test, task=test.task)})
     cells = pd.DataFrame(rows)
     return {"zoo": sorted(table.meta["zoo"].unique()), "epoch": int(table.meta["epoch"].max()),
             "sparsities": list(SPARSITIES), "cells": cells.to_dict(orient="records"),

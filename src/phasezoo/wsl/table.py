@@ -10,7 +10,7 @@ import pandas as pd
 
 META_COLUMNS = ("model_id", "zoo", "cell", "seed", "epoch", "temperature_name", "temperature_value",
                 "load_name", "load_value", "train_accuracy", "test_accuracy", "phase", "diverged")
-OPTIONAL_META = ("hp_dataset", "hp_normalize")  # kept when present: the studies rebuild the data
+HP_PREFIX = "hp_"  # the cell's hyperparameters, kept when present: the studies rebuild the data
 
 
 @dataclass
@@ -39,8 +39,8 @@ def load_zoo(path_or_id: str, split: str = "train") -> ZooTable:
     missing = [c for c in (*META_COLUMNS, "weights", "layout") if c not in ds.column_names]
     if missing:
         raise ValueError(f"{path_or_id}: not a phasezoo zoo, column '{missing[0]}' is missing")
-    meta = pd.DataFrame({c: ds[c] for c in (*META_COLUMNS, *OPTIONAL_META)
-                         if c in ds.column_names})
+    meta = pd.DataFrame({c: ds[c] for c in ds.column_names
+                         if c in META_COLUMNS or c.startswith(HP_PREFIX)})
     for c in ("model_id", "zoo", "cell", "temperature_name", "load_name", "phase"):
         meta[c] = meta[c].astype(str)
     keep = ~meta["diverged"].to_numpy(dtype=bool)

@@ -1,0 +1,167 @@
+"""What the models of a zoo are trained to do: loss, score and error per modality.
+
+Every stage (training, the metric columns, the Hessian, mode connectivity, CKA, the phases and
+the downstream studies) goes through the zoo's :class:`Task`, so one set of columns means the same
+thing in every zoo and differs only where the modality forces it:
+
+* ``classification`` — cross-entropy on logits; the ``*_accuracy`` columns hold top-1 accuracy;
+  error (%) = 100 · (1 − accuracy).
+* ``language-modeling`` — next-token cross-entropy (nats per token) of a causal LM; the
+  ``*_accuracy`` columns hold next-token top-1 accuracy; error as for classification.
+* ``pinn-convection`` — the PINN loss of u_t + β u_x = 0 (mean squared residual + initial + periodic
+  boundary terms); the ``*_accuracy`` columns hold the **relative L2 error** ‖u − u*‖ / ‖u*‖
+  against the analytic solution (lower is better); error (%) = 100 · relative L2 error.
+
+The phases label "high train loss" and mode connectivity on the error (%), so the thresholds in
+a zoo's ``phases`` section are read on that scale.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+Forward = Callable[[torch.Tensor], torch.Tensor]
+
+TASK_SCORES = {
+    "classification": "top-1 accuracy (fraction in [0, 1], higher is better)",
+    "language-modeling": "next-token top-1 accuracy (fraction in [0, 1], higher is better)",
+    "pinn-convection": "relative L2 error against the analytic solution (lower is better)",
+}
+TASK_LOSSES = {
+    "classification": "mean cross-entropy (nats)",
+    "language-modeling": "mean next-token cross-entropy (nats per token)",
+    "pinn-convection": "PINN loss: mean squared PDE residual + initial-condition + periodic-"
+                       "boundary mean squared errors",
+}
+
+
+def error_percent(kind: str, score: np.ndarray | float) -> np.ndarray | float:
+    """The error (%) that phases and mode connectivity use, from a ``*_accuracy`` value."""
+    if kind not in TASK_SCORES:
+        raise ValueError(f"unknown task '{kind}'; tasks are {sorted(TASK_SCORES)}")
+    return 100.0 * score if kind == "pinn-convection" else 100.0 * (1.0 - score)
+
+
+def _finite_or_nan(x: float) -> float:
+    return x if math.isfinite(x) else float("nan")
+
+
+class Task:
+    """Cross-entropy on the model's outputs: classification (labels ``(N,)``) or causal language
+    modelling (next tokens ``(N, T)``, logits ``(N, T, V)``: every position is a sample)."""
+
+    stackable = True  # the stacked trainer's fused cross-entropy applies
+
+    def __init__(self, kind: str = "classification") -> None:
+        if kind not in ("classification", "language-modeling"):
+            raise ValueError(f"Task: kind must be classification or language-modeling, got {kind}")
+        self.kind = kind
+
+    def loss(self, forward: Forward, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Mean loss of a batch, differentiable w.r.t. whatever ``forward`` closes over."""
+        logits = forward(x)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+
+    def criterion(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The loss on given outputs (PyHessian's ``criterion(outputs, targets)``)."""
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                 batch_size: int) -> tuple[float, float]:
+        """Mean loss and score over ``(x, y)`` (NaN loss if non-finite)."""
+        loss_sum, correct, count = 0.0, 0, 0
+        for s in range(0, len(x), batch_size):
+            logits = model(x[s:s + batch_size])
+            logits = logits.reshape(-1, logits.shape[-1])
+            target = y[s:s + batch_size].reshape(-1)
+            loss_sum += F.cross_entropy(logits, target, reduction="sum").item()
+            correct += (logits.argmax(dim=1) == target).sum().item()
+            count += len(target)
+        return _finite_or_nan(loss_sum / count), correct / count
+
+    @torch.no_grad()
+    def representation(self, model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+        """Outputs as (samples × features) for CKA; an LM's positions are its samples."""
+        out = torch.cat([model(x[s:s + batch_size]) for s in range(0, len(x), batch_size)])
+        return out.reshape(-1, out.shape[-1])
+
+
+class ConvectionTask(Task):
+    """PINN for u_t + β u_x = 0 on x ∈ [0, 2π), t ∈ [0, 1], u(x, 0) = sin x, periodic in x.
+
+    Inputs are points ``(x, t)``; targets are ``(kind, u*)`` with kind 0 = interior collocation
+    point (residual term), 1 = initial point (t = 0, fit u*), 2 = boundary point x = 0 (match
+    u(0, t) = u(2π, t)); u* = sin(x − βt) is the analytic solution at every point, used for the
+    initial term and for the relative L2 error only. The loss is the sum of the three terms' means
+    (Krishnapriyan et al. 2021), each over the points of its kind.
+    """
+
+    stackable = False  # the loss differentiates the model w.r.t. its inputs
+    PERIOD = 2 * math.pi
+
+    def __init__(self, beta: float) -> None:
+        self.kind = "pinn-convection"
+        self.beta = float(beta)
+
+    def _sums(self, forward: Forward, x: torch.Tensor, y: torch.Tensor,
+              create_graph: bool) -> tuple[list[torch.Tensor], list[int], torch.Tensor, torch.Tensor]:
+        """Per-term sums of squares and counts, plus Σ(u − u*)² and Σu*² over the batch."""
+        kind, u_star = y[:, 0].long(), y[:, 1]
+        pts = x.detach().clone().requires_grad_(True)
+        u = forward(pts)[:, 0]
+        (du,) = torch.autograd.grad(u.sum(), pts, create_graph=create_graph)
+        terms = [(du[:, 1] + self.beta * du[:, 0]) ** 2, (u - u_star) ** 2]
+        bound = kind == 2
+        if bound.any():
+            shifted = x[bound] + torch.tensor([self.PERIOD, 0.0], dtype=x.dtype, device=x.device)
+            gap = torch.zeros_like(u)
+            gap[bound] = u[bound] - forward(shifted)[:, 0]
+            terms.append(gap ** 2)
+        else:
+            terms.append(torch.zeros_like(u))
+        sums = [(t * (kind == k)).sum() for k, t in enumerate(terms)]
+        counts = [int((kind == k).sum()) for k in range(3)]
+        return sums, counts, ((u - u_star) ** 2).sum().detach(), (u_star ** 2).sum()
+
+    def loss(self, forward: Forward, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        sums, counts, _, _ = self._sums(forward, x, y, create_graph=True)
+        return sum(s / c for s, c in zip(sums, counts, strict=True) if c)
+
+    def criterion(self, outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        raise TypeError("the PINN loss needs the model (its input derivatives), not its outputs; "
+                        "use Task.loss(model, x, y)")
+
+    def evaluate(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                 batch_size: int) -> tuple[float, float]:
+        """PINN loss over the split's points and the relative L2 error there."""
+        sums, counts, err, ref = [0.0] * 3, [0] * 3, 0.0, 0.0
+        with torch.enable_grad():
+            for s in range(0, len(x), batch_size):
+                b_sums, b_counts, b_err, b_ref = self._sums(model, x[s:s + batch_size],
+                                                            y[s:s + batch_size], create_graph=False)
+                sums = [a + float(b.detach()) for a, b in zip(sums, b_sums, strict=True)]
+                counts = [a + b for a, b in zip(counts, b_counts, strict=True)]
+                err, ref = err + float(b_err), ref + float(b_ref)
+        loss = sum(s / c for s, c in zip(sums, counts, strict=True) if c)
+        return _finite_or_nan(loss), _finite_or_nan(math.sqrt(err / ref)) if ref > 0 else math.nan
+
+    @torch.no_grad()
+    def representation(self, model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+        """The predicted solution u at the points, (points × 1): CKA is then the squared
+        correlation of two seeds' solutions."""
+        return torch.cat([model(x[s:s + batch_size]) for s in range(0, len(x), batch_size)])
+
+
+def model_loss(loss_fn: Task | Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+               model: Forward, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Batch loss from a :class:`Task` or from a PyHessian-style ``criterion(outputs, targets)``."""
+    if isinstance(loss_fn, Task):
+        return loss_fn.loss(model, x, y)
+    return loss_fn(model(x), y)
