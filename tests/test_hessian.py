@@ -145,3 +145,31 @@ def test_agrees_with_pyhessian_on_a_small_cnn():
     assert ours.top_eigenvalue == pytest.approx(lam, rel=2e-3)
     ref_stderr = np.std(samples, ddof=1) / np.sqrt(len(samples))
     assert abs(ours.trace - np.mean(samples)) < 4 * np.hypot(ref_stderr, ours.trace_stderr)
+
+
+def test_attention_models_have_a_hessian():
+    """torchvision's ViT runs attention through fused SDPA kernels, which have no double backward
+    on CPU: the operator records the math kernel instead, and its λmax matches the exact one."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    from phasezoo.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("vit", width=4, input_shape=(1, 8, 8), num_classes=3, depth=1,
+                         patch_size=4).double()
+    x, y = torch.randn(6, 1, 8, 8, dtype=torch.float64), torch.randint(0, 3, (6,))
+    names = [n for n, _ in model.named_parameters()]
+    shapes = [p.shape for p in model.parameters()]
+
+    def loss_of(flat):
+        params, i = {}, 0
+        for n, sh in zip(names, shapes, strict=True):
+            params[n] = flat[i:i + sh.numel()].reshape(sh)
+            i += sh.numel()
+        return F.cross_entropy(torch.func.functional_call(model, params, (x,)), y)
+
+    flat0 = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    with sdpa_kernel(SDPBackend.MATH):
+        eig = torch.linalg.eigvalsh(torch.autograd.functional.hessian(loss_of, flat0))
+    out = hessian_summary(model, F.cross_entropy, [(x, y)], tol=1e-10, max_iter=300)
+    assert out.top_eigenvalue == pytest.approx(float(eig[eig.abs().argmax()]), rel=1e-6)

@@ -24,13 +24,13 @@ COLUMN_DOCS: dict[str, str] = {
     "epoch": "kept epoch of this checkpoint (0 = initialisation)",
     "temperature_name": "the temperature-like hyperparameter (`batch_size` or `lr`)",
     "temperature_value": "its value in this cell",
-    "load_name": "the load-like hyperparameter (`width` or `data_fraction`)",
+    "load_name": "the load-like hyperparameter (`width`, `data_fraction` or `beta`)",
     "load_value": "its value in this cell",
     "hp_*": "every training hyperparameter of the cell (lists as JSON strings)",
-    "train_loss": "mean cross-entropy on the cell's training data, eval mode",
-    "train_accuracy": "accuracy on the cell's training data (fraction)",
-    "test_loss": "mean cross-entropy on the test split, eval mode",
-    "test_accuracy": "accuracy on the test split (fraction); `load_model(row)` reproduces it",
+    "train_loss": "the task's loss (see Task) on the cell's training data, eval mode",
+    "train_accuracy": "the task's score (see Task) on the cell's training data",
+    "test_loss": "the task's loss on the test split, eval mode",
+    "test_accuracy": "the task's score on the test split; `load_model(row)` reproduces it",
     "l2_norm": "Euclidean norm of all trainable parameters",
     "num_parameters": "number of trainable parameters",
     "diverged": "the member's loss became NaN/inf by this epoch; metrics are NaN, weights are "
@@ -112,6 +112,7 @@ def render_card(zoo: ZooSpec, phases: pd.DataFrame, n_rows: int, data_info: dict
         f"- Seeds: {list(zoo.seeds)}; kept epochs: {zoo.raw['train']['keep_epochs']}",
         f"- Phases: {json.dumps(counts)}", "",
         "## Data", "", "```json", json.dumps(data_info, indent=1), "```", "",
+        *task_section(data_info.get("task", "classification")),
         "## Training and metric settings", "", "```json",
         json.dumps({"train": zoo.raw["train"], "metrics": zoo.raw["metrics"],
                     "phase_thresholds": zoo.raw["phases"]}, indent=1),
@@ -119,6 +120,14 @@ def render_card(zoo: ZooSpec, phases: pd.DataFrame, n_rows: int, data_info: dict
         *[f"| `{c}` | {d} |" for c, d in COLUMN_DOCS.items()], "", _LOADING.format(zoo=zoo.name),
     ]
     return "\n".join(lines)
+
+
+def task_section(kind: str) -> list[str]:
+    """The card's Task section: what the loss and score columns mean, and what differs."""
+    from phasezoo.tasks import TASK_LOSSES, TASK_NOTES, TASK_SCORES
+
+    return ["## Task", "", f"`{kind}`. Loss columns: {TASK_LOSSES[kind]}. Accuracy columns: "
+            f"{TASK_SCORES[kind]}.", "", *[f"- {note}" for note in TASK_NOTES[kind]], ""]
 
 
 _LOADING = """## Loading

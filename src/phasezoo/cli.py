@@ -46,6 +46,12 @@ def cmd_list(a: argparse.Namespace) -> None:
     print("\n".join(names))
 
 
+def cmd_estimate(a: argparse.Namespace) -> None:
+    from phasezoo.estimate import estimate, markdown
+
+    print(markdown([estimate(z) for path in a.config for z in load_config(path).zoos.values()]))
+
+
 def cmd_train(a: argparse.Namespace) -> None:
     from phasezoo.runtime import resolve_device
     from phasezoo.train import train_cell
@@ -148,7 +154,11 @@ def cmd_benchmark(a: argparse.Namespace) -> None:
 def cmd_studies(a: argparse.Namespace) -> None:
     from phasezoo.wsl.studies import run_studies, write_report
 
-    md = write_report(run_studies(a.zoo, a.data_root, progress=not a.quiet), a.out)
+    from phasezoo.wsl.finetune import FinetuneSettings
+
+    cfg = FinetuneSettings(a.finetune_epochs, a.finetune_lr, a.finetune_batch_size)
+    md = write_report(run_studies(a.zoo, a.data_root, progress=not a.quiet,
+                                  transfer_dataset=a.transfer_dataset, finetune=cfg), a.out)
     print(md.read_text())
 
 
@@ -212,7 +222,18 @@ def build_parser() -> argparse.ArgumentParser:
                        "(naive, weight-matched) and magnitude pruning work?")
     p.add_argument("--data-root", default="data", help="dataset folder (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--transfer-dataset", help="fine-tune every model on this registered dataset "
+                                              "(head replaced) against a from-scratch baseline")
+    p.add_argument("--finetune-epochs", type=int, default=5, help="default: %(default)s")
+    p.add_argument("--finetune-lr", type=float, default=0.01, help="default: %(default)s")
+    p.add_argument("--finetune-batch-size", type=int, default=64, help="default: %(default)s")
     p.set_defaults(fn=cmd_studies)
+    p = sub.add_parser("estimate", help="models, parameters and GPU-hour estimate of zoos",
+                       description="Models, parameters (exact, built on the meta device), training "
+                                   "FLOPs and a cost-model GPU-hour estimate of every zoo of the "
+                                   "configs, as a markdown table (see phasezoo.estimate).")
+    p.add_argument("config", nargs="+", help="config YAML(s)")
+    p.set_defaults(fn=cmd_estimate)
     p = sub.add_parser("list", help="list registered models, datasets or metrics")
     p.add_argument("what", choices=["models", "datasets", "metrics"])
     p.set_defaults(fn=cmd_list)

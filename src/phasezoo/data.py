@@ -472,3 +472,21 @@ def convection(root: Path, *, beta: float = 1.0, n_residual: int = 1000, n_initi
             "test_grid": [grid_x, grid_t]}
     return Split(x_train.float(), targets(x_train, k_train), x_test.float(),
                  targets(x_test, k_test), 1, info, ConvectionTask(beta))
+
+
+@register_dataset
+def sklearn_digits(root: Path) -> Split:
+    """The 1,797 real 8×8 handwritten digits that ship with scikit-learn (UCI optdigits test set),
+    offline: the second dataset of the default zoo's fine-tuning transfer study (resized to the
+    zoo's 28×28 input by :func:`prepare_images`). Fixed split: 30 test images per class, seed 0.
+    """
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = (digits.images * (255.0 / 16.0)).astype(np.float32)
+    y = digits.target.astype(np.int64)
+    train, test = stratified_split(y, test_per_class=30, seed=0)
+    return Split(_images(x[train], (1, 8, 8)), torch.as_tensor(y[train]),
+                 _images(x[test], (1, 8, 8)), torch.as_tensor(y[test]), 10,
+                 {"source": "sklearn.datasets.load_digits (1,797 8×8 digits)",
+                  "split": "stratified, 30 test images per class, numpy seed 0"})

@@ -40,6 +40,31 @@ TASK_LOSSES = {
                        "boundary mean squared errors",
 }
 
+# What differs per modality beyond loss and score, including every metric that is NaN there.
+TASK_NOTES = {
+    "classification": [],
+    "language-modeling": [
+        "Rows are sequences of byte tokens; losses and accuracies average over every position.",
+        "`cell_cka` compares next-token logits position by position: every position of the first "
+        "`metrics.cka_samples` test sequences is one sample.",
+        "HT-SR (`alpha_mean`, `layer_*`) analyses the Linear layers (attention qkv and "
+        "projection, MLP, head); embeddings and LayerNorms are not analysed.",
+        "Weight matching (studies' `aligned_average_accuracy`) is defined for plain Linear/Conv "
+        "chains only: NaN for transformers.",
+    ],
+    "pinn-convection": [
+        "The `*_accuracy` columns hold the relative L2 error against the analytic solution "
+        "u = sin(x − βt) (lower is better); the phases' train error (%) is 100 × that error.",
+        "Train rows are collocation points (interior, t = 0, x = 0); test rows the evaluation "
+        "grid, so `test_loss` is the PINN loss on the grid.",
+        "`cell_cka` is the squared correlation of two seeds' predicted solutions on test grid "
+        "points (the output is one number per point).",
+        "HT-SR: the input layer (2 coordinates) and output layer (1 value) have fewer than 8 "
+        "eigenvalues, WeightWatcher's minimum: NaN in the `layer_*` lists; the means are over the "
+        "hidden layers.",
+    ],
+}
+
 
 def error_percent(kind: str, score: np.ndarray | float) -> np.ndarray | float:
     """The error (%) that phases and mode connectivity use, from a ``*_accuracy`` value."""

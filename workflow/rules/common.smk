@@ -37,7 +37,7 @@ wildcard_constraints:
 STAGE_SECTIONS = {
     "train": ("description", "dataset", "model", "temperature", "load", "seeds", "train"),
     "metrics": ("dataset", "model", "temperature", "load", "seeds", "train", "metrics"),
-    "phases": ("temperature", "load", "seeds", "train", "metrics", "phases"),
+    "phases": ("dataset", "temperature", "load", "seeds", "train", "metrics", "phases"),
     "publish": ("description", "dataset", "model", "temperature", "load", "seeds", "train",
                 "metrics", "phases"),
 }
@@ -82,10 +82,23 @@ def zoo_gpus(wildcards):
     return 1 if _zoo_resources(wildcards.zoo)["gpu"] else 0
 
 
+def studies_args(wildcards):
+    """The studies CLI's fine-tuning arguments from the zoo's ``studies`` section (none when
+    it names no transfer dataset)."""
+    s = CFG.raw["zoos"][wildcards.zoo]["studies"]
+    if not s["transfer_dataset"]:
+        return ""
+    return (f"--transfer-dataset {shlex.quote(s['transfer_dataset'])} --finetune-epochs "
+            f"{s['finetune_epochs']} --finetune-lr {s['finetune_lr']} --finetune-batch-size "
+            f"{s['finetune_batch_size']}")
+
+
 def transfer_pairs():
     """Ordered pairs (train zoo, test zoo) of configured zoos with the same model: the
     cross-zoo benchmark runs in both directions."""
     zoos = CFG.raw["zoos"]
+    if not CFG.raw["transfer_benchmark"]:
+        return []
     return [(a, b) for a in zoos for b in zoos if a != b and zoos[a]["model"] == zoos[b]["model"]]
 
 

@@ -83,8 +83,9 @@ rule benchmark_transfer:
 
 
 rule studies:
-    """Downstream studies by phase on the published zoo: seed averaging (naive and weight-matched)
-    and magnitude pruning per cell, summarised per phase with a Kruskal–Wallis test."""
+    """Downstream studies by phase on the published zoo: seed averaging (naive and weight-matched),
+    magnitude pruning and (with studies.transfer_dataset) fine-tuning transfer per cell,
+    summarised per phase with a Kruskal–Wallis test."""
     input:
         zoo=rules.publish.output.zoo,
     output:
@@ -101,6 +102,7 @@ rule studies:
     params:
         out=lambda wildcards: f"{RESULTS}/{wildcards.zoo}",
         data_root=CFG.data_root,
+        transfer=studies_args,
     conda:
         "../../envs/phasezoo.yaml"
     threads: 1
@@ -111,4 +113,4 @@ rule studies:
         "studies {wildcards.zoo}"
     shell:
         "phasezoo studies {input.zoo} --out {params.out} --data-root {params.data_root} --quiet"
-        " > {log} 2>&1"
+        " {params.transfer} > {log} 2>&1"

@@ -24,6 +24,7 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from phasezoo.tasks import Task, model_loss
 
@@ -55,8 +56,11 @@ class HessianOperator:
         was_training = model.training
         model.eval()
         try:
-            self.grads = [self._grad(model, loss_fn, x, y, len(x) / total)
-                          for x, y in _chunks(pairs, max_chunk)]
+            # The fused attention kernels (flash, memory-efficient) have no double backward; the
+            # math one does, so the gradient graph of attention models (ViT) is recorded with it.
+            with sdpa_kernel(SDPBackend.MATH):
+                self.grads = [self._grad(model, loss_fn, x, y, len(x) / total)
+                              for x, y in _chunks(pairs, max_chunk)]
         finally:
             model.train(was_training)
         self.hvps = 0

@@ -22,6 +22,7 @@ from torch import nn
 
 from phasezoo.evaluation import evaluate
 from phasezoo.tasks import Task
+from phasezoo.wsl.finetune import FinetuneSettings, cell_transfer, transfer_split
 
 SPARSITIES = (0.5, 0.8, 0.9, 0.95)
 _WEIGHTED = (nn.Linear, nn.Conv2d)
@@ -141,6 +142,8 @@ def by_phase(cells: pd.DataFrame) -> dict[str, Any]:
         **{f"pruned_{s:g}_drop": cells["member_accuracy"] - cells[f"pruned_{s:g}_accuracy"]
            for s in SPARSITIES})
     measures = ["naive_gain", "aligned_gain", *[f"pruned_{s:g}_drop" for s in SPARSITIES]]
+    if "finetune_gain" in cells:
+        measures += ["finetune_accuracy", "finetune_gain"]
     out: dict[str, Any] = {"per_phase": {}, "kruskal_p": {}}
     for phase, g in cells.groupby("phase"):
         out["per_phase"][phase] = {"cells": int(len(g)), **{
@@ -154,12 +157,16 @@ def by_phase(cells: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
-def run_studies(zoo: str, data_root: str = "data", progress: bool = True) -> dict[str, Any]:
+def run_studies(zoo: str, data_root: str = "data", progress: bool = True,
+                transfer_dataset: str | None = None,
+                finetune: FinetuneSettings | None = None) -> dict[str, Any]:
     """Every cell of a zoo (folder or hub id) at its last kept epoch, then the per-phase summary.
 
     Each cell's test split is rebuilt from its ``hp_*`` columns through the dataset registry
     (downloaded into ``data_root`` on first use for torchvision datasets); cells that share their
-    data (all but a PINN zoo's, whose β is the load) share one split.
+    data (all but a PINN zoo's, whose β is the load) share one split. With ``transfer_dataset``,
+    every model is also fine-tuned on that dataset against a from-scratch baseline
+    (:mod:`phasezoo.wsl.finetune`).
     """
     import json
 
@@ -174,7 +181,7 @@ def run_studies(zoo: str, data_root: str = "data", progress: bool = True) -> dic
     if missing:
         raise ValueError(f"{zoo}: column '{missing[0]}' is missing (needed to rebuild the test data)")
     last = table.meta["epoch"] == table.meta["epoch"].max()
-    rows, splits = [], {}
+    rows, splits, second = [], {}, None
     for cell, g in tqdm(table.meta[last].groupby("cell", sort=False), desc="studies",
                         disable=not progress):
         hp = cell_hparams(g.iloc[0])
@@ -184,12 +191,30 @@ def run_studies(zoo: str, data_root: str = "data", progress: bool = True) -> dic
             splits[key] = cell_split(hp, data_root)
         test = splits[key]
         models = [build_model(table.layouts[i], torch.as_tensor(table.weights[i])) for i in g.index]
-        rows.append({"cell": cell, "phase": g["phase"].iloc[0],
-                     **cell_study(models, test.x_test, test.y_test, task=test.task)})
+        row = {"cell": cell, "phase": g["phase"].iloc[0],
+               **cell_study(models, test.x_test, test.y_test, task=test.task)}
+        if transfer_dataset:
+            layout = table.layouts[g.index[0]]
+            second = second or transfer_split(transfer_dataset, data_root,
+                                              tuple(layout["architecture"]["kwargs"]["input_shape"]))
+            row |= cell_transfer(models, [_fresh(layout, s) for s in g["seed"]], second,
+                                 finetune or FinetuneSettings())
+        rows.append(row)
     cells = pd.DataFrame(rows)
     return {"zoo": sorted(table.meta["zoo"].unique()), "epoch": int(table.meta["epoch"].max()),
+            "transfer_dataset": transfer_dataset,
             "sparsities": list(SPARSITIES), "cells": cells.to_dict(orient="records"),
             **by_phase(cells)}
+
+
+def _fresh(layout: dict, seed: int) -> nn.Module:
+    """The layout's architecture freshly initialised with ``seed`` (the from-scratch baseline)."""
+    from phasezoo.models import create_model
+    from phasezoo.runtime import seeded
+
+    arch = layout["architecture"]
+    with seeded(int(seed)):
+        return create_model(arch["name"], **arch["kwargs"])
 
 
 def write_report(result: dict[str, Any], out_dir: str | Path) -> Path:
@@ -210,8 +235,11 @@ def markdown(result: dict[str, Any]) -> str:
     head = ["phase", "cells", *measures]
     lines = [f"# Downstream studies by phase: {', '.join(result['zoo'])} (epoch {result['epoch']})",
              "", "Accuracy change on the test split: `*_gain` = averaged model − mean member "
-             "(naive, or after weight matching); `pruned_s_drop` = member − pruned at sparsity s. "
-             "Kruskal–Wallis p: does the phase separate the cells?", "",
+             "(naive, or after weight matching); `pruned_s_drop` = member − pruned at sparsity s; "
+             "`finetune_accuracy` = test accuracy on the transfer dataset after fine-tuning "
+             "(head replaced), `finetune_gain` = that − the same architecture trained from "
+             "scratch with the same budget. Kruskal–Wallis p: does the phase separate the cells?",
+             "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for phase, d in result["per_phase"].items():
         lines.append(f"| {phase} | {d['cells']} | " + " | ".join(
@@ -244,14 +272,18 @@ def plot(result: dict[str, Any], out: str | Path) -> Path:
     left.set_title(f"pruning (Kruskal–Wallis p at 0.8: {result['kruskal_p']['pruned_0.8_drop']:.2g})")
     left.legend(fontsize=8)
     x = np.arange(len(phases))
-    for j, (key, label) in enumerate((("naive_gain", "naive"), ("aligned_gain", "weight-matched"))):
-        right.bar(x + 0.4 * j, [d[key]["mean"] for d in phases.values()], 0.4,
+    bars = [("naive_gain", "averaging, naive"), ("aligned_gain", "averaging, weight-matched")]
+    if "finetune_gain" in result["kruskal_p"]:
+        bars.append(("finetune_gain", f"fine-tuned on {result['transfer_dataset']} − scratch"))
+    width = 0.8 / len(bars)
+    for j, (key, label) in enumerate(bars):
+        right.bar(x + width * j, [d[key]["mean"] for d in phases.values()], width,
                   yerr=np.nan_to_num([d[key]["std"] for d in phases.values()]), capsize=3,
                   label=f"{label} (p {result['kruskal_p'][key]:.2g})")
-    right.set_xticks(x + 0.2, list(phases))
+    right.set_xticks(x + 0.4 - width / 2, list(phases))
     right.axhline(0, color="black", lw=0.5)
-    right.set_ylabel("averaged model − mean member (test accuracy)")
-    right.set_title("averaging the seeds of a cell")
+    right.set_ylabel("test accuracy gain")
+    right.set_title("seed averaging and fine-tuning transfer")
     right.legend(fontsize=8)
     fig.suptitle(f"{', '.join(result['zoo'])}: downstream studies by phase (epoch {result['epoch']})")
     fig.tight_layout()

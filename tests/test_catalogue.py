@@ -1,0 +1,120 @@
+"""The zoo catalogue (config/zoos/): 12 full-size configs, each with a CPU-sized twin that runs
+end to end here and publishes a zoo that ``datasets.load_dataset`` reads."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from phasezoo.config import load_config
+from tests.conftest import DATA_ROOT
+from tests.test_workflow import REPO, _env
+
+ZOOS = REPO / "config" / "zoos"
+FULL = sorted(p for p in ZOOS.glob("*.yaml") if not p.stem.endswith("-mini"))
+CATALOGUE = {  # zoo: (model, dataset, load axis, temperature axis)
+    **{f"{a}-{d}": (a, d, "width", "batch_size") for a in ("resnet18", "resnet50")
+       for d in ("svhn", "cifar10", "cifar100", "tinyimagenet")},
+    "vit-cifar10": ("vit", "cifar10", "width", "batch_size"),
+    "vit-cifar100": ("vit", "cifar100", "width", "batch_size"),
+    "gpt-openwebtext": ("gpt", "text", "width", "batch_size"),
+    "pinn-convection": ("pinn-mlp", "convection", "beta", "lr"),
+}
+
+
+def _zoo(path: Path):
+    (zoo,) = load_config(path).zoos.values()
+    return zoo
+
+
+def test_the_catalogue_has_its_twelve_zoos():
+    assert {p.stem for p in FULL} == set(CATALOGUE)
+    for path in FULL:
+        zoo = _zoo(path)
+        model, dataset, load, temperature = CATALOGUE[path.stem]
+        assert zoo.name == path.stem and zoo.raw["model"]["name"] == model
+        assert zoo.raw["dataset"]["name"] == dataset
+        assert (zoo.load.name, zoo.temperature.name) == (load, temperature)
+        assert len(zoo.seeds) == 3 and zoo.raw["resources"]["gpu"]
+        assert min(zoo.raw["resources"]["runtime"].values()) >= 240
+
+
+def test_resnet_zoos_follow_the_reference_recipe():
+    for path in FULL:
+        if not path.stem.startswith("resnet"):
+            continue
+        zoo = _zoo(path)
+        t = zoo.raw["train"]
+        assert (t["lr"], t["momentum"], t["weight_decay"], t["schedule"]) == (0.1, 0.9, 5e-4, "onecycle")
+        assert t["epochs"] == (100 if "tinyimagenet" in path.stem else 150)
+        assert t["augment"] == {"crop": 4, "flip": "svhn" not in path.stem, "rotation": 20}
+        assert list(zoo.load.values) == [2, 4, 8, 16, 32, 64, 128, 256]
+        assert list(zoo.temperature.values) == [8, 16, 32, 64, 128, 256, 512, 1024]
+
+
+def test_every_twin_keeps_the_architecture_and_axes_on_a_small_grid():
+    for path in FULL:
+        full, mini = _zoo(path), _zoo(ZOOS / f"{path.stem}-mini.yaml")
+        assert mini.name == f"{full.name}-mini"
+        assert mini.raw["model"] == full.raw["model"]
+        assert (mini.load.name, mini.temperature.name) == (full.load.name, full.temperature.name)
+        assert len(mini.temperature.values) == len(mini.load.values) == 2
+        assert len(mini.seeds) == 2 and mini.raw["train"]["epochs"] <= 3
+        assert not mini.raw["resources"]["gpu"]
+
+
+def test_full_configs_build_their_dags(tmp_path):
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
+           str(tmp_path), "-n", "--quiet", "rules", "--configfiles", *map(str, FULL)]
+    proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    counts = dict(line.split() for line in (proc.stdout + proc.stderr).splitlines()
+                  if len(line.split()) == 2 and line.split()[1].isdigit())
+    cells = sum(len(_zoo(p).cells()) for p in FULL)
+    assert counts["train"] == counts["measure"] == str(cells) == "688"
+    assert counts["publish"] == counts["benchmark"] == counts["studies"] == "12"
+    assert counts["benchmark_transfer"] == str(4 * 3 + 4 * 3 + 2)  # ordered same-model pairs
+
+
+@pytest.mark.slow
+def test_every_twin_runs_end_to_end_and_publishes_a_loadable_zoo(tmp_path):
+    zoos = {}
+    for path in sorted(ZOOS.glob("*-mini.yaml")):
+        zoos |= yaml.safe_load(path.read_text())["zoos"]
+    config = tmp_path / "minis.yaml"
+    config.write_text(yaml.safe_dump({"results_dir": str(tmp_path / "results"), "transfer_benchmark": False,
+                                      "zoos_dir": str(tmp_path / "zoos"),
+                                      "data_root": str(DATA_ROOT), "device": "cpu", "zoos": zoos}))
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
+           str(tmp_path), "--configfile", str(config), "-c2", "--quiet"]
+    proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(zoos) == 12
+    load = ("import sys, json, datasets\n"
+            "for path in sys.argv[1:]:\n"
+            "    ds = datasets.load_dataset(path, split='train')\n"
+            "    print(json.dumps({'n': len(ds), 'phases': sorted(set(ds['phase'])),\n"
+            "                      'acc': [float(a) for a in ds['test_accuracy']]}))\n")
+    out = subprocess.run([sys.executable, "-c", load, *[str(tmp_path / "zoos" / z) for z in zoos]],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    for name, line in zip(zoos, out, strict=True):
+        row = json.loads(line)
+        assert row["n"] == 4 * 2 * 2, name  # cells × seeds × kept epochs
+        assert set(row["phases"]) <= {"I", "II", "III", "IV-A", "IV-B", "diverged"}, name
+        if name.startswith("pinn"):  # relative L2 error: ≥ 0, ~1 for an untrained PINN
+            assert all(0 <= a < 10 for a in row["acc"]), name
+        else:
+            assert all(0 <= a <= 1 for a in row["acc"]), name
+        verify = subprocess.run(["phasezoo", "verify", str(tmp_path / "zoos" / name)],
+                                env=_env(), capture_output=True, text=True)
+        assert verify.returncode == 0 and "OK, 16 rows" in verify.stdout, verify.stderr
+        results = tmp_path / "results" / name
+        assert json.loads((results / "benchmark.json").read_text())["summary"], name
+        assert json.loads((results / "studies.json").read_text())["cells"], name
+    card = (tmp_path / "zoos" / "pinn-convection-mini" / "README.md").read_text()
+    assert "relative L2 error" in card
