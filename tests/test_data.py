@@ -185,5 +185,9 @@ def test_images_resized_and_recoloured_and_capped():
     capped = data.cap_sizes(out, 500, 100)
     assert len(capped.x_train) == 500 and len(capped.x_test) == 100
     assert torch.bincount(capped.y_train).tolist() == [50] * 10
+    odd = data.cap_sizes(out, 123, 77)  # per-class rounding trimmed to the exact count
+    assert len(odd.x_train) == 123 and len(odd.x_test) == 77
+    with pytest.raises(ValueError, match="test_size: 5 samples cannot hold one of each of 10"):
+        data.cap_sizes(out, None, 5)
     with pytest.raises(ValueError, match="apply to images"):
         data.prepare_images(create_dataset("convection"), 32, None)

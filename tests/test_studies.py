@@ -95,3 +95,7 @@ def test_by_phase_summary_and_kruskal_by_hand():
     expected = kruskal(gains_i, np.array([0.45, 0.5, 0.48]) - 0.5).pvalue
     assert out["kruskal_p"]["naive_gain"] == pytest.approx(expected)
     assert np.isnan(out["kruskal_p"]["pruned_0.5_drop"])  # identical everywhere: no test
+    # an error score (PINN relative L2): averaging that lowers the error is a positive gain
+    flipped = by_phase(cells, sign=-1)
+    assert flipped["per_phase"]["I"]["naive_gain"]["mean"] == pytest.approx(-gains_i.mean())
+    assert flipped["per_phase"]["I"]["pruned_0.5_drop"]["mean"] == pytest.approx(-0.1)

@@ -139,3 +139,21 @@ def test_gpt_is_causal_and_lm_loss_is_per_token_cross_entropy():
 def test_model_options_are_checked():
     with pytest.raises(ValueError, match=r"\['layers'\] not options of model 'gpt'.*'depth'"):
         create_model("gpt", width=8, input_shape=(4,), num_classes=256, layers=2)
+
+
+def test_every_pinn_term_by_hand_on_a_non_periodic_model():
+    """u = a·x + b·t + c: residual b + βa, initial (a·x + c − sin x), boundary u(0,t) − u(2π,t) =
+    −2πa — a model that is not 2π-periodic, so the boundary term is not zero."""
+    beta, (a, b, c) = 3.0, (0.3, -0.2, 0.1)
+    s = create_dataset("convection", options={"beta": beta})
+    model = nn.Linear(2, 1).double()
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[a, b]]))
+        model.bias.fill_(c)
+    x = s.x_train.double().numpy()
+    kind = s.y_train[:, 0].numpy()
+    initial = np.mean((a * x[kind == 1, 0] + c - np.sin(x[kind == 1, 0])) ** 2)
+    expected = (b + beta * a) ** 2 + initial + (2 * np.pi * a) ** 2
+    loss = s.task.loss(model, s.x_train.double(), s.y_train.double())
+    # targets u* are stored in float32: agreement to ~1e-7 (the boundary term alone is 3.55)
+    assert float(loss.detach()) == pytest.approx(expected, rel=1e-6)

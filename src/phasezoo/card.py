@@ -60,7 +60,8 @@ COLUMN_DOCS: dict[str, str] = {
     "cell_mc": "cell mean over seed pairs of Bezier mode connectivity on train error (%), at the "
                "landscape epoch: negative = barrier, positive = under-trained ends, ≈0 = connected",
     "cell_mc_loss": "the same on train loss",
-    "cell_cka": "cell mean over seed pairs of linear CKA between logits on test samples",
+    "cell_cka": "cell mean over seed pairs of linear CKA between outputs on evenly spaced test "
+                "samples (`metrics.cka_samples` of them)",
     "cell_linear_barrier": "cell mean over seed pairs of the linear-interpolation train-error "
                            "barrier (%), mc convention: negative = barrier",
     "phase": "loss-landscape phase of the cell (I, II, III, IV-A, IV-B; `diverged` if every "

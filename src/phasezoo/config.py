@@ -22,6 +22,9 @@ import yaml
 SCHEMA_FILE = "config.schema.yaml"
 INTEGER_AXES = {"batch_size", "width"}
 DATASET_PREP = ("image_size", "channels", "train_size", "test_size", "options")
+# Known here without importing the dataset registry (and torch), for checks before anything runs.
+BETA_DATASETS = {"convection"}
+NON_IMAGE_DATASETS = {"convection", "text"}
 
 
 class ConfigError(ValueError):
@@ -93,6 +96,8 @@ class ZooSpec:
         hp = {**self.raw["train"], "dataset": data["name"], "normalize": data["normalize"],
               "model": model["name"], "width": model["width"], "depth": model["depth"]}
         # Only present when set, so configs without them keep their cells' fingerprints.
+        if not any(hp["augment"].values()):
+            del hp["augment"]
         prep = {k: data[k] for k in DATASET_PREP if data.get(k) not in (None, {})}
         if prep:
             hp["dataset_options"] = prep
@@ -194,6 +199,13 @@ def _check_zoo(name: str, zoo: dict[str, Any]) -> None:
             raise ConfigError(f"{where}.{axis}.values: {ax['name']} values must be integers")
         if ax["name"] == "data_fraction" and any(v > 1 for v in ax["values"]):
             raise ConfigError(f"{where}.{axis}.values: data fractions must be in (0, 1]")
+    dataset = zoo["dataset"]["name"]
+    if zoo["load"]["name"] == "beta" and dataset not in BETA_DATASETS:
+        raise ConfigError(f"{where}.load.name: beta is the convection coefficient of the "
+                          f"{sorted(BETA_DATASETS)} dataset, not of '{dataset}'")
+    if any(zoo["train"]["augment"].values()) and dataset in NON_IMAGE_DATASETS:
+        raise ConfigError(f"{where}.train.augment: image augmentation on '{dataset}', whose "
+                          "inputs are not images")
     train = zoo["train"]
     late = [e for e in train["keep_epochs"] if e > train["epochs"]]
     if late:

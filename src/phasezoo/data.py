@@ -149,18 +149,42 @@ def prepare_images(split: Split, size: int | None, channels: int | None) -> Spli
 
 
 def cap_sizes(split: Split, train_size: int | None, test_size: int | None) -> Split:
-    """Keep ``train_size`` training and ``test_size`` test samples (seeded subsets; stratified
-    for class labels, where per-class rounding can move the count by a few)."""
+    """Keep exactly ``train_size`` training and ``test_size`` test samples (seeded subsets;
+    stratified for class labels, trimmed to the exact count after per-class rounding).
+
+    Raises:
+        ValueError: if a cap is below the number of classes (a class would vanish).
+    """
     parts = {}
     for part, cap in (("train", train_size), ("test", test_size)):
         x, y = getattr(split, f"x_{part}"), getattr(split, f"y_{part}")
-        if cap is not None and cap < len(x):
-            idx = subset_fraction(y, cap / len(x), seed=DATA_FRACTION_SEED, exact=cap)
-            parts |= {f"x_{part}": x[idx], f"y_{part}": y[idx]}
+        if cap is None or cap >= len(x):
+            continue
+        labels = y.dim() == 1 and not y.is_floating_point()
+        if labels and cap < split.num_classes:
+            raise ValueError(f"dataset.{part}_size: {cap} samples cannot hold one of each of "
+                             f"{split.num_classes} classes of '{split.info.get('name')}'")
+        idx = _exactly(subset_fraction(y, cap / len(x), seed=DATA_FRACTION_SEED, exact=cap),
+                       cap, len(x))
+        parts |= {f"x_{part}": x[idx], f"y_{part}": y[idx]}
     if not parts:
         return split
     return replace(split, **parts, info={**split.info, "train_size": train_size,
                                          "test_size": test_size})
+
+
+def _exactly(idx: torch.Tensor, cap: int, n: int) -> torch.Tensor:
+    """``idx`` made exactly ``cap`` long after per-class rounding: a seeded few dropped, or added
+    from the rows not chosen."""
+    gen = torch.Generator().manual_seed(DATA_FRACTION_SEED)
+    if len(idx) > cap:
+        idx = idx[torch.randperm(len(idx), generator=gen)[:cap]]
+    elif len(idx) < cap:
+        rest = torch.ones(n, dtype=torch.bool)
+        rest[idx] = False
+        rest = torch.nonzero(rest).flatten()
+        idx = torch.cat([idx, rest[torch.randperm(len(rest), generator=gen)[:cap - len(idx)]]])
+    return torch.sort(idx).values
 
 
 def standardize(split: Split) -> Split:

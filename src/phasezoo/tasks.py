@@ -45,8 +45,8 @@ TASK_NOTES = {
     "classification": [],
     "language-modeling": [
         "Rows are sequences of byte tokens; losses and accuracies average over every position.",
-        "`cell_cka` compares next-token logits position by position: every position of the first "
-        "`metrics.cka_samples` test sequences is one sample.",
+        "`cell_cka` compares next-token logits position by position: every position of "
+        "`metrics.cka_samples` evenly spaced test sequences is one sample.",
         "HT-SR (`alpha_mean`, `layer_*`) analyses the Linear layers (attention qkv and "
         "projection, MLP, head); embeddings and LayerNorms are not analysed.",
         "Weight matching (studies' `aligned_average_accuracy`) is defined for plain Linear/Conv "
@@ -64,6 +64,12 @@ TASK_NOTES = {
         "hidden layers.",
     ],
 }
+
+
+def score_sign(kind: str) -> int:
+    """+1 where a higher ``*_accuracy`` is better, −1 where it is an error (PINN): multiplying
+    a score difference by it makes "positive = better" hold for every task."""
+    return -1 if kind == "pinn-convection" else 1
 
 
 def error_percent(kind: str, score: np.ndarray | float) -> np.ndarray | float:

@@ -50,7 +50,9 @@ def zoo_config(stage):
     def config_arg(wildcards):
         zoo = CFG.raw["zoos"][wildcards.zoo]
         keep = STAGE_SECTIONS.get(stage, tuple(zoo))
-        raw = {k: v for k, v in CFG.raw.items() if k != "zoos"}
+        # Only the keys the CLI reads: a workflow-level switch (transfer_benchmark) must not
+        # change every rule's params and so retrain every zoo.
+        raw = {k: CFG.raw[k] for k in ("results_dir", "zoos_dir", "data_root", "device")}
         raw["zoos"] = {wildcards.zoo: {k: v for k, v in zoo.items() if k in keep}}
         return shlex.quote(json.dumps(raw, sort_keys=True))
 

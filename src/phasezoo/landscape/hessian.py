@@ -41,7 +41,9 @@ class HessianOperator:
 
     The model is evaluated in eval mode (its mode is restored afterwards). Batches of equal input
     shape are concatenated into chunks of at most ``max_chunk`` samples whose gradient graphs are
-    kept, so an HVP never repeats a forward pass. Memory: the graphs of all samples.
+    kept, so an HVP never repeats a forward pass. Memory: the graphs of all samples. Chunks are
+    weighted by their size, which is exact for per-sample-mean losses; a PINN loss (a mean per
+    point kind) is exact while the sample fits one chunk (the default sample is 640 points).
     """
 
     def __init__(self, model: nn.Module, loss_fn: LossFn,

@@ -6,6 +6,7 @@ import itertools
 from pathlib import Path
 
 import pandas as pd
+import torch
 from tqdm.auto import tqdm
 
 from phasezoo.checkpoints import Population, read_population
@@ -30,11 +31,17 @@ def seed_pairs(n: int, max_pairs: int) -> list[tuple[int, int]]:
     return pairs if max_pairs < 0 else pairs[:max_pairs]
 
 
+def cka_indices(n: int, k: int) -> torch.Tensor:
+    """``min(k, n)`` evenly spaced test indices: the whole test split is covered (a PINN's grid
+    is x-major, so its first points would see only a slice of the domain)."""
+    return torch.linspace(0, n - 1, min(k, n)).round().long().unique()
+
+
 def pair_row(pop: Population, split: Split, i: int, j: int, k: int, cfg: dict) -> dict:
     """CKA, linear barrier and Bezier mode connectivity of members i and j at kept index k."""
     bs = pop.hparams["eval_batch_size"]
     a, b = pop.model(i, k).to(split.x_train.device), pop.model(j, k).to(split.x_train.device)
-    x_cka = split.x_test[: cfg["cka_samples"]]
+    x_cka = split.x_test[cka_indices(len(split.x_test), cfg["cka_samples"])]
     row = {"cka": linear_cka(logits_of(a, x_cka, bs, split.task), logits_of(b, x_cka, bs, split.task))}
     row |= interpolation_barrier(a, b, split, cfg["interpolation_points"], bs)
     return row | mode_connectivity(a, b, split, curve_settings(cfg), bs)

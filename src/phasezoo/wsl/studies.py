@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from phasezoo.evaluation import evaluate
-from phasezoo.tasks import Task
+from phasezoo.tasks import TASK_SCORES, Task, score_sign
 from phasezoo.wsl.finetune import FinetuneSettings, cell_transfer, transfer_split
 
 SPARSITIES = (0.5, 0.8, 0.9, 0.95)
@@ -131,15 +131,18 @@ def cell_hparams(row: pd.Series) -> dict[str, Any]:
     return out
 
 
-def by_phase(cells: pd.DataFrame) -> dict[str, Any]:
-    """Per phase: mean ± std over cells of each study's accuracy change; Kruskal–Wallis p-value
-    across phases ("does the phase predict it?")."""
+def by_phase(cells: pd.DataFrame, sign: int = 1) -> dict[str, Any]:
+    """Per phase: mean ± std over cells of each study's score change; Kruskal–Wallis p-value
+    across phases ("does the phase predict it?"). ``sign`` (:func:`phasezoo.tasks.score_sign`)
+    orients the changes so that a positive gain and a positive drop mean what they say when the
+    score is an error (PINN zoos: relative L2 error)."""
     from scipy.stats import kruskal
 
+    member = cells["member_accuracy"]
     cells = cells.assign(
-        naive_gain=cells["naive_average_accuracy"] - cells["member_accuracy"],
-        aligned_gain=cells["aligned_average_accuracy"] - cells["member_accuracy"],
-        **{f"pruned_{s:g}_drop": cells["member_accuracy"] - cells[f"pruned_{s:g}_accuracy"]
+        naive_gain=sign * (cells["naive_average_accuracy"] - member),
+        aligned_gain=sign * (cells["aligned_average_accuracy"] - member),
+        **{f"pruned_{s:g}_drop": sign * (member - cells[f"pruned_{s:g}_accuracy"])
            for s in SPARSITIES})
     measures = ["naive_gain", "aligned_gain", *[f"pruned_{s:g}_drop" for s in SPARSITIES]]
     if "finetune_gain" in cells:
@@ -201,10 +204,11 @@ def run_studies(zoo: str, data_root: str = "data", progress: bool = True,
                                  finetune or FinetuneSettings())
         rows.append(row)
     cells = pd.DataFrame(rows)
+    kind = next(iter(splits.values())).task.kind
     return {"zoo": sorted(table.meta["zoo"].unique()), "epoch": int(table.meta["epoch"].max()),
-            "transfer_dataset": transfer_dataset,
+            "task": kind, "score": TASK_SCORES[kind], "transfer_dataset": transfer_dataset,
             "sparsities": list(SPARSITIES), "cells": cells.to_dict(orient="records"),
-            **by_phase(cells)}
+            **by_phase(cells, score_sign(kind))}
 
 
 def _fresh(layout: dict, seed: int) -> nn.Module:
@@ -239,6 +243,8 @@ def markdown(result: dict[str, Any]) -> str:
              "`finetune_accuracy` = test accuracy on the transfer dataset after fine-tuning "
              "(head replaced), `finetune_gain` = that − the same architecture trained from "
              "scratch with the same budget. Kruskal–Wallis p: does the phase separate the cells?",
+             "", f"Score: {result.get('score', 'accuracy')}; gains and drops are signed so that a "
+             "positive gain is an improvement and a positive drop a loss, whatever the score.",
              "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for phase, d in result["per_phase"].items():
