@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from phasezoo.models import BasicBlock
+from phasezoo.models import BasicBlock, Bottleneck
 
 Handler = Callable[["StackedModel", nn.Module, str, torch.Tensor], torch.Tensor]
 _HANDLERS: dict[type, Handler] = {}
@@ -252,6 +252,18 @@ def _basic_block(s: StackedModel, m: nn.Module, prefix: str, h: torch.Tensor) ->
     h = _to_grouped_channels(s, h)
     out = torch.relu(s.run(m.bn1, f"{prefix}bn1.", s.run(m.conv1, f"{prefix}conv1.", h)))
     out = s.run(m.bn2, f"{prefix}bn2.", s.run(m.conv2, f"{prefix}conv2.", out))
+    return torch.relu(out + s.run(m.shortcut, f"{prefix}shortcut.", h))
+
+
+@_handles(Bottleneck)
+def _bottleneck(s: StackedModel, m: nn.Module, prefix: str, h: torch.Tensor) -> torch.Tensor:
+    h = _to_grouped_channels(s, h)
+    out = h
+    for i in (1, 2, 3):
+        out = s.run(getattr(m, f"bn{i}"), f"{prefix}bn{i}.",
+                    s.run(getattr(m, f"conv{i}"), f"{prefix}conv{i}.", out))
+        if i < 3:
+            out = torch.relu(out)
     return torch.relu(out + s.run(m.shortcut, f"{prefix}shortcut.", h))
 
 
