@@ -186,3 +186,20 @@ def test_a_zoo_too_small_to_split_reports_so(tmp_path):
 
     js, md = write_report(result, tmp_path)
     assert js.exists() and (tmp_path / "benchmark.png").stat().st_size > 0
+
+
+def test_streaming_gives_the_same_features_and_drops_raw_weights_over_budget(published):
+    from phasezoo.wsl.table import load_zoo
+
+    zoo = str(published[3])
+    whole = load_zoo(zoo)
+    streamed = load_zoo(zoo, stream=True)
+    assert len(streamed) == len(whole) > 0
+    assert all(np.array_equal(a, b) for a, b in zip(streamed.weights, whole.weights, strict=True))
+    for fn in (layer_statistics, layer_quintiles):
+        np.testing.assert_array_equal(fn(streamed), fn(whole))
+    lean = load_zoo(zoo, stream=True, raw_max_mb=0)
+    assert lean.weights is None and "exceed the streaming budget of 0 MB" in lean.note
+    np.testing.assert_array_equal(layer_statistics(lean), layer_statistics(whole))
+    result = run_benchmark(lean, seeds=1)
+    assert "streaming budget" in result["skipped_baselines"]["raw+linear"]

@@ -136,12 +136,12 @@ def cmd_benchmark(a: argparse.Namespace) -> None:
 
     if a.seeds < 1:
         raise ValueError(f"--seeds must be ≥ 1, got {a.seeds}")
-    table = load_zoo(a.zoo)
+    table = load_zoo(a.zoo, stream=a.stream, raw_max_mb=a.raw_max_mb)
     train_zoo = None
     if a.train_zoo:
         from phasezoo.wsl.table import concat
 
-        source = load_zoo(a.train_zoo)
+        source = load_zoo(a.train_zoo, stream=a.stream, raw_max_mb=a.raw_max_mb)
         train_zoo = str(source.meta["zoo"].iloc[0])
         if train_zoo in set(table.meta["zoo"]):
             raise ValueError(f"--train-zoo {a.train_zoo} is the zoo under test ({train_zoo})")
@@ -216,6 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=3, help="repeats of every split (default 3)")
     p.add_argument("--train-zoo", help="zoo transfer: fit on this zoo (folder or hub id), test "
                                        "on ZOO")
+    p.add_argument("--stream", action="store_true",
+                   help="read weights in batches, computing features on the way (zoos larger "
+                        "than memory); raw weights kept only within --raw-max-mb")
+    p.add_argument("--raw-max-mb", type=float, default=1024.0,
+                   help="with --stream: raw-weight budget in MB; above it the raw+linear "
+                        "baseline is skipped (default %(default)s)")
     p.set_defaults(fn=cmd_benchmark)
     p = _report_parser(sub, "studies", "weight averaging and pruning by phase",
                        "Does a cell's phase predict how well weight averaging "

@@ -51,7 +51,8 @@ rule benchmark:
     message:
         "benchmark {wildcards.zoo}"
     shell:
-        "phasezoo benchmark {input.zoo} --out {params.out} --seeds {params.seeds} > {log} 2>&1"
+        "phasezoo benchmark {input.zoo} --out {params.out} --seeds {params.seeds} --stream"
+        " > {log} 2>&1"
 
 
 rule benchmark_transfer:
@@ -79,7 +80,7 @@ rule benchmark_transfer:
         "benchmark {wildcards.zoo} (trained on {wildcards.source})"
     shell:
         "phasezoo benchmark {input.zoo} --train-zoo {input.source} --out {params.out}"
-        " --seeds {params.seeds} > {log} 2>&1"
+        " --seeds {params.seeds} --stream > {log} 2>&1"
 
 
 rule studies:

@@ -149,8 +149,10 @@ def splits_for(meta: pd.DataFrame, task: Task, seed: int) -> list[Split]:
 
 def _subtable(table: ZooTable, rows: np.ndarray) -> ZooTable:
     return ZooTable(table.meta.iloc[rows].reset_index(drop=True),
-                    [table.weights[i] for i in rows], [table.layouts[i] for i in rows],
-                    {k: [v[i] for i in rows] for k, v in table.layer_columns.items()})
+                    None if table.weights is None else [table.weights[i] for i in rows],
+                    [table.layouts[i] for i in rows],
+                    {k: [v[i] for i in rows] for k, v in table.layer_columns.items()},
+                    {p: v[rows] for p, v in table.statistics.items()}, table.note)
 
 
 def architecture_subsets(table: ZooTable) -> list[tuple[str, ZooTable]]:
@@ -219,9 +221,12 @@ def run_benchmark(table: ZooTable, seeds: int = 3, baselines: dict = BASELINES,
             features[extractor] = EXTRACTORS[extractor](table, "")
         except ValueError as err:
             skipped[name] = str(err)
+    raw = [name for name, (e, _) in baselines.items() if e == "raw_weights"]
+    if raw and table.weights is None:  # a streamed zoo over the raw budget
+        skipped |= dict.fromkeys(raw, table.note)
     subsets = ([(label, sub, EXTRACTORS["raw_weights"](sub, ""))
                 for label, sub in architecture_subsets(table)]
-               if any(e == "raw_weights" for e, _ in baselines.values()) else [])
+               if raw and table.weights is not None else [])
     for task, (name, (extractor, family)) in product(tasks, baselines.items()):
         if name in skipped:
             continue

@@ -17,6 +17,7 @@ from phasezoo.wsl.table import ZooTable
 Extractor = Callable[[ZooTable, str], np.ndarray]
 QUINTILES = (1, 25, 50, 75, 99)  # LayerQuintiles (Unterthiner et al. 2020's percentile features)
 ORDER_STATISTICS = (0, 25, 50, 75, 100)  # their per-layer statistics: min, quartiles, max
+PERCENTILE_SETS = (QUINTILES, ORDER_STATISTICS)  # what a streamed table precomputes
 
 
 def hyperparameters(table: ZooTable, target: str) -> np.ndarray:
@@ -44,17 +45,25 @@ def layer_statistics(table: ZooTable, target: str = "",
         ValueError: if the rows do not all have the same number of trainable tensors (zoos of
             different architectures cannot share these features).
     """
-    rows = []
-    for w, layout in zip(table.weights, table.layouts, strict=True):
-        feats = []
-        for s in _parameter_slices(layout):
-            v = w[s].astype(np.float64)
-            feats += [*np.percentile(v, percentiles), v.mean(), v.var()]
-        rows.append(feats)
+    if tuple(percentiles) in table.statistics:
+        return table.statistics[tuple(percentiles)]
+    if table.weights is None:
+        raise ValueError(f"layer statistics: no weights and no streamed statistics ({table.note})")
+    rows = [row_statistics(w, layout, percentiles)
+            for w, layout in zip(table.weights, table.layouts, strict=True)]
     if len({len(r) for r in rows}) > 1:
         raise ValueError("layer statistics: the zoo mixes architectures with different numbers "
                          "of trainable tensors")
     return np.asarray(rows)
+
+
+def row_statistics(w: np.ndarray, layout: dict, percentiles: tuple[float, ...]) -> list[float]:
+    """One row's features: per trainable tensor, the percentiles, mean and variance."""
+    feats: list[float] = []
+    for s in _parameter_slices(layout):
+        v = w[s].astype(np.float64)
+        feats += [*np.percentile(v, percentiles), v.mean(), v.var()]
+    return feats
 
 
 def layer_quintiles(table: ZooTable, target: str = "") -> np.ndarray:
@@ -83,6 +92,8 @@ def raw_weights(table: ZooTable, target: str = "") -> np.ndarray:
     Raises:
         ValueError: if the rows differ in length.
     """
+    if table.weights is None:
+        raise ValueError(table.note or "raw weights were not loaded")
     lengths = {len(w) for w in table.weights}
     if len(lengths) > 1:
         raise ValueError(f"raw weights need one architecture; lengths {sorted(lengths)}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -13,22 +13,38 @@ META_COLUMNS = ("model_id", "zoo", "cell", "seed", "epoch", "temperature_name", 
 HP_PREFIX = "hp_"  # the cell's hyperparameters, kept when present: the studies rebuild the data
 
 
+STREAM_BATCH = 64  # rows read at a time when streaming (the card's HDF5 slice size)
+
+
 @dataclass
 class ZooTable:
     """Live (not diverged) checkpoints of a zoo: ``meta`` rows, ``weights[i]``, ``layouts[i]``,
-    and the per-layer HT-SR lists (``layer_*`` columns) when the zoo has them."""
+    and the per-layer HT-SR lists (``layer_*`` columns) when the zoo has them.
+
+    A streamed table (:func:`load_zoo` with ``stream=True``) carries the per-layer statistics
+    already computed (``statistics``, by percentile set) and ``weights`` only if they fit the raw
+    budget; otherwise ``weights`` is None and ``note`` says why.
+    """
 
     meta: pd.DataFrame
-    weights: list[np.ndarray]
+    weights: list[np.ndarray] | None
     layouts: list[dict]
     layer_columns: dict[str, list[np.ndarray]]
+    statistics: dict[tuple[float, ...], np.ndarray] = field(default_factory=dict)
+    note: str = ""
 
     def __len__(self) -> int:
         return len(self.meta)
 
 
-def load_zoo(path_or_id: str, split: str = "train") -> ZooTable:
+def load_zoo(path_or_id: str, split: str = "train", stream: bool = False,
+             raw_max_mb: float = 1024.0) -> ZooTable:
     """Read a zoo with ``datasets.load_dataset`` (a local folder or a hub id), diverged rows dropped.
+
+    ``stream``: read the weights :data:`STREAM_BATCH` rows at a time, computing every row's
+    per-layer statistics on the way, and keep the raw weights only while they total at most
+    ``raw_max_mb`` — for zoos whose weights do not fit in memory (``datasets`` memory-maps the
+    rest). The features are the same as without streaming.
 
     Raises:
         ValueError: if a column the benchmark needs is missing (the message names it).
@@ -46,15 +62,49 @@ def load_zoo(path_or_id: str, split: str = "train") -> ZooTable:
     keep = ~meta["diverged"].to_numpy(dtype=bool)
     rows = np.flatnonzero(keep)
     layer_cols = [c for c in ds.column_names if c.startswith("layer_")]
-    weights = ds["weights"]
     layouts = ds["layout"]
-    return ZooTable(
-        meta=meta[keep].reset_index(drop=True),
-        weights=[np.asarray(weights[i], dtype=np.float32) for i in rows],
+    table = ZooTable(
+        meta=meta[keep].reset_index(drop=True), weights=None,
         layouts=[json.loads(str(layouts[i])) for i in rows],
         layer_columns={c: [np.asarray(ds[c][i], dtype=np.float64) for i in rows]
-                       for c in layer_cols},
-    )
+                       for c in layer_cols})
+    if not stream:
+        weights = ds["weights"]
+        table.weights = [np.asarray(weights[i], dtype=np.float32) for i in rows]
+        return table
+    return _stream_weights(ds.select_columns(["weights"]), keep, table, raw_max_mb)
+
+
+def _stream_weights(ds, keep: np.ndarray, table: ZooTable, raw_max_mb: float) -> ZooTable:
+    """Fill a table's statistics (and raw weights, within budget) batch by batch."""
+    from phasezoo.wsl.features import PERCENTILE_SETS, row_statistics
+
+    stats: dict[tuple[float, ...], list] = {p: [] for p in PERCENTILE_SETS}
+    raw: list[np.ndarray] | None = []
+    raw_bytes, row, live = 0, 0, 0
+    for batch in ds.iter(batch_size=STREAM_BATCH):
+        for w in batch["weights"]:
+            if keep[row]:
+                w = np.asarray(w, dtype=np.float32)
+                for p in stats:
+                    stats[p].append(row_statistics(w, table.layouts[live], p))
+                raw_bytes += w.nbytes
+                if raw is not None and raw_bytes <= raw_max_mb * 2 ** 20:
+                    raw.append(w)
+                else:
+                    raw = None
+                live += 1
+            row += 1
+    table.statistics = {p: np.asarray(v) for p, v in stats.items() if _one_length(v)}
+    table.weights = raw
+    if raw is None:
+        table.note = (f"raw weights not loaded: {raw_bytes / 2 ** 20:.0f} MB exceed the "
+                      f"streaming budget of {raw_max_mb:g} MB")
+    return table
+
+
+def _one_length(rows: list) -> bool:
+    return len({len(r) for r in rows}) <= 1
 
 
 def concat(tables: list[ZooTable]) -> ZooTable:
@@ -62,7 +112,11 @@ def concat(tables: list[ZooTable]) -> ZooTable:
     keys = set(tables[0].layer_columns)
     if any(set(t.layer_columns) != keys for t in tables):
         raise ValueError("zoos differ in their per-layer HT-SR columns")
-    return ZooTable(pd.concat([t.meta for t in tables], ignore_index=True),
-                    [w for t in tables for w in t.weights],
+    stats = ({p: np.concatenate([t.statistics[p] for t in tables]) for p in tables[0].statistics
+              if all(p in t.statistics for t in tables)})
+    weights = (None if any(t.weights is None for t in tables)
+               else [w for t in tables for w in t.weights])
+    return ZooTable(pd.concat([t.meta for t in tables], ignore_index=True), weights,
                     [lay for t in tables for lay in t.layouts],
-                    {k: [v for t in tables for v in t.layer_columns[k]] for k in keys})
+                    {k: [v for t in tables for v in t.layer_columns[k]] for k in keys},
+                    stats, "; ".join(t.note for t in tables if t.note))
