@@ -5,7 +5,9 @@ rules cost more per step than they save (measured 0.4–1.2× the per-model loop
 MLP and CNN, see ``benchmarks/train_population.py``). Instead each supported layer has a grouped
 form: Linear → ``baddbmm`` over a ``[K, B, F]`` batch; Conv2d → one convolution with ``groups=K``
 over ``[B, K·C, H, W]`` (channels-last where safe); BatchNorm2d → one ``batch_norm`` over the ``K·C``
-channels, which is exactly per-member BatchNorm because its statistics are per channel. Members
+channels, which is exactly per-member BatchNorm because its statistics are per channel; the GPT
+decoder's tokens run as ``[K, B, T, d]`` (per-member embedding lookups and LayerNorm affines,
+attention batched over members × sequences). Members
 never mix: every grouped op is block-diagonal over members, so a member that diverges (NaN)
 cannot disturb the others (their values change only by float rounding when the stack
 shrinks to the survivors in the next epoch).
@@ -20,13 +22,14 @@ convolutions sum in a different order); ``tests/test_stacked.py`` bounds the dif
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Sequence
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from phasezoo.models import BasicBlock, Bottleneck
+from phasezoo.models import GPT, BasicBlock, Bottleneck, CausalSelfAttention, DecoderBlock
 
 Handler = Callable[["StackedModel", nn.Module, str, torch.Tensor], torch.Tensor]
 _HANDLERS: dict[type, Handler] = {}
@@ -267,6 +270,63 @@ def _bottleneck(s: StackedModel, m: nn.Module, prefix: str, h: torch.Tensor) -> 
     return torch.relu(out + s.run(m.shortcut, f"{prefix}shortcut.", h))
 
 
+# ---- the GPT decoder: token tensors are [K, B, T, d]; Linear layers see [K, B·T, d] ---------
+@_handles(nn.Embedding)
+def _embedding(s: StackedModel, m: nn.Module, prefix: str, ids: torch.Tensor) -> torch.Tensor:
+    """Per-member lookup: ids ``[K, ...]`` → ``[K, ..., d]`` from member k's own table."""
+    w = s.param(prefix, "weight")
+    members = torch.arange(s.k, device=ids.device).view(-1, *([1] * (ids.dim() - 1)))
+    return w[members, ids]
+
+
+@_handles(nn.LayerNorm)
+def _layer_norm(s: StackedModel, m: nn.Module, prefix: str, h: torch.Tensor) -> torch.Tensor:
+    """LayerNorm over the last dimension with member k's affine: ``h`` is ``[K, ..., d]``."""
+    if len(m.normalized_shape) != 1:
+        raise ValueError(f"stacked LayerNorm '{prefix[:-1]}' normalizes the last dimension only")
+    out = F.layer_norm(h, m.normalized_shape, eps=m.eps)
+    shape = (s.k, *([1] * (h.dim() - 2)), h.shape[-1])
+    w, b = s.param(prefix, "weight"), s.param(prefix, "bias")
+    out = out if w is None else out * w.view(shape)
+    return out if b is None else out + b.view(shape)
+
+
+def _tokens_linear(s: StackedModel, m: nn.Module, prefix: str, h: torch.Tensor) -> torch.Tensor:
+    """A position-wise module on ``[K, B, T, d]`` through the ``[K, B·T, d]`` Linear form."""
+    k, b, t, _ = h.shape
+    return s.run(m, prefix, h.reshape(k, b * t, -1)).view(k, b, t, -1)
+
+
+@_handles(CausalSelfAttention)
+def _attention(s: StackedModel, m: nn.Module, prefix: str, x: torch.Tensor) -> torch.Tensor:
+    """:class:`~phasezoo.models.CausalSelfAttention` with (members × batch) as batch dims."""
+    k, b, t, c = x.shape
+    hd = c // m.heads
+    qkv = _tokens_linear(s, m.qkv, f"{prefix}qkv.", x).view(k, b, t, 3, m.heads, hd)
+    q, key, v = qkv.permute(3, 0, 1, 4, 2, 5)  # each [K, B, heads, T, hd]
+    att = (q @ key.transpose(-2, -1)) / math.sqrt(hd)
+    future = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)
+    att = att.masked_fill(future, float("-inf")).softmax(dim=-1)
+    out = (att @ v).permute(0, 1, 3, 2, 4).reshape(k, b, t, c)
+    return _tokens_linear(s, m.proj, f"{prefix}proj.", out)
+
+
+@_handles(DecoderBlock)
+def _decoder_block(s: StackedModel, m: nn.Module, prefix: str, h: torch.Tensor) -> torch.Tensor:
+    h = h + s.run(m.attn, f"{prefix}attn.", s.run(m.ln1, f"{prefix}ln1.", h))
+    return h + _tokens_linear(s, m.mlp, f"{prefix}mlp.", s.run(m.ln2, f"{prefix}ln2.", h))
+
+
+@_handles(GPT)
+def _gpt(s: StackedModel, m: nn.Module, prefix: str, ids: torch.Tensor) -> torch.Tensor:
+    """Token ids ``[K, B, T]`` → logits ``[K, B, T, vocab]``."""
+    t = ids.shape[-1]
+    pos = s.param(prefix, "pos.weight")[:, None, :t]  # [K, 1, T, d]
+    h = s.run(m.tok, f"{prefix}tok.", ids) + pos
+    h = s.run(m.ln_f, f"{prefix}ln_f.", s.run(m.blocks, f"{prefix}blocks.", h))
+    return _tokens_linear(s, m.head, f"{prefix}head.", h)
+
+
 def take_rows(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """``x[idx]`` along the first dimension, through a 2-D view.
 
@@ -281,4 +341,4 @@ def take_rows(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
 def stack_batches(x: torch.Tensor, y: torch.Tensor,
                   idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Member-wise batches ``x[idx[k]]``, ``y[idx[k]]`` for an index matrix ``idx`` [K, B]."""
-    return take_rows(x, idx), y.index_select(0, idx.reshape(-1)).view(idx.shape)
+    return take_rows(x, idx), y.index_select(0, idx.reshape(-1)).view(*idx.shape, *y.shape[1:])
