@@ -86,11 +86,14 @@ def _capped(d: dict, sizes: tuple[int, int]) -> tuple[int, int]:
             min(sizes[1], d.get("test_size") or sizes[1]))
 
 
-def architecture_cost(zoo: ZooSpec, width: int) -> tuple[int, float, int]:
-    """(parameters, forward FLOPs per sample, leaf modules) of the zoo's model at ``width``."""
+def architecture_cost(zoo: ZooSpec, width: int) -> tuple[int, float, int, bool]:
+    """(parameters, forward FLOPs per sample, leaf modules, whether the cell's seeds train as
+    one stacked model) of the zoo's model at ``width``."""
     from torch.utils.flop_counter import FlopCounterMode
 
+    from phasezoo.data import task_kind
     from phasezoo.models import create_model, model_kwargs
+    from phasezoo.stacked import unsupported_modules
 
     shape, dtype, outputs, _, _ = data_shape(zoo)
     hp = {"depth": zoo.raw["model"]["depth"], "model_options": zoo.raw["model"].get("options", {})}
@@ -101,7 +104,10 @@ def architecture_cost(zoo: ZooSpec, width: int) -> tuple[int, float, int]:
         with FlopCounterMode(display=False) as counter:
             model(x)
     leaves = sum(1 for m in model.modules() if not list(m.children()))
-    return sum(p.numel() for p in model.parameters()), float(counter.get_total_flops()), leaves
+    stacked = (zoo.raw["train"]["vectorize"] and not unsupported_modules(model)
+               and task_kind(zoo.raw["dataset"]["name"]) != "pinn-convection")
+    return (sum(p.numel() for p in model.parameters()), float(counter.get_total_flops()), leaves,
+            stacked)
 
 
 def estimate(zoo: ZooSpec) -> ZooCost:
@@ -115,12 +121,15 @@ def estimate(zoo: ZooSpec) -> ZooCost:
     seconds = flops_total = slowest = slowest_measure = 0.0
     for cell in zoo.cells():
         hp = cell.hparams
-        params, fwd, leaves = arch[int(hp["width"])]
+        params, fwd, leaves, stacked = arch[int(hp["width"])]
         fraction = hp.get("data_fraction", 1.0)
         n = max(1, round(fraction * n_train))
         steps = train["epochs"] * math.ceil(n / int(hp["batch_size"]))
         train_flops = factor * TRAIN_FLOPS_FACTOR * fwd * n * train["epochs"]
-        step_time = max(train_flops / GPU_FLOPS, steps * leaves * KERNELS_PER_MODULE * LAUNCH_S)
+        launches = steps * leaves * KERNELS_PER_MODULE * LAUNCH_S
+        # A stacked cell launches each kernel once for all its seeds (phasezoo.stacked).
+        step_time = (max(seeds * train_flops / GPU_FLOPS, launches) / seeds if stacked
+                     else max(train_flops / GPU_FLOPS, launches))
         eval_flops = fwd * (n + n_test) * (train["epochs"] + 1)
         hessian_flops = (4 * fwd * 2 * metrics["hessian_max_iter"]
                          * metrics["hessian_batches"] * metrics["hessian_batch_size"])
