@@ -47,7 +47,8 @@ AUGMENT = {"crop": 4, "flip": True, "rotation": 20}
 
 
 @pytest.mark.parametrize("model, width, atol, augment", [("mlp", 16, 1e-5, {}), ("cnn", 4, 1e-5, {}),
-                                                         ("cnn", 4, 1e-5, AUGMENT)])
+                                                         ("cnn", 4, 1e-5, AUGMENT),
+                                                         ("vit", 16, 1e-5, {})])
 def test_stacked_matches_the_member_loop(split, model, width, atol, augment):
     hp, stacked = _members(model, width, split, augment=augment)
     _, looped = _members(model, width, split, augment=augment)
@@ -220,3 +221,38 @@ def test_stacked_gpt_trains_like_the_loop(text):
         assert all(train_epoch(m, text, hp, epoch) for m in looped)
     for a, b in zip(stacked, looped, strict=True):
         assert _max_diff(a.model, b.model) < 1e-5
+
+
+def test_stacked_vit_gradients_equal_the_loop_in_float64():
+    """torchvision's VisionTransformer: grouped patch convolution, class token, positional
+    embedding, nn.MultiheadAttention and MLP blocks in grouped form. Its head starts at zero
+    (no gradient reaches the body), so the weights are perturbed first."""
+    from phasezoo.models import create_model
+
+    models = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        m = create_model("vit", width=16, depth=2, patch_size=8, input_shape=(3, 32, 32),
+                         num_classes=10).double().train()
+        with torch.no_grad():
+            for p in m.parameters():
+                p.add_(0.1 * torch.randn_like(p))
+        models.append(m)
+    assert unsupported_modules(models[0]) == []
+    stack = StackedModel.from_models(models)
+    x, y = torch.randn(2, 6, 3, 32, 32, dtype=torch.float64), torch.randint(0, 10, (2, 6))
+    grads = torch.autograd.grad(stack.losses(x, y).sum(), list(stack.params.values()))
+    for k, m in enumerate(models):
+        ref = copy.deepcopy(m)
+        F.cross_entropy(ref(x[k]), y[k]).backward()
+        for (name, p), g in zip(ref.named_parameters(), grads, strict=True):
+            err = ((g[k] - p.grad).abs().max() / p.grad.abs().max()).item()
+            assert err < 1e-12, f"member {k} {name}: relative gradient error {err:.1e}"
+
+
+def test_dropout_and_unusual_attention_have_no_stacked_form():
+    drop = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.1))
+    assert unsupported_modules(drop) == ["1: Dropout"]
+    assert unsupported_modules(nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.0))) == []
+    mha = nn.MultiheadAttention(8, 2, batch_first=False)
+    assert unsupported_modules(nn.Sequential(mha)) == ["0: MultiheadAttention"]

@@ -6,8 +6,8 @@ MLP and CNN, see ``benchmarks/train_population.py``). Instead each supported lay
 form: Linear → ``baddbmm`` over a ``[K, B, F]`` batch; Conv2d → one convolution with ``groups=K``
 over ``[B, K·C, H, W]`` (channels-last where safe); BatchNorm2d → one ``batch_norm`` over the ``K·C``
 channels, which is exactly per-member BatchNorm because its statistics are per channel; the GPT
-decoder's tokens run as ``[K, B, T, d]`` (per-member embedding lookups and LayerNorm affines,
-attention batched over members × sequences). Members
+decoder's and the ViT encoder's tokens run as ``[K, B, T, d]`` (per-member embedding lookups,
+LayerNorm affines and attention projections; attention batched over members × sequences). Members
 never mix: every grouped op is block-diagonal over members, so a member that diverges (NaN)
 cannot disturb the others (their values change only by float rounding when the stack
 shrinks to the survivors in the next epoch).
@@ -47,7 +47,7 @@ def unsupported_modules(model: nn.Module) -> list[str]:
     """Names (``path: Type``) of the modules that have no grouped form; empty if all have one."""
     bad = []
     for name, m in model.named_modules():
-        if type(m) not in _HANDLERS or (isinstance(m, nn.BatchNorm2d) and not _plain_bn(m)):
+        if type(m) not in _HANDLERS or not _SUPPORTED_CONFIG.get(type(m), lambda _: True)(m):
             bad.append(f"{name or '<root>'}: {type(m).__name__}")
     return bad
 
@@ -55,6 +55,21 @@ def unsupported_modules(model: nn.Module) -> list[str]:
 def _plain_bn(m: nn.BatchNorm2d) -> bool:
     """The BatchNorm the stacked form implements: affine, running statistics, fixed momentum."""
     return m.affine and m.track_running_stats and m.momentum is not None
+
+
+def _plain_mha(m: nn.MultiheadAttention) -> bool:
+    """The attention the stacked form implements: batch-first, packed in-projection with bias,
+    no extra key/value biases, zero-attention or dropout (torchvision's ViT encoder)."""
+    return (m.batch_first and m._qkv_same_embed_dim and m.in_proj_bias is not None
+            and m.bias_k is None and not m.add_zero_attn and m.dropout == 0.0)
+
+
+# Module types whose grouped form covers only some configurations (others are "unsupported").
+_SUPPORTED_CONFIG: dict[type, Callable[[nn.Module], bool]] = {
+    nn.BatchNorm2d: _plain_bn,
+    nn.MultiheadAttention: _plain_mha,
+    nn.Dropout: lambda m: m.p == 0.0,  # random masks would differ from the per-member loop's
+}
 
 
 class StackedModel:
@@ -202,7 +217,7 @@ def _sequential(s: StackedModel, m: nn.Module, prefix: str, h: torch.Tensor) -> 
     return h
 
 
-@_handles(nn.Linear)
+@_handles(nn.Linear, nn.modules.linear.NonDynamicallyQuantizableLinear)
 def _linear(s: StackedModel, m: nn.Module, prefix: str, h: torch.Tensor) -> torch.Tensor:
     if h.dim() != 3:
         raise ValueError(f"stacked Linear '{prefix[:-1]}' needs [K, B, F] input, got {tuple(h.shape)}")
@@ -230,7 +245,7 @@ def _batchnorm2d(s: StackedModel, m: nn.Module, prefix: str, h: torch.Tensor) ->
                         s.param(prefix, "bias").reshape(-1), m.training, m.momentum, m.eps)
 
 
-@_handles(nn.ReLU, nn.Tanh, nn.GELU, nn.Sigmoid, nn.SiLU, nn.Identity)
+@_handles(nn.ReLU, nn.Tanh, nn.GELU, nn.Sigmoid, nn.SiLU, nn.Identity, nn.Dropout)
 def _elementwise(s: StackedModel, m: nn.Module, prefix: str, h: torch.Tensor) -> torch.Tensor:
     return m(h)  # parameter-free and elementwise: the same on any layout
 
@@ -297,24 +312,80 @@ def _tokens_linear(s: StackedModel, m: nn.Module, prefix: str, h: torch.Tensor) 
     return s.run(m, prefix, h.reshape(k, b * t, -1)).view(k, b, t, -1)
 
 
+def _softmax_attention(qkv: torch.Tensor, heads: int, causal: bool) -> torch.Tensor:
+    """Multi-head attention of packed ``qkv`` ``[K, B, T, 3·c]`` → ``[K, B, T, c]``, with
+    (members × batch) as batch dimensions; written out, so it has a double backward."""
+    k, b, t, c3 = qkv.shape
+    c = c3 // 3
+    hd = c // heads
+    q, key, v = qkv.view(k, b, t, 3, heads, hd).permute(3, 0, 1, 4, 2, 5)  # [K, B, heads, T, hd]
+    att = (q @ key.transpose(-2, -1)) / math.sqrt(hd)
+    if causal:
+        future = torch.ones(t, t, dtype=torch.bool, device=qkv.device).triu(1)
+        att = att.masked_fill(future, float("-inf"))
+    return (att.softmax(dim=-1) @ v).permute(0, 1, 3, 2, 4).reshape(k, b, t, c)
+
+
 @_handles(CausalSelfAttention)
 def _attention(s: StackedModel, m: nn.Module, prefix: str, x: torch.Tensor) -> torch.Tensor:
-    """:class:`~phasezoo.models.CausalSelfAttention` with (members × batch) as batch dims."""
-    k, b, t, c = x.shape
-    hd = c // m.heads
-    qkv = _tokens_linear(s, m.qkv, f"{prefix}qkv.", x).view(k, b, t, 3, m.heads, hd)
-    q, key, v = qkv.permute(3, 0, 1, 4, 2, 5)  # each [K, B, heads, T, hd]
-    att = (q @ key.transpose(-2, -1)) / math.sqrt(hd)
-    future = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)
-    att = att.masked_fill(future, float("-inf")).softmax(dim=-1)
-    out = (att @ v).permute(0, 1, 3, 2, 4).reshape(k, b, t, c)
+    """:class:`~phasezoo.models.CausalSelfAttention` on ``[K, B, T, d]``."""
+    out = _softmax_attention(_tokens_linear(s, m.qkv, f"{prefix}qkv.", x), m.heads, causal=True)
     return _tokens_linear(s, m.proj, f"{prefix}proj.", out)
 
 
-@_handles(DecoderBlock)
-def _decoder_block(s: StackedModel, m: nn.Module, prefix: str, h: torch.Tensor) -> torch.Tensor:
-    h = h + s.run(m.attn, f"{prefix}attn.", s.run(m.ln1, f"{prefix}ln1.", h))
-    return h + _tokens_linear(s, m.mlp, f"{prefix}mlp.", s.run(m.ln2, f"{prefix}ln2.", h))
+@_handles(nn.MultiheadAttention)
+def _mha(s: StackedModel, m: nn.Module, prefix: str, x: torch.Tensor) -> torch.Tensor:
+    """Self-attention of ``nn.MultiheadAttention`` (see :func:`_plain_mha`) on ``[K, B, T, d]``."""
+    k, b, t, c = x.shape
+    qkv = torch.baddbmm(s.param(prefix, "in_proj_bias").unsqueeze(1), x.reshape(k, b * t, c),
+                        s.param(prefix, "in_proj_weight").transpose(1, 2)).view(k, b, t, 3 * c)
+    out = _softmax_attention(qkv, m.num_heads, causal=False)
+    return _tokens_linear(s, m.out_proj, f"{prefix}out_proj.", out)
+
+
+def _vit_classes() -> tuple[type, ...]:
+    from torchvision.models.vision_transformer import (MLPBlock, VisionTransformer, Encoder,
+                                                       EncoderBlock)
+    return VisionTransformer, Encoder, EncoderBlock, MLPBlock
+
+
+_VIT, _ENCODER, _ENCODER_BLOCK, _MLP_BLOCK = _vit_classes()
+_handles(_MLP_BLOCK)(lambda s, m, prefix, h: _sequential(s, m, prefix, h))
+
+
+def _pre_ln_block(s: StackedModel, m: nn.Module, prefix: str, h: torch.Tensor,
+                  names: tuple[str, str, str, str]) -> torch.Tensor:
+    """A pre-LayerNorm transformer block on ``[K, B, T, d]``: h + attn(ln1(h)), then + mlp(ln2(·)).
+    ``names``: the block's (ln1, attention, ln2, mlp) attributes (GPT's and torchvision's ViT's,
+    whose dropouts are p = 0)."""
+    ln1, attn, ln2, mlp = names
+    x = h + s.run(getattr(m, attn), f"{prefix}{attn}.", s.run(getattr(m, ln1), f"{prefix}{ln1}.", h))
+    return x + _tokens_linear(s, getattr(m, mlp), f"{prefix}{mlp}.",
+                              s.run(getattr(m, ln2), f"{prefix}{ln2}.", x))
+
+
+_handles(_ENCODER_BLOCK)(lambda s, m, prefix, h: _pre_ln_block(
+    s, m, prefix, h, ("ln_1", "self_attention", "ln_2", "mlp")))
+_handles(DecoderBlock)(lambda s, m, prefix, h: _pre_ln_block(s, m, prefix, h,
+                                                             ("ln1", "attn", "ln2", "mlp")))
+
+
+@_handles(_ENCODER)
+def _encoder(s: StackedModel, m: nn.Module, prefix: str, h: torch.Tensor) -> torch.Tensor:
+    h = h + s.param(prefix, "pos_embedding")  # [K, 1, T, d]
+    return s.run(m.ln, f"{prefix}ln.", s.run(m.layers, f"{prefix}layers.", h))
+
+
+@_handles(_VIT)
+def _vision_transformer(s: StackedModel, m: nn.Module, prefix: str, x: torch.Tensor) -> torch.Tensor:
+    """Images ``[K, B, C, H, W]`` → logits ``[K, B, classes]``: grouped patch convolution, class
+    token, encoder, the class token's output through the head."""
+    patches = s.run(m.conv_proj, f"{prefix}conv_proj.", x)  # [B, K·d, nh, nw]
+    b = patches.shape[0]
+    h = patches.reshape(b, s.k, m.hidden_dim, -1).permute(1, 0, 3, 2)  # [K, B, nh·nw, d]
+    cls = s.param(prefix, "class_token").expand(-1, b, -1, -1)  # [K, 1, 1, d] → [K, B, 1, d]
+    h = s.run(m.encoder, f"{prefix}encoder.", torch.cat([cls, h], dim=2))
+    return s.run(m.heads, f"{prefix}heads.", h[:, :, 0])
 
 
 @_handles(GPT)
