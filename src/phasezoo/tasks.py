@@ -96,8 +96,7 @@ class Task:
 
     def loss(self, forward: Forward, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Mean loss of a batch, differentiable w.r.t. whatever ``forward`` closes over."""
-        logits = forward(x)
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        return self.criterion(forward(x), y)
 
     def criterion(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The loss on given outputs (PyHessian's ``criterion(outputs, targets)``)."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from phasezoo.data import Split, create_dataset, prepare_images
+from phasezoo.data import Split, create_dataset, prepare_images, standardize
 from phasezoo.evaluation import evaluate
 from phasezoo.optim import SGD
 from phasezoo.runtime import generator, seeded
@@ -43,8 +43,6 @@ def transfer_split(name: str, data_root: str, input_shape: tuple[int, ...]) -> S
         raise ValueError(f"fine-tuning transfer needs an image zoo; inputs are {input_shape}")
     split = create_dataset(name, data_root, normalize=False)
     channels, size = input_shape[0], input_shape[-1]
-    from phasezoo.data import standardize
-
     return standardize(prepare_images(split, size, channels))
 
 

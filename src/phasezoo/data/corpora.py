@@ -1,0 +1,79 @@
+"""Text corpora for language modelling: byte-level sequences from OpenWebText (or any hub text
+dataset) through ``datasets``, the offline pydoc corpus, or local files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from phasezoo.data import Split, register_dataset
+from phasezoo.tasks import Task
+
+OPENWEBTEXT = "Skylion007/openwebtext"
+
+
+@register_dataset(task="language-modeling")
+def text(root: Path, *, source: str = "openwebtext", seq_len: int = 128,
+         max_bytes: int = 20_000_000, test_fraction: float = 0.1) -> Split:
+    """A byte-level language-modelling corpus cut into sequences of ``seq_len`` next-token pairs.
+
+    Sources: ``openwebtext`` (the hub dataset through ``datasets``, streamed until ``max_bytes``
+    of UTF-8 text and cached under ``root``), ``hf:<id>`` (any hub dataset with a ``text`` column),
+    ``pydoc`` (the Python reference topics that ship with CPython, ~0.5 MB: real English prose
+    and code, offline), or a path to a ``.txt`` file or a folder of them. Tokens are bytes
+    (vocabulary 256): no tokenizer download, and the width axis, not a 50k-row embedding, sets a
+    small model's size. The last ``test_fraction`` of the sequences (the end of the stream) is the
+    test split, so no test sequence overlaps a training one.
+    """
+    data = np.frombuffer(_corpus_bytes(root, source, max_bytes), dtype=np.uint8)
+    n_seq = len(data) // (seq_len + 1)
+    n_test = max(1, round(test_fraction * n_seq))
+    if n_seq - n_test < 1:
+        raise ValueError(f"dataset 'text' ({source}): {len(data)} bytes make {n_seq} sequences "
+                         f"of {seq_len + 1}; need at least 2 (lower seq_len or add text)")
+    seqs = torch.from_numpy(data[:n_seq * (seq_len + 1)].astype(np.int64)).view(n_seq, seq_len + 1)
+    train, test = seqs[:-n_test], seqs[-n_test:]
+    info = {"source": source, "tokenizer": "bytes (UTF-8), vocabulary 256", "seq_len": seq_len,
+            "bytes": int(len(data)), "split": f"last {n_test} of {n_seq} sequences as test"}
+    return Split(train[:, :-1], train[:, 1:], test[:, :-1], test[:, 1:], 256, info,
+                 Task("language-modeling"))
+
+
+def _corpus_bytes(root: Path, source: str, max_bytes: int) -> bytes:
+    """The UTF-8 bytes of a text source, at most ``max_bytes``."""
+    if source == "pydoc":
+        from pydoc_data.topics import topics
+
+        return "\n\n".join(topics[k] for k in sorted(topics)).encode()[:max_bytes]
+    if source == "openwebtext" or source.startswith("hf:"):
+        hub_id = OPENWEBTEXT if source == "openwebtext" else source[3:]
+        cache = root / "text" / f"{hub_id.replace('/', '__')}-{max_bytes}.bin"
+        if not cache.is_file():
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_name(cache.name + f".{os.getpid()}.tmp")
+            tmp.write_bytes(_stream_hub_text(hub_id, max_bytes))
+            os.replace(tmp, cache)
+        return cache.read_bytes()
+    path = Path(source)
+    files = sorted(path.glob("*.txt")) if path.is_dir() else [path]
+    if not files or not all(f.is_file() for f in files):
+        raise FileNotFoundError(f"dataset 'text': source '{source}' is not 'openwebtext', 'pydoc', "
+                                "'hf:<id>', a .txt file or a folder of .txt files")
+    return b"\n\n".join(f.read_bytes() for f in files)[:max_bytes]
+
+
+def _stream_hub_text(hub_id: str, max_bytes: int) -> bytes:
+    """Stream a hub dataset's ``text`` column until ``max_bytes`` (never the whole corpus)."""
+    import datasets
+
+    out, size = [], 0
+    for row in datasets.load_dataset(hub_id, split="train", streaming=True):
+        doc = row["text"].encode()
+        out.append(doc)
+        size += len(doc) + 2
+        if size >= max_bytes:
+            break
+    return b"\n\n".join(out)[:max_bytes]
