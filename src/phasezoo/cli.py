@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from phasezoo.config import Config, ConfigError, load_config
+from phasezoo.allocator import reuse_freed_memory
 
 
 def _common(p: argparse.ArgumentParser, cell: bool) -> None:
@@ -249,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; errors are one line on stderr and a non-zero exit code."""
     args = build_parser().parse_args(argv)
+    reuse_freed_memory()  # a job is its own process: keep freed blocks for the next step
     if getattr(args, "threads", 0):
         import torch
 
