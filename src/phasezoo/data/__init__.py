@@ -12,6 +12,8 @@ This module holds what they share: the :class:`Split`, the registry, a cell's da
 from __future__ import annotations
 
 import inspect
+import os
+import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -105,9 +107,17 @@ def cell_split(hparams: dict, root: str | Path, device: torch.device | str = "cp
     """A cell's data: its dataset (resized, capped as configured), the training part cut to its
     data fraction, on ``device``.
 
+    Order: load → :func:`prepare_images` → :func:`cap_sizes` → :func:`standardize` (when
+    ``normalize``) → data fraction. Standardization therefore uses the per-channel mean and std of
+    the whole *capped* training set, before the data fraction cuts it: every cell of a
+    ``data_fraction`` axis sees its inputs on the same scale, and a smaller fraction is a subset of
+    the same standardized rows (its own statistics would shift them). The test set is scaled with
+    those training statistics.
+
     Subsets are stratified (for class labels) and drawn with fixed seeds, so every seed of a cell
-    (and every stage) sees the same samples. A ``beta`` load axis is the convection coefficient
-    of the dataset (an option of the ``convection`` dataset).
+    (and every stage) sees the same samples, and a smaller data fraction keeps a subset of the
+    samples of a larger one. A ``beta`` load axis is the convection coefficient of the dataset (an
+    option of the ``convection`` dataset): the axis value overrides ``dataset.options.beta``.
     """
     prep = hparams.get("dataset_options", {})
     options = {**prep.get("options", {}), **({"beta": hparams["beta"]} if "beta" in hparams else {})}
@@ -151,8 +161,9 @@ def prepare_images(split: Split, size: int | None, channels: int | None) -> Spli
 
 
 def cap_sizes(split: Split, train_size: int | None, test_size: int | None) -> Split:
-    """Keep exactly ``train_size`` training and ``test_size`` test samples (seeded subsets;
-    stratified for class labels, trimmed to the exact count after per-class rounding).
+    """Keep exactly ``train_size`` training and ``test_size`` test samples (seeded subsets, see
+    :func:`subset_size`: stratified for class labels, every class kept, each class within one
+    sample of its proportional share unless that share is below one and it was raised to one).
 
     Raises:
         ValueError: if a cap is below the number of classes (a class would vanish).
@@ -162,31 +173,15 @@ def cap_sizes(split: Split, train_size: int | None, test_size: int | None) -> Sp
         x, y = getattr(split, f"x_{part}"), getattr(split, f"y_{part}")
         if cap is None or cap >= len(x):
             continue
-        labels = y.dim() == 1 and not y.is_floating_point()
-        if labels and cap < split.num_classes:
+        if _is_labels(y) and cap < split.num_classes:
             raise ValueError(f"dataset.{part}_size: {cap} samples cannot hold one of each of "
                              f"{split.num_classes} classes of '{split.info.get('name')}'")
-        idx = _exactly(subset_fraction(y, cap / len(x), seed=DATA_FRACTION_SEED, exact=cap),
-                       cap, len(x))
+        idx = subset_size(y, cap, seed=DATA_FRACTION_SEED)
         parts |= {f"x_{part}": x[idx], f"y_{part}": y[idx]}
     if not parts:
         return split
     return replace(split, **parts, info={**split.info, "train_size": train_size,
                                          "test_size": test_size})
-
-
-def _exactly(idx: torch.Tensor, cap: int, n: int) -> torch.Tensor:
-    """``idx`` made exactly ``cap`` long after per-class rounding: a seeded few dropped, or added
-    from the rows not chosen."""
-    gen = torch.Generator().manual_seed(DATA_FRACTION_SEED)
-    if len(idx) > cap:
-        idx = idx[torch.randperm(len(idx), generator=gen)[:cap]]
-    elif len(idx) < cap:
-        rest = torch.ones(n, dtype=torch.bool)
-        rest[idx] = False
-        rest = torch.nonzero(rest).flatten()
-        idx = torch.cat([idx, rest[torch.randperm(len(rest), generator=gen)[:cap - len(idx)]]])
-    return torch.sort(idx).values
 
 
 def standardize(split: Split) -> Split:
@@ -198,26 +193,95 @@ def standardize(split: Split) -> Split:
                    info={**split.info, "normalization": "per-channel train mean/std"})
 
 
-def subset_fraction(y: torch.Tensor, fraction: float, seed: int = 0,
-                    exact: int | None = None) -> torch.Tensor:
+def subset_fraction(y: torch.Tensor, fraction: float, seed: int = 0) -> torch.Tensor:
     """Indices of a stratified, seeded subset holding ``fraction`` of every class.
 
     Each class keeps ``max(1, round(fraction * n_class))`` samples, so a small fraction never
     drops a class. Targets that are not class labels (token sequences, PDE targets) get a plain
-    seeded subset of ``round(fraction * N)`` rows (``exact`` rows when given). The same
-    (targets, fraction, seed) always give the same indices.
+    seeded subset of ``round(fraction * N)`` rows. The same (targets, fraction, seed) always give
+    the same indices, and for one (targets, seed) a smaller fraction's indices are a subset of a
+    larger one's (each class's samples are taken from the front of one seeded permutation).
     """
     if not 0 < fraction <= 1:
         raise ValueError(f"data fraction must be in (0, 1], got {fraction}")
+    if not _is_labels(y):
+        return _seeded_rows(len(y), max(1, round(fraction * len(y))), seed)
+    return _stratified(y, lambda counts: [max(1, round(fraction * n)) for n in counts], seed)
+
+
+def subset_size(y: torch.Tensor, size: int, seed: int = 0) -> torch.Tensor:
+    """Indices of a seeded subset of exactly ``size`` rows, stratified for class labels.
+
+    Class quotas come from :func:`apportion` (largest remainder, at least one per class), so no
+    class vanishes and each is within one sample of its proportional share whenever that share is
+    at least one. Targets that are not class labels get a plain seeded subset.
+
+    Raises:
+        ValueError: if ``size`` is not in [1, N], or (class labels) below the number of classes.
+    """
+    if not 1 <= size <= len(y):
+        raise ValueError(f"subset size must be in [1, {len(y)}], got {size}")
+    if not _is_labels(y):
+        return _seeded_rows(len(y), size, seed)
+    return _stratified(y, lambda counts: apportion(counts, size, seed), seed)
+
+
+def apportion(counts: list[int], total: int, seed: int = 0) -> list[int]:
+    """Split ``total`` samples over classes of sizes ``counts`` in proportion (Hamilton's largest
+    remainder method), with at least one sample per class.
+
+    Classes whose proportional share is below one get one; the rest of ``total`` is shared in
+    proportion among the other classes, repeated until every share is at least one. Each of those
+    classes gets the floor of its share, and the samples left over go one each to the largest
+    fractional parts. So every class is kept, the total is exact, and each class not raised to
+    one is within one sample of its share (of ``total`` itself when no class was raised). Shares
+    are compared exactly in integers; ties go by a permutation of the classes seeded with
+    ``seed``, so equal classes are not favoured by their label.
+
+    Raises:
+        ValueError: if ``total`` is below the number of classes or above ``N``.
+    """
+    n, k = sum(counts), len(counts)
+    if not k <= total <= n:
+        raise ValueError(f"cannot apportion {total} samples over {k} classes of {n} samples: "
+                         f"need {k} <= total <= {n}")
+    free = list(range(k))
+    while True:  # raise classes with a share below one to one, reshare the rest
+        rest, size = total - (k - len(free)), sum(counts[i] for i in free)
+        small = [i for i in free if rest * counts[i] < size]
+        if not small:
+            break
+        free = [i for i in free if i not in small]
+    quota = [1] * k
+    for i in free:
+        quota[i] = rest * counts[i] // size
+    rank = torch.randperm(k, generator=torch.Generator().manual_seed(seed)).tolist()
+    by_remainder = sorted(free, key=lambda i: (rest * counts[i] % size, rank[i]), reverse=True)
+    for i in by_remainder[:rest - sum(quota[i] for i in free)]:
+        quota[i] += 1
+    return quota
+
+
+def _is_labels(y: torch.Tensor) -> bool:
+    """Whether targets are class labels (1-D integers), the targets that subsets stratify."""
+    return y.dim() == 1 and not y.is_floating_point()
+
+
+def _seeded_rows(n: int, size: int, seed: int) -> torch.Tensor:
+    """The first ``size`` rows of a seeded permutation of ``n``, sorted."""
     gen = torch.Generator().manual_seed(seed)
-    if y.dim() != 1 or y.is_floating_point():
-        n = exact if exact is not None else max(1, round(fraction * len(y)))
-        return torch.sort(torch.randperm(len(y), generator=gen)[:n]).values
-    keep = []
-    for c in torch.unique(y):
-        idx = torch.nonzero(y == c).flatten()
-        n = max(1, round(fraction * len(idx)))
-        keep.append(idx[torch.randperm(len(idx), generator=gen)[:n]])
+    return torch.sort(torch.randperm(n, generator=gen)[:size]).values
+
+
+def _stratified(y: torch.Tensor, quotas: Callable[[list[int]], list[int]], seed: int) -> torch.Tensor:
+    """Sorted indices taking ``quotas(class sizes)[c]`` samples of each class ``c`` (classes in
+    sorted order) from the front of a per-class permutation drawn from one generator seeded with
+    ``seed``: the permutations depend only on the class sizes, so a larger quota extends a smaller
+    one's samples."""
+    gen = torch.Generator().manual_seed(seed)
+    members = [torch.nonzero(y == c).flatten() for c in torch.unique(y)]
+    keep = [idx[torch.randperm(len(idx), generator=gen)[:q]]
+            for idx, q in zip(members, quotas([len(idx) for idx in members]))]
     return torch.sort(torch.cat(keep)).values
 
 
@@ -229,6 +293,25 @@ def stratified_split(y: np.ndarray, test_per_class: int, seed: int) -> tuple[np.
     test = np.sort(test)
     train = np.setdiff1d(np.arange(len(y)), test)
     return train, test
+
+
+def write_atomic(path: Path, write: Callable[[Path], None]) -> Path:
+    """Create ``path`` by ``write(tmp)`` to a unique temporary name in the same folder, then
+    ``os.replace`` it into place.
+
+    Why: caches are read back as complete by later jobs (and by jobs running beside this one); a
+    job killed mid-write must leave no file at ``path``, and two jobs writing the same cache must
+    not interleave. The temporary name keeps ``path``'s suffix (``np.savez`` appends ``.npz`` to
+    names without it) and is removed if ``write`` fails.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 def _images(x: np.ndarray, shape: tuple[int, int, int]) -> torch.Tensor:

