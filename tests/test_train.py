@@ -136,3 +136,72 @@ def test_onecycle_matches_torch():
 def test_step_schedule():
     hp = {"lr": 1.0, "schedule": "step", "step_milestones": [2, 4], "step_gamma": 0.1}
     assert [lr_at(e * 10, 10, hp) for e in range(6)] == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
+
+
+def _lr_cells(tmp_path, rates, **train):
+    """Cells of a tiny zoo whose temperature axis is the learning rate (one load value)."""
+    raw = tiny_config(tmp_path, **{"batch_size": 256, **train})
+    raw["zoos"]["tiny"]["temperature"] = {"name": "lr", "values": list(rates)}
+    cfg = load_config(raw)
+    return cfg, cfg.zoo("tiny").cells()
+
+
+def test_learning_rate_cells_train_as_one_population_like_each_alone(tmp_path, monkeypatch):
+    cfg, cells = _lr_cells(tmp_path, [0.05, 0.1, 1e4])
+    solo = [read_population(train_cell(c, tmp_path / f"solo{i}.h5", CPU, cfg.data_root,
+                                       progress=False)) for i, c in enumerate(cells)]
+    stacks = []
+    real = train_mod.train_epoch_stacked
+    monkeypatch.setattr(train_mod, "train_epoch_stacked",
+                        lambda m, *a: stacks.append(len(m)) or real(m, *a))
+    outs = train_mod.train_cells(cells, [tmp_path / f"g{i}.h5" for i in range(3)], CPU,
+                                 cfg.data_root, progress=False)
+    assert stacks[0] == 6  # 3 rates × 2 seeds in one stack
+    grouped = [read_population(o) for o in outs]
+    for g, s in zip(grouped[:2], solo[:2]):
+        assert (g.diverged_epoch == -1).all()
+        np.testing.assert_allclose(g.kept_weights, s.kept_weights, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(g.curves, s.curves, rtol=0, atol=1e-4)
+    assert (grouped[2].diverged_epoch == solo[2].diverged_epoch).all()
+    assert (grouped[2].diverged_epoch >= 1).all()  # lr 1e4 diverges, alone or in the group
+    assert not any(partial_path(o).exists() for o in outs)
+
+
+def test_killed_group_resumes_and_a_new_rate_catches_up(tmp_path, monkeypatch):
+    cfg, cells = _lr_cells(tmp_path, [0.02, 0.05, 0.1])
+    outs = [tmp_path / f"g{i}.h5" for i in range(3)]
+    real_step = StackedModel.sgd_step
+    calls = {"n": 0}
+
+    def dies_in_epoch_2(self, *args):  # 4,000 images / 256 = 16 steps per epoch
+        calls["n"] += 1
+        if calls["n"] == 20:
+            raise Killed
+        return real_step(self, *args)
+
+    monkeypatch.setattr(StackedModel, "sgd_step", dies_in_epoch_2)
+    with pytest.raises(Killed):  # the first two rates only: the third is "added" afterwards
+        train_mod.train_cells(cells[:2], outs[:2], CPU, cfg.data_root, progress=False)
+    monkeypatch.setattr(StackedModel, "sgd_step", real_step)
+    with h5py.File(partial_path(outs[0])) as f:
+        assert sorted(f) == sorted(c.id for c in cells[:2])
+        assert all(int(f[c.id].attrs["epochs_done"]) == 1 for c in cells[:2])
+    stacks = []
+    real = train_mod.train_epoch_stacked
+    monkeypatch.setattr(train_mod, "train_epoch_stacked",
+                        lambda m, *a: stacks.append(len(m)) or real(m, *a))
+    train_mod.train_cells(cells, outs, CPU, cfg.data_root, progress=False)
+    assert stacks == [2, 6, 6]  # the new rate's epoch 1 alone, then all three rates stacked
+    for i, c in enumerate(cells):
+        alone = train_cell(c, tmp_path / f"solo{i}.h5", CPU, cfg.data_root, progress=False)
+        np.testing.assert_allclose(read_population(outs[i]).kept_weights,
+                                   read_population(alone).kept_weights, rtol=0, atol=1e-5)
+
+
+def test_cells_that_differ_in_more_than_the_rate_are_refused(tmp_path):
+    cfg = load_config(tiny_config(tmp_path))
+    raw = tiny_config(tmp_path)
+    raw["zoos"]["tiny"]["load"] = {"name": "width", "values": [4, 8]}
+    cells = load_config(raw).zoo("tiny").cells()
+    with pytest.raises(ValueError, match="differ in more than the learning rate"):
+        train_mod.train_cells(cells, [tmp_path / "a.h5", tmp_path / "b.h5"], CPU, cfg.data_root)

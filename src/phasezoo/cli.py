@@ -15,13 +15,31 @@ from phasezoo.config import Config, ConfigError, load_config
 from phasezoo.allocator import reuse_freed_memory
 
 
-def _common(p: argparse.ArgumentParser, cell: bool) -> None:
+def _common(p: argparse.ArgumentParser, cell: bool, cells: bool = False) -> None:
     p.add_argument("--config", default="config/config.yaml", help="config YAML (default: %(default)s)")
     p.add_argument("--zoo", required=True, help="zoo name in the config")
-    if cell:
+    if cells:
+        p.add_argument("--cell", required=True, nargs="+",
+                       help="cell id(s) (see `phasezoo validate`); several: cells that differ only "
+                            "in the learning rate, trained as one population")
+    elif cell:
         p.add_argument("--cell", required=True, help="cell id (see `phasezoo validate`)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _config_argument(p: argparse.ArgumentParser) -> None:
+    """``validate``'s config: ``--config FILE`` like every other stage, or (as it always took)
+    a positional ``FILE``; the positional is kept so existing scripts keep working."""
+    p.add_argument("config_file", nargs="?", metavar="config", help="config YAML (same as --config)")
+    p.add_argument("--config", help="config YAML (default: config/config.yaml)")
+
+
+def _validate_config(a: argparse.Namespace) -> str:
+    """The one config file ``validate`` was given, whichever way; both ways at once must agree."""
+    if a.config_file and a.config and a.config_file != a.config:
+        raise ValueError(f"two configs given: {a.config_file} and --config {a.config}; give one")
+    return a.config or a.config_file or "config/config.yaml"
 
 
 def _paths(cfg: Config, zoo: str, cell: str | None = None) -> Path:
@@ -30,7 +48,7 @@ def _paths(cfg: Config, zoo: str, cell: str | None = None) -> Path:
 
 
 def cmd_validate(a: argparse.Namespace) -> None:
-    cfg = load_config(a.config)
+    cfg = load_config(_validate_config(a))
     for name, zoo in cfg.zoos.items():
         cells = zoo.cells()
         print(f"{name}: {len(cells)} cells × {len(zoo.seeds)} seeds "
@@ -55,13 +73,16 @@ def cmd_estimate(a: argparse.Namespace) -> None:
 
 def cmd_train(a: argparse.Namespace) -> None:
     from phasezoo.runtime import resolve_device
-    from phasezoo.train import train_cell
+    from phasezoo.train import train_cells
 
     cfg = load_config(a.config)
-    cell = cfg.zoo(a.zoo).cell_by_id(a.cell)
-    out = Path(a.out) if a.out else _paths(cfg, a.zoo, a.cell) / "train.h5"
-    train_cell(cell, out, resolve_device(cfg.device), cfg.data_root, progress=not a.quiet)
-    print(out)
+    cells = [cfg.zoo(a.zoo).cell_by_id(c) for c in a.cell]
+    if a.out and len(a.out) != len(cells):
+        raise ValueError(f"--out names {len(a.out)} file(s) for {len(cells)} cell(s)")
+    outs = [Path(o) for o in a.out] if a.out else [_paths(cfg, a.zoo, c) / "train.h5" for c in a.cell]
+    for out in train_cells(cells, outs, resolve_device(cfg.device), cfg.data_root,
+                           progress=not a.quiet):
+        print(out)
 
 
 def _cell_inputs(a: argparse.Namespace):
@@ -191,7 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     stages: list[tuple[str, Callable, str, bool | None]] = [
         ("validate", cmd_validate, "validate a config and list its cells", None),
-        ("train", cmd_train, "train all seeds of one cell → train.h5", True),
+        ("train", cmd_train, "train all seeds of one cell (or of several learning rates) → train.h5",
+         True),
         ("metrics", cmd_metrics, "per-checkpoint metrics of one cell → metrics.parquet", True),
         ("pairs", cmd_pairs, "seed-pair CKA and barrier of one cell → pairs.parquet", True),
         ("measure", cmd_measure, "metrics and pairs of one cell in one process (the DAG's rule)",
@@ -202,11 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
     for name, fn, help_, cell in stages:
         p = sub.add_parser(name, help=help_, description=help_)
         if cell is None:
-            p.add_argument("config", help="config YAML")
+            _config_argument(p)
         else:
-            _common(p, cell)
+            _common(p, cell, cells=name == "train")
         if name == "train":
-            p.add_argument("--out", help="output file (default: <results_dir>/<zoo>/<cell>/train.h5)")
+            p.add_argument("--out", nargs="+",
+                           help="output file per cell (default: <results_dir>/<zoo>/<cell>/train.h5)")
         p.set_defaults(fn=fn)
     p = sub.add_parser("verify", help="check a published zoo's checksums and schema")
     p.add_argument("zoo_dir", help="folder of a published zoo")

@@ -173,18 +173,25 @@ def train_epoch_stacked(members: list[Member], split: Split, hp: dict, epoch: in
     return ok
 
 
-def train_members(members: list[Member], split: Split, hp: dict, epoch: int) -> None:
-    """Train the live members one epoch, stacked where possible; mark those that diverge."""
-    live = [m for m in members if m.alive]
+def train_members(members: list[Member], split: Split, hp: dict, epoch: int,
+                  rates: list[float] | None = None) -> None:
+    """Train the live members one epoch, stacked where possible; mark those that diverge.
+
+    ``rates[i]``: member i's peak learning rate when the members come from cells that differ
+    only in it (:func:`train_cells`); ``None``: all at ``hp["lr"]``.
+    """
+    live = [i for i, m in enumerate(members) if m.alive]
     if not live:
         return
-    if hp["vectorize"] and split.task.stackable and not unsupported_modules(live[0].model):
-        ok = train_epoch_stacked(live, split, hp, epoch)
+    rates = [hp["lr"]] * len(members) if rates is None else rates
+    if hp["vectorize"] and split.task.stackable and not unsupported_modules(members[live[0]].model):
+        scale = None if all(rates[i] == hp["lr"] for i in live) else [rates[i] / hp["lr"] for i in live]
+        ok = train_epoch_stacked([members[i] for i in live], split, hp, epoch, scale)
     else:
-        ok = [train_epoch(m, split, hp, epoch) for m in live]
-    for m, fine in zip(live, ok, strict=True):
+        ok = [train_epoch(members[i], split, {**hp, "lr": rates[i]}, epoch) for i in live]
+    for i, fine in zip(live, ok, strict=True):
         if not fine:
-            m.diverged_epoch = epoch
+            members[i].diverged_epoch = epoch
 
 
 def curves_of(member: Member, split: Split, batch_size: int) -> list[float]:
@@ -222,11 +229,12 @@ class PopulationState:
         """Write the state to ``path`` atomically (temporary name, fsync, rename)."""
         tmp = path.with_name(path.name + ".tmp")
         with h5py.File(tmp, "w") as f:
-            self._write(f, complete)
+            self.write(f, complete)
             f.flush()
         os.replace(tmp, path)
 
-    def _write(self, f: h5py.File, complete: bool) -> None:
+    def write(self, f: h5py.Group, complete: bool) -> None:
+        """Write the state into an open HDF5 file or group (a group per cell in a group partial)."""
         f.attrs.update(zoo=self.cell.zoo, cell=self.cell.id, fingerprint=self.cell.fingerprint(),
                        hparams=json.dumps(self.cell.hparams), layout=json.dumps(self.layout),
                        epochs_done=self.epochs_done, complete=complete, curves=json.dumps(CURVES),
@@ -240,18 +248,17 @@ class PopulationState:
             f["state"] = np.stack([flatten_state(m.model).numpy() for m in self.members])
             f["momentum"] = np.stack([_momentum(m) for m in self.members])
 
-    def load(self, path: Path) -> bool:
-        """Restore from a partial file; False (and nothing restored) if it is for another config."""
-        with h5py.File(path, "r") as f:
-            if f.attrs["fingerprint"] != self.cell.fingerprint():
-                return False
-            self.epochs_done = int(f.attrs["epochs_done"])
-            self.curves, self.kept = f["curves"][:], f["kept_weights"][:]
-            for m, w, mom, d in zip(self.members, f["state"][:], f["momentum"][:],
-                                    f["diverged_epoch"][:], strict=True):
-                m.model.load_state_dict(unflatten_state(torch.from_numpy(w), self.layout["entries"]))
-                _set_momentum(m, mom)
-                m.diverged_epoch = int(d)
+    def read(self, f: h5py.Group) -> bool:
+        """Restore from a partial state; False (and nothing restored) if it is for another config."""
+        if f.attrs.get("fingerprint") != self.cell.fingerprint():
+            return False
+        self.epochs_done = int(f.attrs["epochs_done"])
+        self.curves, self.kept = f["curves"][:], f["kept_weights"][:]
+        for m, w, mom, d in zip(self.members, f["state"][:], f["momentum"][:],
+                                f["diverged_epoch"][:], strict=True):
+            m.model.load_state_dict(unflatten_state(torch.from_numpy(w), self.layout["entries"]))
+            _set_momentum(m, mom)
+            m.diverged_epoch = int(d)
         return True
 
 
@@ -271,38 +278,99 @@ def _set_momentum(m: Member, flat: np.ndarray) -> None:
 
 
 def partial_path(out: Path) -> Path:
-    """Where an unfinished population's state lives next to its final output."""
+    """Where an unfinished population's state lives next to its (first) final output."""
     return out.with_name(out.name + ".partial")
+
+
+def save_partial(states: list[PopulationState], path: Path) -> None:
+    """All states in one file, atomically: at the root for one cell, else a group per cell id
+    (one file, so a kill never leaves the cells of a group at different epochs)."""
+    if len(states) == 1:
+        states[0].save(path, complete=False)
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    with h5py.File(tmp, "w") as f:
+        for st in states:
+            st.write(f.create_group(st.cell.id), complete=False)
+        f.flush()
+    os.replace(tmp, path)
+
+
+def resume(states: list[PopulationState], path: Path) -> None:
+    """Restore every state that ``path`` (see :func:`save_partial`) holds for the same config."""
+    if not path.exists():
+        return
+    with h5py.File(path, "r") as f:
+        for st in states:
+            where = f if len(states) == 1 else f.get(st.cell.id)
+            if where is not None and st.read(where):
+                tqdm.write(f"{st.cell.id}: resuming after epoch {st.epochs_done} from {path}")
+            else:
+                tqdm.write(f"{path}: no state of {st.cell.id} for this config; starting it afresh")
+
+
+def lr_group(cells: list[Cell]) -> dict:
+    """The hyperparameters shared by ``cells``, which may differ only in the learning rate.
+
+    Raises:
+        ValueError: naming two cells that differ in anything else (zoo, seeds, any other key).
+    """
+    def rest(c: Cell) -> tuple:
+        return c.zoo, c.seeds, {k: v for k, v in c.hparams.items() if k != "lr"}
+
+    for c in cells[1:]:
+        if rest(c) != rest(cells[0]):
+            raise ValueError(f"cells {cells[0].id} and {c.id} differ in more than the learning "
+                             "rate, so they cannot train as one population")
+    return cells[0].hparams
 
 
 def train_cell(cell: Cell, out: str | Path, device: torch.device, data_root: str | Path = "data",
                progress: bool = True) -> Path:
     """Train all seeds of ``cell`` and write ``out`` (HDF5); resume from ``<out>.partial`` if any."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    split = cell_split(cell.hparams, data_root, device)
-    hp = cell.hparams
-    members = [build_member(cell, s, split, device) for s in cell.seeds]
-    state = PopulationState(cell, members, architecture(cell, split), split.info)
-    part = partial_path(out)
-    if part.exists():
-        if state.load(part):
-            tqdm.write(f"{cell.id}: resuming after epoch {state.epochs_done} from {part}")
-        else:
-            tqdm.write(f"{part}: written for another config; starting {cell.id} afresh")
-    if state.epochs_done < 0:
-        state.record(0, split)
-    bar = tqdm(total=hp["epochs"], initial=state.epochs_done, desc=f"{cell.zoo} {cell.id}",
-               unit="epoch", disable=not progress)
-    for epoch in range(state.epochs_done + 1, hp["epochs"] + 1):
-        train_members(state.members, split, hp, epoch)
-        state.record(epoch, split)
-        state.save(part, complete=False)
+    return train_cells([cell], [out], device, data_root, progress)[0]
+
+
+def train_cells(cells: list[Cell], outs: list[str | Path], device: torch.device,
+                data_root: str | Path = "data", progress: bool = True) -> list[Path]:
+    """Train cells that differ only in the learning rate as one population; write each cell's file.
+
+    Why: with the learning rate as the temperature axis, the cells of one load value share
+    architecture and data, so all their members (seeds × rates) stack into one model, each
+    member at its cell's rate: one job, one process start-up and one step for all of them.
+    Each member still sees exactly what training its own cell alone would give it (its seed's
+    initialisation and data order, its rate), up to float rounding. A group's partial state is
+    one file next to the first output; a cell that has no state there (e.g. a rate added to the
+    config) trains on its own until it catches up with the others, then joins the stack.
+    """
+    hp = lr_group(cells)
+    outs = [Path(o) for o in outs]
+    for o in outs:
+        o.parent.mkdir(parents=True, exist_ok=True)
+    split = cell_split(hp, data_root, device)
+    states = [PopulationState(c, [build_member(c, s, split, device) for s in c.seeds],
+                              architecture(c, split), split.info) for c in cells]
+    part = partial_path(outs[0])
+    resume(states, part)
+    for st in states:
+        if st.epochs_done < 0:
+            st.record(0, split)
+    start = min(st.epochs_done for st in states)
+    name = cells[0].id if len(cells) == 1 else f"{cells[0].id} +{len(cells) - 1} learning rates"
+    bar = tqdm(total=hp["epochs"], initial=start, desc=f"{cells[0].zoo} {name}", unit="epoch",
+               disable=not progress)
+    for epoch in range(start + 1, hp["epochs"] + 1):
+        behind = [st for st in states if st.epochs_done < epoch]
+        train_members([m for st in behind for m in st.members], split, hp, epoch,
+                      [st.cell.hparams["lr"] for st in behind for _ in st.members])
+        for st in behind:
+            st.record(epoch, split)
+        save_partial(states, part)
         bar.update(1)
-        alive = [i for i, m in enumerate(state.members) if m.alive]
-        bar.set_postfix(alive=len(alive), test_acc=f"{state.curves[alive, 3, epoch].mean():.3f}"
-                        if alive else "-")
+        acc = [st.curves[i, 3, epoch] for st in states for i, m in enumerate(st.members) if m.alive]
+        bar.set_postfix(alive=len(acc), test_acc=f"{np.mean(acc):.3f}" if acc else "-")
     bar.close()
-    state.save(out, complete=True)
+    for st, out in zip(states, outs, strict=True):
+        st.save(out, complete=True)
     part.unlink(missing_ok=True)
-    return out
+    return outs

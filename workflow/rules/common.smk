@@ -1,11 +1,13 @@
 # Config validation, targets and input functions shared by all rules.
 import json
+import re
 import shlex
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from phasezoo.config import ConfigError, load_config
+from phasezoo.jobs import load_part, train_groups
 from phasezoo.plots import HEATMAP_METRICS
 
 if not config.get("zoos"):
@@ -43,17 +45,19 @@ STAGE_SECTIONS = {
 }
 
 
-def zoo_config(stage):
-    """Input function: the validated config of one zoo, restricted to what ``stage`` reads, as a
-    shell-quoted JSON argument for the CLI (the CLI fills the left-out sections' defaults)."""
+def zoo_config(stage, name=None):
+    """Input function: the validated config of one zoo (``name``, else the ``zoo`` wildcard),
+    restricted to what ``stage`` reads, as a shell-quoted JSON argument for the CLI (the CLI
+    fills the left-out sections' defaults)."""
 
     def config_arg(wildcards):
-        zoo = CFG.raw["zoos"][wildcards.zoo]
+        zoo_name = name or wildcards.zoo
+        zoo = CFG.raw["zoos"][zoo_name]
         keep = STAGE_SECTIONS.get(stage, tuple(zoo))
         # Only the keys the CLI reads: a workflow-level switch (transfer_benchmark) must not
         # change every rule's params and so retrain every zoo.
         raw = {k: CFG.raw[k] for k in ("results_dir", "zoos_dir", "data_root", "device")}
-        raw["zoos"] = {wildcards.zoo: {k: v for k, v in zoo.items() if k in keep}}
+        raw["zoos"] = {zoo_name: {k: v for k, v in zoo.items() if k in keep}}
         return shlex.quote(json.dumps(raw, sort_keys=True))
 
     return config_arg
@@ -74,14 +78,33 @@ def _zoo_resources(zoo):
     return CFG.raw["zoos"][zoo]["resources"]
 
 
-def stage_resource(stage, key):
-    """Resource callable: the zoo's ``resources.<key>.<stage>`` (mem_mb, runtime in minutes)."""
-    return lambda wildcards: _zoo_resources(wildcards.zoo)[key][stage]
+def stage_resource(stage, key, name=None, cells=1):
+    """Resource callable: the zoo's (``name``, else the ``zoo`` wildcard) ``resources.<key>.<stage>``
+    (mem_mb, runtime in minutes); a job training ``cells`` cells at once gets that many times
+    the runtime (an upper bound: stacked, they take less)."""
+    factor = cells if key == "runtime" else 1
+    return lambda wildcards: factor * _zoo_resources(name or wildcards.zoo)[key][stage]
 
 
-def zoo_gpus(wildcards):
+def zoo_gpus(wildcards, name=None):
     """One GPU for a GPU zoo's per-cell jobs (``resources.gpu``), none for a CPU zoo."""
-    return 1 if _zoo_resources(wildcards.zoo)["gpu"] else 0
+    return 1 if _zoo_resources(name or wildcards.zoo)["gpu"] else 0
+
+
+# Zoos whose train jobs each cover all learning rates of one load value (phasezoo.jobs):
+# {zoo: (temperature parts of the cell ids, e.g. "lr-0.01", number of groups)}.
+LR_GROUPED = {}
+for _zoo in CFG.zoos:
+    _groups = train_groups(CFG.zoo(_zoo))
+    if len(_groups[0]) > 1:
+        _first = _groups[0]
+        LR_GROUPED[_zoo] = [c.id[: -len(load_part(c)) - 1] for c in _first]
+
+
+def per_cell_zoos():
+    """Regex matching the zoos trained one cell per job (never matches if there are none)."""
+    names = [re.escape(z) for z in CFG.zoos if z not in LR_GROUPED]
+    return "|".join(names) if names else "(?!)"
 
 
 def studies_args(wildcards):

@@ -4,6 +4,8 @@ rule train:
         weights=f"{RESULTS}/{{zoo}}/{{cell}}/train.h5",
     log:
         "logs/{zoo}/{cell}/train.log",
+    wildcard_constraints:
+        zoo=per_cell_zoos(),
     params:
         cfg=zoo_config("train"),
     conda:
@@ -20,3 +22,35 @@ rule train:
     shell:
         "phasezoo train --config {params.cfg} --zoo {wildcards.zoo} --cell {wildcards.cell}"
         " --out {output.weights} --threads {threads} > {log} 2>&1"
+
+
+# A zoo with the learning rate as temperature: one job trains all rates of one load value
+# ({group}, e.g. width-8) as one stacked population and writes each cell's train.h5
+# (phasezoo.jobs.train_groups). One rule per such zoo, because its outputs list its rates.
+for _zoo, _rates in LR_GROUPED.items():
+
+    rule:
+        name:
+            f"train_rates_{_zoo.replace('-', '_')}"
+        output:
+            [f"{RESULTS}/{_zoo}/{rate}_{{group}}/train.h5" for rate in _rates],
+        log:
+            f"logs/{_zoo}/{{group}}/train-rates.log",
+        params:
+            cfg=zoo_config("train", _zoo),
+            zoo=_zoo,
+            cells=lambda wildcards, rates=_rates: " ".join(f"{r}_{wildcards.group}" for r in rates),
+        conda:
+            "../../envs/phasezoo.yaml"
+        threads: 1
+        resources:
+            mem_mb=stage_resource("train", "mem_mb", _zoo),
+            runtime=stage_resource("train", "runtime", _zoo, cells=len(_rates)),
+            gpu=lambda wildcards, zoo=_zoo: zoo_gpus(wildcards, zoo),
+        group:
+            f"cells-{_zoo}"
+        message:
+            f"train {_zoo} {{wildcards.group}}: {len(_rates)} learning rates as one population"
+        shell:
+            "phasezoo train --config {params.cfg} --zoo {params.zoo} --cell {params.cells}"
+            " --out {output} --threads {threads} > {log} 2>&1"

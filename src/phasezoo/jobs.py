@@ -1,0 +1,45 @@
+"""How a zoo's cells map to ``train`` jobs: one cell each, or all learning rates of one load value.
+
+Kept free of torch: the Snakefile reads it to lay out the DAG.
+"""
+
+from __future__ import annotations
+
+from phasezoo.config import Cell, ZooSpec
+
+# Datasets whose task has no stacked form (the PINN's loss differentiates the model w.r.t. its
+# inputs: ``phasezoo.tasks.ConvectionTask.stackable``); tests/test_train.py checks that this
+# agrees with the dataset registry.
+LOOPED_DATASETS = frozenset({"convection"})
+
+
+def stacks_learning_rates(zoo: ZooSpec) -> bool:
+    """Whether the zoo's cells of one load value train as one population (see :func:`train_groups`)."""
+    raw = zoo.raw
+    return (raw["temperature"]["name"] == "lr" and len(raw["temperature"]["values"]) > 1
+            and raw["train"]["vectorize"] and raw["dataset"]["name"] not in LOOPED_DATASETS)
+
+
+def train_groups(zoo: ZooSpec) -> list[list[Cell]]:
+    """The cells each ``train`` job trains, in the zoo's cell order.
+
+    Why: with the learning rate as the temperature axis, the cells of one load value differ
+    only in their rate, so their members (seeds × rates) stack into one population, each member
+    at its own rate (:func:`phasezoo.train.train_cells`): one job and one process start-up per
+    load value, and K = seeds × rates members per step. Otherwise (batch size as temperature, a
+    task without a stacked form, ``train.vectorize: false``) every cell is its own job.
+    """
+    cells = zoo.cells()
+    if not stacks_learning_rates(zoo):
+        return [[c] for c in cells]
+    groups: dict[tuple[str, float], list[Cell]] = {}
+    for c in cells:
+        groups.setdefault(c.load, []).append(c)
+    return list(groups.values())
+
+
+def load_part(cell: Cell) -> str:
+    """The load half of a learning-rate cell's id (``width-8`` of ``lr-0.01_width-8``): its group's id."""
+    if cell.temperature[0] != "lr":
+        raise ValueError(f"cell {cell.id}: only learning-rate cells form groups")
+    return cell.id.split("_", 1)[1]  # "lr-<value>" holds no underscore

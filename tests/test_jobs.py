@@ -1,0 +1,81 @@
+"""Train jobs: learning-rate cells of one load value form one job (phasezoo.jobs), end to end."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from phasezoo.checkpoints import read_population
+from phasezoo.config import load_config
+from phasezoo.data import create_dataset, list_datasets, task_kind
+from phasezoo.jobs import LOOPED_DATASETS, load_part, train_groups
+from phasezoo.tasks import Task
+from phasezoo.train import train_cell
+from tests.conftest import DATA_ROOT, TINY
+from tests.test_workflow import REPO, _env
+
+LR_ZOO = {"temperature": {"name": "lr", "values": [0.01, 0.05, 0.1]},
+          "load": {"name": "width", "values": [4, 16]},
+          "train": {"epochs": 2, "keep_epochs": [0, 2], "batch_size": 256}}
+
+
+def _zoo(tmp_path, **changes):
+    raw = copy.deepcopy(TINY)
+    raw |= {"results_dir": str(tmp_path / "results"), "zoos_dir": str(tmp_path / "zoos"),
+            "data_root": str(DATA_ROOT)}
+    raw["zoos"]["tiny"] |= copy.deepcopy(LR_ZOO) | changes
+    return raw
+
+
+def test_learning_rate_cells_group_by_load_value(tmp_path):
+    groups = train_groups(load_config(_zoo(tmp_path)).zoo("tiny"))
+    assert [[c.id for c in g] for g in groups] == [
+        [f"lr-{r}_width-{w}" for r in (0.01, 0.05, 0.1)] for w in (4, 16)]
+    assert [load_part(g[0]) for g in groups] == ["width-4", "width-16"]
+
+
+@pytest.mark.parametrize("changes", [
+    {"temperature": {"name": "batch_size", "values": [64, 256]}},  # rates are not the axis
+    {"train": {**LR_ZOO["train"], "vectorize": False}},  # trained one by one anyway
+    {"temperature": {"name": "lr", "values": [0.05]}},  # a single rate
+])
+def test_other_zoos_train_one_cell_per_job(tmp_path, changes):
+    zoo = load_config(_zoo(tmp_path, **changes)).zoo("tiny")
+    assert [len(g) for g in train_groups(zoo)] == [1] * len(zoo.cells())
+
+
+def test_looped_datasets_are_those_whose_task_has_no_stacked_form():
+    assert create_dataset("convection", DATA_ROOT).task.stackable is False
+    for name in list_datasets():
+        if name not in LOOPED_DATASETS:
+            assert task_kind(name) in ("classification", "language-modeling"), name
+            assert Task(task_kind(name)).stackable, name
+
+
+@pytest.mark.slow
+def test_snakemake_trains_each_load_value_of_a_rate_zoo_in_one_job(tmp_path):
+    config = tmp_path / "lr.yaml"
+    config.write_text(yaml.safe_dump(_zoo(tmp_path)))
+    cells = [c for g in train_groups(load_config(str(config)).zoo("tiny")) for c in g]
+    targets = [str(tmp_path / "results" / "tiny" / c.id / "train.h5") for c in cells]
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
+           str(tmp_path), "--configfile", str(config), "--quiet", "-c2", *targets]
+    proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    logs = sorted(p.relative_to(tmp_path / "logs").as_posix()
+                  for p in (tmp_path / "logs").rglob("*.log"))
+    assert logs == ["tiny/width-16/train-rates.log", "tiny/width-4/train-rates.log"]  # 2 jobs
+    cfg = load_config(str(config))
+    for c, t in zip(cells[:3], targets, strict=False):  # the width-4 job's cells, each alone
+        alone = train_cell(c, tmp_path / f"{c.id}.h5", torch.device("cpu"), cfg.data_root,
+                           progress=False)
+        np.testing.assert_allclose(read_population(t).kept_weights,
+                                   read_population(alone).kept_weights, rtol=0, atol=1e-5)
+    a, b = (read_population(t).kept_weights[:, -1] for t in targets[:2])
+    assert not np.allclose(a, b)  # different rates, different weights
