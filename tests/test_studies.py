@@ -99,3 +99,72 @@ def test_by_phase_summary_and_kruskal_by_hand():
     flipped = by_phase(cells, sign=-1)
     assert flipped["per_phase"]["I"]["naive_gain"]["mean"] == pytest.approx(-gains_i.mean())
     assert flipped["per_phase"]["I"]["pruned_0.5_drop"]["mean"] == pytest.approx(-0.1)
+
+
+def _study_result() -> dict:
+    cells = pd.DataFrame({"cell": list("ab"), "phase": ["I", "IV-B"], "member_accuracy": [0.5] * 2,
+                          "naive_average_accuracy": [0.1, 0.4],
+                          "aligned_average_accuracy": [0.3, 0.5],
+                          **{f"pruned_{s:g}_accuracy": [0.4, 0.3] for s in SPARSITIES}})
+    return {"zoo": ["z"], "epoch": 3, "score": "top-1 accuracy", "transfer_dataset": None,
+            "sparsities": list(SPARSITIES), "cells": cells.to_dict(orient="records"),
+            **by_phase(cells)}
+
+
+def test_a_killed_studies_report_leaves_no_complete_looking_json(tmp_path, monkeypatch):
+    import json
+
+    from phasezoo.wsl import studies
+
+    md = studies.write_report(_study_result(), tmp_path)
+    assert md == tmp_path / "studies.md"
+    assert json.loads((tmp_path / "studies.json").read_text())["epoch"] == 3
+
+    def killed(*_args):
+        raise KeyboardInterrupt  # the job is stopped while drawing
+
+    monkeypatch.setattr(studies, "plot", killed)
+    with pytest.raises(KeyboardInterrupt):
+        studies.write_report(_study_result(), tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["studies.md", "studies.png"]
+
+
+def test_an_unknown_transfer_dataset_fails_before_any_cell_is_studied(published, monkeypatch):
+    from phasezoo.wsl import studies
+    from tests.conftest import DATA_ROOT
+
+    studied = []
+    monkeypatch.setattr(studies, "cell_study", lambda *a, **k: studied.append(1) or {})
+    with pytest.raises(ValueError, match="unknown dataset 'no-such-set'"):
+        studies.run_studies(str(published[3]), str(DATA_ROOT), progress=False,
+                            transfer_dataset="no-such-set")
+    assert studied == []
+
+
+def test_studies_fine_tune_each_model_with_its_own_seed(published, tmp_path):
+    """Seed 0 diverged at the last epoch: seed 1, the cell's only model, is fine-tuned (and its
+    from-scratch twin trained) with seed 1, exactly as on its own."""
+    from phasezoo.weights import build_model
+    from phasezoo.wsl.finetune import FinetuneSettings, finetune, transfer_split
+    from phasezoo.wsl.studies import _fresh, run_studies
+    from phasezoo.wsl.table import load_zoo
+    from tests.conftest import DATA_ROOT
+    from tests.test_wsl import edited_zoo_copy
+
+    def seed_0_diverges_last(f):
+        last = f["epoch"][:] == f["epoch"][:].max()
+        f["diverged"][:] = f["diverged"][:] | (last & (f["seed"][:] == 0))
+
+    zoo = edited_zoo_copy(published[3], tmp_path / "zoo", seed_0_diverges_last)
+    cfg = FinetuneSettings(epochs=1)
+    result = run_studies(str(zoo), str(DATA_ROOT), progress=False,
+                         transfer_dataset="sklearn-digits", finetune=cfg)
+    (row,) = result["cells"]
+    table = load_zoo(str(zoo))
+    (i,) = np.flatnonzero(table.meta["epoch"] == table.meta["epoch"].max())
+    assert table.meta["seed"][i] == 1
+    model = build_model(table.layouts[i], torch.as_tensor(table.weights[i]))
+    second = transfer_split("sklearn-digits", str(DATA_ROOT), (1, 28, 28))
+    assert row["finetune_accuracy"] == finetune(model, second, cfg, seed=1)
+    assert row["scratch_accuracy"] == finetune(_fresh(table.layouts[i], 1), second, cfg, seed=1)
+    assert row["finetune_accuracy"] != finetune(model, second, cfg, seed=0)  # the seed matters

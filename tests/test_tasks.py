@@ -157,3 +157,31 @@ def test_every_pinn_term_by_hand_on_a_non_periodic_model():
     loss = s.task.loss(model, s.x_train.double(), s.y_train.double())
     # targets u* are stored in float32: agreement to ~1e-7 (the boundary term alone is 3.55)
     assert float(loss.detach()) == pytest.approx(expected, rel=1e-6)
+
+
+class _NaNOutput(nn.Module):
+    """A diverged model: every output is NaN (argmax of a NaN row is index 0)."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.shape = shape
+        self.p = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.full((len(x), *self.shape), math.nan) + self.p * x.float().sum()
+
+
+@pytest.mark.parametrize("kind, shape, y", [
+    ("classification", (10,), torch.zeros(20, dtype=torch.long)),  # argmax 0 would score 1.0
+    ("language-modeling", (5, 256), torch.zeros(20, 5, dtype=torch.long))])
+def test_a_model_with_nan_outputs_has_no_score(kind, shape, y):
+    x = torch.zeros(20, 5)
+    loss, score = evaluate(_NaNOutput(shape), x, y, 7, Task(kind))
+    assert math.isnan(loss) and math.isnan(score)
+
+
+def test_a_pinn_with_nan_outputs_has_no_error():
+    s = create_dataset("convection", options={"n_residual": 20, "n_initial": 8, "n_boundary": 4,
+                                             "grid_x": 4, "grid_t": 3})
+    loss, rel = evaluate(_NaNOutput((1,)), s.x_test, s.y_test, 5, s.task)
+    assert math.isnan(loss) and math.isnan(rel)

@@ -57,6 +57,15 @@ def test_snakemake_dag_publishes_a_loadable_zoo(tmp_path):
     # Run again: nothing to do (every output is complete and up to date).
     dry = subprocess.run(cmd + ["-n"], cwd=REPO, env=_env(), capture_output=True, text=True)
     assert "Nothing to be done" in dry.stdout + dry.stderr
+    # A width added to the grid: only its two new cells train and are measured.
+    raw["zoos"]["tiny"]["load"]["values"].append(32)
+    config.write_text(yaml.safe_dump(raw))
+    dry = subprocess.run([c for c in cmd if c != "--quiet"] + ["-n"], cwd=REPO, env=_env(),
+                         capture_output=True, text=True)
+    rows = [line.split() for line in (dry.stdout + dry.stderr).splitlines()]
+    counts = {r[0]: r[1] for r in rows  # the job-stats table: "<rule> <count>"
+              if len(r) == 2 and r[1].isdigit() and r[0] in ("fetch", "train", "measure")}
+    assert counts == {"train": "2", "measure": "2"}, dry.stdout[-3000:]  # no refetch either
 
 
 @pytest.mark.slow

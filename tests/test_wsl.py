@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -203,3 +205,93 @@ def test_streaming_gives_the_same_features_and_drops_raw_weights_over_budget(pub
     np.testing.assert_array_equal(layer_statistics(lean), layer_statistics(whole))
     result = run_benchmark(lean, seeds=1)
     assert "streaming budget" in result["skipped_baselines"]["raw+linear"]
+
+
+def _mixed_depth_models() -> tuple[list[nn.Module], list[dict]]:
+    """Two MLPs of depth 2 and one of depth 1: 6 and 4 trainable tensors."""
+    from phasezoo.models import create_model
+
+    shallow = {**ARCH, "kwargs": {**ARCH["kwargs"], "depth": 1}}
+    torch.manual_seed(0)
+    models = [_mlp(0), _mlp(1), create_model("mlp", **shallow["kwargs"])]
+    return models, [describe(m, ARCH) for m in models[:2]] + [describe(models[2], shallow)]
+
+
+def test_a_zoo_mixing_layer_counts_is_named_as_such():
+    models, layouts = _mixed_depth_models()
+    table = ZooTable(_meta(3, cells=3), [flatten_state(m).numpy() for m in models], layouts, {})
+    with pytest.raises(ValueError, match=r"mixes architectures \(trainable tensors per model: "
+                                         r"\[4, 6\]\)"):
+        layer_statistics(table)
+
+
+def test_a_streamed_zoo_mixing_layer_counts_is_not_blamed_on_the_budget():
+    import datasets
+
+    from phasezoo.wsl.table import _stream_weights
+
+    models, layouts = _mixed_depth_models()
+    ds = datasets.Dataset.from_dict({"weights": [flatten_state(m).numpy() for m in models]})
+    table = _stream_weights(ds, np.ones(3, dtype=bool),
+                            ZooTable(_meta(3, cells=3), None, layouts, {}), raw_max_mb=0)
+    assert table.weights is None and "streaming budget" in table.note  # raw weights: the budget
+    for fn in (layer_statistics, layer_quintiles):  # statistics: the architectures
+        with pytest.raises(ValueError, match=r"mixes architectures .*\[4, 6\]"):
+            fn(table)
+    result = run_benchmark(table, seeds=1, tasks=TASKS[:1])
+    assert "mixes architectures" in result["skipped_baselines"]["stats+gbm"]
+    assert "streaming budget" in result["skipped_baselines"]["raw+linear"]
+
+
+def edited_zoo_copy(zoo, dest, edit):
+    """A copy of a one-shard published zoo at ``dest`` with ``edit(h5py.File)`` applied to its
+    shard, renamed as publish names shards (by content: ``datasets`` caches a local zoo by its
+    card and file names, so an edit in place would read the cached rows)."""
+    import shutil
+
+    import h5py
+
+    from phasezoo.zoo import content_addressed
+
+    shutil.copytree(zoo, dest)
+    (shard,) = sorted((dest / "data").glob("*.h5"))
+    with h5py.File(shard, "r+") as f:
+        edit(f)
+    renamed = content_addressed(shard)
+    card = dest / "README.md"
+    card.write_text(card.read_text().replace(shard.name, renamed.name))
+    return dest
+
+
+def test_zoo_rows_without_a_score_are_dropped_with_the_diverged(published, tmp_path):
+    """A checkpoint whose test loss is not finite has a NaN score (Task.evaluate): no target."""
+    from phasezoo.wsl.table import load_zoo
+
+    def nan_score(f):
+        acc = f["test_accuracy"][:]
+        acc[1] = np.nan
+        f["test_accuracy"][:] = acc
+
+    whole = load_zoo(str(published[3]))
+    table = load_zoo(str(edited_zoo_copy(published[3], tmp_path / "zoo", nan_score)))
+    assert len(table) == len(whole) - 1
+    dropped = (whole.meta["model_id"][1], whole.meta["epoch"][1])
+    assert dropped not in set(zip(table.meta["model_id"], table.meta["epoch"]))
+    assert np.isfinite(table.meta["test_accuracy"]).all()
+
+
+def test_a_killed_report_leaves_no_complete_looking_json(tmp_path, monkeypatch):
+    from phasezoo.wsl import benchmark
+
+    result = run_benchmark(_table([_mlp(i) for i in range(2)], _meta(2, cells=1)), seeds=1)
+    js, md = benchmark.write_report(result, tmp_path)
+    assert json.loads(js.read_text())["seeds"] == 1
+
+    def killed(*_args):
+        raise KeyboardInterrupt  # the job is stopped while drawing
+
+    monkeypatch.setattr(benchmark, "plot", killed)
+    with pytest.raises(KeyboardInterrupt):
+        benchmark.write_report(result, tmp_path)
+    assert not js.exists()  # the earlier run's JSON is gone: no result that looks complete
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["benchmark.md", "benchmark.png"]

@@ -71,6 +71,33 @@ def cmd_estimate(a: argparse.Namespace) -> None:
     print(markdown([estimate(z) for path in a.config for z in load_config(path).zoos.values()]))
 
 
+def cmd_fetch(a: argparse.Namespace) -> None:
+    """Download a dataset into ``--data-root`` (or find it cached) and record what it holds.
+
+    Why a stage of its own: the DAG runs it once per zoo before any ``train`` job (on the
+    submitting host under Slurm, whose compute nodes often have no internet), so parallel train
+    jobs never download the same files into the data root at the same time.
+    """
+    import json
+
+    from phasezoo.data import create_dataset, write_atomic
+
+    try:
+        options = json.loads(a.options)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"--options: not JSON ({e.msg}): {a.options}") from None
+    split = create_dataset(a.dataset, a.data_root, normalize=False, options=options)
+    record = {"dataset": a.dataset, "options": options, "data_root": str(a.data_root),
+              "train_samples": len(split.x_train), "test_samples": len(split.x_test),
+              "input_shape": list(split.input_shape), "num_classes": split.num_classes,
+              "info": split.info}
+    if a.out:
+        write_atomic(Path(a.out), lambda tmp: tmp.write_text(json.dumps(record, indent=1,
+                                                                        default=str)))
+    print(f"{a.dataset} in {a.data_root}: {record['train_samples']} train / "
+          f"{record['test_samples']} test samples")
+
+
 def cmd_train(a: argparse.Namespace) -> None:
     from phasezoo.runtime import resolve_device
     from phasezoo.train import train_cells
@@ -231,6 +258,12 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--out", nargs="+",
                            help="output file per cell (default: <results_dir>/<zoo>/<cell>/train.h5)")
         p.set_defaults(fn=fn)
+    p = sub.add_parser("fetch", help="download a dataset once (the DAG does it before training)")
+    p.add_argument("--dataset", required=True, help="registered name (phasezoo list datasets)")
+    p.add_argument("--options", default="{}", help="the dataset's options as JSON (default {})")
+    p.add_argument("--data-root", default="data", help="download folder (default: %(default)s)")
+    p.add_argument("--out", help="JSON record of what was fetched (sizes, shapes, source)")
+    p.set_defaults(fn=cmd_fetch)
     p = sub.add_parser("verify", help="check a published zoo's checksums and schema")
     p.add_argument("zoo_dir", help="folder of a published zoo")
     p.set_defaults(fn=cmd_verify)

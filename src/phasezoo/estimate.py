@@ -6,8 +6,12 @@ device (no memory, no data) and one sample's forward is counted by torch's ``Flo
 measurement: each training step takes the longer of its FLOPs at :data:`GPU_FLOPS` and its kernel
 launches (:data:`KERNELS_PER_MODULE` per leaf module, :data:`LAUNCH_S` each: small models at
 small batches are launch-bound), plus the per-epoch train/test evaluation and the measure stage
-(Hessian HVPs, pair curves). Calibrate the two constants on your GPU before planning a cluster
-allocation.
+(Hessian HVPs, the seed pairs ``metrics.max_pairs`` selects). Calibrate the two constants on
+your GPU before planning a cluster allocation.
+
+Data sizes come from the config and the datasets' own defaults. A text corpus is measured when it
+is offline (pydoc, local files); a hub corpus is only streamed when the zoo trains, so it is taken
+as ``max_bytes`` long and the table marks the figures that rest on it as upper bounds (≤).
 """
 
 from __future__ import annotations
@@ -55,35 +59,100 @@ class ZooCost:
     gpu_hours: float
     slowest_cell_hours: float  # the longest train job (all seeds of one cell)
     slowest_measure_hours: float  # the longest measure job
+    # False when the data size is only bounded (a hub corpus taken as max_bytes long): the
+    # FLOPs and hours are then upper bounds.
+    exact_data: bool = True
 
 
-def data_shape(zoo: ZooSpec) -> tuple[tuple[int, ...], torch.dtype, int, int, int]:
-    """(input shape, input dtype, outputs, train size, test size) of a zoo's data, from its config."""
+@dataclass(frozen=True)
+class DataShape:
+    """What the cost model needs of a zoo's data, known without loading it."""
+
+    input_shape: tuple[int, ...]
+    dtype: torch.dtype
+    outputs: int
+    n_train: int
+    n_test: int
+    exact: bool = True  # False: n_train and n_test are upper bounds
+
+
+def data_shape(zoo: ZooSpec) -> DataShape:
+    """Input shape, dtype, outputs and train/test sizes of a zoo's data, from its config."""
     d = zoo.raw["dataset"]
-    opts = d.get("options", {})
     if d["name"] == "text":
-        seq = int(opts.get("seq_len", 128))
-        n = int(opts.get("max_bytes", 20_000_000)) // (seq + 1)
-        n_test = round(float(opts.get("test_fraction", 0.1)) * n)
-        sizes = (n - n_test, n_test)
-        return (seq,), torch.long, 256, *_capped(d, sizes)
+        opts = _with_defaults("text", d.get("options", {}))
+        n_train, n_test, exact = text_sizes(opts)
+        return DataShape((int(opts["seq_len"]),), torch.long, 256,
+                         *_capped(d, (n_train, n_test)), exact)
     if d["name"] == "convection":
-        n = sum(int(opts.get(k, v)) for k, v in (("n_residual", 1000), ("n_initial", 256),
-                                                 ("n_boundary", 100)))
-        return (2,), torch.float32, 1, *_capped(
-            d, (n, int(opts.get("grid_x", 256)) * int(opts.get("grid_t", 100))))
+        opts = _with_defaults("convection", d.get("options", {}))
+        n = sum(int(opts[k]) for k in ("n_residual", "n_initial", "n_boundary"))
+        return DataShape((2,), torch.float32, 1,
+                         *_capped(d, (n, int(opts["grid_x"]) * int(opts["grid_t"]))))
     if d["name"] not in DATASET_SIZES:
         raise ValueError(f"estimate: no size known for dataset '{d['name']}'; add it to "
                          "phasezoo.estimate.DATASET_SIZES")
     c, h, w = IMAGE_SHAPES[d["name"]]
     c = d.get("channels") or c
     h = w = d.get("image_size") or h
-    return (c, h, w), torch.float32, CLASSES.get(d["name"], 10), *_capped(d, DATASET_SIZES[d["name"]])
+    return DataShape((c, h, w), torch.float32, CLASSES.get(d["name"], 10),
+                     *_capped(d, DATASET_SIZES[d["name"]]))
 
 
 def _capped(d: dict, sizes: tuple[int, int]) -> tuple[int, int]:
+    """The sizes after the config's ``train_size``/``test_size`` caps (as ``cell_split``)."""
     return (min(sizes[0], d.get("train_size") or sizes[0]),
             min(sizes[1], d.get("test_size") or sizes[1]))
+
+
+def _with_defaults(name: str, options: dict) -> dict:
+    """A generated or text dataset's options over the defaults of its registered function, so
+    the estimate reads the same defaults as the dataset (not a copy of them)."""
+    import inspect
+
+    from phasezoo.data.corpora import text
+    from phasezoo.data.pde import convection
+
+    fn = {"text": text, "convection": convection}[name]
+    defaults = {k: p.default for k, p in inspect.signature(fn).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+    return defaults | dict(options)
+
+
+def text_sizes(opts: dict) -> tuple[int, int, bool]:
+    """(train sequences, test sequences, exact) of a ``text`` dataset with options ``opts``.
+
+    The split is :func:`phasezoo.data.corpora.text`'s, repeated here because that function only
+    computes it after reading the corpus: ``n_seq = bytes // (seq_len + 1)``, the last
+    ``max(1, round(test_fraction · n_seq))`` sequences as test. The corpus length is exact for
+    the offline sources (the pydoc topics, local files: read here); a hub corpus is streamed
+    only when the zoo trains, so it is taken as ``max_bytes`` long and the sizes are upper bounds.
+
+    Raises:
+        ValueError: if the corpus makes fewer than two sequences (as the dataset itself would).
+    """
+    n_bytes, exact = corpus_bytes(str(opts["source"]), int(opts["max_bytes"]))
+    seq = int(opts["seq_len"])
+    n_seq = n_bytes // (seq + 1)
+    n_test = max(1, round(float(opts["test_fraction"]) * n_seq))
+    if n_seq - n_test < 1:
+        raise ValueError(f"estimate: dataset 'text' ({opts['source']}): {n_bytes} bytes make "
+                         f"{n_seq} sequences of {seq + 1}; need at least 2")
+    return n_seq - n_test, n_test, exact
+
+
+def corpus_bytes(source: str, max_bytes: int) -> tuple[int, bool]:
+    """(length in bytes, exact) of a ``text`` source's corpus as the dataset would cut it."""
+    if source == "openwebtext" or source.startswith("hf:"):
+        return max_bytes, False
+    from pathlib import Path
+
+    from phasezoo.data.corpora import _corpus_bytes
+
+    try:  # offline sources: the pydoc topics or local files (the root is not used for them)
+        return len(_corpus_bytes(Path("."), source, max_bytes)), True
+    except FileNotFoundError:  # a local corpus not on this machine: max_bytes bounds it
+        return max_bytes, False
 
 
 def architecture_cost(zoo: ZooSpec, width: int) -> tuple[int, float, int, bool]:
@@ -95,12 +164,12 @@ def architecture_cost(zoo: ZooSpec, width: int) -> tuple[int, float, int, bool]:
     from phasezoo.models import create_model, model_kwargs
     from phasezoo.stacked import unsupported_modules
 
-    shape, dtype, outputs, _, _ = data_shape(zoo)
+    data = data_shape(zoo)
     hp = {"depth": zoo.raw["model"]["depth"], "model_options": zoo.raw["model"].get("options", {})}
     with torch.device("meta"):
-        model = create_model(zoo.raw["model"]["name"], width=width, input_shape=shape,
-                             num_classes=outputs, **model_kwargs(zoo.raw["model"]["name"], hp))
-        x = torch.zeros(1, *shape, dtype=dtype)
+        model = create_model(zoo.raw["model"]["name"], width=width, input_shape=data.input_shape,
+                             num_classes=data.outputs, **model_kwargs(zoo.raw["model"]["name"], hp))
+        x = torch.zeros(1, *data.input_shape, dtype=data.dtype)
         with FlopCounterMode(display=False) as counter:
             model(x)
     leaves = sum(1 for m in model.modules() if not list(m.children()))
@@ -112,7 +181,10 @@ def architecture_cost(zoo: ZooSpec, width: int) -> tuple[int, float, int, bool]:
 
 def estimate(zoo: ZooSpec) -> ZooCost:
     """Size and cost-model GPU hours of every model of ``zoo`` (train + measure stages)."""
-    _, _, _, n_train, n_test = data_shape(zoo)
+    from phasezoo.landscape.pairs import seed_pairs
+
+    data = data_shape(zoo)
+    n_train, n_test = data.n_train, data.n_test
     widths = ([int(v) for v in zoo.load.values] if zoo.load.name == "width"
               else [int(zoo.raw["model"]["width"])])
     arch = {w: architecture_cost(zoo, w) for w in widths}
@@ -134,7 +206,7 @@ def estimate(zoo: ZooSpec) -> ZooCost:
         hessian_flops = (4 * fwd * 2 * metrics["hessian_max_iter"]
                          * metrics["hessian_batches"] * metrics["hessian_batch_size"])
         kept = len(train["keep_epochs"])
-        pairs = seeds * (seeds - 1) // 2
+        pairs = len(seed_pairs(seeds, metrics["max_pairs"]))  # the pairs the measure stage runs
         pair_flops = (TRAIN_FLOPS_FACTOR * metrics["mc_epochs"]
                       + metrics["interpolation_points"] + metrics["mc_points"]) * fwd * n
         measure = (seeds * kept * (factor * hessian_flops + fwd * (n + n_test))
@@ -147,20 +219,30 @@ def estimate(zoo: ZooSpec) -> ZooCost:
     return ZooCost(zoo.name, zoo.raw["model"]["name"], zoo.raw["dataset"]["name"], n_cells,
                    n_cells * seeds, n_cells * seeds * len(train["keep_epochs"]),
                    min(a[0] for a in arch.values()), max(a[0] for a in arch.values()),
-                   flops_total / 1e15, seconds / 3600, slowest / 3600, slowest_measure / 3600)
+                   flops_total / 1e15, seconds / 3600, slowest / 3600, slowest_measure / 3600,
+                   data.exact)
+
+
+UPPER_BOUND = "≤ "
+UPPER_BOUND_NOTE = ("≤: upper bound. The zoo's text corpus is streamed from the hub (or is not on "
+                    "this machine) when the zoo trains, so it is taken as `max_bytes` long.")
 
 
 def markdown(costs: list[ZooCost]) -> str:
-    """The README's catalogue table."""
+    """The README's catalogue table; figures that rest on an assumed data size are marked ≤ and
+    explained under the table."""
     lines = ["| zoo | model | data | cells | models | checkpoints | parameters | train PFLOP "
              "| GPU-hours (est.) | slowest cell (GPU-h, est.) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for c in costs:
         params = (_human(c.min_parameters) if c.min_parameters == c.max_parameters
                   else f"{_human(c.min_parameters)}–{_human(c.max_parameters)}")
+        bound = "" if c.exact_data else UPPER_BOUND
         lines.append(f"| {c.zoo} | {c.model} | {c.dataset} | {c.cells} | {c.models} | "
-                     f"{c.checkpoints} | {params} | {_num(c.train_pflop)} | {_num(c.gpu_hours)} | "
-                     f"{_num(c.slowest_cell_hours)} |")
+                     f"{c.checkpoints} | {params} | {bound}{_num(c.train_pflop)} | "
+                     f"{bound}{_num(c.gpu_hours)} | {bound}{_num(c.slowest_cell_hours)} |")
+    if not all(c.exact_data for c in costs):
+        lines += ["", UPPER_BOUND_NOTE]
     return "\n".join(lines)
 
 
@@ -169,7 +251,13 @@ def _num(x: float) -> str:
 
 
 def _human(n: int) -> str:
-    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if n >= size:
-            return f"{n / size:.3g}{unit}"
-    return str(n)
+    """``n`` to 3 significant digits with a k/M/G suffix. The unit is chosen after rounding, so
+    999,600 is ``1M``, not ``1e+03k``."""
+    if n < 1000:
+        return str(n)
+    for unit, size in (("k", 1e3), ("M", 1e6)):
+        rounded = float(f"{n / size:.3g}")
+        if rounded < 1000:
+            return f"{rounded:g}{unit}"
+    rounded = float(f"{n / 1e9:.3g}")
+    return f"{rounded:g}G" if rounded < 1000 else f"{n / 1e9:,.0f}G"

@@ -14,6 +14,9 @@ thing in every zoo and differs only where the modality forces it:
 
 The phases label "high train loss" and mode connectivity on the error (%), so the thresholds in
 a zoo's ``phases`` section are read on that scale.
+
+A model whose loss is not finite on a split has no score there either: ``evaluate`` returns NaN
+for both (argmax over NaN outputs would otherwise pass a diverged model off as chance-level).
 """
 
 from __future__ import annotations
@@ -83,6 +86,18 @@ def _finite_or_nan(x: float) -> float:
     return x if math.isfinite(x) else float("nan")
 
 
+def _loss_and_score(loss: float, score: float) -> tuple[float, float]:
+    """``(loss, score)`` with both NaN when the loss is not finite.
+
+    A model with NaN outputs still gets a score from argmax (index 0 of a NaN row: chance
+    accuracy), and a diverged model must not pass for a chance-level one downstream (fine-tuning
+    means, studies, mode-connectivity paths): its score is as undefined as its loss.
+    """
+    if not math.isfinite(loss):
+        return math.nan, math.nan
+    return loss, _finite_or_nan(score)
+
+
 class Task:
     """Cross-entropy on the model's outputs: classification (labels ``(N,)``) or causal language
     modelling (next tokens ``(N, T)``, logits ``(N, T, V)``: every position is a sample)."""
@@ -105,7 +120,7 @@ class Task:
     @torch.no_grad()
     def evaluate(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                  batch_size: int) -> tuple[float, float]:
-        """Mean loss and score over ``(x, y)`` (NaN loss if non-finite)."""
+        """Mean loss and score over ``(x, y)``; both NaN if the loss is not finite."""
         loss_sum, correct, count = 0.0, 0, 0
         for s in range(0, len(x), batch_size):
             logits = model(x[s:s + batch_size])
@@ -114,7 +129,7 @@ class Task:
             loss_sum += F.cross_entropy(logits, target, reduction="sum").item()
             correct += (logits.argmax(dim=1) == target).sum().item()
             count += len(target)
-        return _finite_or_nan(loss_sum / count), correct / count
+        return _loss_and_score(loss_sum / count, correct / count)
 
     @torch.no_grad()
     def representation(self, model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
@@ -170,7 +185,8 @@ class ConvectionTask(Task):
 
     def evaluate(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                  batch_size: int) -> tuple[float, float]:
-        """PINN loss over the split's points and the relative L2 error there."""
+        """PINN loss over the split's points and the relative L2 error there (both NaN if the
+        loss is not finite)."""
         sums, counts, err, ref = [0.0] * 3, [0] * 3, 0.0, 0.0
         with torch.enable_grad():
             for s in range(0, len(x), batch_size):
@@ -180,7 +196,7 @@ class ConvectionTask(Task):
                 counts = [a + b for a, b in zip(counts, b_counts, strict=True)]
                 err, ref = err + float(b_err), ref + float(b_ref)
         loss = sum(s / c for s, c in zip(sums, counts, strict=True) if c)
-        return _finite_or_nan(loss), _finite_or_nan(math.sqrt(err / ref)) if ref > 0 else math.nan
+        return _loss_and_score(loss, math.sqrt(err / ref) if ref > 0 else math.nan)
 
     @torch.no_grad()
     def representation(self, model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:

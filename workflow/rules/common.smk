@@ -57,10 +57,45 @@ def zoo_config(stage, name=None):
         # Only the keys the CLI reads: a workflow-level switch (transfer_benchmark) must not
         # change every rule's params and so retrain every zoo.
         raw = {k: CFG.raw[k] for k in ("results_dir", "zoos_dir", "data_root", "device")}
-        raw["zoos"] = {zoo_name: {k: v for k, v in zoo.items() if k in keep}}
+        section = {k: v for k, v in zoo.items() if k in keep}
+        cells = _job_cells(zoo_name, wildcards)
+        if cells:
+            section = _own_axes(section, cells)
+        raw["zoos"] = {zoo_name: section}
         return shlex.quote(json.dumps(raw, sort_keys=True))
 
     return config_arg
+
+
+def _job_cells(zoo_name, wildcards):
+    """The cells a per-cell (``cell`` wildcard) or learning-rate group (``group``) job covers;
+    empty for a per-zoo job."""
+    zoo = CFG.zoo(zoo_name)
+    if "cell" in wildcards.keys():
+        return [zoo.cell_by_id(wildcards.cell)]
+    if "group" in wildcards.keys():
+        return [c for g in train_groups(zoo) for c in g if load_part(c) == wildcards.group]
+    return []
+
+
+def _own_axes(section, cells):
+    """The zoo's section with its axes cut to the values of ``cells``: a job's params then change
+    only when its own cells do, so adding a width or a batch size to a zoo trains and measures
+    the new cells without retraining the finished ones."""
+    out = dict(section)
+    for axis, part in (("temperature", 0), ("load", 1)):
+        values = list(dict.fromkeys((c.temperature, c.load)[part][1] for c in cells))
+        out[axis] = {**section[axis], "values": values}
+    return out
+
+
+def fetch_args(wildcards):
+    """The fetch CLI's arguments: the zoo's dataset, its options and the data root, and nothing
+    else, so that the fetch job (and so every train job after it) reruns only when the data do."""
+    data = CFG.raw["zoos"][wildcards.zoo]["dataset"]
+    return (f"--dataset {shlex.quote(data['name'])} --options "
+            f"{shlex.quote(json.dumps(data['options'], sort_keys=True))} "
+            f"--data-root {shlex.quote(str(CFG.data_root))}")
 
 
 def cell_ids(zoo):

@@ -1,5 +1,7 @@
 rule train:
     """Train all seeds of one cell as a population (resumes from <out>.partial if killed)."""
+    input:
+        data=f"{RESULTS}/{{zoo}}/data.json",
     output:
         weights=f"{RESULTS}/{{zoo}}/{{cell}}/train.h5",
     log:
@@ -32,6 +34,8 @@ for _zoo, _rates in LR_GROUPED.items():
     rule:
         name:
             f"train_rates_{_zoo.replace('-', '_')}"
+        input:
+            data=f"{RESULTS}/{_zoo}/data.json",
         output:
             [f"{RESULTS}/{_zoo}/{rate}_{{group}}/train.h5" for rate in _rates],
         log:

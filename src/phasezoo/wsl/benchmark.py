@@ -9,7 +9,6 @@ shuffles, validation cells, estimator seeds); scores are reported as mean and st
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from itertools import product
@@ -21,6 +20,7 @@ import pandas as pd
 from scipy.stats import kendalltau
 
 from phasezoo.wsl.features import EXTRACTORS
+from phasezoo.wsl.report import write_report_files
 from phasezoo.wsl.splits import (Split, leave_phase_out, random_split, scale_transfer,
                                  zoo_transfer)
 from phasezoo.wsl.table import ZooTable
@@ -152,7 +152,8 @@ def _subtable(table: ZooTable, rows: np.ndarray) -> ZooTable:
                     None if table.weights is None else [table.weights[i] for i in rows],
                     [table.layouts[i] for i in rows],
                     {k: [v[i] for i in rows] for k, v in table.layer_columns.items()},
-                    {p: v[rows] for p, v in table.statistics.items()}, table.note)
+                    {p: v[rows] for p, v in table.statistics.items()}, table.note,
+                    table.statistics_error)
 
 
 def architecture_subsets(table: ZooTable) -> list[tuple[str, ZooTable]]:
@@ -339,11 +340,6 @@ def plot(result: dict[str, Any], out: str | Path) -> Path:
 
 
 def write_report(result: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
-    """``benchmark.json``, ``benchmark.md`` and ``benchmark.png`` in ``out_dir``."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    js, md = out / "benchmark.json", out / "benchmark.md"
-    js.write_text(json.dumps(result, indent=1, default=float))
-    md.write_text(markdown(result))
-    plot(result, out / "benchmark.png")
-    return js, md
+    """``benchmark.json``, ``benchmark.md`` and ``benchmark.png`` in ``out_dir``, each renamed
+    into place and the JSON last (:mod:`phasezoo.wsl.report`); returns (json, md)."""
+    return write_report_files(out_dir, "benchmark", result, markdown(result), plot)

@@ -43,18 +43,34 @@ def layer_statistics(table: ZooTable, target: str = "",
 
     Raises:
         ValueError: if the rows do not all have the same number of trainable tensors (zoos of
-            different architectures cannot share these features).
+            different architectures cannot share these features), or a streamed table has
+            neither the statistics nor the weights (the message says why).
     """
     if tuple(percentiles) in table.statistics:
         return table.statistics[tuple(percentiles)]
+    if table.statistics_error:
+        raise ValueError(table.statistics_error)
     if table.weights is None:
         raise ValueError(f"layer statistics: no weights and no streamed statistics ({table.note})")
-    rows = [row_statistics(w, layout, percentiles)
-            for w, layout in zip(table.weights, table.layouts, strict=True)]
-    if len({len(r) for r in rows}) > 1:
-        raise ValueError("layer statistics: the zoo mixes architectures with different numbers "
-                         "of trainable tensors")
-    return np.asarray(rows)
+    return stack_statistics([row_statistics(w, layout, percentiles)
+                             for w, layout in zip(table.weights, table.layouts, strict=True)],
+                            percentiles)
+
+
+def stack_statistics(rows: list[list[float]], percentiles: tuple[float, ...]) -> np.ndarray:
+    """The rows of :func:`row_statistics` as one matrix.
+
+    Raises:
+        ValueError: if the rows come from architectures with different numbers of trainable
+            tensors (the message lists the counts), as a zoo with a depth axis would.
+    """
+    lengths = {len(r) for r in rows}
+    if len(lengths) > 1:
+        per_tensor = len(percentiles) + 2
+        counts = sorted(n // per_tensor for n in lengths)
+        raise ValueError(f"layer statistics: the zoo mixes architectures (trainable tensors per "
+                         f"model: {counts}); per-layer features need one layer count")
+    return np.asarray(rows, dtype=np.float64)
 
 
 def row_statistics(w: np.ndarray, layout: dict, percentiles: tuple[float, ...]) -> list[float]:

