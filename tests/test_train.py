@@ -165,6 +165,7 @@ def test_learning_rate_cells_train_as_one_population_like_each_alone(tmp_path, m
     assert (grouped[2].diverged_epoch == solo[2].diverged_epoch).all()
     assert (grouped[2].diverged_epoch >= 1).all()  # lr 1e4 diverges, alone or in the group
     assert not any(partial_path(o).exists() for o in outs)
+    assert not train_mod.group_partial_path(cells, outs).exists()
 
 
 def test_killed_group_resumes_and_a_new_rate_catches_up(tmp_path, monkeypatch):
@@ -183,7 +184,10 @@ def test_killed_group_resumes_and_a_new_rate_catches_up(tmp_path, monkeypatch):
     with pytest.raises(Killed):  # the first two rates only: the third is "added" afterwards
         train_mod.train_cells(cells[:2], outs[:2], CPU, cfg.data_root, progress=False)
     monkeypatch.setattr(StackedModel, "sgd_step", real_step)
-    with h5py.File(partial_path(outs[0])) as f:
+    part = train_mod.group_partial_path(cells[:2], outs[:2])
+    assert part == tmp_path / ".train-rates-width-4.partial"
+    assert part == train_mod.group_partial_path(cells, outs)  # one file whatever the rates
+    with h5py.File(part) as f:
         assert sorted(f) == sorted(c.id for c in cells[:2])
         assert all(int(f[c.id].attrs["epochs_done"]) == 1 for c in cells[:2])
     stacks = []
@@ -198,10 +202,24 @@ def test_killed_group_resumes_and_a_new_rate_catches_up(tmp_path, monkeypatch):
                                    read_population(alone).kept_weights, rtol=0, atol=1e-5)
 
 
+def test_a_cell_named_twice_is_refused(tmp_path):
+    cfg, cells = _lr_cells(tmp_path, [0.02, 0.05])
+    with pytest.raises(ValueError, match="named twice"):
+        train_mod.train_cells([cells[0], cells[0]], [tmp_path / "a.h5", tmp_path / "b.h5"], CPU,
+                              cfg.data_root)
+
+
 def test_cells_that_differ_in_more_than_the_rate_are_refused(tmp_path):
-    cfg = load_config(tiny_config(tmp_path))
-    raw = tiny_config(tmp_path)
+    raw = tiny_config(tmp_path, batch_size=256)
+    raw["zoos"]["tiny"]["temperature"] = {"name": "lr", "values": [0.05]}
     raw["zoos"]["tiny"]["load"] = {"name": "width", "values": [4, 8]}
-    cells = load_config(raw).zoo("tiny").cells()
+    cfg = load_config(raw)
+    cells = cfg.zoo("tiny").cells()
+    outs = [tmp_path / "a.h5", tmp_path / "b.h5"]
     with pytest.raises(ValueError, match="differ in more than the learning rate"):
-        train_mod.train_cells(cells, [tmp_path / "a.h5", tmp_path / "b.h5"], CPU, cfg.data_root)
+        train_mod.train_cells(cells, outs, CPU, cfg.data_root)
+    raw = tiny_config(tmp_path)
+    raw["zoos"]["tiny"]["temperature"] = {"name": "batch_size", "values": [64, 256]}
+    cells = load_config(raw).zoo("tiny").cells()
+    with pytest.raises(ValueError, match="only cells of a learning-rate axis"):
+        train_mod.train_cells(cells, outs, CPU, cfg.data_root)

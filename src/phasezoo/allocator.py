@@ -7,7 +7,6 @@ Kept free of torch so that ``phasezoo``'s command line can apply it before anyth
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's mallopt parameter numbers (malloc.h)
 
@@ -24,13 +23,15 @@ def reuse_freed_memory() -> bool:
     all blocks from the heap and a large ``M_TRIM_THRESHOLD`` keeps freed heap for the next
     step, which is what PyTorch's CPU tuning guide gets from jemalloc or tcmalloc, without a
     preloaded library. The cost: the process keeps its peak memory until it exits, so it is
-    applied by the ``phasezoo`` command (one process per job), not on import.
+    applied by the ``train`` and ``measure`` commands (one process per job), not on import.
+    Under an ``LD_PRELOAD``-ed jemalloc or tcmalloc glibc still accepts the call, which then
+    changes nothing (those allocators already reuse freed memory).
 
     Returns:
         True if glibc accepted both settings; False (nothing changed) with another C library.
     """
     try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
+        mallopt = ctypes.CDLL(None).mallopt  # the C library the process already uses
     except (OSError, AttributeError, TypeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int

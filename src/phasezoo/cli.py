@@ -102,6 +102,7 @@ def cmd_train(a: argparse.Namespace) -> None:
     from phasezoo.runtime import resolve_device
     from phasezoo.train import train_cells
 
+    reuse_freed_memory()  # a job is its own process: keep freed blocks for the next step
     cfg = load_config(a.config)
     cells = [cfg.zoo(a.zoo).cell_by_id(c) for c in a.cell]
     if a.out and len(a.out) != len(cells):
@@ -117,6 +118,7 @@ def _cell_inputs(a: argparse.Namespace):
     from phasezoo.data import cell_split
     from phasezoo.runtime import resolve_device
 
+    reuse_freed_memory()  # a job is its own process: keep freed blocks for the next step
     cfg = load_config(a.config)
     zoo = cfg.zoo(a.zoo)
     cell = zoo.cell_by_id(a.cell)
@@ -306,7 +308,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; errors are one line on stderr and a non-zero exit code."""
     args = build_parser().parse_args(argv)
-    reuse_freed_memory()  # a job is its own process: keep freed blocks for the next step
     if getattr(args, "threads", 0):
         import torch
 

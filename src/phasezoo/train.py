@@ -278,8 +278,19 @@ def _set_momentum(m: Member, flat: np.ndarray) -> None:
 
 
 def partial_path(out: Path) -> Path:
-    """Where an unfinished population's state lives next to its (first) final output."""
+    """Where an unfinished population's state lives next to its final output."""
     return out.with_name(out.name + ".partial")
+
+
+def group_partial_path(cells: list[Cell], outs: list[Path]) -> Path:
+    """Where an unfinished learning-rate group's state lives: one cell's ``partial_path``, else
+    ``.train-rates-<load>.partial`` in the outputs' common folder (``results/<zoo>/``), named by
+    what the group shares, not by one of its cells: a rate added in front still finds it, and
+    training one of its cells alone never overwrites it."""
+    if len(cells) == 1:
+        return partial_path(outs[0])
+    load = cells[0].id.split("_", 1)[1]  # the cells differ only in "lr-<value>_"
+    return Path(os.path.commonpath([o.parent for o in outs])) / f".train-rates-{load}.partial"
 
 
 def save_partial(states: list[PopulationState], path: Path) -> None:
@@ -318,6 +329,11 @@ def lr_group(cells: list[Cell]) -> dict:
     def rest(c: Cell) -> tuple:
         return c.zoo, c.seeds, {k: v for k, v in c.hparams.items() if k != "lr"}
 
+    ids = [c.id for c in cells]
+    if len(set(ids)) < len(ids):
+        raise ValueError(f"cells {ids}: a cell is named twice")
+    if len(cells) > 1 and cells[0].temperature[0] != "lr":
+        raise ValueError(f"cells {ids}: only cells of a learning-rate axis train as one population")
     for c in cells[1:]:
         if rest(c) != rest(cells[0]):
             raise ValueError(f"cells {cells[0].id} and {c.id} differ in more than the learning "
@@ -340,8 +356,9 @@ def train_cells(cells: list[Cell], outs: list[str | Path], device: torch.device,
     member at its cell's rate: one job, one process start-up and one step for all of them.
     Each member still sees exactly what training its own cell alone would give it (its seed's
     initialisation and data order, its rate), up to float rounding. A group's partial state is
-    one file next to the first output; a cell that has no state there (e.g. a rate added to the
-    config) trains on its own until it catches up with the others, then joins the stack.
+    one file (:func:`group_partial_path`); a cell that has no state there (a rate added to the
+    config while the group was unfinished) trains on its own until it catches up with the others,
+    then joins the stack.
     """
     hp = lr_group(cells)
     outs = [Path(o) for o in outs]
@@ -350,7 +367,7 @@ def train_cells(cells: list[Cell], outs: list[str | Path], device: torch.device,
     split = cell_split(hp, data_root, device)
     states = [PopulationState(c, [build_member(c, s, split, device) for s in c.seeds],
                               architecture(c, split), split.info) for c in cells]
-    part = partial_path(outs[0])
+    part = group_partial_path(cells, outs)
     resume(states, part)
     for st in states:
         if st.epochs_done < 0:

@@ -1,4 +1,5 @@
 # Config validation, targets and input functions shared by all rules.
+import hashlib
 import json
 import re
 import shlex
@@ -32,6 +33,7 @@ wildcard_constraints:
     zoo="[a-z0-9][a-z0-9-]*",
     source="[a-z0-9][a-z0-9-]*",
     cell="[^/]+",
+    dataset="[a-z0-9][a-z0-9.-]*",
 
 
 # The config sections each stage reads. A rule's params hold only these, so that changing, say,
@@ -74,7 +76,10 @@ def _job_cells(zoo_name, wildcards):
     if "cell" in wildcards.keys():
         return [zoo.cell_by_id(wildcards.cell)]
     if "group" in wildcards.keys():
-        return [c for g in train_groups(zoo) for c in g if load_part(c) == wildcards.group]
+        cells = [c for g in train_groups(zoo) for c in g if load_part(c) == wildcards.group]
+        if not cells:
+            raise WorkflowError(f"zoo {zoo_name}: no learning-rate group '{wildcards.group}'")
+        return cells
     return []
 
 
@@ -89,12 +94,32 @@ def _own_axes(section, cells):
     return out
 
 
+def _dataset_key(zoo):
+    """One fetch per distinct (dataset, options): ``cifar10`` or ``text-<hash of options>``."""
+    data = CFG.raw["zoos"][zoo]["dataset"]
+    if not data["options"]:
+        return data["name"]
+    blob = json.dumps(data["options"], sort_keys=True).encode()
+    return f"{data['name']}-{hashlib.sha256(blob).hexdigest()[:10]}"
+
+
+# {dataset key: (name, options)} of every configured zoo's data: zoos that share a dataset share
+# its fetch job, so two of them never download the same files at the same time.
+DATASETS = {_dataset_key(z): (CFG.raw["zoos"][z]["dataset"]["name"],
+                              CFG.raw["zoos"][z]["dataset"]["options"]) for z in CFG.zoos}
+
+
+def fetched(zoo):
+    """The record the zoo's fetch job writes (an input of its train jobs)."""
+    return f"{RESULTS}/.fetched/{_dataset_key(zoo)}.json"
+
+
 def fetch_args(wildcards):
-    """The fetch CLI's arguments: the zoo's dataset, its options and the data root, and nothing
-    else, so that the fetch job (and so every train job after it) reruns only when the data do."""
-    data = CFG.raw["zoos"][wildcards.zoo]["dataset"]
-    return (f"--dataset {shlex.quote(data['name'])} --options "
-            f"{shlex.quote(json.dumps(data['options'], sort_keys=True))} "
+    """The fetch CLI's arguments: the dataset, its options and the data root, and nothing else,
+    so that the fetch job (and so every train job after it) reruns only when the data do."""
+    name, options = DATASETS[wildcards.dataset]
+    return (f"--dataset {shlex.quote(name)} --options "
+            f"{shlex.quote(json.dumps(options, sort_keys=True))} "
             f"--data-root {shlex.quote(str(CFG.data_root))}")
 
 
@@ -115,10 +140,10 @@ def _zoo_resources(zoo):
 
 def stage_resource(stage, key, name=None, cells=1):
     """Resource callable: the zoo's (``name``, else the ``zoo`` wildcard) ``resources.<key>.<stage>``
-    (mem_mb, runtime in minutes); a job training ``cells`` cells at once gets that many times
-    the runtime (an upper bound: stacked, they take less)."""
-    factor = cells if key == "runtime" else 1
-    return lambda wildcards: factor * _zoo_resources(name or wildcards.zoo)[key][stage]
+    (mem_mb, runtime in minutes); a job training ``cells`` cells at once as one stack gets that
+    many times both (upper bounds: the stack holds every cell's members and activations, and
+    takes less time than the cells one after another)."""
+    return lambda wildcards: cells * _zoo_resources(name or wildcards.zoo)[key][stage]
 
 
 def zoo_gpus(wildcards, name=None):
@@ -127,7 +152,7 @@ def zoo_gpus(wildcards, name=None):
 
 
 # Zoos whose train jobs each cover all learning rates of one load value (phasezoo.jobs):
-# {zoo: (temperature parts of the cell ids, e.g. "lr-0.01", number of groups)}.
+# {zoo: the temperature halves of its cell ids, e.g. ["lr-0.01", "lr-0.1"]}.
 LR_GROUPED = {}
 for _zoo in CFG.zoos:
     _groups = train_groups(CFG.zoo(_zoo))

@@ -3,7 +3,9 @@ rule measure:
     per-checkpoint metrics (loss/accuracy, norms, Hessian, HT-SR) and seed-pair comparisons at the
     landscape epoch (mode connectivity, linear barrier, CKA). Both read the `metrics` section."""
     input:
-        weights=rules.train.output.weights,
+        # A path, not rules.train.output: a learning-rate zoo's train.h5 comes from its
+        # train_rates_<zoo> rule instead.
+        weights=f"{RESULTS}/{{zoo}}/{{cell}}/train.h5",
     output:
         metrics=f"{RESULTS}/{{zoo}}/{{cell}}/metrics.parquet",
         pairs=f"{RESULTS}/{{zoo}}/{{cell}}/pairs.parquet",

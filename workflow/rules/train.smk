@@ -1,7 +1,7 @@
 rule train:
     """Train all seeds of one cell as a population (resumes from <out>.partial if killed)."""
     input:
-        data=f"{RESULTS}/{{zoo}}/data.json",
+        data=lambda wildcards: fetched(wildcards.zoo),
     output:
         weights=f"{RESULTS}/{{zoo}}/{{cell}}/train.h5",
     log:
@@ -35,11 +35,13 @@ for _zoo, _rates in LR_GROUPED.items():
         name:
             f"train_rates_{_zoo.replace('-', '_')}"
         input:
-            data=f"{RESULTS}/{_zoo}/data.json",
+            data=fetched(_zoo),
         output:
             [f"{RESULTS}/{_zoo}/{rate}_{{group}}/train.h5" for rate in _rates],
         log:
             f"logs/{_zoo}/{{group}}/train-rates.log",
+        wildcard_constraints:
+            group="[^/]+",
         params:
             cfg=zoo_config("train", _zoo),
             zoo=_zoo,
@@ -48,7 +50,7 @@ for _zoo, _rates in LR_GROUPED.items():
             "../../envs/phasezoo.yaml"
         threads: 1
         resources:
-            mem_mb=stage_resource("train", "mem_mb", _zoo),
+            mem_mb=stage_resource("train", "mem_mb", _zoo, cells=len(_rates)),
             runtime=stage_resource("train", "runtime", _zoo, cells=len(_rates)),
             gpu=lambda wildcards, zoo=_zoo: zoo_gpus(wildcards, zoo),
         group:
