@@ -57,8 +57,11 @@ def test_snakemake_dag_publishes_a_loadable_zoo(tmp_path):
     # Run again: nothing to do (every output is complete and up to date).
     dry = subprocess.run(cmd + ["-n"], cwd=REPO, env=_env(), capture_output=True, text=True)
     assert "Nothing to be done" in dry.stdout + dry.stderr
-    # A width added to the grid: only its two new cells train and are measured.
+    # A width added to the grid (and the description and an axis's plot spacing changed): only
+    # the two new cells train and are measured.
     raw["zoos"]["tiny"]["load"]["values"].append(32)
+    raw["zoos"]["tiny"]["load"]["log2"] = False
+    raw["zoos"]["tiny"]["description"] = "a changed description"
     config.write_text(yaml.safe_dump(raw))
     dry = subprocess.run([c for c in cmd if c != "--quiet"] + ["-n"], cwd=REPO, env=_env(),
                          capture_output=True, text=True)

@@ -39,7 +39,7 @@ wildcard_constraints:
 # The config sections each stage reads. A rule's params hold only these, so that changing, say,
 # a phase threshold re-runs the phases and publish jobs but never retrains a zoo.
 STAGE_SECTIONS = {
-    "train": ("description", "dataset", "model", "temperature", "load", "seeds", "train"),
+    "train": ("dataset", "model", "temperature", "load", "seeds", "train"),
     "metrics": ("dataset", "model", "temperature", "load", "seeds", "train", "metrics"),
     "phases": ("dataset", "temperature", "load", "seeds", "train", "metrics", "phases"),
     "publish": ("description", "dataset", "model", "temperature", "load", "seeds", "train",
@@ -90,7 +90,8 @@ def _own_axes(section, cells):
     out = dict(section)
     for axis, part in (("temperature", 0), ("load", 1)):
         values = list(dict.fromkeys((c.temperature, c.load)[part][1] for c in cells))
-        out[axis] = {**section[axis], "values": values}
+        # log2 only tells plots and benchmarks how to space the axis: not a per-cell job's concern
+        out[axis] = {k: v for k, v in section[axis].items() if k != "log2"} | {"values": values}
     return out
 
 
