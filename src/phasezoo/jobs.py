@@ -27,7 +27,9 @@ def train_groups(zoo: ZooSpec) -> list[list[Cell]]:
     only in their rate, so their members (seeds × rates) stack into one population, each member
     at its own rate (:func:`phasezoo.train.train_cells`): one job and one process start-up per
     load value, and K = seeds × rates members per step. Otherwise (batch size as temperature, a
-    task without a stacked form, ``train.vectorize: false``) every cell is its own job.
+    task without a stacked form, ``train.vectorize: false``) every cell is its own job. Decided
+    from the config alone (the DAG is laid out without torch): a model with a layer that has no
+    stacked form (dropout p > 0) is still grouped, and its job trains the members one by one.
     """
     cells = zoo.cells()
     if not stacks_learning_rates(zoo):
