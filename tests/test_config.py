@@ -155,8 +155,8 @@ def test_registries_known_without_torch_match_the_live_ones():
     """The dataset/model names and options read from the source are exactly what
     create_dataset / create_model accept, and the constants agree with the code they mirror."""
     from phasezoo import data, models
-    from phasezoo.config import (DEPTH_MODELS, NON_IMAGE_DATASETS, REGISTRIES,
-                                 _source_registry)
+    from phasezoo.config import DEPTH_MODELS, NON_IMAGE_DATASETS
+    from phasezoo.registries import REGISTRIES, _source_registry
 
     for kind, registry in (("dataset", data._DATASETS), ("model", models._MODELS)):
         skip = REGISTRIES[kind][-1]

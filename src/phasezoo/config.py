@@ -5,22 +5,16 @@ The JSON Schema ``config.schema.yaml`` (shipped inside the package and linked fr
 and the CLI both call :func:`load_config`, so a bad config fails the same way everywhere: one
 ``ConfigError`` line naming the key, before anything runs.
 
-Some checks need the dataset and model registries (names, options). Those live in modules that
-import torch, which validating a config must not pay for (``phasezoo validate``, every Snakemake
-parse), so the registered names and their keyword arguments are read from the package's source
-with :mod:`ast` (see :func:`registered`), i.e. from the same decorated signatures that
-``create_dataset`` and ``create_model`` check with :func:`inspect.signature`.
+Checks that need the dataset and model registries (names, options) read them through
+:mod:`phasezoo.registries`, without importing torch.
 """
 
 from __future__ import annotations
 
-import ast
 import copy
 import functools
 import hashlib
-import inspect
 import json
-import sys
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -28,6 +22,8 @@ from typing import Any, Iterator
 
 import jsonschema
 import yaml
+
+from phasezoo.registries import registered, unknown_options
 
 SCHEMA_FILE = "config.schema.yaml"
 INTEGER_AXES = {"batch_size", "width"}
@@ -39,13 +35,6 @@ NON_IMAGE_DATASETS = {"convection", "text"}
 DEPTH_MODELS = {"mlp", "pinn-mlp"}
 # Where each registry's decorated functions live, the decorator, and the keyword arguments the
 # factory fills itself (not options): as in phasezoo.data.create_dataset / models.create_model.
-REGISTRIES = {
-    "dataset": ("phasezoo.data", "_DATASETS", "data", "register_dataset", ("root",)),
-    "model": ("phasezoo.models", "_MODELS", "models.py", "register_model",
-              ("width", "input_shape", "num_classes")),
-}
-
-
 class ConfigError(ValueError):
     """A config that does not validate; the message names the offending key."""
 
@@ -370,12 +359,11 @@ def _check_metrics(where: str, zoo: dict[str, Any]) -> None:
 
 def _check_options(key: str, options: dict[str, Any], kind: str, name: str,
                    valid: tuple[str, ...]) -> None:
-    """Options must be keyword arguments of the registered function (same rule and wording as
+    """Options must be keyword arguments of the registered function (the rule and wording of
     ``create_dataset`` / ``create_model``, prefixed with the key path)."""
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        raise ConfigError(f"{key}: {unknown} not options of {kind} '{name}'; its options are "
-                          f"{list(valid)}")
+    problem = unknown_options(kind, name, options, valid)
+    if problem:
+        raise ConfigError(f"{key}: {problem}")
 
 
 @functools.cache
@@ -386,49 +374,6 @@ def _default_depth() -> int:
 
 def _unknown(kind: str, name: str) -> str:
     return f"unknown {kind} '{name}'; registered {kind}s: {sorted(registered(kind))}"
-
-
-def registered(kind: str) -> dict[str, tuple[str, ...]]:
-    """Registered ``kind`` ("dataset" or "model") names and their options, without torch.
-
-    Read from the package source (:func:`_source_registry`), plus whatever the live registry
-    holds if its module is already imported (something registered at run time, in-process).
-    """
-    module_name, attr, *_, skip = REGISTRIES[kind]
-    found = dict(_source_registry(kind))
-    live = getattr(sys.modules.get(module_name), attr, {})
-    for name, fn in live.items():
-        found[name] = tuple(p for p in inspect.signature(fn).parameters if p not in skip)
-    return found
-
-
-@functools.cache
-def _source_registry(kind: str) -> dict[str, tuple[str, ...]]:
-    """Functions decorated with the registry's decorator in the package source: name ('_' →
-    '-', as the decorators do) → keyword arguments, in ``inspect.signature`` order."""
-    _, _, where, decorator, skip = REGISTRIES[kind]
-    root = resources.files("phasezoo").joinpath(where)
-    files = sorted((f for f in root.iterdir() if f.name.endswith(".py")), key=lambda f: f.name) \
-        if root.is_dir() else [root]
-    found: dict[str, tuple[str, ...]] = {}
-    for f in files:
-        for node in ast.parse(f.read_text()).body:
-            if isinstance(node, ast.FunctionDef) and any(
-                    _decorator_name(d) == decorator for d in node.decorator_list):
-                a = node.args
-                params = [*a.posonlyargs, *a.args, *([a.vararg] if a.vararg else []),
-                          *a.kwonlyargs, *([a.kwarg] if a.kwarg else [])]
-                found[node.name.replace("_", "-")] = tuple(
-                    p.arg for p in params if p.arg not in skip)
-    return found
-
-
-def _decorator_name(node: ast.expr) -> str | None:
-    """``register_x``, ``register_x(...)`` or ``module.register_x`` → ``register_x``."""
-    node = node.func if isinstance(node, ast.Call) else node
-    if isinstance(node, ast.Attribute):
-        return node.attr
-    return node.id if isinstance(node, ast.Name) else None
 
 
 def _fmt(name: str, value: float) -> str:

@@ -7,12 +7,13 @@ architecture is one function decorated with :func:`register_model`.
 
 from __future__ import annotations
 
-import inspect
 import math
 from typing import Callable
 
 import torch
 from torch import nn
+
+from phasezoo.registries import options_of, unknown_options
 
 ModelFn = Callable[..., nn.Module]
 _MODELS: dict[str, ModelFn] = {}
@@ -42,12 +43,9 @@ def create_model(name: str, *, width: int, input_shape: tuple[int, ...], num_cla
     if int(width) < 1:
         raise ValueError(f"model '{name}': width must be ≥ 1, got {width}")
     fn = _MODELS[name]
-    valid = [p for p in inspect.signature(fn).parameters
-             if p not in ("width", "input_shape", "num_classes")]
-    unknown = sorted(set(kwargs) - set(valid))
-    if unknown:
-        raise ValueError(f"model.options: {unknown} not options of model '{name}'; its options "
-                         f"are {valid}")
+    problem = unknown_options("model", name, kwargs, options_of("model", fn))
+    if problem:
+        raise ValueError(f"model.options: {problem}")
     return fn(width=int(width), input_shape=tuple(input_shape), num_classes=num_classes, **kwargs)
 
 

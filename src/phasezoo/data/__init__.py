@@ -11,7 +11,6 @@ This module holds what they share: the :class:`Split`, the registry, a cell's da
 
 from __future__ import annotations
 
-import inspect
 import os
 import uuid
 from dataclasses import dataclass, field, replace
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from phasezoo.registries import options_of, unknown_options
 from phasezoo.tasks import Task
 
 DATA_FRACTION_SEED = 0  # the training subset is part of the cell (its load), not of the seed
@@ -92,11 +92,9 @@ def create_dataset(name: str, root: str | Path = "data", *, normalize: bool = Tr
     if name not in _DATASETS:
         raise ValueError(f"unknown dataset '{name}'; registered datasets: {list_datasets()}")
     fn, options = _DATASETS[name], dict(options or {})
-    valid = [p for p in inspect.signature(fn).parameters if p != "root"]
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        raise ValueError(f"dataset.options: {unknown} not options of dataset '{name}'; "
-                         f"its options are {valid}")
+    problem = unknown_options("dataset", name, options, options_of("dataset", fn))
+    if problem:
+        raise ValueError(f"dataset.options: {problem}")
     split = fn(Path(root), **options)
     split.info = {"name": name, "task": split.task.kind, **split.info,
                   **({"options": options} if options else {})}

@@ -1,0 +1,86 @@
+"""The dataset and model registries as the config sees them: names and options, without torch.
+
+The registries live in modules that import torch, which validating a config must not pay for
+(``phasezoo validate``, every Snakemake parse). So the registered names and their keyword
+arguments are read from the package's source with :mod:`ast` (:func:`registered`): the same
+decorated signatures that ``create_dataset`` and ``create_model`` check with
+:func:`inspect.signature` (:func:`options_of`). Both report unknown options the same way
+(:func:`unknown_options`).
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import inspect
+import sys
+from importlib import resources
+from typing import Any, Callable
+
+# Where each registry's decorated functions live, the decorator, and the keyword arguments the
+# factory fills itself (not options): as in phasezoo.data.create_dataset / models.create_model.
+REGISTRIES = {
+    "dataset": ("phasezoo.data", "_DATASETS", "data", "register_dataset", ("root",)),
+    "model": ("phasezoo.models", "_MODELS", "models.py", "register_model",
+              ("width", "input_shape", "num_classes")),
+}
+
+
+def options_of(kind: str, fn: Callable) -> tuple[str, ...]:
+    """The options of a registered ``kind`` function: its keyword arguments that the factory
+    does not fill itself."""
+    skip = REGISTRIES[kind][-1]
+    return tuple(p for p in inspect.signature(fn).parameters if p not in skip)
+
+
+def unknown_options(kind: str, name: str, options: dict[str, Any],
+                    valid: tuple[str, ...] | list[str]) -> str | None:
+    """What is wrong with ``options`` for ``kind`` ``name`` (None if nothing): the one wording
+    of the config check and of ``create_dataset`` / ``create_model``."""
+    unknown = sorted(set(options) - set(valid))
+    if not unknown:
+        return None
+    return f"{unknown} not options of {kind} '{name}'; its options are {list(valid)}"
+
+
+def registered(kind: str) -> dict[str, tuple[str, ...]]:
+    """Registered ``kind`` ("dataset" or "model") names and their options, without torch.
+
+    Read from the package source (:func:`_source_registry`), plus whatever the live registry
+    holds if its module is already imported (something registered at run time, in-process).
+    """
+    module_name, attr, *_ = REGISTRIES[kind]
+    found = dict(_source_registry(kind))
+    live = getattr(sys.modules.get(module_name), attr, {})
+    for name, fn in live.items():
+        found[name] = options_of(kind, fn)
+    return found
+
+
+@functools.cache
+def _source_registry(kind: str) -> dict[str, tuple[str, ...]]:
+    """Functions decorated with the registry's decorator in the package source: name ('_' →
+    '-', as the decorators do) → keyword arguments, in ``inspect.signature`` order."""
+    _, _, where, decorator, skip = REGISTRIES[kind]
+    root = resources.files("phasezoo").joinpath(where)
+    files = sorted((f for f in root.iterdir() if f.name.endswith(".py")), key=lambda f: f.name) \
+        if root.is_dir() else [root]
+    found: dict[str, tuple[str, ...]] = {}
+    for f in files:
+        for node in ast.parse(f.read_text()).body:
+            if isinstance(node, ast.FunctionDef) and any(
+                    _decorator_name(d) == decorator for d in node.decorator_list):
+                a = node.args
+                params = [*a.posonlyargs, *a.args, *([a.vararg] if a.vararg else []),
+                          *a.kwonlyargs, *([a.kwarg] if a.kwarg else [])]
+                found[node.name.replace("_", "-")] = tuple(
+                    p.arg for p in params if p.arg not in skip)
+    return found
+
+
+def _decorator_name(node: ast.expr) -> str | None:
+    """``register_x``, ``register_x(...)`` or ``module.register_x`` → ``register_x``."""
+    node = node.func if isinstance(node, ast.Call) else node
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return node.id if isinstance(node, ast.Name) else None
