@@ -158,7 +158,7 @@ class StackedModel:
                     self.momentum.mul_(momentum).add_(d)
                 d = self.momentum
             if isinstance(lr, torch.Tensor):
-                self.flat.sub_(lr * d)
+                self.flat.addcmul_(lr, d, value=-1)  # in place: no flat-sized temporary
             else:
                 self.flat.add_(d, alpha=-lr)
         return losses.detach()
