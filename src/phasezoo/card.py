@@ -8,14 +8,21 @@ builder, so everything a user needs that is not a column is written here in pros
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+import h5py
+import numpy as np
 import pandas as pd
 import yaml
 
 from phasezoo.config import ZooSpec
 
-CARD_BATCH_SIZE = 64  # rows the datasets HDF5 builder reads at a time (a shard is never read whole)
+# How many rows the datasets HDF5 builder reads at a time: as many as fit READ_BATCH_BYTES of
+# weights, at least 2 (datasets buffers 1-row batches, up to 1,000 of them, before writing) and
+# at most 1,000 (its own writer batch).
+READ_BATCH_BYTES = 256 * 2 ** 20
+MIN_READ_BATCH, MAX_READ_BATCH = 2, 1000
 COLUMN_DOCS: dict[str, str] = {
     "model_id": "`zoo/cell/seed-N`: one trained network (all its checkpoints share it)",
     "zoo": "zoo name",
@@ -76,17 +83,60 @@ COLUMN_DOCS: dict[str, str] = {
 }
 
 
-def card_header(zoo: str, files: list[str], n_rows: int) -> dict[str, Any]:
+def read_batch_size(longest_row: int) -> int:
+    """Rows per read batch of the ``datasets`` builder for rows of up to ``longest_row`` float32s.
+
+    Why derived from the row: a fixed batch of 64 rows of a 376M-value ResNet-50 is 96 GB and
+    overflows Arrow's 32-bit list offsets; 2 rows of it are 3 GB and do not.
+    """
+    fit = READ_BATCH_BYTES // max(1, 4 * longest_row)
+    return int(min(MAX_READ_BATCH, max(MIN_READ_BATCH, fit)))
+
+
+def shard_features(shard: Path) -> list[dict[str, str]]:
+    """The ``datasets`` features of a shard's columns, in the card's YAML list form.
+
+    Declared in the card (the HDF5 builder would infer them) so that ``weights`` is one
+    ``large_list`` column across shards of different widths (each shard's rows × values dataset
+    would be a fixed-size list of its own length) with 64-bit offsets: no slice or concatenation
+    of rows overflows Arrow's 2^31 values per array. Per-layer lists stay ``list``.
+    """
+    out = []
+    with h5py.File(shard, "r") as f:
+        for name, ds in f.items():
+            vlen = h5py.check_vlen_dtype(ds.dtype)
+            if vlen is str or h5py.check_string_dtype(ds.dtype):
+                out.append({"name": name, "dtype": "string"})
+            elif name == "weights":
+                out.append({"name": name, "large_list": np.dtype(ds.dtype).name})
+            elif vlen is not None:
+                out.append({"name": name, "list": np.dtype(vlen).name})
+            else:
+                out.append({"name": name, "dtype": np.dtype(ds.dtype).name})
+    return out
+
+
+def read_card_header(card: Path) -> dict[str, Any]:
+    """The YAML front matter of a card (``{}`` if it has none)."""
+    text = card.read_text(encoding="utf-8")
+    if not text.startswith("---\n"):
+        return {}
+    return yaml.safe_load(text.split("---\n", 2)[1]) or {}
+
+
+def card_header(zoo: str, files: list[str], n_rows: int, features: list[dict[str, str]],
+                batch_size: int) -> dict[str, Any]:
     """The YAML front matter that ``datasets.load_dataset`` reads.
 
     The shards are listed by name (no glob, so a stray file is never loaded) and the row count
-    is declared, so ``datasets`` itself refuses a zoo that lost rows.
+    is declared, so ``datasets`` itself refuses a zoo that lost rows. ``features`` and
+    ``batch_size`` come from :func:`shard_features` and :func:`read_batch_size`.
     """
     return {
         "configs": [{"config_name": "default", "default": True,
                      "data_files": [{"split": "train", "path": files}],
-                     "batch_size": CARD_BATCH_SIZE}],
-        "dataset_info": {"config_name": "default",
+                     "batch_size": batch_size, "features": features}],
+        "dataset_info": {"config_name": "default", "features": features,
                          # num_bytes (Arrow size) is unknown before loading; datasets checks only
                          # num_examples but ignores a split entry without num_bytes.
                          "splits": [{"name": "train", "num_examples": n_rows, "num_bytes": 0}]},
@@ -97,13 +147,16 @@ def card_header(zoo: str, files: list[str], n_rows: int) -> dict[str, Any]:
 
 
 def render_card(zoo: ZooSpec, phases: pd.DataFrame, n_rows: int, data_info: dict,
-                files: list[str]) -> str:
-    """The full card: YAML header, grid, data split, metric variants, column table, loading."""
+                files: list[str], features: list[dict[str, str]], batch_size: int,
+                note: str = "") -> str:
+    """The full card: YAML header, grid, data split, metric variants, column table, loading.
+    ``note`` (e.g. a rehearsal's warning) goes under the title."""
     temp, load = zoo.temperature, zoo.load
-    header = yaml.safe_dump(card_header(zoo.name, files, n_rows), sort_keys=False)
+    header = yaml.safe_dump(card_header(zoo.name, files, n_rows, features, batch_size),
+                            sort_keys=False)
     counts = phases["phase"].value_counts().to_dict()
     lines = [
-        f"---\n{header}---\n", f"# phasezoo zoo `{zoo.name}`\n",
+        f"---\n{header}---\n", f"# phasezoo zoo `{zoo.name}`\n", *([note, ""] if note else []),
         zoo.raw["description"] or "A phase-aware model zoo generated by phasezoo.", "",
         f"- Rows: {n_rows} (one per model × kept checkpoint); models: "
         f"{len(phases) * len(zoo.seeds)} ({len(phases)} cells × {len(zoo.seeds)} seeds)",

@@ -7,15 +7,26 @@ stages never import the trainer, they read this.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Protocol
 
 import h5py
 import numpy as np
 from torch import nn
 
 from phasezoo.weights import build_model
+
+
+class CheckpointWeights(Protocol):
+    """Indexable by ``[member, kept]`` to one flat float32 vector: an array in memory, the
+    ``kept_weights`` dataset of an open ``train.h5`` (one checkpoint read per index), or weights
+    made on demand (a rehearsal's initialisations)."""
+
+    shape: tuple[int, ...]
+
+    def __getitem__(self, key: tuple[int, int]) -> np.ndarray: ...
 
 
 @dataclass
@@ -29,7 +40,7 @@ class Population:
     seeds: np.ndarray           # (members,)
     diverged_epoch: np.ndarray  # (members,), -1 = never
     kept_epochs: np.ndarray     # (kept,)
-    kept_weights: np.ndarray    # (members, kept, values) float32
+    kept_weights: CheckpointWeights  # (members, kept, values) float32
     curves: np.ndarray          # (members, 4, epochs + 1): train/test loss/accuracy per epoch
     data_info: dict[str, Any]   # the dataset and split the population was trained on
 
@@ -59,7 +70,24 @@ def read_data_info(path: str | Path) -> dict[str, Any]:
 
 
 def read_population(path: str | Path) -> Population:
-    """Load a complete ``train.h5``.
+    """Load a complete ``train.h5``, every kept checkpoint in memory (see :func:`open_population`
+    for one checkpoint at a time).
+
+    Raises:
+        ValueError: if the file is a partial (unfinished) population.
+    """
+    with open_population(path) as pop:
+        pop.kept_weights = pop.kept_weights[:]
+        return pop
+
+
+@contextmanager
+def open_population(path: str | Path) -> Iterator[Population]:
+    """A complete ``train.h5`` whose ``kept_weights`` stay in the file while it is open.
+
+    Why: a cell of a full-size zoo holds seeds × kept epochs rows of up to 1.5 GB each (ResNet-50
+    at width 256); indexing ``kept_weights[i, k]`` reads one checkpoint, so a stage that goes
+    through them one by one needs memory for one row, not the cell.
 
     Raises:
         ValueError: if the file is a partial (unfinished) population.
@@ -68,9 +96,9 @@ def read_population(path: str | Path) -> Population:
         if not f.attrs.get("complete", False):
             raise ValueError(f"{path}: training is not complete (epochs_done="
                              f"{f.attrs.get('epochs_done')}); run the train stage again to resume")
-        return Population(
+        yield Population(
             zoo=str(f.attrs["zoo"]), cell=str(f.attrs["cell"]),
             hparams=json.loads(f.attrs["hparams"]), layout=json.loads(f.attrs["layout"]),
             seeds=f["seeds"][:], diverged_epoch=f["diverged_epoch"][:],
-            kept_epochs=f["kept_epochs"][:], kept_weights=f["kept_weights"][:],
+            kept_epochs=f["kept_epochs"][:], kept_weights=f["kept_weights"],
             curves=f["curves"][:], data_info=json.loads(f.attrs["data_info"]))

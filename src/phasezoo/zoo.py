@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import h5py
 import numpy as np
@@ -23,10 +23,10 @@ import torch
 from torch import nn
 
 from phasezoo import htsr
-from phasezoo.card import render_card
-from phasezoo.checkpoints import read_data_info, read_population
+from phasezoo.card import read_batch_size, read_card_header, render_card, shard_features
+from phasezoo.checkpoints import Population, open_population, read_data_info
 from phasezoo.config import ZooSpec
-from phasezoo.weights import build_model, num_values
+from phasezoo.weights import build_model, num_values, skeleton
 
 # Columns every shard has, with their HDF5 kind; the card documents each one (COLUMN_DOCS).
 REQUIRED_COLUMNS: dict[str, str] = {
@@ -35,7 +35,7 @@ REQUIRED_COLUMNS: dict[str, str] = {
     "load_name": "str", "load_value": "float",
     "train_loss": "float", "train_accuracy": "float", "test_loss": "float",
     "test_accuracy": "float", "diverged": "bool", "phase": "str",
-    "weights": "vlen_float32", "layout": "str",
+    "weights": "float32_rows", "layout": "str",
 }
 
 
@@ -46,19 +46,30 @@ class VerifyError(ValueError):
     """A published zoo that fails a check; the message names the file or column."""
 
 
+# Most values a row may hold: the datasets HDF5 builder turns a rows × values dataset into an Arrow
+# fixed-size list, whose size is a 32-bit integer. The catalogue's largest row has 377M.
+MAX_ROW_VALUES = 2 ** 31 - 1
+
+
 def load_model(row: Mapping[str, Any]) -> nn.Module:
-    """A working ``nn.Module`` (eval mode, CPU) from one zoo row (``weights`` + ``layout``)."""
-    layout = json.loads(row["layout"])
-    return build_model(layout, torch.as_tensor(np.asarray(row["weights"], dtype=np.float32)))
+    """A working ``nn.Module`` (eval mode, CPU) from one zoo row (``weights`` + ``layout``).
+
+    ``row["weights"]`` may be a NumPy array (``ds.with_format("numpy")``, the way to read big
+    zoos), a tensor or a list. Peak memory: that vector plus the module (two rows).
+    """
+    return build_model(json.loads(row["layout"]), row["weights"])
 
 
-def cell_table(train_h5: Path, metrics: pd.DataFrame, pairs: pd.DataFrame,
-               phase_row: Mapping[str, Any]) -> tuple[pd.DataFrame, list[np.ndarray]]:
-    """All rows of one cell's shard (without weights) and the matching flat weight vectors."""
-    pop = read_population(train_h5)
+CellSource = tuple[Population, pd.DataFrame, pd.DataFrame, Mapping[str, Any]]
+
+
+def cell_table(pop: Population, metrics: pd.DataFrame, pairs: pd.DataFrame,
+               phase_row: Mapping[str, Any]) -> tuple[pd.DataFrame, list[tuple[int, int]]]:
+    """All rows of one cell's shard (without weights) and, per row, the (member, kept index) of
+    its weights in ``pop.kept_weights``: the weights are read one row at a time when written."""
     hp = {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in pop.hparams.items()}
-    layout = json.dumps({**pop.layout, "htsr_layers": htsr.layer_names(pop.model(0, 0))})
-    rows, weights = [], []
+    layout = json.dumps({**pop.layout, "htsr_layers": htsr.layer_names(skeleton(pop.layout))})
+    rows, keys = [], []
     by_key = metrics.set_index(["seed", "epoch"])
     for i, k, epoch in pop.checkpoints():
         m = by_key.loc[(int(pop.seeds[i]), epoch)]
@@ -71,28 +82,52 @@ def cell_table(train_h5: Path, metrics: pd.DataFrame, pairs: pd.DataFrame,
                      **{f"cell_{c}": pairs[c].mean() for c in CELL_PAIR_COLUMNS},
                      "phase": phase_row["phase"], "phase_margin": float(phase_row["margin"]),
                      "phase_margin_rule": phase_row["margin_rule"], "layout": layout})
-        weights.append(pop.kept_weights[i, k])
-    return pd.DataFrame(rows), weights
+        keys.append((i, k))
+    return pd.DataFrame(rows), keys
 
 
 def publish(zoo: ZooSpec, results_dir: str | Path, zoos_dir: str | Path) -> Path:
-    """Build ``zoos_dir/<zoo>`` from the per-cell results; the folder appears only when complete."""
+    """Build ``zoos_dir/<zoo>`` from the per-cell results; the folder appears only when complete.
+
+    Memory: one checkpoint's weights at a time (plus one cell's metrics), whatever the cell size.
+    """
     results = Path(results_dir) / zoo.name
+    phases = pd.read_parquet(results / "phases.parquet")
+
+    def sources() -> Iterator[CellSource]:
+        by_cell = phases.set_index("cell")
+        for cell in zoo.cells():
+            d = results / cell.id
+            with open_population(d / "train.h5") as pop:
+                yield (pop, pd.read_parquet(d / "metrics.parquet"),
+                       pd.read_parquet(d / "pairs.parquet"), by_cell.loc[cell.id])
+
+    data_info = read_data_info(results / zoo.cells()[0].id / "train.h5")
+    return publish_cells(zoo, sources(), phases, data_info, zoos_dir)
+
+
+def publish_cells(zoo: ZooSpec, cells: Iterable[CellSource], phases: pd.DataFrame,
+                  data_info: dict, zoos_dir: str | Path, note: str = "") -> Path:
+    """Write every cell's shard, the card and ``SHA256SUMS`` into ``zoos_dir/<zoo>``, atomically.
+
+    The one writer of published zoos: ``publish`` feeds it trained cells, ``rehearse`` cells of
+    initial weights. The card declares the columns' features (weights as ``large_list``) and a
+    read batch size derived from the largest row (:func:`phasezoo.card.read_batch_size`).
+    """
     out = Path(zoos_dir) / zoo.name
     tmp = out.with_name(f".{zoo.name}.publishing")
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "data").mkdir(parents=True)
-    phases = pd.read_parquet(results / "phases.parquet").set_index("cell")
-    n_rows, shards = 0, []
-    for cell in zoo.cells():
-        d = results / cell.id
-        table, weights = cell_table(d / "train.h5", pd.read_parquet(d / "metrics.parquet"),
-                                    pd.read_parquet(d / "pairs.parquet"), phases.loc[cell.id])
-        shards.append(content_addressed(write_shard(tmp / "data" / f"{cell.id}.h5", table, weights)))
-        n_rows += len(table)
-    data_info = read_data_info(results / zoo.cells()[0].id / "train.h5")
+    n_rows, longest, shards = 0, 0, []
+    for pop, metrics, pairs, phase_row in cells:
+        table, keys = cell_table(pop, metrics, pairs, phase_row)
+        shard, row_max = write_shard(tmp / "data" / f"{pop.cell}.h5", table,
+                                     (pop.kept_weights[i, k] for i, k in keys))
+        shards.append(content_addressed(shard))
+        n_rows, longest = n_rows + len(table), max(longest, row_max)
     files = [p.relative_to(tmp).as_posix() for p in shards]
-    card = render_card(zoo, phases.reset_index(), n_rows, data_info, files)
+    card = render_card(zoo, phases, n_rows, data_info, files, shard_features(shards[0]),
+                       read_batch_size(longest), note)
     (tmp / "README.md").write_text(card)
     write_checksums(tmp)
     shutil.rmtree(out, ignore_errors=True)
@@ -100,17 +135,51 @@ def publish(zoo: ZooSpec, results_dir: str | Path, zoos_dir: str | Path) -> Path
     return out
 
 
-def write_shard(path: Path, table: pd.DataFrame, weights: list[np.ndarray]) -> Path:
-    """Write one shard atomically: one HDF5 dataset per column, weights as vlen float32."""
+def write_shard(path: Path, table: pd.DataFrame,
+                weights: Iterable[np.ndarray]) -> tuple[Path, int]:
+    """Write one cell's shard atomically: one HDF5 dataset per column; ``weights`` a 2-D float32
+    dataset (rows × values, contiguous) filled one row at a time. Returns the path and the row
+    length.
+
+    Why 2-D and not variable-length: a cell's rows share one architecture, and h5py reads a row
+    of a contiguous 2-D dataset straight into one array (3.7 GB/s here), where a variable-length
+    row of 400M values took 8 s and 6 rows of memory through HDF5's own buffers.
+
+    Raises:
+        ValueError: if a row's length differs from the first row's or exceeds
+            :data:`MAX_ROW_VALUES`, or the weight rows are fewer or more than the table's rows.
+    """
     tmp = path.with_name(path.name + ".tmp")
-    with h5py.File(tmp, "w") as f:
-        for col in table.columns:
-            f.create_dataset(col, data=_column_array(table[col]))
-        ds = f.create_dataset("weights", (len(weights),), dtype=h5py.vlen_dtype(np.float32))
-        for i, w in enumerate(weights):
-            ds[i] = w
+    n, length, written = len(table), 0, 0
+    try:
+        with h5py.File(tmp, "w") as f:
+            for col in table.columns:
+                f.create_dataset(col, data=_column_array(table[col]))
+            for i, w in enumerate(weights):
+                w = np.asarray(w, dtype=np.float32).reshape(-1)
+                if i == 0:
+                    length = _check_row_length(path, w.size)
+                    ds = f.create_dataset("weights", (n, length), dtype=np.float32)
+                if i >= n or w.size != length:
+                    raise ValueError(f"{path.name}: more weight rows than table rows ({n})"
+                                     if i >= n else f"{path.name}: row {i} has {w.size:,} "
+                                     f"values, row 0 has {length:,} (one architecture per cell)")
+                ds[i] = w
+                written = i + 1
+            if written != n:
+                raise ValueError(f"{path.name}: {written} weight rows for {n} table rows")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
-    return path
+    return path, length
+
+
+def _check_row_length(path: Path, length: int) -> int:
+    if not 0 < length <= MAX_ROW_VALUES:
+        raise ValueError(f"{path.name}: a row has {length:,} values; the format holds 1 to "
+                         f"{MAX_ROW_VALUES:,} per row")
+    return length
 
 
 def content_addressed(shard: Path) -> Path:
@@ -183,7 +252,26 @@ def verify(zoo_dir: str | Path) -> int:
             raise VerifyError(f"{shard.relative_to(zoo_dir)}: columns differ from the first "
                               f"shard's: {diff[:3]}")
         schema, rows = shard_schema, rows + n
+    _verify_card(zoo_dir, shards[0])
     return rows
+
+
+def _verify_card(zoo_dir: Path, shard: Path) -> None:
+    """The card declares every column of the shards with its feature, ``weights`` as a
+    ``large_list``: the ``datasets`` builder drops a column the card leaves out, and a plain
+    ``list`` overflows Arrow's 32-bit offsets on full-size rows."""
+    header = read_card_header(zoo_dir / "README.md")
+    config = next(iter(header.get("configs") or [{}]))
+    declared = {f.get("name"): f for f in config.get("features") or []}
+    actual = {f["name"]: f for f in shard_features(shard)}
+    if declared != actual:
+        diff = sorted(set(declared) ^ set(actual)) or sorted(
+            n for n in actual if declared[n] != actual[n])
+        raise VerifyError(f"README.md: the card's features do not match the shards' columns "
+                          f"(first differences: {diff[:3]}); re-publish the zoo")
+    batch = config.get("batch_size")
+    if not isinstance(batch, int) or batch < 2:
+        raise VerifyError(f"README.md: batch_size must be an integer ≥ 2, got {batch!r}")
 
 
 def _verify_checksums(zoo_dir: Path) -> None:
@@ -242,9 +330,14 @@ def _verify_layer_lists(f: h5py.File, name: str, n: int) -> None:
 
 
 def _verify_weights(f: h5py.File, name: str, n: int) -> None:
-    if h5py.check_vlen_dtype(f["weights"].dtype) != np.float32:
-        raise VerifyError(f"{name}: column 'weights' is not variable-length float32")
+    """``weights`` is rows × values float32 and every row's layout needs exactly that many values
+    (checked from the shape: no weights are read)."""
+    ds = f["weights"]
+    if ds.dtype != np.float32 or ds.ndim != 2:
+        raise VerifyError(f"{name}: column 'weights' is not a 2-D float32 dataset (rows × values)")
     for i in range(n):
         layout = json.loads(f["layout"][i])
-        if len(f["weights"][i]) != num_values(layout["entries"]):
-            raise VerifyError(f"{name}: column 'weights' row {i} does not match its 'layout'")
+        if ds.shape[1] != num_values(layout["entries"]):
+            raise VerifyError(f"{name}: column 'weights' row {i} does not match its 'layout' "
+                              f"({ds.shape[1]:,} values, the layout needs "
+                              f"{num_values(layout['entries']):,})")
