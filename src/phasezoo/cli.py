@@ -213,6 +213,26 @@ def cmd_studies(a: argparse.Namespace) -> None:
     print(md.read_text())
 
 
+def cmd_rehearse(a: argparse.Namespace) -> None:
+    from phasezoo.rehearsal import largest_cell, rehearse
+
+    cfg = load_config(a.config)
+    if a.zoo is None and len(cfg.zoos) != 1:
+        raise ValueError(f"{a.config} has {len(cfg.zoos)} zoos ({sorted(cfg.zoos)}); pick one "
+                         "with --zoo")
+    zoo = cfg.zoo(a.zoo or next(iter(cfg.zoos)))
+    by_id = {c.id: c for c in zoo.cells()}
+    unknown = [c for c in a.cell or [] if c not in by_id]
+    if unknown:
+        raise ValueError(f"--cell {unknown[0]}: not a cell of {zoo.name} (phasezoo validate "
+                         f"--config {a.config} lists them)")
+    cells = [by_id[c] for c in a.cell] if a.cell else [largest_cell(zoo)]
+    seeds = a.seeds if a.seeds else list(zoo.seeds)
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seeds {seeds}: a seed is given twice")
+    rehearse(zoo, cells, seeds, a.out)
+
+
 def cmd_verify(a: argparse.Namespace) -> None:
     from phasezoo.zoo import verify
 
@@ -266,6 +286,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", default="data", help="download folder (default: %(default)s)")
     p.add_argument("--out", help="JSON record of what was fetched (sizes, shapes, source)")
     p.set_defaults(fn=cmd_fetch)
+    p = sub.add_parser("rehearse", help="publish, verify and load a zoo's real models at "
+                                        "initialisation: sizes and peak memory before training",
+                       description="Build the chosen cells' real models at initialisation (no "
+                                   "data, no training), publish them as publish does, verify, "
+                                   "load them back with datasets.load_dataset (in memory and "
+                                   "streamed) and load_model, and print each step's time and "
+                                   "peak memory and the bytes on disk.")
+    p.add_argument("--config", required=True, help="config YAML")
+    p.add_argument("--zoo", help="zoo name (needed when the config has several)")
+    p.add_argument("--cell", nargs="+", help="cell id(s) (default: the cell with the largest "
+                                             "models)")
+    p.add_argument("--seeds", type=int, nargs="+",
+                   help="seeds, i.e. rows per cell (default: the zoo's seeds)")
+    p.add_argument("--out", required=True,
+                   help="folder for zoos/<zoo>, hf-cache/ and rehearsal.json")
+    p.set_defaults(fn=cmd_rehearse)
     p = sub.add_parser("verify", help="check a published zoo's checksums and schema")
     p.add_argument("zoo_dir", help="folder of a published zoo")
     p.set_defaults(fn=cmd_verify)

@@ -18,10 +18,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from phasezoo import htsr
-from phasezoo.checkpoints import Population, read_population
+from phasezoo.checkpoints import Population, open_population
 from phasezoo.data import Split
 from phasezoo.evaluation import evaluate
 from phasezoo.landscape.hessian import hessian_summary, sample_batches
+from phasezoo.weights import skeleton
 
 
 @dataclass
@@ -164,8 +165,8 @@ def checkpoint_rows(pop: Population, split: Split, device: torch.device, setting
                 flush()
         rows.append(row)
     flush()
-    nan_row = _nan_row(pop)  # builds a model for the layer names: once per cell
-    return pd.DataFrame([nan_row | r for r in rows])
+    blank = _nan_row(pop)
+    return pd.DataFrame([blank | r for r in rows])
 
 
 def _num_values(model: nn.Module) -> int:
@@ -174,7 +175,12 @@ def _num_values(model: nn.Module) -> int:
 
 def _nan_row(pop: Population) -> dict[str, object]:
     """Every metric column as NaN (per-layer lists as one NaN per layer): a diverged checkpoint."""
-    n_layers = len(htsr.layer_names(pop.model(0, 0)))
+    return nan_row(len(htsr.layer_names(skeleton(pop.layout))))
+
+
+def nan_row(n_layers: int) -> dict[str, object]:
+    """Every metric column as NaN, per-layer lists as ``n_layers`` NaNs: a checkpoint that is not
+    measured (diverged, or a rehearsal's initial weights)."""
     row: dict[str, object] = dict.fromkeys(all_columns(), math.nan)
     return row | {name: [math.nan] * n_layers for name in HTSR_LAYER_COLUMNS.values()}
 
@@ -182,4 +188,5 @@ def _nan_row(pop: Population) -> dict[str, object]:
 def cell_metrics(train_h5: str | Path, split: Split, device: torch.device, settings: dict,
                  progress: bool = True) -> pd.DataFrame:
     """The metrics table of one cell (``metrics.parquet``); ``settings`` = the zoo's ``metrics``."""
-    return checkpoint_rows(read_population(train_h5), split, device, settings, progress)
+    with open_population(train_h5) as pop:  # one checkpoint read at a time
+        return checkpoint_rows(pop, split, device, settings, progress)

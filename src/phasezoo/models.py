@@ -56,6 +56,15 @@ def model_kwargs(name: str, hparams: dict) -> dict:
     return depth | dict(hparams.get("model_options", {}))
 
 
+def architecture_spec(hparams: dict, input_shape: tuple[int, ...], num_classes: int) -> dict:
+    """The registry name and ``create_model`` arguments of a cell's architecture (what a zoo
+    row's layout records), from its hyperparameters and its data's input shape and outputs."""
+    name = hparams["model"]
+    kwargs = {"width": int(hparams["width"]), "input_shape": list(input_shape),
+              "num_classes": int(num_classes), **model_kwargs(name, hparams)}
+    return {"name": name, "kwargs": kwargs}
+
+
 @register_model
 def mlp(*, width: int, input_shape: tuple[int, ...], num_classes: int, depth: int = 2) -> nn.Module:
     """Fully connected ReLU network with ``depth`` hidden layers of ``width`` units."""

@@ -32,7 +32,7 @@ from phasezoo.augment import augment, augment_seed, is_active
 from phasezoo.config import Cell
 from phasezoo.data import Split, cell_split
 from phasezoo.evaluation import evaluate
-from phasezoo.models import create_model, model_kwargs
+from phasezoo.models import architecture_spec, create_model
 from phasezoo.optim import SGD
 from phasezoo.runtime import generator, seeded
 from phasezoo.tasks import Task
@@ -58,10 +58,7 @@ class Member:
 
 def architecture(cell: Cell, split: Split) -> dict:
     """The registry name and ``create_model`` arguments of the cell's architecture."""
-    hp = cell.hparams
-    kwargs = {"width": int(hp["width"]), "input_shape": list(split.input_shape),
-              "num_classes": split.num_classes, **model_kwargs(hp["model"], hp)}
-    return {"name": hp["model"], "kwargs": kwargs}
+    return architecture_spec(cell.hparams, split.input_shape, split.num_classes)
 
 
 def build_member(cell: Cell, seed: int, split: Split, device: torch.device) -> Member:

@@ -1,0 +1,269 @@
+"""Rehearse a zoo's publication at its real row sizes before any GPU-hour is spent.
+
+``phasezoo rehearse`` builds the chosen cells' real models at initialisation (epoch 0, no data,
+no training), publishes them through the writer ``publish`` uses
+(:func:`phasezoo.zoo.publish_cells`), verifies the zoo, reads every row back with
+``datasets.load_dataset`` (in memory and with ``streaming=True``), compares each row bit for bit
+with the shard, rebuilds one row with :func:`phasezoo.zoo.load_model`, and reports each step's
+time and peak private memory and the bytes on disk. A zoo that cannot be published, loaded or
+held in memory on the user's machine fails here, in minutes, not after its training.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import pandas as pd
+
+from phasezoo.config import Cell, ZooSpec
+from phasezoo.memory import PeakMemory, folder_bytes, human_bytes
+
+REHEARSAL_NOTE = ("**Rehearsal**: every model at its initialisation (epoch 0), metrics NaN, "
+                  "written by `phasezoo rehearse` to size and test the format; not a zoo to "
+                  "study.")
+
+
+@dataclass
+class Step:
+    """One step of a rehearsal: what it did, how long, its peak private memory."""
+
+    name: str
+    seconds: float
+    peak_bytes: int
+    detail: str = ""
+
+
+@dataclass
+class Rehearsal:
+    """What a rehearsal measured; ``rows`` × ``row_values`` is the largest row's share."""
+
+    zoo: str
+    cells: list[str]
+    rows: int
+    row_values: int
+    zoo_bytes: int = 0
+    arrow_cache_bytes: int = 0
+    steps: list[Step] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+
+class InitialWeights:
+    """``[member, 0]`` → the flat initial weights of that seed's model, built on demand (one
+    model in memory at a time), so a rehearsal's "train.h5" needs no file and no training."""
+
+    def __init__(self, arch: dict, seeds: list[int]) -> None:
+        self.arch, self.seeds = arch, seeds
+        self.shape = (len(seeds), 1, 0)
+
+    def __getitem__(self, key: tuple[int, int]) -> np.ndarray:
+        from phasezoo.models import create_model
+        from phasezoo.runtime import seeded
+        from phasezoo.weights import flatten_state
+
+        member, kept = key
+        if kept != 0:
+            raise IndexError("a rehearsal keeps only epoch 0")
+        with seeded(self.seeds[member]):
+            model = create_model(self.arch["name"], **self.arch["kwargs"])
+        return flatten_state(model).numpy()
+
+
+def largest_cell(zoo: ZooSpec) -> Cell:
+    """The cell with the most parameters per model (the one that decides whether a zoo fits)."""
+    from phasezoo.estimate import architecture_cost
+
+    sizes: dict[int, int] = {}
+    for cell in zoo.cells():
+        width = int(cell.hparams["width"])
+        if width not in sizes:
+            sizes[width] = architecture_cost(zoo, width)[0]
+    return max(zoo.cells(), key=lambda c: sizes[int(c.hparams["width"])])
+
+
+def initial_population(zoo: ZooSpec, cell: Cell, seeds: list[int]):
+    """A :class:`~phasezoo.checkpoints.Population` of the cell's models at initialisation, one
+    kept epoch (0), its weights made when read; no dataset is loaded (shapes from the config)."""
+    from phasezoo.checkpoints import Population
+    from phasezoo.data import task_kind
+    from phasezoo.estimate import data_shape
+    from phasezoo.models import architecture_spec, create_model
+    import torch
+    from phasezoo.weights import describe
+
+    shape = data_shape(zoo)
+    arch = architecture_spec(cell.hparams, shape.input_shape, shape.outputs)
+    with torch.device("meta"):
+        layout = describe(create_model(arch["name"], **arch["kwargs"]), arch)
+    name = zoo.raw["dataset"]["name"]
+    return Population(
+        zoo=zoo.name, cell=cell.id, hparams=cell.hparams, layout=layout,
+        seeds=np.asarray(seeds, dtype=np.int64), diverged_epoch=np.full(len(seeds), -1),
+        kept_epochs=np.array([0]), kept_weights=InitialWeights(arch, seeds),
+        curves=np.full((len(seeds), 4, 1), np.nan),
+        data_info={"name": name, "task": task_kind(name), "rehearsal": REHEARSAL_NOTE})
+
+
+def cell_frames(pop) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The metrics and pairs tables a rehearsed cell publishes: every metric NaN, with the real
+    per-layer list lengths."""
+    from phasezoo import htsr
+    from phasezoo.metrics import nan_row
+    from phasezoo.weights import skeleton
+    from phasezoo.zoo import CELL_PAIR_COLUMNS
+
+    blank = nan_row(len(htsr.layer_names(skeleton(pop.layout))))
+    metrics = pd.DataFrame([{"model_id": pop.model_id(i), "seed": int(s), "epoch": 0, "diverged": False,
+                             **blank}
+                            for i, s in enumerate(pop.seeds)])
+    pairs = pd.DataFrame([dict.fromkeys(CELL_PAIR_COLUMNS, math.nan)])
+    return metrics, pairs
+
+
+def phase_row(cell: Cell) -> dict[str, Any]:
+    """The phases-table row of a rehearsed cell: its grid point, phase ``rehearsal``."""
+    (t_name, t_value), (l_name, l_value) = cell.temperature, cell.load
+    return {"cell": cell.id, "temperature_name": t_name, "temperature_value": float(t_value),
+            "load_name": l_name, "load_value": float(l_value), "phase": "rehearsal",
+            "margin": math.nan, "margin_rule": ""}
+
+
+@contextmanager
+def _step(report: Rehearsal, name: str, say: Callable[[str], None]) -> Iterator[Step]:
+    step = Step(name, 0.0, 0)
+    t0 = time.perf_counter()
+    with PeakMemory() as mem:
+        yield step
+    step.seconds, step.peak_bytes = time.perf_counter() - t0, mem.peak
+    report.steps.append(step)
+    say(f"{name}: {step.seconds:.1f} s, peak {human_bytes(step.peak_bytes)}"
+        + (f" ({step.detail})" if step.detail else ""))
+
+
+def rehearse(zoo: ZooSpec, cells: list[Cell], seeds: list[int], out: str | Path,
+             say: Callable[[str], None] = print) -> Rehearsal:
+    """Publish, verify and load a zoo of the cells' initial models in ``out``; see the module.
+
+    ``out`` gets ``zoos/<zoo>`` (the zoo), ``hf-cache/`` (the ``datasets`` Arrow cache) and
+    ``rehearsal.json`` (this report); earlier contents of those are replaced.
+
+    Raises:
+        ValueError: if a row read back through ``datasets`` differs from the shard (naming the
+            row), or any step of publishing or verifying fails.
+    """
+    out = Path(out)
+    cache = out / "hf-cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    pops = [initial_population(zoo, c, seeds) for c in cells]
+    report = Rehearsal(zoo.name, [c.id for c in cells], len(cells) * len(seeds),
+                       max(_num_values(p.layout) for p in pops))
+    say(f"{zoo.name}: rehearsing {len(cells)} cell(s) × {len(seeds)} seeds, largest row "
+        f"{report.row_values:,} values ({human_bytes(4 * report.row_values)})")
+    zoo_dir = _publish_step(zoo, cells, pops, out, report, say)
+    _verify_step(zoo_dir, report, say)
+    _load_steps(zoo_dir, cache, report, say)
+    _load_model_step(zoo_dir, report, say)
+    report.arrow_cache_bytes = folder_bytes(cache)
+    say(f"zoo on disk: {human_bytes(report.zoo_bytes)}; datasets Arrow cache: "
+        f"{human_bytes(report.arrow_cache_bytes)}")
+    (out / "rehearsal.json").write_text(report.to_json())
+    return report
+
+
+def _num_values(layout: dict) -> int:
+    from phasezoo.weights import num_values
+
+    return num_values(layout["entries"])
+
+
+def _publish_step(zoo: ZooSpec, cells: list[Cell], pops: list, out: Path, report: Rehearsal,
+                  say: Callable[[str], None]) -> Path:
+    from phasezoo.zoo import publish_cells
+
+    phases = pd.DataFrame([phase_row(c) for c in cells])
+    sources = ((p, *cell_frames(p), phase_row(c)) for p, c in zip(pops, cells, strict=True))
+    with _step(report, "publish", say) as step:
+        zoo_dir = publish_cells(zoo, sources, phases, pops[0].data_info, out / "zoos",
+                                note=REHEARSAL_NOTE)
+        report.zoo_bytes = folder_bytes(zoo_dir)
+        step.detail = f"{human_bytes(report.zoo_bytes)} written"
+    return zoo_dir
+
+
+def _verify_step(zoo_dir: Path, report: Rehearsal, say: Callable[[str], None]) -> None:
+    from phasezoo.zoo import verify
+
+    with _step(report, "verify", say) as step:
+        step.detail = f"{verify(zoo_dir)} rows"
+
+
+def _load_steps(zoo_dir: Path, cache: Path, report: Rehearsal,
+                say: Callable[[str], None]) -> None:
+    """``datasets.load_dataset`` in memory (cache build, then every row) and streamed; every
+    row compared bit for bit with the shard it came from."""
+    import datasets
+
+    expected = _ShardRows(zoo_dir)
+    with _step(report, "load_dataset (build the Arrow cache)", say):
+        ds = datasets.load_dataset(str(zoo_dir), split="train", cache_dir=str(cache))
+    with _step(report, "read every row (in memory, numpy)", say) as step:
+        step.detail = expected.check(row["weights"] for row in ds.with_format("numpy"))
+    with _step(report, "read every row (streaming=True)", say) as step:
+        streamed = datasets.load_dataset(str(zoo_dir), split="train", streaming=True)
+        step.detail = expected.check(row["weights"] for row in streamed.with_format("numpy"))
+
+
+def _load_model_step(zoo_dir: Path, report: Rehearsal, say: Callable[[str], None]) -> None:
+    """The first row back to a module; its state_dict must hold exactly the row's values."""
+    import datasets
+
+    from phasezoo.zoo import load_model
+
+    ds = datasets.load_dataset(str(zoo_dir), split="train", streaming=True).with_format("numpy")
+    with _step(report, "load_model (first row)", say) as step:
+        row = next(iter(ds))
+        model = load_model(row)
+        n = sum(t.numel() for t in model.state_dict().values())
+        if n != row["weights"].size:
+            raise ValueError(f"load_model: the module holds {n:,} values, the row "
+                             f"{row['weights'].size:,}")
+        step.detail = f"{type(model).__name__} with {n:,} values"
+
+
+class _ShardRows:
+    """The published rows, read one at a time with h5py in the order ``datasets`` yields them
+    (shards in the card's order, rows in file order): the reference a loaded row must equal."""
+
+    def __init__(self, zoo_dir: Path) -> None:
+        from phasezoo.card import read_card_header
+
+        header = read_card_header(zoo_dir / "README.md")
+        self.files = [zoo_dir / f for f in header["configs"][0]["data_files"][0]["path"]]
+
+    def rows(self) -> Iterator[np.ndarray]:
+        import h5py
+
+        for path in self.files:
+            with h5py.File(path, "r") as f:
+                for i in range(f["weights"].shape[0]):
+                    yield f["weights"][i]
+
+    def check(self, loaded: Iterator[np.ndarray]) -> str:
+        """``"N rows bit-identical"``, or ValueError naming the first row that differs."""
+        n = 0
+        for n, (want, got) in enumerate(zip(self.rows(), loaded, strict=True), start=1):
+            got = np.asarray(got)
+            if got.dtype != np.float32 or not np.array_equal(want.view(np.uint32),
+                                                             got.view(np.uint32)):
+                raise ValueError(f"row {n - 1}: weights read through datasets differ from the "
+                                 f"shard ({got.dtype}, {got.size} values)")
+        return f"{n} rows bit-identical"
