@@ -15,7 +15,6 @@ import json
 import math
 import shutil
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -137,42 +136,56 @@ def phase_row(cell: Cell) -> dict[str, Any]:
             "margin": math.nan, "margin_rule": ""}
 
 
-@contextmanager
-def _step(report: Rehearsal, name: str, say: Callable[[str], None]) -> Iterator[Step]:
-    step = Step(name, 0.0, 0)
+def _measured(name: str, fn: Callable[..., str], args: tuple, isolate: bool) -> Step:
+    """Run one step, in a fresh process when ``isolate`` (so its peak is its own: PyArrow's
+    memory pool and glibc keep what earlier steps freed), and time it."""
+    if not isolate:
+        return _timed(name, fn, args)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_timed, name, fn, args).result()
+
+
+def _timed(name: str, fn: Callable[..., str], args: tuple) -> Step:
     t0 = time.perf_counter()
     with PeakMemory() as mem:
-        yield step
-    step.seconds, step.peak_bytes = time.perf_counter() - t0, mem.peak
-    report.steps.append(step)
-    say(f"{name}: {step.seconds:.1f} s, peak {human_bytes(step.peak_bytes)}"
-        + (f" ({step.detail})" if step.detail else ""))
+        detail = fn(*args)
+    return Step(name, time.perf_counter() - t0, mem.peak, detail)
 
 
 def rehearse(zoo: ZooSpec, cells: list[Cell], seeds: list[int], out: str | Path,
-             say: Callable[[str], None] = print) -> Rehearsal:
+             say: Callable[[str], None] = print, isolate: bool = True) -> Rehearsal:
     """Publish, verify and load a zoo of the cells' initial models in ``out``; see the module.
 
     ``out`` gets ``zoos/<zoo>`` (the zoo), ``hf-cache/`` (the ``datasets`` Arrow cache) and
-    ``rehearsal.json`` (this report); earlier contents of those are replaced.
+    ``rehearsal.json`` (this report); earlier contents of those are replaced. ``isolate`` runs
+    every step in its own process, so each peak is the step's alone.
 
     Raises:
         ValueError: if a row read back through ``datasets`` differs from the shard (naming the
             row), or any step of publishing or verifying fails.
     """
     out = Path(out)
-    cache = out / "hf-cache"
+    zoo_dir, cache = out / "zoos" / zoo.name, out / "hf-cache"
     shutil.rmtree(cache, ignore_errors=True)
-    pops = [initial_population(zoo, c, seeds) for c in cells]
     report = Rehearsal(zoo.name, [c.id for c in cells], len(cells) * len(seeds),
-                       max(_num_values(p.layout) for p in pops))
+                       max(_num_values(initial_population(zoo, c, seeds).layout) for c in cells))
     say(f"{zoo.name}: rehearsing {len(cells)} cell(s) × {len(seeds)} seeds, largest row "
-        f"{report.row_values:,} values ({human_bytes(4 * report.row_values)})")
-    zoo_dir = _publish_step(zoo, cells, pops, out, report, say)
-    _verify_step(zoo_dir, report, say)
-    _load_steps(zoo_dir, cache, report, say)
-    _load_model_step(zoo_dir, report, say)
-    report.arrow_cache_bytes = folder_bytes(cache)
+        f"{report.row_values:,} values ({human_bytes(4 * report.row_values)}), each step in "
+        f"{'its own process' if isolate else 'this process'}")
+    steps = [("publish", _publish_step, (zoo, cells, seeds, out)),
+             ("verify", _verify_step, (zoo_dir,)),
+             ("load_dataset: build the Arrow cache", _cache_step, (zoo_dir, cache)),
+             ("read every row: in memory (numpy)", _read_step, (zoo_dir, cache)),
+             ("read every row: streaming=True", _stream_step, (zoo_dir,)),
+             ("load_model: first row", _load_model_step, (zoo_dir, cache))]
+    for name, fn, args in steps:
+        step = _measured(name, fn, args, isolate)
+        report.steps.append(step)
+        say(f"{name}: {step.seconds:.1f} s, peak {human_bytes(step.peak_bytes)} ({step.detail})")
+    report.zoo_bytes, report.arrow_cache_bytes = folder_bytes(zoo_dir), folder_bytes(cache)
     say(f"zoo on disk: {human_bytes(report.zoo_bytes)}; datasets Arrow cache: "
         f"{human_bytes(report.arrow_cache_bytes)}")
     (out / "rehearsal.json").write_text(report.to_json())
@@ -185,58 +198,60 @@ def _num_values(layout: dict) -> int:
     return num_values(layout["entries"])
 
 
-def _publish_step(zoo: ZooSpec, cells: list[Cell], pops: list, out: Path, report: Rehearsal,
-                  say: Callable[[str], None]) -> Path:
+def _publish_step(zoo: ZooSpec, cells: list[Cell], seeds: list[int], out: Path) -> str:
     from phasezoo.zoo import publish_cells
 
+    pops = [initial_population(zoo, c, seeds) for c in cells]
     phases = pd.DataFrame([phase_row(c) for c in cells])
     sources = ((p, *cell_frames(p), phase_row(c)) for p, c in zip(pops, cells, strict=True))
-    with _step(report, "publish", say) as step:
-        zoo_dir = publish_cells(zoo, sources, phases, pops[0].data_info, out / "zoos",
-                                note=REHEARSAL_NOTE)
-        report.zoo_bytes = folder_bytes(zoo_dir)
-        step.detail = f"{human_bytes(report.zoo_bytes)} written"
-    return zoo_dir
+    zoo_dir = publish_cells(zoo, sources, phases, pops[0].data_info, out / "zoos",
+                            note=REHEARSAL_NOTE)
+    return f"{human_bytes(folder_bytes(zoo_dir))} written"
 
 
-def _verify_step(zoo_dir: Path, report: Rehearsal, say: Callable[[str], None]) -> None:
+def _verify_step(zoo_dir: Path) -> str:
     from phasezoo.zoo import verify
 
-    with _step(report, "verify", say) as step:
-        step.detail = f"{verify(zoo_dir)} rows"
+    return f"{verify(zoo_dir)} rows"
 
 
-def _load_steps(zoo_dir: Path, cache: Path, report: Rehearsal,
-                say: Callable[[str], None]) -> None:
-    """``datasets.load_dataset`` in memory (cache build, then every row) and streamed; every
-    row compared bit for bit with the shard it came from."""
+def _cache_step(zoo_dir: Path, cache: Path) -> str:
     import datasets
 
-    expected = _ShardRows(zoo_dir)
-    with _step(report, "load_dataset (build the Arrow cache)", say):
-        ds = datasets.load_dataset(str(zoo_dir), split="train", cache_dir=str(cache))
-    with _step(report, "read every row (in memory, numpy)", say) as step:
-        step.detail = expected.check(row["weights"] for row in ds.with_format("numpy"))
-    with _step(report, "read every row (streaming=True)", say) as step:
-        streamed = datasets.load_dataset(str(zoo_dir), split="train", streaming=True)
-        step.detail = expected.check(row["weights"] for row in streamed.with_format("numpy"))
+    ds = datasets.load_dataset(str(zoo_dir), split="train", cache_dir=str(cache))
+    return f"{ds.num_rows} rows, weights {ds.features['weights']}"
 
 
-def _load_model_step(zoo_dir: Path, report: Rehearsal, say: Callable[[str], None]) -> None:
+def _read_step(zoo_dir: Path, cache: Path) -> str:
+    """Every row's weights by index from the memory-mapped cache, compared with the shard."""
+    import datasets
+
+    ds = datasets.load_dataset(str(zoo_dir), split="train", cache_dir=str(cache))
+    ds = ds.select_columns(["weights"]).with_format("numpy")
+    return _ShardRows(zoo_dir).check(ds[i]["weights"] for i in range(len(ds)))
+
+
+def _stream_step(zoo_dir: Path) -> str:
+    import datasets
+
+    ds = datasets.load_dataset(str(zoo_dir), split="train", streaming=True)
+    return _ShardRows(zoo_dir).check(row["weights"] for row in ds.with_format("numpy"))
+
+
+def _load_model_step(zoo_dir: Path, cache: Path) -> str:
     """The first row back to a module; its state_dict must hold exactly the row's values."""
     import datasets
 
     from phasezoo.zoo import load_model
 
-    ds = datasets.load_dataset(str(zoo_dir), split="train", streaming=True).with_format("numpy")
-    with _step(report, "load_model (first row)", say) as step:
-        row = next(iter(ds))
-        model = load_model(row)
-        n = sum(t.numel() for t in model.state_dict().values())
-        if n != row["weights"].size:
-            raise ValueError(f"load_model: the module holds {n:,} values, the row "
-                             f"{row['weights'].size:,}")
-        step.detail = f"{type(model).__name__} with {n:,} values"
+    ds = datasets.load_dataset(str(zoo_dir), split="train", cache_dir=str(cache))
+    row = ds.with_format("numpy")[0]
+    model = load_model(row)
+    n = sum(t.numel() for t in model.state_dict().values())
+    if n != row["weights"].size:
+        raise ValueError(f"load_model: the module holds {n:,} values, the row "
+                         f"{row['weights'].size:,}")
+    return f"{type(model).__name__} with {n:,} values"
 
 
 class _ShardRows:
@@ -260,10 +275,12 @@ class _ShardRows:
     def check(self, loaded: Iterator[np.ndarray]) -> str:
         """``"N rows bit-identical"``, or ValueError naming the first row that differs."""
         n = 0
-        for n, (want, got) in enumerate(zip(self.rows(), loaded, strict=True), start=1):
+        for want, got in zip(self.rows(), loaded, strict=True):
             got = np.asarray(got)
             if got.dtype != np.float32 or not np.array_equal(want.view(np.uint32),
                                                              got.view(np.uint32)):
-                raise ValueError(f"row {n - 1}: weights read through datasets differ from the "
+                raise ValueError(f"row {n}: weights read through datasets differ from the "
                                  f"shard ({got.dtype}, {got.size} values)")
+            n += 1
+            del want, got  # one row of each side in memory
         return f"{n} rows bit-identical"

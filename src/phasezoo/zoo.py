@@ -166,6 +166,7 @@ def write_shard(path: Path, table: pd.DataFrame,
                                      f"values, row 0 has {length:,} (one architecture per cell)")
                 ds[i] = w
                 written = i + 1
+                del w  # before the next row is made: one row in memory, not two
             if written != n:
                 raise ValueError(f"{path.name}: {written} weight rows for {n} table rows")
     except BaseException:
