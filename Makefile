@@ -19,7 +19,7 @@ test: $(STAMP)
 	PATH=$(BIN):$$PATH $(BIN)/python -m pytest
 
 test-fast: $(STAMP)
-	PATH=$(BIN):$$PATH $(BIN)/python -m pytest -m "not slow"
+	PATH=$(BIN):$$PATH $(BIN)/python -m pytest -m "not slow and not bigmem"
 
 # A single-node Slurm on localhost (Debian packages, needs root), the tiny zoos through
 # `snakemake --profile slurm`, checks of the jobs' GPU asks and of the published zoos.

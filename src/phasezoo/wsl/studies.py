@@ -179,7 +179,7 @@ def run_studies(zoo: str, data_root: str = "data", progress: bool = True,
     from phasezoo.wsl.table import load_zoo
     from phasezoo.weights import build_model
 
-    table = load_zoo(zoo)
+    table = load_zoo(zoo, weights=False)  # one cell's models in memory at a time
     missing = [c for c in ("hp_dataset", "hp_normalize") if c not in table.meta]
     if missing:
         raise ValueError(f"{zoo}: column '{missing[0]}' is missing (needed to rebuild the test data)")
@@ -200,7 +200,7 @@ def run_studies(zoo: str, data_root: str = "data", progress: bool = True,
         if key not in splits:
             splits[key] = cell_split(hp, data_root)
         test = splits[key]
-        models = [build_model(table.layouts[i], torch.as_tensor(table.weights[i])) for i in g.index]
+        models = [build_model(table.layouts[i], table.reader(i)) for i in g.index]
         row = {"cell": cell, "phase": g["phase"].iloc[0],
                **cell_study(models, test.x_test, test.y_test, task=test.task)}
         if second is not None:

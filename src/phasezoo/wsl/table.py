@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -12,8 +13,6 @@ META_COLUMNS = ("model_id", "zoo", "cell", "seed", "epoch", "temperature_name", 
                 "load_name", "load_value", "train_accuracy", "test_accuracy", "phase", "diverged")
 HP_PREFIX = "hp_"  # the cell's hyperparameters, kept when present: the studies rebuild the data
 
-
-STREAM_BATCH = 64  # rows read at a time when streaming (the card's HDF5 slice size)
 
 
 @dataclass
@@ -34,23 +33,26 @@ class ZooTable:
     statistics: dict[tuple[float, ...], np.ndarray] = field(default_factory=dict)
     note: str = ""
     statistics_error: str = ""
+    # Live row index → its weights, read from the zoo when called (None for a concatenation).
+    reader: Callable[[int], np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.meta)
 
 
 def load_zoo(path_or_id: str, split: str = "train", stream: bool = False,
-             raw_max_mb: float = 1024.0) -> ZooTable:
+             raw_max_mb: float = 1024.0, weights: bool = True) -> ZooTable:
     """Read a zoo with ``datasets.load_dataset`` (a local folder or a hub id), diverged rows dropped.
 
     Rows whose train or test score is NaN are dropped with them: the score is NaN exactly when
     the model's loss is not finite there (:meth:`phasezoo.tasks.Task.evaluate`), so such a
     checkpoint has no target to predict and no working model to study.
 
-    ``stream``: read the weights :data:`STREAM_BATCH` rows at a time, computing every row's
-    per-layer statistics on the way, and keep the raw weights only while they total at most
-    ``raw_max_mb`` — for zoos whose weights do not fit in memory (``datasets`` memory-maps the
-    rest). The features are the same as without streaming.
+    ``stream``: read the weights one row at a time from the memory-mapped cache, computing every
+    row's per-layer statistics on the way, and keep the raw weights only while they total at
+    most ``raw_max_mb`` — for zoos whose weights do not fit in memory. Peak memory: one row and
+    its largest tensor in float64, plus what is kept. The features are the same as without
+    streaming. ``weights=False`` reads none (``table.reader(i)`` reads row ``i`` when needed).
 
     Raises:
         ValueError: if a column the benchmark needs is missing (the message names it).
@@ -76,33 +78,33 @@ def load_zoo(path_or_id: str, split: str = "train", stream: bool = False,
         layouts=[json.loads(str(layouts[i])) for i in rows],
         layer_columns={c: [np.asarray(ds[c][i], dtype=np.float64) for i in rows]
                        for c in layer_cols})
+    table.reader = lambda live: np.asarray(ds[int(rows[live])]["weights"], dtype=np.float32)
+    if not weights:
+        table.note = "weights read row by row through table.reader"
+        return table
     if not stream:
-        weights = ds["weights"]
-        table.weights = [np.asarray(weights[i], dtype=np.float32) for i in rows]
+        table.weights = [table.reader(i) for i in range(len(rows))]
         return table
     return _stream_weights(ds.select_columns(["weights"]), keep, table, raw_max_mb)
 
 
 def _stream_weights(ds, keep: np.ndarray, table: ZooTable, raw_max_mb: float) -> ZooTable:
-    """Fill a table's statistics (and raw weights, within budget) batch by batch."""
+    """Fill a table's statistics (and raw weights, within budget) one live row at a time."""
     from phasezoo.wsl.features import PERCENTILE_SETS, row_statistics, stack_statistics
 
     stats: dict[tuple[float, ...], list] = {p: [] for p in PERCENTILE_SETS}
     raw: list[np.ndarray] | None = []
-    raw_bytes, row, live = 0, 0, 0
-    for batch in ds.iter(batch_size=STREAM_BATCH):
-        for w in batch["weights"]:
-            if keep[row]:
-                w = np.asarray(w, dtype=np.float32)
-                for p in stats:
-                    stats[p].append(row_statistics(w, table.layouts[live], p))
-                raw_bytes += w.nbytes
-                if raw is not None and raw_bytes <= raw_max_mb * 2 ** 20:
-                    raw.append(w)
-                else:
-                    raw = None
-                live += 1
-            row += 1
+    raw_bytes = 0
+    for live, row in enumerate(np.flatnonzero(keep)):
+        w = np.asarray(ds[int(row)]["weights"], dtype=np.float32)
+        for p in stats:
+            stats[p].append(row_statistics(w, table.layouts[live], p))
+        raw_bytes += w.nbytes
+        if raw is not None and raw_bytes <= raw_max_mb * 2 ** 20:
+            raw.append(w)
+        else:
+            raw = None
+        del w
     for p, rows in stats.items():
         try:
             table.statistics[p] = stack_statistics(rows, p)
