@@ -76,7 +76,8 @@ COLUMN_DOCS: dict[str, str] = {
     "phase_margin": "distance of the cell's deciding metric to its nearest threshold, relative "
                     "to that threshold (small = borderline)",
     "phase_margin_rule": "which threshold that is (train_error, mc_tolerance or cka)",
-    "weights": "the whole state_dict flattened to float32 (variable length across widths)",
+    "weights": "the whole state_dict flattened to float32 (`large_list`; its length varies "
+               "across widths)",
     "layout": "JSON: `architecture` (registry name + kwargs) and `entries` (name, shape, "
               "offset, dtype, kind) to rebuild the state_dict; `htsr_layers`: the layer names "
               "of the `layer_*` lists",
@@ -189,9 +190,13 @@ _LOADING = """## Loading
 ```python
 import datasets
 ds = datasets.load_dataset("zoos/{zoo}", split="train")   # no custom code needed
+rows = ds.with_format("numpy")                             # weights as arrays, not lists
 from phasezoo.zoo import load_model                        # optional: rows back to modules
-model = load_model(ds[0])
+model = load_model(rows[0])
 ```
+
+The Arrow cache `datasets` builds is as large as the zoo; `streaming=True` writes none. Large
+rows: read them by index from `ds.with_format("numpy")` (one row in memory).
 
 Integrity: `sha256sum -c SHA256SUMS` or `phasezoo verify zoos/{zoo}`.
 """
