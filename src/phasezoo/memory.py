@@ -59,8 +59,8 @@ class PeakMemory:
 def human_bytes(n: float) -> str:
     """``n`` bytes with a binary unit, 3 significant digits (``1.41 GiB``)."""
     for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.3g} {unit}" if unit != "B" else f"{int(n)} B"
+        if abs(n) < 1024:
+            return f"{int(n)} B" if unit == "B" else f"{n:.3g} {unit}"
         n /= 1024
     return f"{n:.3g} TiB"
 
