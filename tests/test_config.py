@@ -247,7 +247,7 @@ def test_estimate_counts_parameters_and_flops_exactly():
                                       "load": {"name": "width", "values": [4, 16]},
                                       "seeds": [0, 1, 2], "train": {"keep_epochs": [0, 5, 10]}}}})
     zoo = cfg.zoo("z")
-    params, flops, leaves, stacked = architecture_cost(zoo, 16)
+    params, flops, leaves, stacked, _, _ = architecture_cost(zoo, 16)
     assert stacked and leaves == 6  # Flatten, 3 Linear, 2 ReLU
     real = create_model("mlp", width=16, depth=2, input_shape=(1, 28, 28), num_classes=10)
     assert params == sum(p.numel() for p in real.parameters())

@@ -65,7 +65,7 @@ def test_sizes_shapes_and_parameters_are_those_training_uses(name):
         assert data.input_shape == split.input_shape and data.dtype == split.x_train.dtype
         arch = architecture(cell, split)
         real = create_model(arch["name"], **arch["kwargs"])
-        params, _, _, _ = est.architecture_cost(zoo, int(cell.hparams["width"]))
+        params = est.architecture_cost(zoo, int(cell.hparams["width"])).parameters
         assert params == sum(p.numel() for p in real.parameters())
 
 
@@ -85,7 +85,7 @@ def test_a_hub_corpus_or_a_missing_file_is_an_upper_bound(tmp_path):
 
 def test_pinn_flops_by_hand_and_its_seeds_train_one_by_one():
     zoo = _pinn_zoo()
-    params, flops, leaves, stacked = est.architecture_cost(zoo, 8)
+    params, flops, leaves, stacked, _, _ = est.architecture_cost(zoo, 8)
     # Linear 2→8, two 8→8, 8→1 (tanh costs no multiply-adds): 2 FLOPs per multiply-add
     assert flops == 2 * (2 * 8 + 2 * 8 * 8 + 8 * 1)
     assert params == (2 * 8 + 8) + 2 * (8 * 8 + 8) + (8 + 1)
@@ -104,7 +104,7 @@ def test_launch_bound_hours_by_hand(vectorize, monkeypatch):
                 for bs in (32, 64)}
     per_cell = {bs: t if vectorize else 3 * t for bs, t in launches.items()}
     cost = est.estimate(zoo)
-    assert est.architecture_cost(zoo, 4)[3] == vectorize
+    assert est.architecture_cost(zoo, 4).stacked == vectorize
     assert cost.gpu_hours * 3600 == pytest.approx(2 * sum(per_cell.values()))  # two widths each
     assert cost.slowest_cell_hours * 3600 == pytest.approx(per_cell[32])
     assert cost.slowest_measure_hours == 0
@@ -141,3 +141,26 @@ def test_markdown_rows_and_the_upper_bound_mark():
     row = both[3].split(" | ")
     assert all(cell.startswith("≤ ") for cell in row[7:10]) and "≤" not in both[2]
     assert both[-1].startswith("≤: upper bound") and "max_bytes" in both[-1]
+
+
+@pytest.mark.parametrize("n, text", [(0, "0 B"), (1023, "1023 B"), (1024, "1 KiB"),
+                                     (1536, "1.5 KiB"), (1023.9 * 1024, "1024 KiB"),
+                                     (375_641_919 * 4, "1.4 GiB"), (2 ** 40 * 3.2, "3.2 TiB")])
+def test_human_bytes_never_prints_an_exponent(n, text):
+    from phasezoo.memory import human_bytes
+
+    assert human_bytes(n) == text
+
+
+def test_published_sizes_grow_with_rows_and_hold_every_weight():
+    zoo = _zoo()  # 4 cells (2 widths), 3 seeds × 3 kept epochs = 9 rows per cell
+    cost = est.estimate(zoo)
+    values = {w: est.architecture_cost(zoo, w).values for w in (4, 16)}
+    assert values[4] == 784 * 4 + 4 + 4 * 4 + 4 + 4 * 10 + 10  # an MLP has no buffers
+    weights = 2 * 9 * 4 * (values[4] + values[16])  # 2 batch sizes per width, float32
+    assert weights < cost.zoo_bytes < weights + 4 * (est.HDF5_SHARD_BYTES + 9 * 5_000)
+    assert weights < cost.arrow_cache_bytes < cost.zoo_bytes  # no HDF5 headers in Arrow
+    from phasezoo.memory import human_bytes
+
+    row = est.markdown([cost]).splitlines()[2]
+    assert row.endswith(f"| {human_bytes(cost.zoo_bytes)} | {human_bytes(cost.arrow_cache_bytes)} |")

@@ -16,6 +16,7 @@ import torch
 from phasezoo.card import MIN_READ_BATCH, READ_BATCH_BYTES, read_batch_size
 from phasezoo.cli import main
 from phasezoo.config import load_config
+from phasezoo.estimate import architecture_cost, published_bytes
 from phasezoo.rehearsal import initial_population, largest_cell, rehearse
 from phasezoo.weights import flatten_state
 from phasezoo.zoo import VerifyError, load_model, verify, write_checksums, write_shard
@@ -102,6 +103,12 @@ def test_rehearsal_of_a_mini_zoo_publishes_loads_and_matches_initial_weights(tmp
         assert ds[i]["seed"] == seed and ds[i]["phase"] == "rehearsal"
         np.testing.assert_array_equal(ds[i]["weights"], pop.kept_weights[i, 0])
     assert json.loads((tmp_path / "rehearsal.json").read_text())["rows"] == 2
+    # phasezoo estimate's published sizes (calibrated on MLP zoos) match this ResNet-50 zoo
+    width = int(cell.hparams["width"])
+    zoo_bytes, cache_bytes = published_bytes(zoo, {width: architecture_cost(zoo, width)},
+                                             rows_per_cell=2, cells=[cell])
+    assert zoo_bytes == pytest.approx(report.zoo_bytes, rel=0.05)
+    assert cache_bytes == pytest.approx(report.arrow_cache_bytes, rel=0.05)
 
 
 def test_rehearse_cli_names_a_bad_cell_and_repeated_seeds(tmp_path, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 import pandas as pd
@@ -168,3 +169,83 @@ def test_studies_fine_tune_each_model_with_its_own_seed(published, tmp_path):
     assert row["finetune_accuracy"] == finetune(model, second, cfg, seed=1)
     assert row["scratch_accuracy"] == finetune(_fresh(table.layouts[i], 1), second, cfg, seed=1)
     assert row["finetune_accuracy"] != finetune(model, second, cfg, seed=0)  # the seed matters
+
+
+def _argsort_prune(model: nn.Module, sparsity: float) -> nn.Module:
+    """The reference: a stable argsort of all magnitudes, the k first zeroed."""
+    out = copy.deepcopy(model)
+    weights = [m.weight for m in out.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    flat = torch.cat([w.detach().reshape(-1) for w in weights])
+    k = int(round(sparsity * len(flat)))
+    mask = torch.zeros(len(flat), dtype=torch.bool)
+    mask[torch.argsort(flat.abs(), stable=True)[:k]] = True
+    with torch.no_grad():
+        for w, m in zip(weights, mask.split([w.numel() for w in weights]), strict=True):
+            w[m.reshape(w.shape)] = 0.0
+    return out
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn", "resnet18"])
+def test_pruning_in_place_step_by_step_equals_a_stable_sort_of_the_original(name):
+    from phasezoo.wsl.studies import pruned_in_place
+
+    model = _model(name, 0)
+    with torch.no_grad():  # ties: equal magnitudes (both signs) that a threshold must split
+        first = next(m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d)))
+        first.weight.view(-1)[::3] = 0.01 * torch.sign(first.weight.view(-1)[::3])
+    steps = pruned_in_place(copy.deepcopy(model), [0.95, 0.5, 0.8, 0.9])
+    for sparsity, pruned in steps:  # ascending, each pruned from the last step's zeros
+        expected = _argsort_prune(model, sparsity)
+        for p, q in zip(pruned.state_dict().values(), expected.state_dict().values(), strict=True):
+            assert torch.equal(p, q), sparsity
+
+
+def test_running_mean_equals_the_stacked_mean_and_keeps_integer_buffers():
+    from phasezoo.wsl.studies import RunningMean
+
+    models = [_model("resnet18", s).train() for s in range(3)]
+    x = torch.randn(4, 1, 8, 8)
+    for m in models:
+        m(x)  # BatchNorm statistics and num_batches_tracked move
+    mean = RunningMean()
+    for m in models:
+        mean.add(m)
+    out = mean.load_into(_model("resnet18", 9))
+    for k, v in out.state_dict().items():
+        stacked = torch.stack([m.state_dict()[k].float() for m in models]).mean(0).to(v.dtype)
+        assert v.dtype == models[0].state_dict()[k].dtype
+        torch.testing.assert_close(v, stacked, rtol=1e-6, atol=1e-7)
+
+
+def test_cell_study_holds_one_model_at_a_time_and_matches_the_whole_cell_numbers():
+    import weakref
+
+    from phasezoo.wsl.studies import LazyModels, cell_study
+
+    def values(m: nn.Module) -> int:
+        return sum(t.numel() for t in m.state_dict().values() if not t.is_meta)
+
+    alive: list[weakref.ref] = []
+    peak = [0]
+
+    def build(i: int) -> nn.Module:
+        model = _model("resnet18", i)
+        peak[0] = max(peak[0], values(model) + sum(values(r()) for r in alive if r()))
+        alive.append(weakref.ref(model))
+        return model
+
+    x, y = torch.randn(20, 1, 8, 8), torch.randint(0, 4, (20,))
+    row = cell_study(LazyModels(build, 3), x, y)
+    assert peak[0] == values(_model("resnet18", 0))  # the earlier seeds' values were freed
+    models = [_model("resnet18", i) for i in range(3)]  # the reference: every model at once
+    from phasezoo.evaluation import evaluate
+
+    def score(m: nn.Module) -> float:
+        return evaluate(m, x, y, 1000, None)[1]
+
+    assert row["member_accuracy"] == pytest.approx(np.mean([score(m) for m in models]))
+    assert row["naive_average_accuracy"] == pytest.approx(score(average(models)))
+    assert math.isnan(row["aligned_average_accuracy"])  # a ResNet is not aligned
+    for s in SPARSITIES:
+        assert row[f"pruned_{s:g}_accuracy"] == pytest.approx(
+            np.mean([score(_argsort_prune(m, s)) for m in models]))

@@ -21,6 +21,10 @@ from phasezoo.config import ZooSpec
 # How many rows the datasets HDF5 builder reads at a time: as many as fit READ_BATCH_BYTES of
 # weights, at least 2 (datasets buffers 1-row batches, up to 1,000 of them, before writing) and
 # at most 1,000 (its own writer batch).
+# The shard layout's version. The publish rule takes it as a param, so a zoo written in an older
+# layout is re-published (not left stale) when phasezoo's format changes. 2: weights as a
+# contiguous rows × values float32 dataset (1: variable-length rows).
+FORMAT_VERSION = 2
 READ_BATCH_BYTES = 256 * 2 ** 20
 MIN_READ_BATCH, MAX_READ_BATCH = 2, 1000
 COLUMN_DOCS: dict[str, str] = {
@@ -162,6 +166,7 @@ def render_card(zoo: ZooSpec, phases: pd.DataFrame, n_rows: int, data_info: dict
         f"- Rows: {n_rows} (one per model × kept checkpoint); models: "
         f"{len(phases) * len(zoo.seeds)} ({len(phases)} cells × {len(zoo.seeds)} seeds)",
         f"- Architecture: `{zoo.raw['model']['name']}`; dataset: `{zoo.raw['dataset']['name']}`",
+        f"- Format: phasezoo shard layout {FORMAT_VERSION} (see the Columns table)",
         f"- Temperature-like axis `{temp.name}`: {list(temp.values)}",
         f"- Load-like axis `{load.name}`: {list(load.values)}",
         f"- Seeds: {list(zoo.seeds)}; kept epochs: {zoo.raw['train']['keep_epochs']}",

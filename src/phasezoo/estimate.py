@@ -16,17 +16,26 @@ as ``max_bytes`` long and the table marks the figures that rest on it as upper b
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
-from phasezoo.config import ZooSpec
+from phasezoo.config import Cell, ZooSpec
+from phasezoo.memory import human_bytes
 
 GPU_FLOPS = 20e12        # sustained fp32/TF32 FLOP/s of one H100-class GPU on these small models
 LAUNCH_S = 20e-6         # one kernel launch in eager PyTorch
 KERNELS_PER_MODULE = 10  # forward, backward and SGD update kernels per leaf module and step
 TRAIN_FLOPS_FACTOR = 3   # forward + backward ≈ 3 forwards
+# A published row's bytes beyond its weights and layout (its scalar, string and list columns),
+# a shard's fixed bytes (HDF5 headers, its SHA256SUMS line), the card's, and the Arrow cache
+# folder's fixed bytes; measured on zoos rehearsed with 2 and 40 rows per cell (shard layout 2,
+# datasets 5.2). tests/test_rehearsal.py checks the estimate against a rehearsed ResNet-50 zoo.
+HDF5_ROW_BYTES, HDF5_SHARD_BYTES, CARD_BYTES = 1_200, 25_100, 10_000
+ARROW_ROW_BYTES, ARROW_CACHE_BYTES = 520, 19_000
 # A PINN's loss differentiates the network w.r.t. its inputs, then backward goes through that:
 # about 3× the FLOPs of a plain forward + backward.
 INPUT_DERIVATIVE_FACTOR = {"convection": 3}
@@ -59,6 +68,8 @@ class ZooCost:
     gpu_hours: float
     slowest_cell_hours: float  # the longest train job (all seeds of one cell)
     slowest_measure_hours: float  # the longest measure job
+    zoo_bytes: int  # the published HDF5 shards
+    arrow_cache_bytes: int  # the cache ``datasets.load_dataset`` builds from them
     # False when the data size is only bounded (a hub corpus taken as max_bytes long): the
     # FLOPs and hours are then upper bounds.
     exact_data: bool = True
@@ -155,28 +166,49 @@ def corpus_bytes(source: str, max_bytes: int) -> tuple[int, bool]:
         return max_bytes, False
 
 
-def architecture_cost(zoo: ZooSpec, width: int) -> tuple[int, float, int, bool]:
-    """(parameters, forward FLOPs per sample, leaf modules, whether the cell's seeds train as
-    one stacked model) of the zoo's model at ``width``."""
+class Architecture(NamedTuple):
+    """What the estimate needs of one width's model, measured on the ``meta`` device."""
+
+    parameters: int
+    flops: float  # forward FLOPs of one sample
+    leaves: int  # leaf modules (kernel launches per step scale with them)
+    stacked: bool  # the cell's seeds train as one stacked model
+    values: int  # a zoo row's weights: the whole state_dict (parameters and buffers)
+    row_metadata_bytes: int  # the row's layout JSON and per-layer HT-SR lists
+
+
+def architecture_cost(zoo: ZooSpec, width: int) -> Architecture:
+    """The zoo's model at ``width``: parameters, forward FLOPs, leaves, stacking, and the size of
+    a published row (weights and the metadata that scales with the architecture)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from phasezoo.data import task_kind
-    from phasezoo.models import create_model, model_kwargs
+    from phasezoo.htsr import layer_names
+    from phasezoo.metrics import HTSR_LAYER_COLUMNS
+    from phasezoo.models import architecture_spec, create_model
     from phasezoo.stacked import unsupported_modules
+    from phasezoo.weights import describe
 
     data = data_shape(zoo)
-    hp = {"depth": zoo.raw["model"]["depth"], "model_options": zoo.raw["model"].get("options", {})}
+    model_cfg = zoo.raw["model"]
+    hp = {"model": model_cfg["name"], "width": width, "depth": model_cfg["depth"],
+          "model_options": model_cfg.get("options", {})}
+    arch = architecture_spec(hp, data.input_shape, data.outputs)
     with torch.device("meta"):
-        model = create_model(zoo.raw["model"]["name"], width=width, input_shape=data.input_shape,
-                             num_classes=data.outputs, **model_kwargs(zoo.raw["model"]["name"], hp))
+        model = create_model(arch["name"], **arch["kwargs"])
         x = torch.zeros(1, *data.input_shape, dtype=data.dtype)
         with FlopCounterMode(display=False) as counter:
             model(x)
     leaves = sum(1 for m in model.modules() if not list(m.children()))
     stacked = (zoo.raw["train"]["vectorize"] and not unsupported_modules(model)
                and task_kind(zoo.raw["dataset"]["name"]) != "pinn-convection")
-    return (sum(p.numel() for p in model.parameters()), float(counter.get_total_flops()), leaves,
-            stacked)
+    htsr_layers = layer_names(model)
+    layout = json.dumps({**describe(model, arch), "htsr_layers": htsr_layers})
+    return Architecture(
+        parameters=sum(p.numel() for p in model.parameters()),
+        flops=float(counter.get_total_flops()), leaves=leaves, stacked=stacked,
+        values=sum(t.numel() for t in model.state_dict().values()),
+        row_metadata_bytes=len(layout.encode()) + 8 * len(HTSR_LAYER_COLUMNS) * len(htsr_layers))
 
 
 def estimate(zoo: ZooSpec) -> ZooCost:
@@ -193,7 +225,8 @@ def estimate(zoo: ZooSpec) -> ZooCost:
     seconds = flops_total = slowest = slowest_measure = 0.0
     for cell in zoo.cells():
         hp = cell.hparams
-        params, fwd, leaves, stacked = arch[int(hp["width"])]
+        a = arch[int(hp["width"])]
+        params, fwd, leaves, stacked = a.parameters, a.flops, a.leaves, a.stacked
         fraction = hp.get("data_fraction", 1.0)
         n = max(1, round(fraction * n_train))
         steps = train["epochs"] * math.ceil(n / int(hp["batch_size"]))
@@ -218,9 +251,25 @@ def estimate(zoo: ZooSpec) -> ZooCost:
     n_cells = len(zoo.cells())
     return ZooCost(zoo.name, zoo.raw["model"]["name"], zoo.raw["dataset"]["name"], n_cells,
                    n_cells * seeds, n_cells * seeds * len(train["keep_epochs"]),
-                   min(a[0] for a in arch.values()), max(a[0] for a in arch.values()),
+                   min(a.parameters for a in arch.values()),
+                   max(a.parameters for a in arch.values()),
                    flops_total / 1e15, seconds / 3600, slowest / 3600, slowest_measure / 3600,
+                   *published_bytes(zoo, arch, rows_per_cell=seeds * len(train["keep_epochs"])),
                    data.exact)
+
+
+def published_bytes(zoo: ZooSpec, arch: dict[int, Architecture], rows_per_cell: int,
+                    cells: list[Cell] | None = None) -> tuple[int, int]:
+    """(zoo bytes, Arrow cache bytes) of the published ``cells`` (default: all): one shard per
+    cell, one row per model × kept checkpoint; ``arch`` maps each width to its
+    :func:`architecture_cost`."""
+    hdf5, arrow = CARD_BYTES, ARROW_CACHE_BYTES
+    for cell in zoo.cells() if cells is None else cells:
+        a = arch[int(cell.hparams["width"])]
+        row = 4 * a.values + a.row_metadata_bytes
+        hdf5 += HDF5_SHARD_BYTES + rows_per_cell * (row + HDF5_ROW_BYTES)
+        arrow += rows_per_cell * (row + ARROW_ROW_BYTES)
+    return hdf5, arrow
 
 
 UPPER_BOUND = "≤ "
@@ -232,15 +281,17 @@ def markdown(costs: list[ZooCost]) -> str:
     """The README's catalogue table; figures that rest on an assumed data size are marked ≤ and
     explained under the table."""
     lines = ["| zoo | model | data | cells | models | checkpoints | parameters | train PFLOP "
-             "| GPU-hours (est.) | slowest cell (GPU-h, est.) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| GPU-hours (est.) | slowest cell (GPU-h, est.) | published (HDF5) "
+             "| Arrow cache |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in costs:
         params = (_human(c.min_parameters) if c.min_parameters == c.max_parameters
                   else f"{_human(c.min_parameters)}–{_human(c.max_parameters)}")
         bound = "" if c.exact_data else UPPER_BOUND
         lines.append(f"| {c.zoo} | {c.model} | {c.dataset} | {c.cells} | {c.models} | "
                      f"{c.checkpoints} | {params} | {bound}{_num(c.train_pflop)} | "
-                     f"{bound}{_num(c.gpu_hours)} | {bound}{_num(c.slowest_cell_hours)} |")
+                     f"{bound}{_num(c.gpu_hours)} | {bound}{_num(c.slowest_cell_hours)} | "
+                     f"{human_bytes(c.zoo_bytes)} | {human_bytes(c.arrow_cache_bytes)} |")
     if not all(c.exact_data for c in costs):
         lines += ["", UPPER_BOUND_NOTE]
     return "\n".join(lines)

@@ -60,7 +60,9 @@ def human_bytes(n: float) -> str:
     """``n`` bytes with a binary unit, 3 significant digits (``1.41 GiB``)."""
     for unit in ("B", "KiB", "MiB", "GiB"):
         if abs(n) < 1024:
-            return f"{int(n)} B" if unit == "B" else f"{n:.3g} {unit}"
+            if unit == "B":
+                return f"{int(n)} B"
+            return f"{n:.3g} {unit}" if n < 999.5 else f"{n:.0f} {unit}"  # not 1.02e+03
         n /= 1024
     return f"{n:.3g} TiB"
 

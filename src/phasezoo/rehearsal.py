@@ -78,14 +78,14 @@ class InitialWeights:
 
 
 def largest_cell(zoo: ZooSpec) -> Cell:
-    """The cell with the most parameters per model (the one that decides whether a zoo fits)."""
+    """The cell with the longest rows (the one that decides whether a zoo fits)."""
     from phasezoo.estimate import architecture_cost
 
     sizes: dict[int, int] = {}
     for cell in zoo.cells():
         width = int(cell.hparams["width"])
         if width not in sizes:
-            sizes[width] = architecture_cost(zoo, width)[0]
+            sizes[width] = architecture_cost(zoo, width).values
     return max(zoo.cells(), key=lambda c: sizes[int(c.hparams["width"])])
 
 

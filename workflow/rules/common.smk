@@ -7,6 +7,7 @@ import shlex
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from phasezoo.card import FORMAT_VERSION
 from phasezoo.config import ConfigError, load_config
 from phasezoo.jobs import load_part, train_groups
 from phasezoo.plots import HEATMAP_METRICS

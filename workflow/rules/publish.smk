@@ -11,6 +11,8 @@ rule publish:
         "logs/{zoo}/publish.log",
     params:
         cfg=zoo_config("publish"),
+        # A new shard layout re-publishes zoos written in the old one.
+        format=FORMAT_VERSION,
     conda:
         "../../envs/phasezoo.yaml"
     threads: 1

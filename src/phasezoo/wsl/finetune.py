@@ -98,12 +98,13 @@ def finetune(model: nn.Module, split: Split, cfg: FinetuneSettings, seed: int) -
     return evaluate(net, split.x_test, split.y_test, EVAL_BATCH_SIZE, split.task)[1]
 
 
-def cell_transfer(models: list[nn.Module], fresh: list[nn.Module], split: Split,
+def cell_transfer(models: Sequence[nn.Module], fresh: Sequence[nn.Module], split: Split,
                   cfg: FinetuneSettings, seeds: Sequence[int]) -> dict[str, float]:
     """Mean fine-tuned and from-scratch score over a cell's seeds, and their difference.
 
     ``seeds[i]`` is the seed of ``models[i]`` (and of its from-scratch twin ``fresh[i]``); it
-    seeds both runs. A diverged run makes the mean NaN; ``*_diverged`` count such runs.
+    seeds both runs. A diverged run makes the mean NaN; ``*_diverged`` count such runs. The
+    models are taken one at a time (lazy sequences build each when indexed).
     """
     if not len(models) == len(fresh) == len(seeds):
         raise ValueError(f"cell_transfer: {len(models)} models, {len(fresh)} fresh models and "

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from torch import nn
 
 from phasezoo.evaluation import evaluate
 from phasezoo.tasks import TASK_SCORES, Task, score_sign
+from phasezoo.weights import build_model
 from phasezoo.wsl.finetune import FinetuneSettings, cell_transfer, transfer_split
 
 SPARSITIES = (0.5, 0.8, 0.9, 0.95)
@@ -72,49 +74,129 @@ def weight_match(reference: nn.Module, other: nn.Module) -> nn.Module:
     return out
 
 
-@torch.no_grad()
+class RunningMean:
+    """Element-wise mean of models' parameters and buffers, added one model at a time: one row
+    of memory for any number of seeds, where stacking them would hold every seed at once."""
+
+    def __init__(self) -> None:
+        self.total: dict[str, torch.Tensor] = {}
+        self.count = 0
+
+    @torch.no_grad()
+    def add(self, model: nn.Module) -> None:
+        for k, v in model.state_dict().items():
+            if k in self.total:
+                self.total[k] += v
+            else:
+                self.total[k] = v.detach().to(torch.float32, copy=True)
+        self.count += 1
+
+    @torch.no_grad()
+    def load_into(self, model: nn.Module) -> nn.Module:
+        """``model`` (same architecture) with the mean written over its values, in place."""
+        if not self.count:
+            raise ValueError("RunningMean: no model was added")
+        for k, v in model.state_dict().items():
+            v.copy_((self.total[k] / self.count).to(v.dtype))
+        return model
+
+
 def average(models: list[nn.Module]) -> nn.Module:
-    """The element-wise mean of the models' parameters and buffers."""
-    out = copy.deepcopy(models[0])
-    states = [m.state_dict() for m in models]
-    out.load_state_dict({k: torch.stack([s[k].float() for s in states]).mean(0).to(v.dtype)
-                         for k, v in states[0].items()})
-    return out
+    """A copy of ``models[0]`` holding the element-wise mean of the models' values."""
+    mean = RunningMean()
+    for m in models:
+        mean.add(m)
+    return mean.load_into(copy.deepcopy(models[0]))
 
 
-@torch.no_grad()
 def magnitude_prune(model: nn.Module, sparsity: float) -> nn.Module:
     """A copy with the ``sparsity`` fraction of smallest-magnitude weights (of all Linear and
     Conv2d weight tensors together, biases kept) set to zero; ties broken by position."""
-    out = copy.deepcopy(model)
-    weights = [m.weight for m in _layers(out)]
-    flat = torch.cat([w.reshape(-1) for w in weights])
-    k = int(round(sparsity * len(flat)))
-    mask = torch.zeros(len(flat), dtype=torch.bool)
-    mask[torch.argsort(flat.abs(), stable=True)[:k]] = True
-    for w, m in zip(weights, mask.split([w.numel() for w in weights]), strict=True):
-        w[m.reshape(w.shape)] = 0.0
-    return out
+    return next(pruned_in_place(copy.deepcopy(model), [sparsity]))[1]
 
 
-def cell_study(models: list[nn.Module], x: torch.Tensor, y: torch.Tensor,
+@torch.no_grad()
+def pruned_in_place(model: nn.Module,
+                    sparsities: Iterable[float]) -> Iterator[tuple[float, nn.Module]]:
+    """``(sparsity, model)`` for each sparsity in ascending order, ``model`` pruned in place as
+    :func:`magnitude_prune` would prune the original (each step zeroes a superset of the last).
+
+    Why not a sort: the k-th smallest magnitude comes from one in-place ``np.partition`` of the
+    magnitudes, so memory is the model plus one row, where ``argsort`` of a 376M-weight ResNet
+    takes three more rows (the values and int64 indices).
+    """
+    weights = [m.weight for m in _layers(model)]
+    mags = np.concatenate([w.detach().abs().reshape(-1).numpy() for w in weights])
+    for sparsity in sorted(sparsities):
+        k = int(round(sparsity * len(mags)))
+        if k:
+            mags.partition(k - 1)
+            _zero_smallest(weights, float(mags[k - 1]), k)
+        yield sparsity, model
+
+
+def _zero_smallest(weights: list[torch.Tensor], threshold: float, k: int) -> None:
+    """Zero the ``k`` smallest magnitudes: all below ``threshold`` (the k-th smallest), then
+    the first of those equal to it, in flat order across the tensors (a stable sort's order)."""
+    ties = k - sum(int((w.abs() < threshold).sum()) for w in weights)
+    for w in weights:
+        flat = w.view(-1)
+        at = flat.abs() == threshold
+        flat[flat.abs() < threshold] = 0.0
+        first = at.nonzero().reshape(-1)[:ties]
+        flat[first] = 0.0
+        ties -= len(first)
+
+
+def cell_study(models: Iterable[nn.Module], x: torch.Tensor, y: torch.Tensor,
                batch_size: int = 1000, task: Task | None = None) -> dict[str, float]:
     """Averaging and pruning numbers of one cell's seeds (models in eval mode); "accuracy" is the
-    task's score (:mod:`phasezoo.tasks`: relative L2 error for a PINN zoo)."""
+    task's score (:mod:`phasezoo.tasks`: relative L2 error for a PINN zoo).
+
+    ``models`` is consumed one at a time (pass a lazy sequence to build each when needed): each
+    is scored, added to the running averages, then pruned in place, and only its skeleton (on
+    the ``meta`` device) is kept. Memory: the running averages, one model and one row of
+    magnitudes, whatever the number of seeds.
+    """
     def score(m: nn.Module) -> float:
         return evaluate(m, x, y, batch_size, task)[1]
 
-    row: dict[str, float] = {"member_accuracy": float(np.mean([score(m) for m in models])),
-                             "naive_average_accuracy": score(average(models))}
-    if can_align(models[0]) and len(models) > 1:
-        aligned = [models[0]] + [weight_match(models[0], m) for m in models[1:]]
-        row["aligned_average_accuracy"] = score(average(aligned))
-    else:
-        row["aligned_average_accuracy"] = math.nan
-    for s in SPARSITIES:
-        row[f"pruned_{s:g}_accuracy"] = float(np.mean([score(magnitude_prune(m, s))
-                                                       for m in models]))
-    return row
+    naive, aligned = RunningMean(), RunningMean()
+    reference, last = None, None
+    members, pruned = [], {s: [] for s in SPARSITIES}
+    for m in models:
+        members.append(score(m))
+        naive.add(m)
+        if can_align(m):  # plain chains (mlp, cnn): small, so the reference is kept whole
+            aligned.add(m if reference is None else weight_match(reference, m))
+            reference = copy.deepcopy(m) if reference is None else reference
+        for s, p in pruned_in_place(m, SPARSITIES):
+            pruned[s].append(score(p))
+        last = m.to("meta")  # frees its values; the averages are written into it at the end
+    if last is None:
+        raise ValueError("cell_study: no models")
+    last = last.to_empty(device="cpu")
+    row = {"member_accuracy": float(np.mean(members)),
+           "naive_average_accuracy": score(naive.load_into(last)),
+           "aligned_average_accuracy": (score(aligned.load_into(last)) if aligned.count > 1
+                                        else math.nan)}
+    return row | {f"pruned_{s:g}_accuracy": float(np.mean(pruned[s])) for s in SPARSITIES}
+
+
+class LazyModels(Sequence):
+    """``n`` models as a sequence that builds model ``i`` with ``build(i)`` when indexed, so a
+    caller that iterates holds one at a time (a cell's seeds from their zoo rows)."""
+
+    def __init__(self, build: Callable[[int], nn.Module], n: int) -> None:
+        self.build, self.n = build, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> nn.Module:
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        return self.build(i)
 
 
 def cell_hparams(row: pd.Series) -> dict[str, Any]:
@@ -177,7 +259,6 @@ def run_studies(zoo: str, data_root: str = "data", progress: bool = True,
 
     from phasezoo.data import cell_split
     from phasezoo.wsl.table import load_zoo
-    from phasezoo.weights import build_model
 
     table = load_zoo(zoo, weights=False)  # one cell's models in memory at a time
     missing = [c for c in ("hp_dataset", "hp_normalize") if c not in table.meta]
@@ -200,12 +281,13 @@ def run_studies(zoo: str, data_root: str = "data", progress: bool = True,
         if key not in splits:
             splits[key] = cell_split(hp, data_root)
         test = splits[key]
-        models = [build_model(table.layouts[i], table.reader(i)) for i in g.index]
+        idx, seeds = list(g.index), [int(s) for s in g["seed"]]
+        models = LazyModels(lambda j: build_model(table.layouts[idx[j]], table.reader(idx[j])),
+                            len(idx))
         row = {"cell": cell, "phase": g["phase"].iloc[0],
                **cell_study(models, test.x_test, test.y_test, task=test.task)}
         if second is not None:
-            seeds = [int(s) for s in g["seed"]]
-            fresh = [_fresh(table.layouts[i], s) for i, s in zip(g.index, seeds, strict=True)]
+            fresh = LazyModels(lambda j: _fresh(table.layouts[idx[j]], seeds[j]), len(idx))
             row |= cell_transfer(models, fresh, second, finetune, seeds)
         rows.append(row)
     cells = pd.DataFrame(rows)
