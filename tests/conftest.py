@@ -22,7 +22,7 @@ TINY = {
             "load": {"name": "width", "values": [4]},
             "seeds": [0, 1],
             "train": {"epochs": 3, "keep_epochs": [0, 1, 3], "lr": 0.05},
-            "metrics": {"cka_samples": 200, "interpolation_points": 5},
+            "metrics": {"cka_batches": 2, "cka_batch_size": 100, "interpolation_points": 5},
         }
     },
 }
@@ -52,14 +52,12 @@ def trained(tmp_path_factory):
     return cfg, cell, out
 
 
-@pytest.fixture(scope="session")
-def published(trained, tmp_path_factory):
-    """The tiny trained population run through metrics, pairs, phases and publish."""
+def publish_stages(raw: dict, cell, train_h5: Path, tmp: Path) -> Path:
+    """Run metrics, pairs, phases and publish on a trained cell under config ``raw`` (results
+    and zoos under ``tmp``); the published zoo's folder."""
     from phasezoo.cli import main
 
-    cfg, cell, train_h5 = trained
-    tmp = tmp_path_factory.mktemp("published")
-    raw = {**cfg.raw, "results_dir": str(tmp / "results"), "zoos_dir": str(tmp / "zoos")}
+    raw = {**raw, "results_dir": str(tmp / "results"), "zoos_dir": str(tmp / "zoos")}
     config = tmp / "config.yaml"
     config.write_text(yaml.safe_dump(raw))
     cell_dir = tmp / "results" / "tiny" / cell.id
@@ -70,4 +68,12 @@ def published(trained, tmp_path_factory):
         assert main([stage, *common, "--cell", cell.id]) == 0
     for stage in ("phases", "publish"):
         assert main([stage, *common]) == 0
-    return cfg, cell, train_h5, tmp / "zoos" / "tiny"
+    return tmp / "zoos" / "tiny"
+
+
+@pytest.fixture(scope="session")
+def published(trained, tmp_path_factory):
+    """The tiny trained population run through metrics, pairs, phases and publish."""
+    cfg, cell, train_h5 = trained
+    return cfg, cell, train_h5, publish_stages(cfg.raw, cell, train_h5,
+                                               tmp_path_factory.mktemp("published"))

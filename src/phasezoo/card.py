@@ -71,8 +71,11 @@ COLUMN_DOCS: dict[str, str] = {
     "cell_mc": "cell mean over seed pairs of Bezier mode connectivity on train error (%), at the "
                "landscape epoch: negative = barrier, positive = under-trained ends, ≈0 = connected",
     "cell_mc_loss": "the same on train loss",
-    "cell_cka": "cell mean over seed pairs of linear CKA between outputs on evenly spaced test "
-                "samples (`metrics.cka_samples` of them)",
+    "cell_mc_chord": "`cell_mc` measured from the chord between the two seeds' train errors "
+                     "instead of their mean: 0 for a straight path, unchanged when the seeds "
+                     "are swapped or the grid refined (not used by the phases)",
+    "cell_cka": "cell mean over seed pairs of linear CKA between the seeds' outputs, measured "
+                "as the metric protocol says (`metrics.cka_*`)",
     "cell_linear_barrier": "cell mean over seed pairs of the linear-interpolation train-error "
                            "barrier (%), mc convention: negative = barrier",
     "phase": "loss-landscape phase of the cell (I, II, III, IV-A, IV-B; `diverged` if every "
@@ -176,10 +179,29 @@ def render_card(zoo: ZooSpec, phases: pd.DataFrame, n_rows: int, data_info: dict
         "## Training and metric settings", "", "```json",
         json.dumps({"train": zoo.raw["train"], "metrics": zoo.raw["metrics"],
                     "phase_thresholds": zoo.raw["phases"]}, indent=1),
-        "```", "", "## Columns", "", "| column | meaning |", "|---|---|",
+        "```", "", *protocol_section(zoo.raw["metrics"], zoo.raw["phases"]),
+        "## Columns", "", "| column | meaning |", "|---|---|",
         *[f"| `{c}` | {d} |" for c, d in COLUMN_DOCS.items()], "", _LOADING.format(zoo=zoo.name),
     ]
     return "\n".join(lines)
+
+
+def protocol_section(metrics: dict, phases: dict) -> list[str]:
+    """The card's Metric protocol section: which anchor's recipe measured mc, CKA and the
+    Hessian, the keys this zoo changed, where phasezoo differs on purpose, and the source of
+    the phase thresholds."""
+    from phasezoo.protocols import ANCHORS, DEVIATIONS, THRESHOLD_SOURCES, overrides
+
+    name = metrics["protocol"]
+    changed = overrides(metrics)
+    return ["## Metric protocol", "",
+            f"`{name}`: mode connectivity, CKA and the Hessian measured as the {ANCHORS[name]} "
+            "code measures them (recipes and source files: `phasezoo.protocols`). "
+            + (f"Changed from the protocol by this zoo's config: `{json.dumps(changed)}`."
+               if changed else "No protocol key is changed by this zoo's config."), "",
+            "Where phasezoo differs from the anchors on purpose:", "",
+            *[f"- {d}" for d in DEVIATIONS], "",
+            f"Phase thresholds `{json.dumps(phases)}`: {THRESHOLD_SOURCES[name]}", ""]
 
 
 def task_section(kind: str) -> list[str]:

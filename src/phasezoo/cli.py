@@ -169,7 +169,7 @@ def cmd_phases(a: argparse.Namespace) -> None:
     phase_diagram(table, plots / "phase_diagram.png")
     for column in HEATMAP_METRICS:
         heatmap(table, column, plots / f"{column}.png")
-    print(table[["cell", "train_error", "test_accuracy", "log_hessian_trace", "mc", "cka",
+    print(table[["cell", "train_error", "test_accuracy", "ln_hessian_trace", "mc", "cka",
                  "phase", "margin", "margin_rule"]].to_string(index=False))
 
 

@@ -23,6 +23,7 @@ from typing import Any, Iterator
 import jsonschema
 import yaml
 
+from phasezoo.protocols import fill_protocol_defaults
 from phasezoo.registries import registered, unknown_options
 
 SCHEMA_FILE = "config.schema.yaml"
@@ -248,10 +249,12 @@ def _fill_derived_defaults(zoo: dict[str, Any]) -> None:
     """Defaults that depend on other keys, filled after the schema's: ``train.keep_epochs``
     defaults to ``[0, epochs]`` (the initialisation and the end of training, whatever
     ``epochs`` is), so a config that only shortens training is not rejected for a key it never
-    wrote."""
+    wrote; the metric keys the config leaves out come from ``metrics.protocol``
+    (:mod:`phasezoo.protocols`)."""
     train = zoo["train"]
     if train["keep_epochs"] is None:
         train["keep_epochs"] = [0, train["epochs"]]
+    fill_protocol_defaults(zoo["metrics"], zoo["phases"])
 
 
 def _check_zoo(name: str, zoo: dict[str, Any]) -> None:
@@ -351,6 +354,12 @@ def _check_metrics(where: str, zoo: dict[str, Any]) -> None:
     if metrics["max_pairs"] == 0:
         raise ConfigError(f"{where}.metrics.max_pairs: 0 compares no seed pair; use -1 (all "
                           "pairs) or a number ≥ 1")
+    if metrics["cka_data"] == "train-mixup" and zoo["dataset"]["name"] in NON_IMAGE_DATASETS:
+        raise ConfigError(f"{where}.metrics.cka_data: train-mixup mixes input images; "
+                          f"'{zoo['dataset']['name']}' inputs are not images (use test)")
+    if metrics["cka_output"] == "softmax" and zoo["dataset"]["name"] in BETA_DATASETS:
+        raise ConfigError(f"{where}.metrics.cka_output: softmax of a PINN's one regression "
+                          "output is constant; use logits (the raw output)")
     epoch = metrics["landscape_epoch"]
     if epoch != -1 and epoch not in kept:
         raise ConfigError(f"{where}.metrics.landscape_epoch: epoch {epoch} is not kept; use -1 "

@@ -7,11 +7,12 @@ The rules, on seed means at the landscape epoch (train error and mc in %):
   else IV-B;
 * a cell whose seeds all diverged is ``diverged``.
 
-Defaults and why (the MD-tree paper's fitted trees start at train error 0.5 %, mc −10, CKA 0.5):
-``train_error`` 1 % (40 of the default zoo's 4,000 training digits; 0.5 % leaves only two cells
-"low loss"), ``mc_tolerance`` 2 % (the connected cells of the default zoo have |mc| ≤ 0.2 %, the
-under-trained ones mc ≥ 3 %), ``cka`` 0.8 (seeds that reach ≥ 92 % test accuracy on MNIST agree
-on most logits: their CKA is ≥ 0.75 everywhere, so 0.5 never separates IV-A from IV-B there).
+Defaults: the metric protocol's (``PHASE_THRESHOLDS`` in :mod:`phasezoo.protocols`), read off
+that anchor's published metrics on its own scale, because neither anchor's code holds phase
+boundaries (PTMZ's README gives the taxonomy as a qualitative table). The MD tree's fitted
+thresholds (train error 0.5 %, −10, CKA 0.5) are not phase boundaries: they split another label
+(temperature too small or too large) and their −10 is on another connectivity (``mc_peak``,
+the worst interior point). A config's ``phases`` keys override the protocol's.
 Every label carries a ``margin``: the distance to the nearest threshold that decided it, divided
 by that threshold's scale (train_error, mc_tolerance, cka), and ``margin_rule`` names it.
 """
@@ -25,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from phasezoo.config import ZooSpec
+from phasezoo.protocols import PHASE_THRESHOLDS
 from phasezoo.tasks import error_percent
 
 UNLABELLED, DIVERGED = "unlabelled", "diverged"
@@ -33,11 +35,11 @@ PHASES = ("I", "II", "III", "IV-A", "IV-B")
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Phase thresholds (see the module docstring for the defaults' reasons)."""
+    """Phase thresholds; the defaults are the ``ptmz`` protocol's (see the module docstring)."""
 
-    train_error: float = 1.0   # % train error; above = "high train loss"
-    mc_tolerance: float = 2.0  # % train error; mc below −tolerance = a barrier (mc < 0)
-    cka: float = 0.8           # linear CKA of logits between seeds; below = IV-A
+    train_error: float = PHASE_THRESHOLDS["ptmz"]["train_error"]  # %; above = high train loss
+    mc_tolerance: float = PHASE_THRESHOLDS["ptmz"]["mc_tolerance"]  # %; mc < −tol = a barrier
+    cka: float = PHASE_THRESHOLDS["ptmz"]["cka"]  # seed-pair CKA; below = IV-A
 
 
 def label_cells(cells: pd.DataFrame, **thresholds: float) -> pd.DataFrame:
@@ -46,7 +48,7 @@ def label_cells(cells: pd.DataFrame, **thresholds: float) -> pd.DataFrame:
     Args:
         cells: one row per cell with ``train_error`` (%) and ``mc`` (train error %); ``cka`` is
             needed only for low-loss connected cells and ``diverged_fraction`` is optional
-            (1 → ``diverged``). Other columns (``train_loss``, ``log_hessian_trace``, ...) are
+            (1 → ``diverged``). Other columns (``train_loss``, ``ln_hessian_trace``, ...) are
             carried along unused.
         thresholds: overrides of :class:`Thresholds` fields.
 
@@ -103,26 +105,28 @@ def landscape_epoch(metrics: pd.DataFrame, requested: int) -> int:
 def aggregate_cell(metrics: pd.DataFrame, pairs: pd.DataFrame, epoch: int,
                    task: str = "classification") -> dict[str, float]:
     """Seed means of one cell at ``epoch``: losses, train error (%; the ``task``'s error, see
-    :mod:`phasezoo.tasks`), log10 Hessian λmax and trace, and the pair means of mode connectivity
+    :mod:`phasezoo.tasks`), the natural log of the seed-mean Hessian λmax and trace (as both
+    anchors take it: ``np.log(np.mean(...))``), and the pair means of mode connectivity
     (train error %, and loss), linear barrier and CKA."""
     at = metrics[metrics["epoch"] == epoch]
     live = at[~at["diverged"]]
     return {"train_loss": live["train_loss"].mean(), "test_loss": live["test_loss"].mean(),
             "train_error": error_percent(task, live["train_accuracy"].mean()),
             "test_accuracy": live["test_accuracy"].mean(),
-            "log_hessian_top_eigenvalue": _log10_mean(live, "hessian_top_eigenvalue"),
-            "log_hessian_trace": _log10_mean(live, "hessian_trace"),
+            "ln_hessian_top_eigenvalue": _ln_mean(live, "hessian_top_eigenvalue"),
+            "ln_hessian_trace": _ln_mean(live, "hessian_trace"),
             **{c: live[c].mean() if c in live else np.nan
                for c in ("alpha_mean", "farms_alpha_mean")},
             "mc": pairs["mc"].mean(), "mc_loss": pairs["mc_loss"].mean(),
+            "mc_chord": pairs["mc_chord"].mean() if "mc_chord" in pairs else np.nan,
             "linear_barrier": pairs["linear_barrier"].mean(), "cka": pairs["cka"].mean(),
             "diverged_fraction": float(at["diverged"].mean()) if len(at) else np.nan}
 
 
-def _log10_mean(table: pd.DataFrame, column: str) -> float:
-    """log10 of the seed mean (NaN when the mean is not positive or the column is absent)."""
+def _ln_mean(table: pd.DataFrame, column: str) -> float:
+    """Natural log of the seed mean (NaN when the mean is not positive or the column is absent)."""
     mean = table[column].mean() if column in table else np.nan
-    return float(np.log10(mean)) if mean > 0 else float("nan")
+    return float(np.log(mean)) if mean > 0 else float("nan")
 
 
 def zoo_phases(zoo: ZooSpec, results_dir: str | Path) -> pd.DataFrame:

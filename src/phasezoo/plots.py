@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-HEATMAP_METRICS = ("test_accuracy", "train_loss", "log_hessian_top_eigenvalue",
-                   "log_hessian_trace", "mc", "linear_barrier", "cka", "alpha_mean",
+HEATMAP_METRICS = ("test_accuracy", "train_loss", "ln_hessian_top_eigenvalue",
+                   "ln_hessian_trace", "mc", "linear_barrier", "cka", "alpha_mean",
                    "farms_alpha_mean")
 PHASE_COLORS = {"I": "#d62728", "II": "#ff7f0e", "III": "#9467bd", "IV-A": "#2ca02c",
                 "IV-B": "#1f77b4", "diverged": "#7f7f7f", "unlabelled": "#dddddd"}

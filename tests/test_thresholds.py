@@ -1,0 +1,39 @@
+"""The protocols' phase thresholds, recomputed from the anchors' published metrics by the rule
+stated in ``phasezoo.protocols``: a threshold that drifted from its data fails here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from phasezoo.protocols import PHASE_THRESHOLDS
+
+DATA = Path(__file__).parent / "data"
+
+
+def _median_cka_of_low_loss_connected(table: pd.DataFrame, train_error: str, mc: str,
+                                      cka: str) -> float:
+    keep = (table[train_error] <= 1.0) & (table[mc] >= -2.0)
+    return float(table.loc[keep, cka].median())
+
+
+def _round_to(x: float, step: float = 0.05) -> float:
+    return round(round(x / step) * step, 2)
+
+
+def test_llt_thresholds_from_the_md_tree_configurations():
+    """1,690 ResNet-18 / CIFAR-10 configurations measured with LLT's code (MD tree, MIT)."""
+    md = pd.read_csv(DATA / "md-tree" / "dataframe_normal_public.csv")
+    t = PHASE_THRESHOLDS["llt"]
+    # the train-error threshold sits in a gap: almost no configuration lies between 0.5 and 1 %
+    assert ((md.train_error > 0.5) & (md.train_error <= t["train_error"])).mean() < 0.01
+    # the mc tolerance sits in a sparse band: 3 % of configurations in (−5, −0.5]
+    mc = md.mode_connectivity
+    assert ((mc > -5) & (mc <= -0.5)).mean() == pytest.approx(52 / 1690)
+    assert ((mc > -0.5) & (mc <= 0.5)).mean() > 0.3  # where the connected ones are
+    median = _median_cka_of_low_loss_connected(md, "train_error", "mode_connectivity", "CKA")
+    assert median == pytest.approx(0.555, abs=1e-3)
+    assert t["cka"] == _round_to(median)
