@@ -27,6 +27,9 @@ CATALOGUE = {  # zoo: (model, dataset, load axis, temperature axis)
 }
 
 
+PTMZ_MODELS = {"resnet18": 192, "resnet50": 192, "vit": 147, "gpt": 264, "pinn-mlp": 700}
+
+
 def _zoo(path: Path):
     (zoo,) = load_config(path).zoos.values()
     return zoo
@@ -40,7 +43,8 @@ def test_the_catalogue_has_its_twelve_zoos():
         assert zoo.name == path.stem and zoo.raw["model"]["name"] == model
         assert zoo.raw["dataset"]["name"] == dataset
         assert (zoo.load.name, zoo.temperature.name) == (load, temperature)
-        assert len(zoo.seeds) == 3 and zoo.raw["resources"]["gpu"]
+        # PTMZ's README: 192 models per ResNet zoo, 147 per ViT zoo, 264 GPT-2, 700 PINN
+        assert len(zoo.cells()) * len(zoo.seeds) == PTMZ_MODELS[model] and zoo.raw["resources"]["gpu"]
         assert min(zoo.raw["resources"]["runtime"].values()) >= 240
 
 
@@ -55,6 +59,14 @@ def test_resnet_zoos_follow_the_reference_recipe():
         assert t["augment"] == {"crop": 4, "flip": "svhn" not in path.stem, "rotation": 20}
         assert list(zoo.load.values) == [2, 4, 8, 16, 32, 64, 128, 256]
         assert list(zoo.temperature.values) == [8, 16, 32, 64, 128, 256, 512, 1024]
+
+
+def test_vit_zoos_take_the_grid_of_ptmz_published_metrics():
+    for name in ("vit-cifar10", "vit-cifar100"):
+        zoo = _zoo(ZOOS / f"{name}.yaml")
+        assert list(zoo.load.values) == [6, 12, 24, 48, 60, 96, 192]
+        assert list(zoo.temperature.values) == [8, 16, 32, 64, 128, 256, 512]
+        assert zoo.raw["train"]["epochs"] == 300 and len(zoo.seeds) == 3
 
 
 def test_every_twin_keeps_the_architecture_and_axes_on_a_small_grid():
@@ -76,7 +88,7 @@ def test_full_configs_build_their_dags(tmp_path):
     counts = dict(line.split() for line in (proc.stdout + proc.stderr).splitlines()
                   if len(line.split()) == 2 and line.split()[1].isdigit())
     cells = sum(len(_zoo(p).cells()) for p in FULL)
-    assert counts["train"] == counts["measure"] == str(cells) == "688"
+    assert counts["train"] == counts["measure"] == str(cells) == str(8 * 64 + 2 * 49 + 88 + 70)
     assert counts["publish"] == counts["benchmark"] == counts["studies"] == "12"
     assert counts["benchmark_transfer"] == str(4 * 3 + 4 * 3 + 2)  # ordered same-model pairs
 
