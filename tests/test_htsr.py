@@ -171,8 +171,42 @@ def test_farms_windows_follow_reference_grid():
     assert win.shape == (81, 100, 100)
     assert torch.equal(win[10], w[3:103, 85:185])
     assert torch.equal(win[-1], w[24:124, 680:780])
-    small = farms._farms_linear_windows(w[:10], 100, 1.0, 9)  # smaller than the window: r = 10
-    assert small.shape == (9, 10, 10)
+    small = farms._farms_linear_windows(w[:10], 100, 1.0, 9)  # fewer rows than the window: all
+    assert small.shape == (9, 10, 100) and torch.equal(small[1], w[:10, 85:185])
+    odd = farms._farms_linear_windows(w[:80], 100, 1.0, 9)  # start −20 counts from the end
+    assert odd.shape == (9, 20, 100) and torch.equal(odd[0], w[60:80, 0:100])
+
+
+def _farms_reference_alpha(matrix: torch.Tensor, r: int = 100, q: float = 1.0,
+                           ops: int = 9) -> float:
+    """FARMS's reference code for a Linear weight, transliterated: ``fixed_sampling`` (its
+    Python slicing included), then ``analysis_esd`` with ``fix_fingers='median'``,
+    ``xmin_pos=2``, ``filter_zeros=False`` (HUST-AI-HYZ/FARMS, Image_Classification)."""
+    rows, cols = matrix.shape
+    c = int(r * q)
+    row_step, col_step = max(1, (rows - r) // (ops - 1)), max(1, (cols - c) // (ops - 1))
+    n_rows = min(ops, max(1, (rows - r) // row_step + 1))
+    n_cols = min(ops, max(1, (cols - c) // col_step + 1))
+    eigs = []
+    for i in range(n_rows):
+        for j in range(n_cols):
+            r0, c0 = min(i * row_step, rows - r), min(j * col_step, cols - c)
+            eigs.append(torch.square(torch.linalg.svdvals(matrix[r0:r0 + r, c0:c0 + c])))
+    e = torch.sort(torch.cat(eigs).double()).values
+    i = int(len(e) / 2)
+    n = float(len(e) - i)
+    return float(1 + n / (torch.sum(torch.log(e[i:])) - n * torch.log(e[i])))
+
+
+@pytest.mark.parametrize("shape", [(32, 784), (8, 784), (80, 784), (128, 784), (784, 32),
+                                   (300, 300)])
+def test_farms_alpha_equals_its_reference_code_for_every_linear_shape(shape):
+    g = torch.Generator().manual_seed(sum(shape))
+    lin = nn.Linear(shape[1], shape[0], bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(torch.randn(*shape, generator=g))
+    ours = htsr.analyze(nn.Sequential(lin))["farms_alpha"][0]
+    assert ours == pytest.approx(_farms_reference_alpha(lin.weight.detach()), rel=1e-5)
 
 
 def test_farms_alpha_independent_of_aspect_ratio():

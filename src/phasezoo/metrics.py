@@ -116,7 +116,8 @@ def htsr_columns(models: list[nn.Module], settings: dict) -> list[dict[str, obje
         return []
     names = htsr.layer_names(models[0])
     out = []
-    for df in htsr.analyze_many(models, farms=settings["farms"], farms_fit=settings["farms_fit"]):
+    for df in htsr.analyze_many(models, farms=settings["farms"], farms_fit=settings["farms_fit"],
+                                farms_filter_zeros=settings["farms_filter_zeros"]):
         failed = df["alpha"] == -1  # WeightWatcher's marker of a failed fit: not an exponent
         df.loc[failed, ["alpha", "alpha_weighted"]] = math.nan
         summary = htsr.summarize(df)

@@ -77,17 +77,20 @@ HUST-AI-HYZ/FARMS ``Image_Classification/sampling.py`` and ``tempbalance_farms.p
   regular grid of overlapping ``r × int(r·Q)`` windows, steps ``max(1, (rows − r)//(ops − 1))``
   and ``max(1, (cols − c)//(ops − 1))``, at most ``ops`` windows per dimension, the last start
   clipped to ``rows − r`` (``cols − c``); the squared singular values of all windows are pooled
-  into one ESD and one fit. Image-classification defaults ``r = 100, Q = 1, ops = 9``. When the
-  matrix is smaller than the window, ``r = min(r, rows, ⌊cols/Q⌋)`` — *why*: the reference code
-  then slices from a negative start (Python wraps it) and silently takes a smaller, ragged
-  window; the largest window that fits keeps the fixed aspect ratio FARMS is about.
+  into one ESD and one fit. Image-classification defaults ``r = 100, Q = 1, ops = 9``. A
+  dimension shorter than its window is sliced as the reference's Python slice does it, from
+  the negative start ``size − r``: all of a dimension up to r/2 long (32 × 784 gives 9 windows
+  of 32 × 100), but only its last ``r − size`` entries between r/2 and r (80 rows give 20):
+  odd, and reproduced as written, so FARMS α means what the reference code computes.
 * **Conv2d** (``net_esd_estimator``, sliding-window branch): WW's per-kernel-position slices
   (rows ≥ cols), each cut into ``rows // cols`` non-overlapping square ``cols × cols`` blocks
   (for Q ≠ 1 the reference's ``cols//Q × cols`` or ``cols × cols//(1/Q)``), scaled by √(1/2);
   block i of every kernel position pooled into one ESD; one fit per block; the layer's
   ``farms_alpha`` is the mean over blocks (blocks whose fit fails are left out).
 * **Fit**: by default (``farms_fit="median"``) FARMS's own fit: x_min = the median eigenvalue,
-  MLE α over the top half, no KS search (the FARMS reference code's default for image models).
+  MLE α over the top half, no KS search (the FARMS reference code's default for image models),
+  on every eigenvalue (the reference's ``filter_zeros=False``; ``farms_filter_zeros=True`` drops
+  those ≤ 1e-5 first, as plain α does).
   *Why not the WW-style KS search used for plain α*: on a bounded ESD the KS search locks onto
   its hard upper edge (see the caveat below), so KS-fitted FARMS α does not show the
   aspect-ratio independence that is FARMS's point. ``farms_fit="ks"`` is available.

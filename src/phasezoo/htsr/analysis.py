@@ -154,13 +154,15 @@ def _frames(rows: list[dict], counts: list[int], skipped: list[list[dict[str, st
 
 def analyze_many(models: list[nn.Module], *, farms: bool = True, farms_window: int = FARMS_WINDOW,
                  farms_q: float = FARMS_Q, farms_ops: int = FARMS_OPS, farms_fit: str = "median",
-                 min_evals: int = MIN_EVALS, max_evals: int = MAX_EVALS,
-                 max_n: int = MAX_N) -> list[pd.DataFrame]:
+                 farms_filter_zeros: bool = False, min_evals: int = MIN_EVALS,
+                 max_evals: int = MAX_EVALS, max_n: int = MAX_N) -> list[pd.DataFrame]:
     """:func:`analyze` of every model, with one batched eigenvalue call per matrix shape.
 
     The same layer of every model, every conv slice and every FARMS window are stacked by shape
     (see :func:`squared_singular_values`); ESDs of equal length are fitted together.
     ``farms_fit``: ``"median"`` (default: FARMS's own fit) or ``"ks"`` (WeightWatcher's search).
+    ``farms_filter_zeros``: drop FARMS eigenvalues ≤ 1e-5 before its fit (FARMS's own option,
+    off in its code as here; plain α always drops them, as WeightWatcher does).
     """
     bad = farms_ops < 2 or farms_window < 1 or farms_q <= 0 or farms_fit not in FARMS_FITS
     if farms and bad:
@@ -175,9 +177,10 @@ def analyze_many(models: list[nn.Module], *, farms: bool = True, farms_window: i
     layers = [p for plans, _ in planned for p in plans]
     esds = [_pooled(jobs, p.main, p.scale) for p in layers]
     fits = _fit_many(esds)
-    farms_alpha = _farms_alphas(jobs, layers, farms_fit) if farms else [math.nan] * len(layers)
+    farms_alpha = (_farms_alphas(jobs, layers, farms_fit, farms_filter_zeros) if farms
+                   else [math.nan] * len(layers))
     farms_attrs = ({"fit": FARMS_FITS[farms_fit], "r": farms_window, "Q": farms_q,
-                    "ops": farms_ops} if farms else {})
+                    "ops": farms_ops, "filter_zeros": farms_filter_zeros} if farms else {})
     rows = [{"layer": p.name, "type": p.kind, "shape": p.shape, "alpha": f.alpha, "xmin": f.xmin,
              "ks_distance": f.ks_distance, "sigma": f.sigma, **_norm_metrics(e, f),
              "farms_alpha": fa}

@@ -25,20 +25,28 @@ FARMS_FITS = {"ks": "weightwatcher-ks", "median": "farms-median"}  # farms_fit �
 
 
 def _farms_starts(size: int, win: int, ops: int) -> list[int]:
-    """Window starts along one dimension, as FARMS's ``fixed_sampling`` computes them."""
+    """Window starts along one dimension, as FARMS's ``fixed_sampling`` computes them (negative
+    when the dimension is shorter than the window)."""
     step = max(1, (size - win) // (ops - 1))
     count = min(ops, max(1, (size - win) // step + 1))
     return [min(i * step, size - win) for i in range(count)]
 
 
 def _farms_linear_windows(w: torch.Tensor, r: int, q: float, ops: int) -> torch.Tensor:
-    """FARMS's ``r × int(r·Q)`` windows of a dense weight, ``(windows, r, c)``."""
+    """FARMS's windows of a dense weight, ``(windows, rows, cols)``, sliced exactly as its
+    ``fixed_sampling`` slices ``matrix[start:start + r, ...]`` with Python's slice rules.
+
+    For a dimension no shorter than the window that is the window itself. For a shorter one
+    the reference's start ``size − r`` is negative, and a negative start counts from the end:
+    a dimension of 32 against r = 100 gives all 32 (−68 clamps to 0), but one of 80 gives
+    rows 60–79, only 20 (−20 is row 60). Reproduced as written, so FARMS α means what the
+    reference code computes; the aspect ratio of such windows is not Q.
+    """
     rows, cols = w.shape
-    r = max(1, min(r, rows, math.floor(cols / q)))
-    c = min(cols, max(1, int(r * q)))
-    ri = torch.tensor(_farms_starts(rows, r, ops))[:, None] + torch.arange(r)  # (windows, r)
-    ci = torch.tensor(_farms_starts(cols, c, ops))[:, None] + torch.arange(c)
-    return w[ri[:, None, :, None], ci[None, :, None, :]].reshape(-1, r, c)
+    c = int(r * q)
+    ri = torch.stack([torch.tensor(range(rows)[s:s + r]) for s in _farms_starts(rows, r, ops)])
+    ci = torch.stack([torch.tensor(range(cols)[s:s + c]) for s in _farms_starts(cols, c, ops)])
+    return w[ri[:, None, :, None], ci[None, :, None, :]].reshape(-1, ri.shape[1], ci.shape[1])
 
 
 def _farms_conv_blocks(slices: torch.Tensor, q: float) -> torch.Tensor:
@@ -55,10 +63,13 @@ def _farms_conv_blocks(slices: torch.Tensor, q: float) -> torch.Tensor:
     return blocks.transpose(0, 1)
 
 
-def _farms_alphas(jobs: _EigenJobs, layers: list[_LayerPlan], method: str) -> list[float]:
-    """Each layer's FARMS α: the mean over its FARMS ESDs' successful fits (NaN if none)."""
+def _farms_alphas(jobs: _EigenJobs, layers: list[_LayerPlan], method: str,
+                  filter_zeros: bool = False) -> list[float]:
+    """Each layer's FARMS α: the mean over its FARMS ESDs' successful fits (NaN if none).
+    ``filter_zeros``: FARMS's own option (off in its code) to drop eigenvalues ≤ 1e-5 first."""
     owners = [k for k, p in enumerate(layers) for _ in p.farms]
-    fits = _fit_many([_pooled(jobs, s, p.scale) for p in layers for s in p.farms], method)
+    fits = _fit_many([_pooled(jobs, s, p.scale) for p in layers for s in p.farms], method,
+                     drop_small=filter_zeros)
     per_layer: dict[int, list[float]] = {}
     for k, f in zip(owners, fits, strict=True):
         if f.ok:

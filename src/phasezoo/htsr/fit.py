@@ -197,7 +197,7 @@ def _fit_sorted(x: np.ndarray) -> list[PowerLawFit]:
 
 
 def _median_fit(x: np.ndarray) -> PowerLawFit:
-    """FARMS's "median" fit of an ascending ESD (> EVALS_THRESH): x_min = the median eigenvalue.
+    """FARMS's "median" fit of an ascending ESD: x_min = the median eigenvalue.
 
     ``i = int(N/2)``, α by the same MLE over the top ``N − i`` values, D its KS distance; no
     search (FARMS ``analysis_esd`` with ``fix_fingers='median'``, ``xmin_pos=2``).
@@ -207,8 +207,8 @@ def _median_fit(x: np.ndarray) -> PowerLawFit:
         return FAILED_FIT
     i = n_ev // 2
     n = float(n_ev - i)
-    logx = np.log(x)
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logx = np.log(x)  # zeros below the median (an unfiltered ESD) are never used
         alpha = 1.0 + n / (np.sum(logx[i:]) - n * logx[i])
     if not np.isfinite(alpha) or alpha <= 1.0:
         return FAILED_FIT
@@ -217,9 +217,12 @@ def _median_fit(x: np.ndarray) -> PowerLawFit:
                        True)
 
 
-def _fit_many(esds: list[np.ndarray], method: str = "ks") -> list[PowerLawFit]:
-    """Fits of many ascending ESDs; with the KS search, equal fitted lengths are fitted together."""
-    tails = [e[e > EVALS_THRESH] for e in esds]
+def _fit_many(esds: list[np.ndarray], method: str = "ks",
+              drop_small: bool = True) -> list[PowerLawFit]:
+    """Fits of many ascending ESDs; with the KS search, equal fitted lengths are fitted together.
+    ``drop_small``: leave out eigenvalues ≤ EVALS_THRESH first (WeightWatcher does; FARMS's
+    reference code, ``filter_zeros=False``, does not)."""
+    tails = [e[e > EVALS_THRESH] for e in esds] if drop_small else list(esds)
     if method == "median":
         return [_median_fit(t) for t in tails]
     by_len: dict[int, list[int]] = {}
