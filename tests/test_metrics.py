@@ -47,7 +47,7 @@ def test_htsr_columns_match_per_model_analysis():
         torch.manual_seed(seed)
         models.append(nn.Sequential(nn.Linear(300, 64), nn.ReLU(), nn.Linear(64, 40), nn.ReLU(),
                                     nn.Linear(40, 4)))  # the last layer: 4 eigenvalues, skipped
-    rows = htsr_columns(models, {"farms": True, "farms_fit": "median"})
+    rows = htsr_columns(models, {"farms": True, "farms_fit": "median", "farms_filter_zeros": False})
     assert htsr.layer_names(models[0]) == ["0", "2", "4"]
     for model, row in zip(models, rows, strict=True):
         alone = htsr.analyze(model)
