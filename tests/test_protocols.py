@@ -207,3 +207,16 @@ def test_protocol_llt_rebuilds_the_same_zoos_metrics_under_its_recipe(published,
     assert llt["model_id"] == ptmz["model_id"] and llt["weights"] == ptmz["weights"]
     assert llt["cell_cka"][0] != ptmz["cell_cka"][0]  # softmax on mixed-up training batches
     assert llt["hessian_top_eigenvalue"] != ptmz["hessian_top_eigenvalue"]  # 1 × 200 samples
+
+
+def test_every_protocol_sets_every_protocol_key_and_the_schema_types_them():
+    from phasezoo.config import schema
+    from phasezoo.protocols import PHASE_THRESHOLDS, PROTOCOL_KEYS
+
+    metrics = schema()["$defs"]["metrics"]["properties"]
+    phases = schema()["$defs"]["phases"]["properties"]
+    for name, keys in PROTOCOLS.items():
+        assert sorted(keys) == sorted(PROTOCOL_KEYS), name
+        assert sorted(PHASE_THRESHOLDS[name]) == sorted(phases), name
+        assert metrics["protocol"]["enum"] == sorted(PROTOCOLS, reverse=True)
+    assert set(PROTOCOL_KEYS) <= set(metrics)
