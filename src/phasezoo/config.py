@@ -399,6 +399,8 @@ def _describe(error: jsonschema.ValidationError) -> str:
     key = ".".join(str(p) for p in error.absolute_path) or "config"
     if error.validator == "additionalProperties":
         return f"{key}: {error.message} (unknown key)"
+    if error.validator == "pattern" and "description" in error.schema:
+        return f"{key}: {error.instance!r} is not allowed ({error.schema['description']})"
     if error.validator == "minItems" and error.validator_value > 1:
         return f"{key}: {error.message} (at least {error.validator_value} needed)"
     return f"{key}: {error.message}"

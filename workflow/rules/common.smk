@@ -33,7 +33,9 @@ ZOOS = CFG.zoos_dir
 wildcard_constraints:
     zoo="[a-z0-9][a-z0-9-]*",
     source="[a-z0-9][a-z0-9-]*",
-    cell="[^/]+",
+    # Cell ids are axis names and numbers (phasezoo.config): shell-safe characters only, so a
+    # wildcard needs no quoting in a rule's shell line (paths from the config are quoted).
+    cell="[A-Za-z0-9_.+-]+",
     dataset="[a-z0-9][a-z0-9.-]*",
 
 

@@ -13,4 +13,4 @@ rule fetch:
     message:
         "fetch {wildcards.dataset} into data_root"
     shell:
-        "phasezoo fetch {params.args} --out {output.record} > {log} 2>&1"
+        "phasezoo fetch {params.args} --out {output.record:q} > {log:q} 2>&1"

@@ -26,4 +26,4 @@ rule measure:
         "measure {wildcards.zoo} {wildcards.cell}"
     shell:
         "phasezoo measure --config {params.cfg} --zoo {wildcards.zoo} --cell {wildcards.cell}"
-        " --threads {threads} > {log} 2>&1"
+        " --threads {threads} > {log:q} 2>&1"

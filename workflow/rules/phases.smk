@@ -30,4 +30,4 @@ rule phases:
     message:
         "phases {wildcards.zoo}"
     shell:
-        "phasezoo phases --config {params.cfg} --zoo {wildcards.zoo} > {log} 2>&1"
+        "phasezoo phases --config {params.cfg} --zoo {wildcards.zoo} > {log:q} 2>&1"

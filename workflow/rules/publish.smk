@@ -22,7 +22,7 @@ rule publish:
     message:
         "publish {wildcards.zoo}"
     shell:
-        "phasezoo publish --config {params.cfg} --zoo {wildcards.zoo} > {log} 2>&1"
+        "phasezoo publish --config {params.cfg} --zoo {wildcards.zoo} > {log:q} 2>&1"
 
 
 rule benchmark:
@@ -53,8 +53,8 @@ rule benchmark:
     message:
         "benchmark {wildcards.zoo}"
     shell:
-        "phasezoo benchmark {input.zoo} --out {params.out} --seeds {params.seeds} --stream"
-        " > {log} 2>&1"
+        "phasezoo benchmark {input.zoo:q} --out {params.out:q} --seeds {params.seeds} --stream"
+        " > {log:q} 2>&1"
 
 
 rule benchmark_transfer:
@@ -81,8 +81,8 @@ rule benchmark_transfer:
     message:
         "benchmark {wildcards.zoo} (trained on {wildcards.source})"
     shell:
-        "phasezoo benchmark {input.zoo} --train-zoo {input.source} --out {params.out}"
-        " --seeds {params.seeds} --stream > {log} 2>&1"
+        "phasezoo benchmark {input.zoo:q} --train-zoo {input.source:q} --out {params.out:q}"
+        " --seeds {params.seeds} --stream > {log:q} 2>&1"
 
 
 rule studies:
@@ -115,5 +115,5 @@ rule studies:
     message:
         "studies {wildcards.zoo}"
     shell:
-        "phasezoo studies {input.zoo} --out {params.out} --data-root {params.data_root} --quiet"
-        " {params.transfer} > {log} 2>&1"
+        "phasezoo studies {input.zoo:q} --out {params.out:q} --data-root {params.data_root:q} --quiet"
+        " {params.transfer} > {log:q} 2>&1"

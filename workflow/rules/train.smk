@@ -23,7 +23,7 @@ rule train:
         "train {wildcards.zoo} {wildcards.cell}"
     shell:
         "phasezoo train --config {params.cfg} --zoo {wildcards.zoo} --cell {wildcards.cell}"
-        " --out {output.weights} --threads {threads} > {log} 2>&1"
+        " --out {output.weights:q} --threads {threads} > {log:q} 2>&1"
 
 
 # A zoo with the learning rate as temperature: one job trains all rates of one load value
@@ -41,11 +41,12 @@ for _zoo, _rates in LR_GROUPED.items():
         log:
             f"logs/{_zoo}/{{group}}/train-rates.log",
         wildcard_constraints:
-            group="[^/]+",
+            group="[A-Za-z0-9_.+-]+",
         params:
             cfg=zoo_config("train", _zoo),
             zoo=_zoo,
-            cells=lambda wildcards, rates=_rates: " ".join(f"{r}_{wildcards.group}" for r in rates),
+            cells=lambda wildcards, rates=_rates: " ".join(
+                shlex.quote(f"{r}_{wildcards.group}") for r in rates),
         conda:
             "../../envs/phasezoo.yaml"
         threads: 1
@@ -59,4 +60,4 @@ for _zoo, _rates in LR_GROUPED.items():
             f"train {_zoo} {{wildcards.group}}: {len(_rates)} learning rates as one population"
         shell:
             "phasezoo train --config {params.cfg} --zoo {params.zoo} --cell {params.cells}"
-            " --out {output} --threads {threads} > {log} 2>&1"
+            " --out {output:q} --threads {threads} > {log:q} 2>&1"
