@@ -3,14 +3,11 @@ be right are refused before anything runs."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 import yaml
 
 from phasezoo.config import ConfigError, load_config
-from tests.test_workflow import REPO, _env
+from tests.test_workflow import REPO, run_dag
 
 # Every shell metacharacter a path could smuggle: substitution, backticks, a command separator,
 # both quotes, a glob and a space.
@@ -23,12 +20,7 @@ def test_no_path_from_a_config_runs_as_a_command(tmp_path):
     raw |= {key: str(tmp_path / HOSTILE.format(key)) for key in
             ("results_dir", "zoos_dir", "data_root")}
     raw["zoos"]["tiny"]["train"] |= {"epochs": 1, "keep_epochs": [0, 1]}
-    config = tmp_path / "hostile.yaml"
-    config.write_text(yaml.safe_dump(raw))
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
-           str(tmp_path), "--configfile", str(config), "-c2", "--quiet"]
-    proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_dag(raw, tmp_path / "hostile.yaml")
     pwned = [p for root in (tmp_path, REPO) for p in root.rglob("PWNED*")]
     assert not pwned
     zoo = tmp_path / HOSTILE.format("zoos_dir") / "tiny"

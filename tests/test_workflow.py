@@ -22,17 +22,24 @@ def _env() -> dict:
     return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
 
 
+def run_dag(raw: dict, config: Path) -> list[str]:
+    """Write ``raw`` to ``config`` and run the whole DAG on it (2 cores) in ``config``'s folder;
+    the command, to run again."""
+    config.write_text(yaml.safe_dump(raw))
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
+           str(config.parent), "--configfile", str(config), "-c2", "--quiet"]
+    proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return cmd
+
+
 @pytest.mark.slow
 def test_snakemake_dag_publishes_a_loadable_zoo(tmp_path):
     raw = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
     raw |= {"results_dir": str(tmp_path / "results"), "zoos_dir": str(tmp_path / "zoos"),
             "data_root": str(DATA_ROOT)}
     config = tmp_path / "test.yaml"
-    config.write_text(yaml.safe_dump(raw))
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
-           str(tmp_path), "--configfile", str(config), "-c2", "--quiet"]
-    proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    cmd = run_dag(raw, config)
     zoo = tmp_path / "zoos" / "tiny"
     assert not (tmp_path / "zoos" / "mnist-mlp").exists()  # --configfile replaces the default
     assert sorted(p.name.rsplit("-", 1)[0] for p in (zoo / "data").glob("*.h5")) == sorted(
