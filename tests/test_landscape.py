@@ -143,7 +143,10 @@ def test_under_trained_ends_give_positive_mc():
 def test_batchnorm_statistics_are_recomputed():
     m = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.BatchNorm1d(3))
     x = torch.randn(500, 2) * 4 + 3
-    recompute_bn_stats(m, x, 100)
+    recompute_bn_stats(m, x, 128)  # batches of 128, 128, 128, 116: weighted by their sizes
     h = m[0](x).detach()
     torch.testing.assert_close(m[1].running_mean, h.mean(0), rtol=1e-5, atol=1e-5)
-    assert not m.training
+    parts = h.split(128)  # the anchors' update_bn: each batch's unbiased variance, sample-weighted
+    var = sum(len(p) * p.var(0, unbiased=True) for p in parts) / len(h)
+    torch.testing.assert_close(m[1].running_var, var, rtol=1e-5, atol=1e-5)
+    assert not m.training and m[1].momentum == 0.1  # its own momentum back

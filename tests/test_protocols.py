@@ -220,3 +220,31 @@ def test_every_protocol_sets_every_protocol_key_and_the_schema_types_them():
         assert sorted(PHASE_THRESHOLDS[name]) == sorted(phases), name
         assert metrics["protocol"]["enum"] == sorted(PROTOCOLS, reverse=True)
     assert set(PROTOCOL_KEYS) <= set(metrics)
+
+
+@pytest.mark.parametrize("schedule", ["compounded", "from-base"])
+def test_curve_training_sets_the_schedules_rate_once_per_epoch(schedule, monkeypatch):
+    from phasezoo.landscape import connectivity
+
+    used = []
+
+    class Recording(connectivity.SGD):
+        def step(self, lr: float) -> None:
+            used.append(lr)
+            super().step(lr)
+
+    monkeypatch.setattr(connectivity, "SGD", Recording)
+    split, a = _split(40), _linear(0)  # 40 samples in batches of 16: 3 steps per epoch
+    cfg = CurveSettings(epochs=10, lr=0.1, batch_size=16, schedule=schedule)
+    train_bezier(a, _linear(1), split, cfg)
+    assert used == [lr for lr in curve_lrs(0.1, 10, schedule) for _ in range(3)]
+
+
+def test_a_random_control_point_starts_where_random_point_puts_it():
+    split, a, b = _split(), _linear(0), _linear(1)
+    start = train_bezier(a, b, split, CurveSettings(epochs=0, init="random", seed=4))
+    expected = random_point(a, seed=4)
+    assert all(torch.equal(start[k], expected[k]) for k in expected)
+    mid = train_bezier(a, b, split, CurveSettings(epochs=0, init="midpoint"))
+    assert all(torch.allclose(mid[k], 0.5 * (pa + pb)) for (k, pa), pb
+               in zip(a.named_parameters(), b.parameters(), strict=True))

@@ -190,9 +190,11 @@ def test_pruning_in_place_step_by_step_equals_a_stable_sort_of_the_original(name
     from phasezoo.wsl.studies import pruned_in_place
 
     model = _model(name, 0)
-    with torch.no_grad():  # ties: equal magnitudes (both signs) that a threshold must split
-        first = next(m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d)))
-        first.weight.view(-1)[::3] = 0.01 * torch.sign(first.weight.view(-1)[::3])
+    with torch.no_grad():  # magnitudes on a coarse grid: every cut-off splits a run of ties
+        for m in model.modules():
+            if isinstance(m, (nn.Linear, nn.Conv2d)):
+                step = float(m.weight.abs().max()) / 4
+                m.weight.copy_((m.weight / step).round() * step)
     steps = pruned_in_place(copy.deepcopy(model), [0.95, 0.5, 0.8, 0.9])
     for sparsity, pruned in steps:  # ascending, each pruned from the last step's zeros
         expected = _argsort_prune(model, sparsity)

@@ -14,8 +14,11 @@ DATA = Path(__file__).parent / "data"
 
 
 def _median_cka_of_low_loss_connected(table: pd.DataFrame, train_error: str, mc: str,
-                                      cka: str) -> float:
-    keep = (table[train_error] <= 1.0) & (table[mc] >= -2.0)
+                                      cka: str, protocol: str) -> float:
+    """The rule: the median CKA of the cells the protocol's own train-error and mc thresholds
+    call low-loss and connected."""
+    t = PHASE_THRESHOLDS[protocol]
+    keep = (table[train_error] <= t["train_error"]) & (table[mc] >= -t["mc_tolerance"])
     return float(table.loc[keep, cka].median())
 
 
@@ -29,7 +32,8 @@ def test_llt_thresholds_from_the_md_tree_configurations():
     mc = md.mode_connectivity
     assert ((mc > -5) & (mc <= -0.5)).mean() == pytest.approx(52 / 1690)
     assert ((mc > -0.5) & (mc <= 0.5)).mean() > 0.3  # where the connected ones are
-    median = _median_cka_of_low_loss_connected(md, "train_error", "mode_connectivity", "CKA")
+    median = _median_cka_of_low_loss_connected(md, "train_error", "mode_connectivity", "CKA",
+                                               "llt")
     assert median == pytest.approx(0.555, abs=1e-3)
     assert t["cka"] == round(median, 2)
 
@@ -53,9 +57,9 @@ def test_ptmz_thresholds_from_its_published_grids():
     assert len(cells) == 128
     assert ((cells.train_error > 0.5) & (cells.train_error <= t["train_error"])).sum() == 3
     assert ((cells.mc > -3) & (cells.mc <= -t["mc_tolerance"])).sum() == 2
-    median = _median_cka_of_low_loss_connected(cells, "train_error", "mc", "cka")
+    median = _median_cka_of_low_loss_connected(cells, "train_error", "mc", "cka", "ptmz")
     assert median == pytest.approx(0.926, abs=1e-3)
     assert t["cka"] == round(median, 2)
     # on PTMZ's scale the llt threshold would call every low-loss connected cell IV-B
-    keep = (cells.train_error <= 1) & (cells.mc >= -2)
+    keep = (cells.train_error <= t["train_error"]) & (cells.mc >= -t["mc_tolerance"])
     assert (cells.loc[keep, "cka"] >= PHASE_THRESHOLDS["llt"]["cka"]).all()

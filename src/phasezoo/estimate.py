@@ -240,8 +240,9 @@ def estimate(zoo: ZooSpec) -> ZooCost:
                          * metrics["hessian_batches"] * metrics["hessian_batch_size"])
         kept = len(train["keep_epochs"])
         pairs = len(seed_pairs(seeds, metrics["max_pairs"]))  # the pairs the measure stage runs
+        # each path point: a BatchNorm recompute pass and an evaluation pass over the train set
         pair_flops = (TRAIN_FLOPS_FACTOR * metrics["mc_epochs"]
-                      + metrics["interpolation_points"] + metrics["mc_points"]) * fwd * n
+                      + 2 * (metrics["interpolation_points"] + metrics["mc_points"])) * fwd * n
         measure = (seeds * kept * (factor * hessian_flops + fwd * (n + n_test))
                    + pairs * factor * pair_flops) / GPU_FLOPS
         slowest = max(slowest, seeds * (step_time + factor * eval_flops / GPU_FLOPS))

@@ -29,7 +29,9 @@ Where phasezoo differs from both, on purpose (the card lists these):
   README), and its trace from Hutchinson probes to a standard-error target;
 * CKA's test samples are evenly spaced over the test split, not its first batches (the same
   distribution on an image test set; the whole domain of a PINN's x-major grid);
-* curves train and BatchNorm is recomputed on the un-augmented training split;
+* curves train and BatchNorm is recomputed on the un-augmented training split (in batches of
+  ``mc_batch_size``, sample-weighted, as the anchors' ``update_bn``);
+* LLT's mixup CKA batches are drawn once per cell and shared by its pairs;
 * ``mc_loss`` uses the plain loss (the anchors' curve "loss" adds the L2 term).
 """
 
@@ -89,6 +91,8 @@ DEVIATIONS = (
     "(the anchors: PyHessian's power iteration and its stopping rule)",
     "CKA test samples evenly spaced over the test split (the anchors: its first batches)",
     "curves trained, and BatchNorm recomputed, on the un-augmented training split",
+    "LLT's mixup CKA batches drawn once per cell (seed `mc_seed`) and shared by its pairs "
+    "(LLT draws fresh ones for every pair)",
     "`mc_loss` on the plain loss (the anchors' curve loss adds the L2 term)",
 )
 

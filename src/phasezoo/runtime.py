@@ -24,8 +24,10 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 @contextlib.contextmanager
 def seeded(seed: int) -> Iterator[None]:
-    """Run a block with torch's global RNG seeded, restoring the caller's RNG state after."""
-    with torch.random.fork_rng(devices=[]):
+    """Run a block with torch's global RNG seeded, restoring the caller's RNG state after (the
+    CUDA generators' too: ``manual_seed`` seeds them as well)."""
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield
 

@@ -48,8 +48,8 @@ TASK_NOTES = {
     "classification": [],
     "language-modeling": [
         "Rows are sequences of byte tokens; losses and accuracies average over every position.",
-        "`cell_cka` compares next-token logits position by position: every position of "
-        "`metrics.cka_samples` evenly spaced test sequences is one sample.",
+        "`cell_cka` compares next-token logits position by position: every position of the "
+        "CKA batches' test sequences (`metrics.cka_batches` × `cka_batch_size`) is one sample.",
         "HT-SR (`alpha_mean`, `layer_*`) analyses the Linear layers (attention qkv and "
         "projection, MLP, head); embeddings and LayerNorms are not analysed.",
         "Weight matching (studies' `aligned_average_accuracy`) is defined for plain Linear/Conv "

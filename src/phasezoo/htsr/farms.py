@@ -43,7 +43,7 @@ def _farms_linear_windows(w: torch.Tensor, r: int, q: float, ops: int) -> torch.
     reference code computes; the aspect ratio of such windows is not Q.
     """
     rows, cols = w.shape
-    c = int(r * q)
+    c = max(1, int(r * q))
     ri = torch.stack([torch.tensor(range(rows)[s:s + r]) for s in _farms_starts(rows, r, ops)])
     ci = torch.stack([torch.tensor(range(cols)[s:s + c]) for s in _farms_starts(cols, c, ops)])
     return w[ri[:, None, :, None], ci[None, :, None, :]].reshape(-1, ri.shape[1], ci.shape[1])

@@ -87,25 +87,34 @@ def bezier(p0: dict, pc: dict, p1: dict, t: float) -> dict[str, torch.Tensor]:
 
 
 def recompute_bn_stats(model: nn.Module, x: torch.Tensor, batch_size: int) -> nn.Module:
-    """Reset every BatchNorm's running statistics and re-estimate them on ``x`` (exact average)."""
+    """Reset every BatchNorm's running statistics and re-estimate them on ``x`` in batches of
+    ``batch_size``, as the anchors' ``update_bn`` does: momentum b / (seen + b) per batch, so
+    the statistics are the sample-weighted mean of the batches'. Momenta are restored after."""
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not bns:
         return model.eval()
+    momenta = [m.momentum for m in bns]
     for m in bns:
         m.reset_running_stats()
-        m.momentum = None  # cumulative moving average = the exact mean over the batches
     model.train()
     with torch.no_grad():
         for s in range(0, len(x), batch_size):
-            model(x[s:s + batch_size])
+            batch = x[s:s + batch_size]
+            for m in bns:
+                m.momentum = len(batch) / (s + len(batch))
+            model(batch)
+    for m, momentum in zip(bns, momenta, strict=True):
+        m.momentum = momentum
     return model.eval()
 
 
-def _path_values(models: list[nn.Module], split: Split, batch_size: int) -> np.ndarray:
-    """Train error (%) and train loss at each point of a path, BatchNorm recomputed: (points, 2)."""
+def _path_values(models: list[nn.Module], split: Split, batch_size: int,
+                 bn_batch_size: int) -> np.ndarray:
+    """Train error (%) and train loss at each point of a path, BatchNorm recomputed in batches
+    of ``bn_batch_size``: (points, 2)."""
     out = []
     for m in models:
-        recompute_bn_stats(m, split.x_train, batch_size)
+        recompute_bn_stats(m, split.x_train, bn_batch_size)
         loss, score = evaluate(m, split.x_train, split.y_train, batch_size, split.task)
         out.append((error_percent(split.task.kind, score), loss))
     return np.array(out)
@@ -115,7 +124,7 @@ def interpolation_barrier(a: nn.Module, b: nn.Module, split: Split, points: int,
                           batch_size: int) -> dict[str, float]:
     """The straight-line (linear interpolation) barrier on train error, in the ``mc`` convention."""
     path = [interpolate(a, b, float(t)) for t in np.linspace(0.0, 1.0, points)]
-    mc, t_star = mc_of(_path_values(path, split, batch_size)[:, 0])
+    mc, t_star = mc_of(_path_values(path, split, batch_size, batch_size)[:, 0])
     return {"linear_barrier": mc, "linear_barrier_t": t_star}
 
 
@@ -159,7 +168,8 @@ def random_point(model: nn.Module, seed: int) -> dict[str, torch.Tensor]:
     ``curves.py``), BatchNorm weights U(0, 1) and biases 0 (LLT's ``_BatchNorm``). Parameters no
     module resets (a ViT's class token and position embedding) keep ``model``'s values: LLT's
     curves are ResNets only and define none."""
-    fresh = copy.deepcopy(model)
+    device = next(model.parameters()).device
+    fresh = copy.deepcopy(model).to("cpu")  # drawn on the CPU: the same point on any device
     with seeded(seed):
         for m in fresh.modules():
             reset = getattr(m, "reset_parameters", None) or getattr(m, "_reset_parameters", None)
@@ -168,7 +178,7 @@ def random_point(model: nn.Module, seed: int) -> dict[str, torch.Tensor]:
             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine:
                 m.weight.uniform_()
                 m.bias.zero_()
-    return _params(fresh)
+    return {k: v.to(device) for k, v in _params(fresh).items()}
 
 
 def _at(template: nn.Module, params: dict[str, torch.Tensor]) -> nn.Module:
@@ -185,7 +195,7 @@ def mode_connectivity(a: nn.Module, b: nn.Module, split: Split, cfg: CurveSettin
     pc = train_bezier(a, b, split, cfg)
     p0, p1 = _params(a), _params(b)
     path = [_at(a, bezier(p0, pc, p1, float(t))) for t in np.linspace(0.0, 1.0, cfg.points)]
-    values = _path_values(path, split, eval_batch_size)
+    values = _path_values(path, split, eval_batch_size, cfg.batch_size)  # BN: the curve's batches
     mc_error, t_error = mc_of(values[:, 0])
     mc_loss, _ = mc_of(values[:, 1])
     mc_chord, _ = mc_of(values[:, 0], reference="chord")

@@ -3,6 +3,7 @@ measures it (:mod:`phasezoo.protocols`)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -39,21 +40,29 @@ def cka_batches(split: Split, cfg: dict[str, Any]) -> list[torch.Tensor]:
     ``test``: ``cka_batches × cka_batch_size`` evenly spaced test samples, in order, cut into
     batches. ``train-mixup`` (LLT's ``--mixup-CKA``): that many training samples from one seeded
     shuffle; each batch is mixed with a permutation of itself, x·λ + x[π]·(1 − λ), one
-    λ ~ Beta(α, α) per batch.
+    λ ~ Beta(α, α) per batch. A split with fewer samples gives fewer batches of nearly equal
+    size (:func:`_batches`), never a last batch of one or two samples, whose CKA is NaN or 1.
     """
     size, count = cfg["cka_batch_size"], cfg["cka_batches"]
     if cfg["cka_data"] == "test":
         x = split.x_test[cka_indices(len(split.x_test), size * count).to(split.x_test.device)]
-        return list(x.split(size))
+        return [x[idx] for idx in _batches(len(x), size)]
     gen, rng = generator(cfg["mc_seed"]), np.random.default_rng(cfg["mc_seed"])
     order = torch.randperm(len(split.x_train), generator=gen)[:size * count]
     batches = []
-    for idx in order.split(size):
+    for part in _batches(len(order), size):
+        idx = order[part]
         x = split.x_train[idx.to(split.x_train.device)]
         lam = float(rng.beta(cfg["cka_mixup_alpha"], cfg["cka_mixup_alpha"]))
         perm = torch.randperm(len(x), generator=gen).to(x.device)
         batches.append(lam * x + (1 - lam) * x[perm])
     return batches
+
+
+def _batches(n: int, size: int) -> list[torch.Tensor]:
+    """Index batches of ``0..n-1``: ``ceil(n / size)`` of nearly equal size (exactly ``size``
+    each when ``size`` divides ``n``, as with the protocols' full samples)."""
+    return list(torch.arange(n).tensor_split(max(1, math.ceil(n / size))))
 
 
 def pair_cka(a: nn.Module, b: nn.Module, split: Split, batches: list[torch.Tensor],

@@ -126,7 +126,8 @@ def pruned_in_place(model: nn.Module,
     takes three more rows (the values and int64 indices).
     """
     weights = [m.weight for m in _layers(model)]
-    mags = np.concatenate([w.detach().abs().reshape(-1).numpy() for w in weights])
+    mags = np.concatenate([w.detach().abs().reshape(-1).to("cpu", torch.float32).numpy()
+                           for w in weights])
     for sparsity in sorted(sparsities):
         k = int(round(sparsity * len(mags)))
         if k:
@@ -137,12 +138,14 @@ def pruned_in_place(model: nn.Module,
 
 def _zero_smallest(weights: list[torch.Tensor], threshold: float, k: int) -> None:
     """Zero the ``k`` smallest magnitudes: all below ``threshold`` (the k-th smallest), then
-    the first of those equal to it, in flat order across the tensors (a stable sort's order)."""
-    ties = k - sum(int((w.abs() < threshold).sum()) for w in weights)
+    the first of those equal to it, in flat order across the tensors (a stable sort's order).
+    Weights are compared in float32, as the magnitudes were."""
+    ties = k - sum(int((w.abs().float() < threshold).sum()) for w in weights)
     for w in weights:
         flat = w.view(-1)
-        at = flat.abs() == threshold
-        flat[flat.abs() < threshold] = 0.0
+        mag = flat.abs().float()
+        at = mag == threshold
+        flat[mag < threshold] = 0.0
         first = at.nonzero().reshape(-1)[:ties]
         flat[first] = 0.0
         ties -= len(first)
