@@ -11,6 +11,7 @@ import torch
 import yaml
 
 from phasezoo.config import load_config
+from phasezoo.integrity import seal_path
 
 TINY = {
     "device": "cpu",
@@ -63,6 +64,7 @@ def publish_stages(raw: dict, cell, train_h5: Path, tmp: Path) -> Path:
     cell_dir = tmp / "results" / "tiny" / cell.id
     cell_dir.mkdir(parents=True)
     shutil.copy(train_h5, cell_dir / "train.h5")
+    shutil.copy(seal_path(train_h5), seal_path(cell_dir / "train.h5"))  # its integrity seal
     common = ["--config", str(config), "--zoo", "tiny", "--quiet"]
     for stage in ("metrics", "pairs"):
         assert main([stage, *common, "--cell", cell.id]) == 0

@@ -71,7 +71,7 @@ def test_threshold_edges(column, below, above):
 def test_margin_names_the_nearest_threshold():
     from phasezoo.phases import label_cells
 
-    out = label_cells(_cells(train_error=[0.9], mc=[0.0], cka=[0.99]))
+    out = label_cells(_cells(train_error=[0.9], mc=[0.0], cka=[0.99]), cka=0.8)
     assert out["phase"].iloc[0] == "IV-B" and out["margin_rule"].iloc[0] == "train_error"
     assert out["margin"].iloc[0] == pytest.approx(0.1)
     out = label_cells(_cells(train_error=[0.1], mc=[0.0], cka=[0.79]), cka=0.8)

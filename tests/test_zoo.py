@@ -127,6 +127,7 @@ def test_republished_zoo_is_not_served_from_a_stale_cache(published, tmp_path):
     import pandas as pd
 
     from phasezoo.config import load_config
+    from phasezoo.integrity import seal
     from phasezoo.zoo import publish
 
     cfg, _, _, zoo_dir = published
@@ -139,6 +140,7 @@ def test_republished_zoo_is_not_served_from_a_stale_cache(published, tmp_path):
     phases = pd.read_parquet(results / "tiny" / "phases.parquet")
     phases["phase"] = "IV-B"
     phases.to_parquet(results / "tiny" / "phases.parquet")
+    seal(results / "tiny" / "phases.parquet")  # as a rerun of the phases stage would
     out = publish(zoo, results, tmp_path / "zoos")
     assert set(datasets.load_dataset(str(out), split="train")["phase"]) == {"IV-B"}
 

@@ -7,11 +7,13 @@ Every stage reads the config, does one job, and writes its output next to the ot
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Callable
 
 from phasezoo.config import Config, ConfigError, load_config
+from phasezoo.integrity import check, seal
 from phasezoo.allocator import reuse_freed_memory
 
 
@@ -123,8 +125,10 @@ def _cell_inputs(a: argparse.Namespace):
     zoo = cfg.zoo(a.zoo)
     cell = zoo.cell_by_id(a.cell)
     device = resolve_device(cfg.device)
+    base = _paths(cfg, a.zoo, a.cell)
+    check(base / "train.h5")  # before the data and the model: a damaged file is named at once
     split = cell_split(cell.hparams, cfg.data_root, device)
-    return zoo, split, device, _paths(cfg, a.zoo, a.cell)
+    return zoo, split, device, base
 
 
 def _metrics(a: argparse.Namespace, zoo, split, device, base: Path) -> None:
@@ -240,10 +244,12 @@ def cmd_verify(a: argparse.Namespace) -> None:
 
 
 def _write_parquet(table, path: Path) -> None:
-    """Write a table by atomic rename, so a killed job leaves no complete-looking file."""
+    """Write a table by atomic rename, so a killed job leaves no complete-looking file, then
+    seal it (:mod:`phasezoo.integrity`)."""
     tmp = path.with_name(path.name + ".tmp")
     table.to_parquet(tmp, index=False)
     tmp.replace(path)
+    seal(path)
     print(path)
 
 
@@ -353,6 +359,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError, FileNotFoundError) as e:
         print(f"phasezoo {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader stopped reading (`phasezoo validate ... | head -1`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
     return 0
 
 

@@ -15,6 +15,7 @@ import copy
 import functools
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -236,14 +237,35 @@ def validate(raw: dict[str, Any]) -> None:
     """Validate ``raw`` in place against the schema (filling defaults) plus semantic checks."""
     if not isinstance(raw, dict):
         raise ConfigError("config: the top level must be a mapping of keys")
+    _check_finite(raw, "")
     validator = _DefaultFillingValidator(schema())
     errors = sorted(validator.iter_errors(raw), key=lambda e: list(e.absolute_path))
     if errors:
         raise ConfigError(_describe(errors[0]))
     for name, zoo in raw["zoos"].items():
+        _check_grid_size(f"zoos.{name}", zoo, raw["max_cells"])
         _fill_derived_defaults(zoo)
         _check_zoo(name, zoo)
 
+
+def _check_finite(node: Any, where: str) -> None:
+    """No NaN or infinity anywhere: YAML's ``.nan`` and ``.inf`` pass every JSON Schema bound
+    (comparisons with NaN are false), so ``lr: .nan`` would train a zoo of diverged members."""
+    if isinstance(node, float) and not math.isfinite(node):
+        raise ConfigError(f"{where or 'config'}: {node} is not a finite number")
+    children = (node.items() if isinstance(node, dict)
+                else enumerate(node) if isinstance(node, list) else ())
+    for key, child in children:
+        _check_finite(child, f"{where}.{key}" if where else str(key))
+
+
+def _check_grid_size(where: str, zoo: dict[str, Any], max_cells: int) -> None:
+    """A grid past ``max_cells`` is refused before its cells are listed (10^6 cells made
+    ``snakemake -n`` grow past 10 GB); the limit is a config key, to be raised on purpose."""
+    n = len(zoo["temperature"]["values"]) * len(zoo["load"]["values"])
+    if n > max_cells:
+        raise ConfigError(f"{where}: {n:,} cells (temperature × load values) exceed max_cells "
+                          f"= {max_cells:,}; raise max_cells if the grid is meant to be that big")
 
 def _fill_derived_defaults(zoo: dict[str, Any]) -> None:
     """Defaults that depend on other keys, filled after the schema's: ``train.keep_epochs``

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from phasezoo.config import ZooSpec
+from phasezoo.integrity import check
 from phasezoo.protocols import PHASE_THRESHOLDS
 from phasezoo.tasks import error_percent
 
@@ -136,8 +137,8 @@ def zoo_phases(zoo: ZooSpec, results_dir: str | Path) -> pd.DataFrame:
     task, rows = task_kind(zoo.raw["dataset"]["name"]), []
     for cell in zoo.cells():
         base = Path(results_dir) / zoo.name / cell.id
-        metrics = pd.read_parquet(base / "metrics.parquet")
-        pairs = pd.read_parquet(base / "pairs.parquet")
+        metrics = pd.read_parquet(check(base / "metrics.parquet"))
+        pairs = pd.read_parquet(check(base / "pairs.parquet"))
         epoch = landscape_epoch(metrics, zoo.raw["metrics"]["landscape_epoch"])
         agg = aggregate_cell(metrics, pairs, epoch, task)
         rows.append({"zoo": zoo.name, "cell": cell.id,

@@ -32,6 +32,7 @@ from phasezoo.augment import augment, augment_seed, is_active
 from phasezoo.config import Cell
 from phasezoo.data import Split, cell_split
 from phasezoo.evaluation import evaluate
+from phasezoo.integrity import seal
 from phasezoo.models import architecture_spec, create_model
 from phasezoo.optim import SGD
 from phasezoo.runtime import generator, seeded
@@ -386,5 +387,6 @@ def train_cells(cells: list[Cell], outs: list[str | Path], device: torch.device,
     bar.close()
     for st, out in zip(states, outs, strict=True):
         st.save(out, complete=True)
+        seal(out)  # the measure and publish stages check it (phasezoo.integrity)
     part.unlink(missing_ok=True)
     return outs

@@ -45,19 +45,40 @@ def build_model(layout: dict[str, Any], flat: torch.Tensor | Any) -> nn.Module:
     256 has 376M values). The copy keeps the module independent of ``flat``, which may be a
     read-only view of a memory-mapped zoo.
 
+    A row is untrusted input (zoos are downloaded): its length is checked against the layout,
+    and the layout against the architecture it names (built on ``meta``, no memory), before
+    any value is copied.
+
     Raises:
-        ValueError: if the vector's length does not match the layout, or the architecture has a
-            tensor that the layout does not hold.
+        ValueError: if the vector's length does not match the layout, or the layout's entries
+            do not match the architecture's tensors (names, shapes).
     """
+    entries = layout["entries"]
+    length = len(flat) if not torch.is_tensor(flat) else flat.numel()
+    if length != num_values(entries):
+        raise ValueError(f"weights have {length:,} values, the layout's entries "
+                         f"{num_values(entries):,}")
     model = skeleton(layout)
+    _check_entries(model, entries, layout["architecture"]["name"])
     flat = (flat.detach().to("cpu", torch.float32).clone() if torch.is_tensor(flat)
             else torch.from_numpy(np.array(flat, dtype=np.float32)))  # np.array copies
-    model.load_state_dict(unflatten_state(flat, layout["entries"]), assign=True)
+    model.load_state_dict(unflatten_state(flat, entries), assign=True)
     left = [n for n, t in (*model.named_parameters(), *model.named_buffers()) if t.is_meta]
     if left:
         raise ValueError(f"layout of '{layout['architecture']['name']}' holds no values for "
                          f"{left[:3]} (a non-persistent buffer?)")
     return model.eval()
+
+
+def _check_entries(model: nn.Module, entries: list[dict[str, Any]], name: str) -> None:
+    """The layout's entries are exactly the (meta) architecture's state: names and shapes."""
+    expected = {k: list(t.shape) for k, t in model.state_dict().items()}
+    given = {e["name"]: list(e["shape"]) for e in entries}
+    if given != expected:
+        bad = next((k for k in expected if given.get(k) != expected[k]),
+                   next(iter(set(given) - set(expected)), "?"))
+        raise ValueError(f"layout entries do not match architecture '{name}': '{bad}' is "
+                         f"{given.get(bad)} in the layout, {expected.get(bad)} in the model")
 
 
 def skeleton(layout: dict[str, Any]) -> nn.Module:

@@ -9,7 +9,6 @@ a row back into a ``state_dict`` and a working module (:func:`load_model`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -26,6 +25,7 @@ from phasezoo import htsr
 from phasezoo.card import read_batch_size, read_card_header, render_card, shard_features
 from phasezoo.checkpoints import Population, open_population, read_data_info
 from phasezoo.config import ZooSpec
+from phasezoo.integrity import check, file_sha256
 from phasezoo.weights import build_model, num_values, skeleton
 
 # Columns every shard has, with their HDF5 kind; the card documents each one (COLUMN_DOCS).
@@ -93,7 +93,10 @@ def publish(zoo: ZooSpec, results_dir: str | Path, zoos_dir: str | Path) -> Path
     Memory: one checkpoint's weights at a time (plus one cell's metrics), whatever the cell size.
     """
     results = Path(results_dir) / zoo.name
-    phases = pd.read_parquet(results / "phases.parquet")
+    phases = pd.read_parquet(check(results / "phases.parquet"))
+    for cell in zoo.cells():  # every input sound before the first shard is written
+        for name in ("train.h5", "metrics.parquet", "pairs.parquet"):
+            check(results / cell.id / name)
 
     def sources() -> Iterator[CellSource]:
         by_cell = phases.set_index("cell")
@@ -191,7 +194,7 @@ def content_addressed(shard: Path) -> Path:
     contents: a re-published zoo with the same shard names would load stale rows from the cache.
     Content-addressed names make every new zoo a new cache entry.
     """
-    named = shard.with_name(f"{shard.stem}-{_sha256(shard)[:12]}{shard.suffix}")
+    named = shard.with_name(f"{shard.stem}-{file_sha256(shard)[:12]}{shard.suffix}")
     os.replace(shard, named)
     return named
 
@@ -221,18 +224,12 @@ def write_checksums(zoo_dir: Path) -> Path:
     """``SHA256SUMS`` over the card and every shard, in ``sha256sum -c`` format."""
     files = sorted(p for p in zoo_dir.rglob("*") if p.is_file() and p.name != "SHA256SUMS"
                    and not p.name.endswith(".tmp"))
-    lines = [f"{_sha256(p)}  {p.relative_to(zoo_dir).as_posix()}\n" for p in files]
+    lines = [f"{file_sha256(p)}  {p.relative_to(zoo_dir).as_posix()}\n" for p in files]
     out = zoo_dir / "SHA256SUMS"
     out.write_text("".join(lines))
     return out
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def verify(zoo_dir: str | Path) -> int:
@@ -242,6 +239,8 @@ def verify(zoo_dir: str | Path) -> int:
         VerifyError: naming the first bad file or column.
     """
     zoo_dir = Path(zoo_dir)
+    if not zoo_dir.is_dir():
+        raise VerifyError(f"{zoo_dir}: no such zoo folder")
     _verify_checksums(zoo_dir)
     shards = sorted((zoo_dir / "data").glob("*.h5"))
     if not shards:
@@ -277,6 +276,9 @@ def _verify_card(zoo_dir: Path, shard: Path) -> None:
 
 
 def _verify_checksums(zoo_dir: Path) -> None:
+    """Every listed file matches its digest, and every file is listed. Hidden entries (a hub
+    download's ``.gitattributes`` and ``.cache``, Snakemake's ``.snakemake_timestamp``) are not
+    part of a zoo and are left alone."""
     sums = zoo_dir / "SHA256SUMS"
     if not sums.is_file():
         raise VerifyError(f"{sums}: missing")
@@ -288,11 +290,14 @@ def _verify_checksums(zoo_dir: Path) -> None:
         path = zoo_dir / name
         if not path.is_file():
             raise VerifyError(f"{name}: listed in SHA256SUMS but missing")
-        if _sha256(path) != digest:
+        if file_sha256(path) != digest:
             raise VerifyError(f"{name}: SHA-256 mismatch (corrupted or modified)")
-    for shard in (zoo_dir / "data").glob("*.h5"):
-        if shard.relative_to(zoo_dir).as_posix() not in listed:
-            raise VerifyError(f"{shard.relative_to(zoo_dir)}: not listed in SHA256SUMS")
+    for path in sorted(zoo_dir.rglob("*")):
+        name = path.relative_to(zoo_dir).as_posix()
+        hidden = any(part.startswith(".") for part in path.relative_to(zoo_dir).parts)
+        if path.is_file() and not hidden and name not in listed and name != "SHA256SUMS":
+            raise VerifyError(f"{name}: not listed in SHA256SUMS (a file that is not part of "
+                              "the published zoo)")
 
 
 def _verify_shard(shard: Path, zoo_dir: Path) -> tuple[dict[str, str], int]:
