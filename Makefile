@@ -4,16 +4,24 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast test-slurm lint clean
+.PHONY: demo unlock test test-fast test-slurm lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -e '.[test]'
 	touch $@
 
-demo: $(STAMP)
+# A killed run's stale lock is removed first (never while a Snakemake runs here), so after a
+# kill or a power loss `make demo` again resumes: finished jobs are kept, training resumes
+# from its last epoch.
+demo: $(STAMP) unlock
 	PATH=$(BIN):$$PATH $(BIN)/snakemake
 	PATH=$(BIN):$$PATH $(BIN)/phasezoo verify zoos/mnist-mlp
+	@echo "Outputs: zoos/mnist-mlp (the published zoo), results/mnist-mlp (phases.parquet,"
+	@echo "plots/, benchmark.md, studies.md); snakemake --report report.html collects them."
+
+unlock: $(STAMP)
+	PATH=$(BIN):$$PATH $(BIN)/python workflow/scripts/unlock.py
 
 test: $(STAMP)
 	PATH=$(BIN):$$PATH $(BIN)/python -m pytest

@@ -149,3 +149,33 @@ def test_a_closed_pipe_ends_a_listing_quietly(tmp_path):
     proc = subprocess.run(f"{sys.executable} -m phasezoo.cli validate --config {config} | head -1",
                           shell=True, capture_output=True, text=True)
     assert proc.stdout.startswith("z: 5000 cells") and proc.stderr == ""
+
+
+def test_a_failed_publish_keeps_the_last_good_zoo_and_leaves_no_half_written_folder(
+        published, tmp_path, monkeypatch):
+    import shutil
+
+    from phasezoo import zoo as zoo_module
+    from phasezoo.config import load_config
+    from phasezoo.zoo import publish, verify
+
+    cfg, _, _, zoo_dir = published
+    results = tmp_path / "results"
+    shutil.copytree(zoo_dir.parents[1] / "results", results)
+    spec = load_config({**cfg.raw, "results_dir": str(results)}).zoo("tiny")
+    good = publish(spec, results, tmp_path / "zoos")
+    sums = (good / "SHA256SUMS").read_text()
+
+    def full_disk(*_args, **_kw):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(zoo_module, "write_shard", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        publish(spec, results, tmp_path / "zoos")
+    assert verify(good) > 0 and (good / "SHA256SUMS").read_text() == sums
+    assert sorted(p.name for p in (tmp_path / "zoos").iterdir()) == ["tiny"]
+    # killed between the swap's two renames: the next publish puts the last good zoo back first
+    monkeypatch.undo()
+    good.rename(tmp_path / "zoos" / ".tiny.previous")
+    assert verify(publish(spec, results, tmp_path / "zoos")) > 0
+    assert sorted(p.name for p in (tmp_path / "zoos").iterdir()) == ["tiny"]

@@ -155,8 +155,14 @@ def test_sigkilled_training_resumes_to_the_same_zoo(tmp_path):
     proc.wait()
     assert (cell_dir / "train.h5.partial").exists() and not (cell_dir / "train.h5").exists()
 
-    subprocess.run(snakemake(config, "--unlock"), cwd=REPO, env=_env(), check=True,
-                   capture_output=True)
+    blocked = subprocess.run(snakemake(config), cwd=REPO, env=_env(), capture_output=True,
+                             text=True)
+    assert blocked.returncode != 0 and "LockException" in blocked.stdout + blocked.stderr
+    # the README's recovery step: remove the stale lock (no Snakemake runs here), run again
+    unlock = subprocess.run([sys.executable, str(REPO / "workflow" / "scripts" / "unlock.py"),
+                             str(tmp_path), "--configfile", str(config)], env=_env(),
+                            capture_output=True, text=True)
+    assert unlock.returncode == 0 and "removed the stale lock" in unlock.stdout, unlock.stderr
     subprocess.run(snakemake(config), cwd=REPO, env=_env(), check=True, capture_output=True)
     assert not (cell_dir / "train.h5.partial").exists()
     assert "resum" in (tmp_path / "logs" / "tiny" / "batch_size-16_width-16" / "train.log").read_text()
@@ -167,3 +173,25 @@ def test_sigkilled_training_resumes_to_the_same_zoo(tmp_path):
         for x, y in zip(a[column], b[column], strict=True):
             numeric = x.dtype.kind in "fc"
             assert np.array_equal(x, y, equal_nan=numeric), column
+
+
+def test_unlock_refuses_while_a_snakemake_runs_in_the_folder(tmp_path):
+    import time
+
+    locks = tmp_path / ".snakemake" / "locks"
+    locks.mkdir(parents=True)
+    (locks / "0.input.lock").write_text("a lock\n")
+    script = str(REPO / "workflow" / "scripts" / "unlock.py")
+    running = subprocess.Popen(["bash", "-c", "exec -a snakemake sleep 30"], cwd=tmp_path)
+    try:
+        deadline = time.time() + 5  # until bash has exec'd into "snakemake"
+        while ("snakemake" not in Path(f"/proc/{running.pid}/cmdline").read_text()
+               and time.time() < deadline):
+            time.sleep(0.05)
+        proc = subprocess.run([sys.executable, script, str(tmp_path)], capture_output=True,
+                              text=True)
+    finally:
+        running.kill()
+        running.wait()
+    assert proc.returncode == 1 and f"Snakemake is running here (pid {running.pid})" in proc.stderr
+    assert (locks / "0.input.lock").exists()

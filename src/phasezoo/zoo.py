@@ -112,31 +112,48 @@ def publish(zoo: ZooSpec, results_dir: str | Path, zoos_dir: str | Path) -> Path
 
 def publish_cells(zoo: ZooSpec, cells: Iterable[CellSource], phases: pd.DataFrame,
                   data_info: dict, zoos_dir: str | Path, note: str = "") -> Path:
-    """Write every cell's shard, the card and ``SHA256SUMS`` into ``zoos_dir/<zoo>``, atomically.
+    """Write every cell's shard, the card and ``SHA256SUMS`` into ``zoos_dir/<zoo>``, atomically:
+    the zoo is built in ``.<zoo>.publishing`` and swapped in when complete, so the last good zoo
+    stays in place until then, and a failure leaves no half-written folder.
 
     The one writer of published zoos: ``publish`` feeds it trained cells, ``rehearse`` cells of
     initial weights. The card declares the columns' features (weights as ``large_list``) and a
     read batch size derived from the largest row (:func:`phasezoo.card.read_batch_size`).
     """
     out = Path(zoos_dir) / zoo.name
-    tmp = out.with_name(f".{zoo.name}.publishing")
+    tmp, previous = out.with_name(f".{zoo.name}.publishing"), out.with_name(f".{zoo.name}.previous")
+    if previous.exists() and not out.exists():  # killed between the two renames below
+        os.replace(previous, out)
     shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "data").mkdir(parents=True)
+    try:
+        _write_zoo(tmp, zoo, cells, phases, data_info, note)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # no half-written folder left behind
+        raise
+    shutil.rmtree(previous, ignore_errors=True)
+    if out.exists():
+        os.replace(out, previous)  # the last good zoo stays until the new one is in place
+    os.replace(tmp, out)
+    shutil.rmtree(previous, ignore_errors=True)
+    return out
+
+
+def _write_zoo(folder: Path, zoo: ZooSpec, cells: Iterable[CellSource], phases: pd.DataFrame,
+               data_info: dict, note: str) -> None:
+    """Every shard, the card and SHA256SUMS into ``folder``."""
+    (folder / "data").mkdir(parents=True)
     n_rows, longest, shards = 0, 0, []
     for pop, metrics, pairs, phase_row in cells:
         table, keys = cell_table(pop, metrics, pairs, phase_row)
-        shard, row_max = write_shard(tmp / "data" / f"{pop.cell}.h5", table,
+        shard, row_max = write_shard(folder / "data" / f"{pop.cell}.h5", table,
                                      (pop.kept_weights[i, k] for i, k in keys))
         shards.append(content_addressed(shard))
         n_rows, longest = n_rows + len(table), max(longest, row_max)
-    files = [p.relative_to(tmp).as_posix() for p in shards]
+    files = [p.relative_to(folder).as_posix() for p in shards]
     card = render_card(zoo, phases, n_rows, data_info, files, shard_features(shards[0]),
                        read_batch_size(longest), note)
-    (tmp / "README.md").write_text(card)
-    write_checksums(tmp)
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
-    return out
+    (folder / "README.md").write_text(card)
+    write_checksums(folder)
 
 
 def write_shard(path: Path, table: pd.DataFrame,

@@ -196,7 +196,7 @@ def all_targets():
     then rebuilt, with everything after it, instead of left as a hole behind an up-to-date zoo."""
     cells = [f"{RESULTS}/{z}/{c}/{name}" for z in CFG.zoos for c in cell_ids(z)
              for name in ("train.h5", "metrics.parquet", "pairs.parquet")]
-    return (cells + [f"{ZOOS}/{z}" for z in CFG.zoos]
+    return (cells + [f"{ZOOS}/.{z}.verified" for z in CFG.zoos]
             + [f"{RESULTS}/{z}/phases.parquet" for z in CFG.zoos]
             + [f"{RESULTS}/{z}/{out}.json" for z in CFG.zoos for out in ("benchmark", "studies")]
             + [f"{RESULTS}/{b}/transfer-from-{a}/benchmark.json" for a, b in transfer_pairs()])

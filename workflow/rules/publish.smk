@@ -1,16 +1,21 @@
 rule publish:
-    """The published zoo: HDF5 shards, dataset card and SHA256SUMS, verified after writing."""
+    """The published zoo: HDF5 shards, dataset card and SHA256SUMS, verified after writing.
+
+    The declared output is the verify record beside the zoo, not the zoo folder: Snakemake
+    deletes a job's outputs before running it, and the last good zoo must stay in place until
+    a new one is complete (phasezoo swaps it in atomically)."""
     input:
         weights=cell_files("train.h5"),
         metrics=cell_files("metrics.parquet"),
         pairs=cell_files("pairs.parquet"),
         phases=rules.phases.output.table,
     output:
-        zoo=directory(f"{ZOOS}/{{zoo}}"),
+        record=f"{ZOOS}/.{{zoo}}.verified",
     log:
         "logs/{zoo}/publish.log",
     params:
         cfg=zoo_config("publish"),
+        zoo=lambda wildcards: f"{ZOOS}/{wildcards.zoo}",
         # A new shard layout re-publishes zoos written in the old one.
         format=FORMAT_VERSION,
     conda:
@@ -23,13 +28,14 @@ rule publish:
         "publish {wildcards.zoo}"
     shell:
         "phasezoo publish --config {params.cfg} --zoo {wildcards.zoo} > {log:q} 2>&1"
+        " && phasezoo verify {params.zoo:q} > {output.record:q}"
 
 
 rule benchmark:
     """Phase-aware WSL benchmark of the published zoo, read back through datasets.load_dataset:
     baselines × tasks × cell-grouped splits → benchmark.json and benchmark.md."""
     input:
-        zoo=rules.publish.output.zoo,
+        zoo=rules.publish.output.record,
     output:
         json=f"{RESULTS}/{{zoo}}/benchmark.json",
         table=f"{RESULTS}/{{zoo}}/benchmark.md",
@@ -44,6 +50,7 @@ rule benchmark:
     params:
         seeds=lambda wildcards: CFG.raw["zoos"][wildcards.zoo]["benchmark"]["seeds"],
         out=lambda wildcards: f"{RESULTS}/{wildcards.zoo}",
+        zoo=lambda wildcards: f"{ZOOS}/{wildcards.zoo}",
     conda:
         "../../envs/phasezoo.yaml"
     threads: 1
@@ -53,7 +60,7 @@ rule benchmark:
     message:
         "benchmark {wildcards.zoo}"
     shell:
-        "phasezoo benchmark {input.zoo:q} --out {params.out:q} --seeds {params.seeds} --stream"
+        "phasezoo benchmark {params.zoo:q} --out {params.out:q} --seeds {params.seeds} --stream"
         " > {log:q} 2>&1"
 
 
@@ -61,8 +68,8 @@ rule benchmark_transfer:
     """Zoo transfer: the WSL baselines fit on zoo `source` (same architecture) and tested on
     zoo `zoo`; one rule per ordered pair of configured zoos with the same model."""
     input:
-        source=f"{ZOOS}/{{source}}",
-        zoo=f"{ZOOS}/{{zoo}}",
+        source=f"{ZOOS}/.{{source}}.verified",
+        zoo=f"{ZOOS}/.{{zoo}}.verified",
     output:
         json=f"{RESULTS}/{{zoo}}/transfer-from-{{source}}/benchmark.json",
         table=f"{RESULTS}/{{zoo}}/transfer-from-{{source}}/benchmark.md",
@@ -72,6 +79,8 @@ rule benchmark_transfer:
     params:
         seeds=lambda wildcards: CFG.raw["zoos"][wildcards.zoo]["benchmark"]["seeds"],
         out=lambda wildcards: f"{RESULTS}/{wildcards.zoo}/transfer-from-{wildcards.source}",
+        zoo=lambda wildcards: f"{ZOOS}/{wildcards.zoo}",
+        source=lambda wildcards: f"{ZOOS}/{wildcards.source}",
     conda:
         "../../envs/phasezoo.yaml"
     threads: 1
@@ -81,7 +90,7 @@ rule benchmark_transfer:
     message:
         "benchmark {wildcards.zoo} (trained on {wildcards.source})"
     shell:
-        "phasezoo benchmark {input.zoo:q} --train-zoo {input.source:q} --out {params.out:q}"
+        "phasezoo benchmark {params.zoo:q} --train-zoo {params.source:q} --out {params.out:q}"
         " --seeds {params.seeds} --stream > {log:q} 2>&1"
 
 
@@ -90,7 +99,7 @@ rule studies:
     magnitude pruning and (with studies.transfer_dataset) fine-tuning transfer per cell,
     summarised per phase with a Kruskal–Wallis test."""
     input:
-        zoo=rules.publish.output.zoo,
+        zoo=rules.publish.output.record,
     output:
         json=f"{RESULTS}/{{zoo}}/studies.json",
         table=f"{RESULTS}/{{zoo}}/studies.md",
@@ -104,6 +113,7 @@ rule studies:
         "logs/{zoo}/studies.log",
     params:
         out=lambda wildcards: f"{RESULTS}/{wildcards.zoo}",
+        zoo=lambda wildcards: f"{ZOOS}/{wildcards.zoo}",
         data_root=CFG.data_root,
         transfer=studies_args,
     conda:
@@ -115,5 +125,5 @@ rule studies:
     message:
         "studies {wildcards.zoo}"
     shell:
-        "phasezoo studies {input.zoo:q} --out {params.out:q} --data-root {params.data_root:q} --quiet"
+        "phasezoo studies {params.zoo:q} --out {params.out:q} --data-root {params.data_root:q} --quiet"
         " {params.transfer} > {log:q} 2>&1"
