@@ -6,8 +6,16 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo unlock test test-fast test-slurm lint clean
 
+# TORCH=cpu installs torch's CPU-only wheels (the pinned versions, from torch's CPU index)
+# before the rest: a venv of ~1.5 GB instead of ~6.2 GB with the CUDA libraries.
+TORCH ?= default
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
+	if [ "$(TORCH)" = cpu ]; then $(BIN)/pip install --index-url $(TORCH_CPU_INDEX) \
+	  $$($(BIN)/python -c "import tomllib; d = tomllib.load(open('pyproject.toml', 'rb')); \
+	  print(*[r for r in d['project']['dependencies'] if r.split('==')[0] in ('torch', 'torchvision')])"); fi
 	$(BIN)/pip install -e '.[test]'
 	touch $@
 

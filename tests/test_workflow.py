@@ -105,6 +105,14 @@ def test_snakemake_rejects_a_bad_config_before_running(tmp_path):
     assert proc.returncode != 0
     assert "zoos.x.train.epochs: -3 is less than the minimum of 1" in proc.stdout + proc.stderr
     assert not (tmp_path / "results").exists()
+    # Snakemake's own loader keeps the last of two `train:` keys; the workflow refuses them
+    config.write_text((REPO / "config" / "test.yaml").read_text() + "    train: {epochs: 1}\n")
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
+                           "--directory", str(tmp_path), "--configfile", str(config), "-n"],
+                          cwd=REPO, env=_env(), capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "line 17, column 5: invalid YAML: duplicate key 'train' (first on line 14)" in (
+        proc.stdout + proc.stderr)
 
 
 def _kill_config(tmp_path: Path, name: str) -> Path:

@@ -179,16 +179,24 @@ def load_config(source: str | Path | dict[str, Any]) -> Config:
     elif isinstance(source, str) and source.lstrip().startswith("{"):
         raw = parse_yaml(source, "inline config")
     else:
-        path = Path(source)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            text = path.read_text()
-        except UnicodeDecodeError as e:
-            raise ConfigError(f"{path}: not a UTF-8 text file ({e.reason})") from None
-        raw = parse_yaml(text, str(path)) or {}
+        raw = read_config_file(source) or {}
     validate(raw)
     return Config(raw)
+
+
+def read_config_file(path: str | Path) -> Any:
+    """A config file's YAML, strictly: a missing file, non-UTF-8 text, a syntax error or a
+    duplicate key is one ConfigError line naming the file. The Snakefile re-reads every config
+    file Snakemake loaded with it, because Snakemake's own loader keeps the last of two
+    duplicate keys without a word."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not a UTF-8 text file ({e.reason})") from None
+    return parse_yaml(text, str(path))
 
 
 class _StrictLoader(yaml.SafeLoader):

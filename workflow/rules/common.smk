@@ -8,7 +8,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from phasezoo.card import FORMAT_VERSION
-from phasezoo.config import ConfigError, load_config
+from phasezoo.config import ConfigError, load_config, read_config_file
 from phasezoo.jobs import load_part, train_groups
 from phasezoo.plots import HEATMAP_METRICS
 
@@ -20,6 +20,8 @@ if not config.get("zoos"):
         "e.g. snakemake --configfile config/config.yaml --config device=cpu"
     )
 try:
+    for _file in workflow.configfiles:  # duplicate keys, which Snakemake's loader lets through
+        read_config_file(_file)
     CFG = load_config(config)  # phasezoo's own check first: one line naming the bad key
 except ConfigError as err:
     raise WorkflowError(f"config error: {err}")
