@@ -6,9 +6,12 @@ rule measure:
         # A path, not rules.train.output: a learning-rate zoo's train.h5 comes from its
         # train_rates_<zoo> rule instead.
         weights=f"{RESULTS}/{{zoo}}/{{cell}}/train.h5",
+        seal=f"{RESULTS}/{{zoo}}/{{cell}}/train.h5.sha256",
     output:
         metrics=f"{RESULTS}/{{zoo}}/{{cell}}/metrics.parquet",
         pairs=f"{RESULTS}/{{zoo}}/{{cell}}/pairs.parquet",
+        seals=multiext(f"{RESULTS}/{{zoo}}/{{cell}}/", "metrics.parquet.sha256",
+                       "pairs.parquet.sha256"),
     log:
         "logs/{zoo}/{cell}/measure.log",
     params:

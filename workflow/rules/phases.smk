@@ -5,6 +5,7 @@ rule phases:
         pairs=cell_files("pairs.parquet"),
     output:
         table=f"{RESULTS}/{{zoo}}/phases.parquet",
+        seal=f"{RESULTS}/{{zoo}}/phases.parquet.sha256",
         diagram=report(
             f"{RESULTS}/{{zoo}}/plots/phase_diagram.png",
             caption="../report/phase_diagram.rst",

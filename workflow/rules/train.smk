@@ -4,6 +4,8 @@ rule train:
         data=lambda wildcards: fetched(wildcards.zoo),
     output:
         weights=f"{RESULTS}/{{zoo}}/{{cell}}/train.h5",
+        # Its integrity seal (phasezoo.integrity): a missing seal reruns the job, too.
+        seal=f"{RESULTS}/{{zoo}}/{{cell}}/train.h5.sha256",
     log:
         "logs/{zoo}/{cell}/train.log",
     wildcard_constraints:
@@ -37,7 +39,8 @@ for _zoo, _rates in LR_GROUPED.items():
         input:
             data=fetched(_zoo),
         output:
-            [f"{RESULTS}/{_zoo}/{rate}_{{group}}/train.h5" for rate in _rates],
+            weights=[f"{RESULTS}/{_zoo}/{rate}_{{group}}/train.h5" for rate in _rates],
+            seals=[f"{RESULTS}/{_zoo}/{rate}_{{group}}/train.h5.sha256" for rate in _rates],
         log:
             f"logs/{_zoo}/{{group}}/train-rates.log",
         wildcard_constraints:
@@ -60,4 +63,4 @@ for _zoo, _rates in LR_GROUPED.items():
             f"train {_zoo} {{wildcards.group}}: {len(_rates)} learning rates as one population"
         shell:
             "phasezoo train --config {params.cfg} --zoo {params.zoo} --cell {params.cells}"
-            " --out {output:q} --threads {threads} > {log:q} 2>&1"
+            " --out {output.weights:q} --threads {threads} > {log:q} 2>&1"
