@@ -436,6 +436,8 @@ def test_hub_text_is_cached_atomically(tmp_path, monkeypatch):
 
 
 def test_write_atomic_leaves_nothing_when_the_write_fails(tmp_path):
+    from phasezoo.atomic import write_atomic
+
     target = tmp_path / "sub" / "cache.npz"
 
     def fail(tmp):
@@ -443,9 +445,9 @@ def test_write_atomic_leaves_nothing_when_the_write_fails(tmp_path):
         raise KeyboardInterrupt  # … and the job is killed
 
     with pytest.raises(KeyboardInterrupt):
-        data.write_atomic(target, fail)
+        write_atomic(target, fail)
     assert list(target.parent.iterdir()) == []
-    data.write_atomic(target, lambda tmp: np.savez(tmp, x=np.arange(3)))  # keeps .npz: no rename
+    write_atomic(target, lambda tmp: np.savez(tmp, x=np.arange(3)))  # keeps .npz: no rename
     assert [p.name for p in target.parent.iterdir()] == ["cache.npz"]
     with np.load(target) as f:
         assert f["x"].tolist() == [0, 1, 2]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from phasezoo.config import Config, ConfigError, load_config
+from phasezoo.atomic import write_atomic
 from phasezoo.integrity import check, seal
 from phasezoo.allocator import reuse_freed_memory
 
@@ -82,7 +83,7 @@ def cmd_fetch(a: argparse.Namespace) -> None:
     """
     import json
 
-    from phasezoo.data import create_dataset, write_atomic
+    from phasezoo.data import create_dataset
 
     try:
         options = json.loads(a.options)
@@ -246,9 +247,7 @@ def cmd_verify(a: argparse.Namespace) -> None:
 def _write_parquet(table, path: Path) -> None:
     """Write a table by atomic rename, so a killed job leaves no complete-looking file, then
     seal it (:mod:`phasezoo.integrity`)."""
-    tmp = path.with_name(path.name + ".tmp")
-    table.to_parquet(tmp, index=False)
-    tmp.replace(path)
+    write_atomic(path, lambda tmp: table.to_parquet(tmp, index=False))
     seal(path)
     print(path)
 

@@ -11,8 +11,9 @@ delete the file and rerun Snakemake, whose DAG lists every intermediate and rebu
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
+
+from phasezoo.atomic import write_atomic
 
 SUFFIX = ".sha256"
 _CHUNK = 1 << 24
@@ -41,11 +42,8 @@ def seal_path(path: str | Path) -> Path:
 def seal(path: str | Path) -> Path:
     """Write ``path``'s seal atomically (after the file itself is complete)."""
     path = Path(path)
-    out = seal_path(path)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(f"{file_sha256(path)}  {path.name}\n")
-    os.replace(tmp, out)
-    return out
+    line = f"{file_sha256(path)}  {path.name}\n"
+    return write_atomic(seal_path(path), lambda tmp: tmp.write_text(line))
 
 
 def check(path: str | Path) -> Path:

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from phasezoo.atomic import write_atomic
 from phasezoo.augment import augment, augment_seed, is_active
 from phasezoo.config import Cell
 from phasezoo.data import Split, cell_split
@@ -224,12 +225,12 @@ class PopulationState:
         self.epochs_done = epoch
 
     def save(self, path: Path, complete: bool) -> None:
-        """Write the state to ``path`` atomically (temporary name, fsync, rename)."""
-        tmp = path.with_name(path.name + ".tmp")
-        with h5py.File(tmp, "w") as f:
-            self.write(f, complete)
-            f.flush()
-        os.replace(tmp, path)
+        """Write the state to ``path`` atomically (:func:`phasezoo.atomic.write_atomic`)."""
+        def write(tmp: Path) -> None:
+            with h5py.File(tmp, "w") as f:
+                self.write(f, complete)
+
+        write_atomic(path, write)
 
     def write(self, f: h5py.Group, complete: bool) -> None:
         """Write the state into an open HDF5 file or group (a group per cell in a group partial)."""
@@ -297,12 +298,12 @@ def save_partial(states: list[PopulationState], path: Path) -> None:
     if len(states) == 1:
         states[0].save(path, complete=False)
         return
-    tmp = path.with_name(path.name + ".tmp")
-    with h5py.File(tmp, "w") as f:
-        for st in states:
-            st.write(f.create_group(st.cell.id), complete=False)
-        f.flush()
-    os.replace(tmp, path)
+    def write(tmp: Path) -> None:
+        with h5py.File(tmp, "w") as f:
+            for st in states:
+                st.write(f.create_group(st.cell.id), complete=False)
+
+    write_atomic(path, write)
 
 
 def resume(states: list[PopulationState], path: Path) -> None:

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from phasezoo import htsr
+from phasezoo.atomic import write_atomic
 from phasezoo.card import read_batch_size, read_card_header, render_card, shard_features
 from phasezoo.checkpoints import Population, open_population, read_data_info
 from phasezoo.config import ZooSpec
@@ -170,9 +171,10 @@ def write_shard(path: Path, table: pd.DataFrame,
         ValueError: if a row's length differs from the first row's or exceeds
             :data:`MAX_ROW_VALUES`, or the weight rows are fewer or more than the table's rows.
     """
-    tmp = path.with_name(path.name + ".tmp")
-    n, length, written = len(table), 0, 0
-    try:
+    n, lengths = len(table), []  # the row length, set by write
+
+    def write(tmp: Path) -> None:
+        length, written = 0, 0
         with h5py.File(tmp, "w") as f:
             for col in table.columns:
                 f.create_dataset(col, data=_column_array(table[col]))
@@ -188,13 +190,12 @@ def write_shard(path: Path, table: pd.DataFrame,
                 ds[i] = w
                 written = i + 1
                 del w  # before the next row is made: one row in memory, not two
-            if written != n:
-                raise ValueError(f"{path.name}: {written} weight rows for {n} table rows")
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, path)
-    return path, length
+        if written != n:
+            raise ValueError(f"{path.name}: {written} weight rows for {n} table rows")
+        lengths.append(length)
+
+    write_atomic(path, write)
+    return path, lengths[0]
 
 
 def _check_row_length(path: Path, length: int) -> int:

@@ -11,8 +11,6 @@ This module holds what they share: the :class:`Split`, the registry, a cell's da
 
 from __future__ import annotations
 
-import os
-import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -291,25 +289,6 @@ def stratified_split(y: np.ndarray, test_per_class: int, seed: int) -> tuple[np.
     test = np.sort(test)
     train = np.setdiff1d(np.arange(len(y)), test)
     return train, test
-
-
-def write_atomic(path: Path, write: Callable[[Path], None]) -> Path:
-    """Create ``path`` by ``write(tmp)`` to a unique temporary name in the same folder, then
-    ``os.replace`` it into place.
-
-    Why: caches are read back as complete by later jobs (and by jobs running beside this one); a
-    job killed mid-write must leave no file at ``path``, and two jobs writing the same cache must
-    not interleave. The temporary name keeps ``path``'s suffix (``np.savez`` appends ``.npz`` to
-    names without it) and is removed if ``write`` fails.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def _images(x: np.ndarray, shape: tuple[int, int, int]) -> torch.Tensor:

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from phasezoo.data import Split, register_dataset, write_atomic
+from phasezoo.atomic import write_atomic
+from phasezoo.data import Split, register_dataset
 from phasezoo.tasks import Task
 
 OPENWEBTEXT = "Skylion007/openwebtext"

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from phasezoo.data import Split, _images, register_dataset, stratified_split, write_atomic
+from phasezoo.atomic import write_atomic
+from phasezoo.data import Split, _images, register_dataset, stratified_split
 
 
 @register_dataset

@@ -1,6 +1,6 @@
 """Writing a report's files (JSON, markdown, figure) so that a killed job leaves no complete-looking
 result: each file goes to a temporary name in the same folder and is renamed into place
-(:func:`phasezoo.data.write_atomic`), and the JSON — the file the workflow and users read as
+(:func:`phasezoo.atomic.write_atomic`), and the JSON — the file the workflow and users read as
 "done" — is renamed last, after any stale copy of it is removed first."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from phasezoo.data import write_atomic
+from phasezoo.atomic import write_atomic
 
 
 def write_report_files(out_dir: str | Path, stem: str, result: dict[str, Any], markdown: str,
