@@ -240,8 +240,7 @@ def _column_array(col: pd.Series) -> np.ndarray:
 
 def write_checksums(zoo_dir: Path) -> Path:
     """``SHA256SUMS`` over the card and every shard, in ``sha256sum -c`` format."""
-    files = sorted(p for p in zoo_dir.rglob("*") if p.is_file() and p.name != "SHA256SUMS"
-                   and not p.name.endswith(".tmp"))
+    files = sorted(p for p in zoo_dir.rglob("*") if p.is_file() and p.name != "SHA256SUMS")
     lines = [f"{file_sha256(p)}  {p.relative_to(zoo_dir).as_posix()}\n" for p in files]
     out = zoo_dir / "SHA256SUMS"
     out.write_text("".join(lines))
