@@ -109,7 +109,7 @@ def main() -> None:
     args = parser.parse_args()
 
     models = load_models()
-    jobs = spectra._EigenJobs()  # the matrices analyze_many queues, for the floor
+    jobs = spectra.EigenJobs()  # the matrices analyze_many queues, for the floor
     with torch.no_grad():
         for m in models:
             analysis._plan_model(m, jobs, farms=False, farms_window=htsr.FARMS_WINDOW,

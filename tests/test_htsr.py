@@ -167,13 +167,13 @@ def gaussian_layers(seed: int, rows: int = 200, cols=(200, 800, 2000)) -> list[n
 def test_farms_windows_follow_reference_grid():
     """128 × 784: 9 × 9 windows of 100 × 100, rows from 0, 3, …, 24, columns from 0, 85, …, 680."""
     w = torch.arange(128 * 784, dtype=torch.float32).reshape(128, 784)
-    win = farms._farms_linear_windows(w, 100, 1.0, 9)
+    win = farms.farms_linear_windows(w, 100, 1.0, 9)
     assert win.shape == (81, 100, 100)
     assert torch.equal(win[10], w[3:103, 85:185])
     assert torch.equal(win[-1], w[24:124, 680:780])
-    small = farms._farms_linear_windows(w[:10], 100, 1.0, 9)  # fewer rows than the window: all
+    small = farms.farms_linear_windows(w[:10], 100, 1.0, 9)  # fewer rows than the window: all
     assert small.shape == (9, 10, 100) and torch.equal(small[1], w[:10, 85:185])
-    odd = farms._farms_linear_windows(w[:80], 100, 1.0, 9)  # start −20 counts from the end
+    odd = farms.farms_linear_windows(w[:80], 100, 1.0, 9)  # start −20 counts from the end
     assert odd.shape == (9, 20, 100) and torch.equal(odd[0], w[60:80, 0:100])
 
 
@@ -249,7 +249,7 @@ def test_farms_conv_blocks_average():
     torch.manual_seed(0)
     conv = nn.Conv2d(8, 24, 3)  # slices 24 × 8: 3 blocks of 8 × 8, 9 kernel positions each
     slices = analysis._conv_slices(conv.weight.detach())
-    blocks = farms._farms_conv_blocks(slices, 1.0)
+    blocks = farms.farms_conv_blocks(slices, 1.0)
     assert blocks.shape == (3, 9, 8, 8)
     assert torch.equal(blocks[1, 4], conv.weight.detach()[8:16, :, 1, 1])
     fits = [htsr.fit_power_law(0.5 * htsr.squared_singular_values(b).numpy()).alpha

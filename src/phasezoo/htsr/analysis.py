@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -15,12 +14,13 @@ from phasezoo.htsr.farms import (
     FARMS_OPS,
     FARMS_Q,
     FARMS_WINDOW,
-    _farms_alphas,
-    _farms_conv_blocks,
-    _farms_linear_windows,
+    farms_alphas,
+    farms_conv_blocks,
+    farms_linear_windows,
 )
-from phasezoo.htsr.fit import PowerLawFit, _fit_many
-from phasezoo.htsr.spectra import _EigenJobs, _pooled, _Slot
+from phasezoo.htsr.fit import PowerLawFit, fit_many
+from phasezoo.htsr.plan import LayerPlan
+from phasezoo.htsr.spectra import EigenJobs, Slot, pooled
 
 MIN_EVALS = 8  # WW DEFAULT_MIN_EVALS (the code's value; its docstring says 10)
 MAX_EVALS = 15000  # WW DEFAULT_MAX_EVALS
@@ -74,23 +74,11 @@ def _conv_slices(w: torch.Tensor) -> torch.Tensor:
     return w.permute(2, 3, 0, 1).reshape(kh * kw, out, inp)
 
 
-@dataclass
-class _LayerPlan:
-    """One analysed layer: where its ESD's (and FARMS ESDs') eigenvalues will be."""
-
-    name: str
-    kind: str
-    shape: str
-    main: _Slot
-    scale: float
-    farms: list[_Slot] = field(default_factory=list)
-
-
-def _plan_model(model: nn.Module, jobs: _EigenJobs, *, farms: bool, farms_window: int,
+def _plan_model(model: nn.Module, jobs: EigenJobs, *, farms: bool, farms_window: int,
                 farms_q: float, farms_ops: int, min_evals: int, max_evals: int,
-                max_n: int) -> tuple[list[_LayerPlan], list[dict[str, str]]]:
+                max_n: int) -> tuple[list[LayerPlan], list[dict[str, str]]]:
     """Queue the eigenvalue work of every analysed layer; the skipped layers with WW's reason."""
-    plans: list[_LayerPlan] = []
+    plans: list[LayerPlan] = []
     skipped: list[dict[str, str]] = []
     for name, module in model.named_modules():
         if not isinstance(module, (nn.Linear, nn.Conv2d)):
@@ -103,18 +91,18 @@ def _plan_model(model: nn.Module, jobs: _EigenJobs, *, farms: bool, farms_window
         w = _weight(module)
         shape_str = "x".join(str(s) for s in shape)
         if w.dim() == 2:
-            plan = _LayerPlan(name, "linear", shape_str, jobs.add(w[None]), 1.0)
+            plan = LayerPlan(name, "linear", shape_str, jobs.add(w[None]), 1.0)
             if farms:
-                plan.farms.append(jobs.add(_farms_linear_windows(w, farms_window, farms_q,
+                plan.farms.append(jobs.add(farms_linear_windows(w, farms_window, farms_q,
                                                                  farms_ops)))
         else:
             slices = _conv_slices(w)
-            plan = _LayerPlan(name, "conv2d", shape_str, jobs.add(slices), CONV_EIG_SCALE)
+            plan = LayerPlan(name, "conv2d", shape_str, jobs.add(slices), CONV_EIG_SCALE)
             if farms:
-                blocks = _farms_conv_blocks(slices, farms_q)
+                blocks = farms_conv_blocks(slices, farms_q)
                 first = jobs.add(blocks.reshape(-1, *blocks.shape[2:]))
                 per = blocks.shape[1]
-                plan.farms = [_Slot(first.key, first.start + b * per, first.start + (b + 1) * per)
+                plan.farms = [Slot(first.key, first.start + b * per, first.start + (b + 1) * per)
                               for b in range(blocks.shape[0])]
         plans.append(plan)
     return plans, skipped
@@ -168,16 +156,16 @@ def analyze_many(models: list[nn.Module], *, farms: bool = True, farms_window: i
     if farms and bad:
         raise ValueError(f"FARMS needs ops ≥ 2, r ≥ 1, Q > 0, fit in {sorted(FARMS_FITS)}; got "
                          f"ops={farms_ops}, r={farms_window}, Q={farms_q}, fit={farms_fit!r}")
-    jobs = _EigenJobs()
+    jobs = EigenJobs()
     with torch.no_grad():
         planned = [_plan_model(m, jobs, farms=farms, farms_window=farms_window, farms_q=farms_q,
                                farms_ops=farms_ops, min_evals=min_evals, max_evals=max_evals,
                                max_n=max_n) for m in models]
         jobs.run()
     layers = [p for plans, _ in planned for p in plans]
-    esds = [_pooled(jobs, p.main, p.scale) for p in layers]
-    fits = _fit_many(esds)
-    farms_alpha = (_farms_alphas(jobs, layers, farms_fit, farms_filter_zeros) if farms
+    esds = [pooled(jobs, p.main, p.scale) for p in layers]
+    fits = fit_many(esds)
+    farms_alpha = (farms_alphas(jobs, layers, farms_fit, farms_filter_zeros) if farms
                    else [math.nan] * len(layers))
     farms_attrs = ({"fit": FARMS_FITS[farms_fit], "r": farms_window, "Q": farms_q,
                     "ops": farms_ops, "filter_zeros": farms_filter_zeros} if farms else {})

@@ -7,16 +7,13 @@ package docstring (``phasezoo.htsr``) for the details and why.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from phasezoo.htsr.fit import _fit_many
-from phasezoo.htsr.spectra import _EigenJobs, _pooled
-
-if TYPE_CHECKING:  # analysis imports this module
-    from phasezoo.htsr.analysis import _LayerPlan
+from phasezoo.htsr.fit import fit_many
+from phasezoo.htsr.plan import LayerPlan
+from phasezoo.htsr.spectra import EigenJobs, pooled
 
 FARMS_WINDOW = 100  # FARMS image-classification defaults: r, Q, ops
 FARMS_Q = 1.0
@@ -32,7 +29,7 @@ def _farms_starts(size: int, win: int, ops: int) -> list[int]:
     return [min(i * step, size - win) for i in range(count)]
 
 
-def _farms_linear_windows(w: torch.Tensor, r: int, q: float, ops: int) -> torch.Tensor:
+def farms_linear_windows(w: torch.Tensor, r: int, q: float, ops: int) -> torch.Tensor:
     """FARMS's windows of a dense weight, ``(windows, rows, cols)``, sliced exactly as its
     ``fixed_sampling`` slices ``matrix[start:start + r, ...]`` with Python's slice rules.
 
@@ -49,7 +46,7 @@ def _farms_linear_windows(w: torch.Tensor, r: int, q: float, ops: int) -> torch.
     return w[ri[:, None, :, None], ci[None, :, None, :]].reshape(-1, ri.shape[1], ci.shape[1])
 
 
-def _farms_conv_blocks(slices: torch.Tensor, q: float) -> torch.Tensor:
+def farms_conv_blocks(slices: torch.Tensor, q: float) -> torch.Tensor:
     """FARMS's square blocks of WW's conv slices, ``(blocks, kernel positions, nr, nc)``."""
     if slices.shape[1] < slices.shape[2]:
         slices = slices.mT  # WW transposes each slice so that rows ≥ cols
@@ -63,12 +60,12 @@ def _farms_conv_blocks(slices: torch.Tensor, q: float) -> torch.Tensor:
     return blocks.transpose(0, 1)
 
 
-def _farms_alphas(jobs: _EigenJobs, layers: list[_LayerPlan], method: str,
+def farms_alphas(jobs: EigenJobs, layers: list[LayerPlan], method: str,
                   filter_zeros: bool = False) -> list[float]:
     """Each layer's FARMS α: the mean over its FARMS ESDs' successful fits (NaN if none).
     ``filter_zeros``: FARMS's own option (off in its code) to drop eigenvalues ≤ 1e-5 first."""
     owners = [k for k, p in enumerate(layers) for _ in p.farms]
-    fits = _fit_many([_pooled(jobs, s, p.scale) for p in layers for s in p.farms], method,
+    fits = fit_many([pooled(jobs, s, p.scale) for p in layers for s in p.farms], method,
                      drop_small=filter_zeros)
     per_layer: dict[int, list[float]] = {}
     for k, f in zip(owners, fits, strict=True):

@@ -217,7 +217,7 @@ def _median_fit(x: np.ndarray) -> PowerLawFit:
                        True)
 
 
-def _fit_many(esds: list[np.ndarray], method: str = "ks",
+def fit_many(esds: list[np.ndarray], method: str = "ks",
               drop_small: bool = True) -> list[PowerLawFit]:
     """Fits of many ascending ESDs; with the KS search, equal fitted lengths are fitted together.
     ``drop_small``: leave out eigenvalues ≤ EVALS_THRESH first (WeightWatcher does; FARMS's
@@ -249,4 +249,4 @@ def fit_power_law(eigenvalues: np.ndarray, method: str = "ks") -> PowerLawFit:
     if method not in FIT_METHODS:
         raise ValueError(f"fit method must be one of {list(FIT_METHODS)}, got {method!r}")
     esd = np.sort(np.asarray(eigenvalues, dtype=np.float64).ravel())
-    return _fit_many([esd], method)[0]
+    return fit_many([esd], method)[0]

@@ -43,7 +43,7 @@ def _chunks(parts: list[torch.Tensor]) -> list[list[torch.Tensor]]:
 
 
 @dataclass(frozen=True)
-class _Slot:
+class Slot:
     """Rows ``start:stop`` of the eigenvalues of the queued matrices of shape ``key``."""
 
     key: tuple[int, int]
@@ -51,7 +51,7 @@ class _Slot:
     stop: int
 
 
-class _EigenJobs:
+class EigenJobs:
     """Collects matrices; computes all their eigenvalues with one batched call per matrix shape.
 
     The queued float32 stacks are cast to float64 and multiplied in chunks of ≤ 8 MiB, written
@@ -65,13 +65,13 @@ class _EigenJobs:
         self._rows: dict[tuple[int, int], int] = {}
         self.values: dict[tuple[int, int], np.ndarray] = {}
 
-    def add(self, mats: torch.Tensor) -> _Slot:
+    def add(self, mats: torch.Tensor) -> Slot:
         """Queue a ``(b, p, q)`` stack; returns where its eigenvalue rows will be."""
         key = (int(mats.shape[-2]), int(mats.shape[-1]))
         start = self._rows.get(key, 0)
         self._parts.setdefault(key, []).append(mats)
         self._rows[key] = start + len(mats)
-        return _Slot(key, start, start + len(mats))
+        return Slot(key, start, start + len(mats))
 
     def stacks(self) -> list[torch.Tensor]:
         """The queued matrices as float64 stacks, one per matrix shape (the benchmark's floor)."""
@@ -89,12 +89,12 @@ class _EigenJobs:
             self.values[key] = torch.linalg.eigvalsh(grams).clamp_min_(0.0).numpy()
         self._parts.clear()
 
-    def get(self, slot: _Slot) -> np.ndarray:
+    def get(self, slot: Slot) -> np.ndarray:
         """The eigenvalues of the slot's matrices, one row per matrix (each ascending)."""
         return self.values[slot.key][slot.start:slot.stop]
 
 
-def _pooled(jobs: _EigenJobs, slot: _Slot, scale: float) -> np.ndarray:
+def pooled(jobs: EigenJobs, slot: Slot, scale: float) -> np.ndarray:
     """The slot's eigenvalues pooled into one ascending ESD, times ``scale``."""
     rows = jobs.get(slot)
     esd = rows[0] if len(rows) == 1 else np.sort(rows, axis=None)
