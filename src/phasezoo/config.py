@@ -61,9 +61,19 @@ class Cell:
     hparams: dict[str, Any] = field(hash=False, compare=False)
 
     @property
+    def temperature_id(self) -> str:
+        """The temperature half of the id, e.g. ``batch_size-32``."""
+        return _fmt(*self.temperature)
+
+    @property
+    def load_id(self) -> str:
+        """The load half of the id, e.g. ``width-8`` (what a learning-rate group shares)."""
+        return _fmt(*self.load)
+
+    @property
     def id(self) -> str:
         """Stable, path-safe cell id, e.g. ``batch_size-32_width-8``."""
-        return f"{_fmt(*self.temperature)}_{_fmt(*self.load)}"
+        return f"{self.temperature_id}_{self.load_id}"
 
     def model_id(self, seed: int) -> str:
         """Id of one member of the population: ``zoo/cell/seed-N``."""

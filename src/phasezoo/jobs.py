@@ -44,4 +44,4 @@ def load_part(cell: Cell) -> str:
     """The load half of a learning-rate cell's id (``width-8`` of ``lr-0.01_width-8``): its group's id."""
     if cell.temperature[0] != "lr":
         raise ValueError(f"cell {cell.id}: only learning-rate cells form groups")
-    return cell.id.split("_", 1)[1]  # "lr-<value>" holds no underscore
+    return cell.load_id

@@ -288,7 +288,7 @@ def group_partial_path(cells: list[Cell], outs: list[Path]) -> Path:
     training one of its cells alone never overwrites it."""
     if len(cells) == 1:
         return partial_path(outs[0])
-    load = cells[0].id.split("_", 1)[1]  # the cells differ only in "lr-<value>_"
+    load = cells[0].load_id  # the cells differ only in their learning rate
     return Path(os.path.commonpath([o.parent for o in outs])) / f".train-rates-{load}.partial"
 
 
