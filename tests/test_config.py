@@ -155,18 +155,18 @@ def test_registries_known_without_torch_match_the_live_ones():
     """The dataset/model names and options read from the source are exactly what
     create_dataset / create_model accept, and the constants agree with the code they mirror."""
     from phasezoo import data, models
-    from phasezoo.config import DEPTH_MODELS, NON_IMAGE_DATASETS
-    from phasezoo.registries import REGISTRIES, _source_registry
+    from phasezoo.config import DEPTH_MODELS
+    from phasezoo.data import registry as data_registry
+    from phasezoo.registries import REGISTRIES, _source_registry, _source_tasks
 
-    for kind, registry in (("dataset", data._DATASETS), ("model", models._MODELS)):
+    for kind, registry in (("dataset", data_registry._DATASETS), ("model", models._MODELS)):
         skip = REGISTRIES[kind][-1]
         live = {name: tuple(p for p in inspect.signature(fn).parameters if p not in skip)
                 for name, fn in registry.items()}
         assert _source_registry(kind) == live, kind
     assert DEPTH_MODELS == {m for m in models.list_models()
                             if "depth" in models.model_kwargs(m, {"depth": 3})}
-    assert NON_IMAGE_DATASETS == {d for d in data.list_datasets()
-                                  if data.task_kind(d) != "classification"}
+    assert _source_tasks() == {d: data.task_kind(d) for d in data.list_datasets()}
 
 
 def test_validation_does_not_import_torch(tmp_path):

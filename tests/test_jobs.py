@@ -14,7 +14,7 @@ import yaml
 from phasezoo.checkpoints import read_population
 from phasezoo.config import load_config
 from phasezoo.data import create_dataset, list_datasets, task_kind
-from phasezoo.jobs import LOOPED_DATASETS, load_part, train_groups
+from phasezoo.jobs import LOOPED_TASKS, load_part, train_groups
 from phasezoo.tasks import Task
 from phasezoo.train import train_cell
 from tests.conftest import DATA_ROOT, TINY
@@ -50,10 +50,11 @@ def test_other_zoos_train_one_cell_per_job(tmp_path, changes):
     assert [len(g) for g in train_groups(zoo)] == [1] * len(zoo.cells())
 
 
-def test_looped_datasets_are_those_whose_task_has_no_stacked_form():
+def test_looped_tasks_are_those_with_no_stacked_form():
     assert create_dataset("convection", DATA_ROOT).task.stackable is False
+    assert task_kind("convection") in LOOPED_TASKS
     for name in list_datasets():
-        if name not in LOOPED_DATASETS:
+        if task_kind(name) not in LOOPED_TASKS:
             assert task_kind(name) in ("classification", "language-modeling"), name
             assert Task(task_kind(name)).stackable, name
 

@@ -25,14 +25,14 @@ import jsonschema
 import yaml
 
 from phasezoo.protocols import fill_protocol_defaults
-from phasezoo.registries import registered, unknown_options
+from phasezoo.registries import dataset_tasks, registered, unknown_options
 
 SCHEMA_FILE = "config.schema.yaml"
 INTEGER_AXES = {"batch_size", "width"}
 DATASET_PREP = ("image_size", "channels", "train_size", "test_size", "options")
 # Known here without importing the dataset registry (and torch), for checks before anything runs.
-BETA_DATASETS = {"convection"}
-NON_IMAGE_DATASETS = {"convection", "text"}
+# What a config may ask of a dataset follows from its task kind (phasezoo.registries).
+IMAGE_TASK, BETA_TASK = "classification", "pinn-convection"
 # The models that take config ``model.depth`` (phasezoo.models.model_kwargs); others ignore it.
 DEPTH_MODELS = {"mlp", "pinn-mlp"}
 # Where each registry's decorated functions live, the decorator, and the keyword arguments the
@@ -327,9 +327,10 @@ def _check_axes(where: str, zoo: dict[str, Any]) -> None:
                 raise ConfigError(f"{where}.{axis}.values: {ax['name']} values {ids[part]} and "
                                   f"{v} give the same cell id '{part}' (ids keep 6 significant "
                                   "digits); make them differ within 6 digits")
-    if zoo["load"]["name"] == "beta" and zoo["dataset"]["name"] not in BETA_DATASETS:
+    if zoo["load"]["name"] == "beta" and _task(zoo) != BETA_TASK:
+        betas = sorted(d for d, t in dataset_tasks().items() if t == BETA_TASK)
         raise ConfigError(f"{where}.load.name: beta is the convection coefficient of the "
-                          f"{sorted(BETA_DATASETS)} dataset, not of '{zoo['dataset']['name']}'")
+                          f"{betas} dataset, not of '{zoo['dataset']['name']}'")
 
 
 def _check_dataset(where: str, zoo: dict[str, Any]) -> None:
@@ -341,7 +342,7 @@ def _check_dataset(where: str, zoo: dict[str, Any]) -> None:
     if options is None:
         raise ConfigError(f"{where}.dataset.name: {_unknown('dataset', dataset)}")
     _check_options(f"{where}.dataset.options", data["options"], "dataset", dataset, options)
-    if dataset in NON_IMAGE_DATASETS:
+    if _task(zoo) != IMAGE_TASK:
         for key in ("image_size", "channels"):
             if data[key] is not None:
                 raise ConfigError(f"{where}.dataset.{key}: '{dataset}' inputs are not images "
@@ -349,6 +350,11 @@ def _check_dataset(where: str, zoo: dict[str, Any]) -> None:
         if any(zoo["train"]["augment"].values()):
             raise ConfigError(f"{where}.train.augment: image augmentation on '{dataset}', whose "
                               "inputs are not images")
+
+
+def _task(zoo: dict[str, Any]) -> str | None:
+    """The task kind of the zoo's dataset (None for a name not registered)."""
+    return dataset_tasks().get(zoo["dataset"]["name"])
 
 
 def _check_model(where: str, model: dict[str, Any]) -> None:
@@ -394,10 +400,10 @@ def _check_metrics(where: str, zoo: dict[str, Any]) -> None:
     if metrics["max_pairs"] == 0:
         raise ConfigError(f"{where}.metrics.max_pairs: 0 compares no seed pair; use -1 (all "
                           "pairs) or a number ≥ 1")
-    if metrics["cka_data"] == "train-mixup" and zoo["dataset"]["name"] in NON_IMAGE_DATASETS:
+    if metrics["cka_data"] == "train-mixup" and _task(zoo) != IMAGE_TASK:
         raise ConfigError(f"{where}.metrics.cka_data: train-mixup mixes input images; "
                           f"'{zoo['dataset']['name']}' inputs are not images (use test)")
-    if metrics["cka_output"] == "softmax" and zoo["dataset"]["name"] in BETA_DATASETS:
+    if metrics["cka_output"] == "softmax" and _task(zoo) == BETA_TASK:
         raise ConfigError(f"{where}.metrics.cka_output: softmax of a PINN's one regression "
                           "output is constant; use logits (the raw output)")
     epoch = metrics["landscape_epoch"]

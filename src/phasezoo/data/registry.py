@@ -1,0 +1,48 @@
+"""The dataset registry: names → loader functions and the kind of task each poses.
+
+A dataset is one function ``fn(root, **options) -> Split`` decorated with
+:func:`register_dataset` in a module of this package (by modality: ``image_sets``, ``corpora``,
+``pde``); :func:`phasezoo.data.create_dataset` is the factory that calls it. The config check
+reads the same registrations from source, without torch (:mod:`phasezoo.registries`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+DatasetFn = Callable[..., Any]  # fn(root, **options) -> phasezoo.data.split.Split
+_DATASETS: dict[str, DatasetFn] = {}
+_TASKS: dict[str, str] = {}
+
+
+def register_dataset(fn: DatasetFn | None = None, *, task: str = "classification") -> Any:
+    """Register ``fn(root, **options)`` under its name with '_' replaced by '-', with the kind of
+    task it poses (known without loading the data, so the phases stage can read errors right)."""
+    def deco(f: DatasetFn) -> DatasetFn:
+        name = f.__name__.replace("_", "-")
+        _DATASETS[name], _TASKS[name] = f, task
+        return f
+    return deco(fn) if fn is not None else deco
+
+
+def task_kind(name: str) -> str:
+    """The task kind of a registered dataset (see :mod:`phasezoo.tasks`)."""
+    if name not in _TASKS:
+        raise ValueError(f"unknown dataset '{name}'; registered datasets: {list_datasets()}")
+    return _TASKS[name]
+
+
+def list_datasets() -> list[str]:
+    """Names of all registered datasets."""
+    return sorted(_DATASETS)
+
+
+def dataset_fn(name: str) -> DatasetFn:
+    """The loader registered under ``name``.
+
+    Raises:
+        ValueError: if ``name`` is unknown (the message lists the valid names).
+    """
+    if name not in _DATASETS:
+        raise ValueError(f"unknown dataset '{name}'; registered datasets: {list_datasets()}")
+    return _DATASETS[name]
