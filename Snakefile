@@ -10,11 +10,13 @@ include: "workflow/rules/common.smk"
 # cluster, grouped by the profile's group-components.
 localrules:
     all,
+    job_config,
     fetch,
     phases,
     publish,
 
 
+include: "workflow/rules/job_config.smk"
 include: "workflow/rules/fetch.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/measure.smk"

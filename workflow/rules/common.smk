@@ -52,40 +52,41 @@ STAGE_SECTIONS = {
 }
 
 
-def zoo_config(stage, name=None):
-    """Input function: the validated config of one zoo (``name``, else the ``zoo`` wildcard),
-    restricted to what ``stage`` reads, as a shell-quoted JSON argument for the CLI (the CLI
-    fills the left-out sections' defaults)."""
-
-    def config_arg(wildcards):
-        zoo_name = name or wildcards.zoo
-        zoo = CFG.raw["zoos"][zoo_name]
-        keep = STAGE_SECTIONS.get(stage, tuple(zoo))
-        # Only the keys the CLI reads: a workflow-level switch (transfer_benchmark) must not
-        # change every rule's params and so retrain every zoo.
-        raw = {k: CFG.raw[k] for k in ("results_dir", "zoos_dir", "data_root", "device")}
-        section = {k: v for k, v in zoo.items() if k in keep}
-        cells = _job_cells(zoo_name, wildcards)
-        if cells:
-            section = _own_axes(section, cells)
-        raw["zoos"] = {zoo_name: section}
-        return shlex.quote(json.dumps(raw, sort_keys=True))
-
-    return config_arg
+def job_config(stage, zoo_name, part):
+    """The exact config one job of ``stage`` reads, as JSON: the zoo's sections that ``stage``
+    reads, its axes cut to the job's own cells (``part``: a cell id, a learning-rate group, or
+    ``zoo`` for a per-zoo job). The job_config rule writes it to the file the job's shell line
+    names; the file changes, and its job reruns, only when this text does."""
+    zoo = CFG.raw["zoos"][zoo_name]
+    keep = STAGE_SECTIONS[stage]
+    # Only the keys the CLI reads: a workflow-level switch (transfer_benchmark) must not
+    # change every job's config and so retrain every zoo.
+    raw = {k: CFG.raw[k] for k in ("results_dir", "zoos_dir", "data_root", "device")}
+    section = {k: v for k, v in zoo.items() if k in keep}
+    cells = _job_cells(zoo_name, part)
+    if cells:
+        section = _own_axes(section, cells)
+    raw["zoos"] = {zoo_name: section}
+    return json.dumps(raw, sort_keys=True, indent=1)
 
 
-def _job_cells(zoo_name, wildcards):
-    """The cells a per-cell (``cell`` wildcard) or learning-rate group (``group``) job covers;
-    empty for a per-zoo job."""
+def config_file(stage, part="{cell}", zoo="{zoo}"):
+    """The path of a job's config file (an input of the job, written by rule job_config)."""
+    return f"{RESULTS}/{zoo}/.config/{stage}-{part}.json"
+
+
+def _job_cells(zoo_name, part):
+    """The cells a job covers: a cell id, a learning-rate group (its load id), or ``zoo`` (a
+    per-zoo job: none)."""
     zoo = CFG.zoo(zoo_name)
-    if "cell" in wildcards.keys():
-        return [zoo.cell_by_id(wildcards.cell)]
-    if "group" in wildcards.keys():
-        cells = [c for g in train_groups(zoo) for c in g if load_part(c) == wildcards.group]
-        if not cells:
-            raise WorkflowError(f"zoo {zoo_name}: no learning-rate group '{wildcards.group}'")
-        return cells
-    return []
+    if part == "zoo":
+        return []
+    if part in {c.id for c in zoo.cells()}:
+        return [zoo.cell_by_id(part)]
+    cells = [c for g in train_groups(zoo) for c in g if len(g) > 1 and load_part(c) == part]
+    if not cells:
+        raise WorkflowError(f"zoo {zoo_name}: no cell or learning-rate group '{part}'")
+    return cells
 
 
 def _own_axes(section, cells):

@@ -7,6 +7,7 @@ rule measure:
         # train_rates_<zoo> rule instead.
         weights=f"{RESULTS}/{{zoo}}/{{cell}}/train.h5",
         seal=f"{RESULTS}/{{zoo}}/{{cell}}/train.h5.sha256",
+        cfg=config_file("metrics"),
     output:
         metrics=f"{RESULTS}/{{zoo}}/{{cell}}/metrics.parquet",
         pairs=f"{RESULTS}/{{zoo}}/{{cell}}/pairs.parquet",
@@ -14,8 +15,6 @@ rule measure:
                        "pairs.parquet.sha256"),
     log:
         "logs/{zoo}/{cell}/measure.log",
-    params:
-        cfg=zoo_config("metrics"),
     conda:
         "../../envs/phasezoo.yaml"
     threads: 1
@@ -28,5 +27,5 @@ rule measure:
     message:
         "measure {wildcards.zoo} {wildcards.cell}"
     shell:
-        "phasezoo measure --config {params.cfg} --zoo {wildcards.zoo} --cell {wildcards.cell}"
+        "phasezoo measure --config {input.cfg:q} --zoo {wildcards.zoo} --cell {wildcards.cell}"
         " --threads {threads} > {log:q} 2>&1"

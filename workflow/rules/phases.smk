@@ -3,6 +3,7 @@ rule phases:
     input:
         metrics=cell_files("metrics.parquet"),
         pairs=cell_files("pairs.parquet"),
+        cfg=config_file("phases", "zoo"),
     output:
         table=f"{RESULTS}/{{zoo}}/phases.parquet",
         seal=f"{RESULTS}/{{zoo}}/phases.parquet.sha256",
@@ -20,8 +21,6 @@ rule phases:
         ),
     log:
         "logs/{zoo}/phases.log",
-    params:
-        cfg=zoo_config("phases"),
     conda:
         "../../envs/phasezoo.yaml"
     threads: 1
@@ -31,4 +30,4 @@ rule phases:
     message:
         "phases {wildcards.zoo}"
     shell:
-        "phasezoo phases --config {params.cfg} --zoo {wildcards.zoo} > {log:q} 2>&1"
+        "phasezoo phases --config {input.cfg:q} --zoo {wildcards.zoo} > {log:q} 2>&1"

@@ -9,12 +9,12 @@ rule publish:
         metrics=cell_files("metrics.parquet"),
         pairs=cell_files("pairs.parquet"),
         phases=rules.phases.output.table,
+        cfg=config_file("publish", "zoo"),
     output:
         record=f"{ZOOS}/.{{zoo}}.verified",
     log:
         "logs/{zoo}/publish.log",
     params:
-        cfg=zoo_config("publish"),
         zoo=lambda wildcards: f"{ZOOS}/{wildcards.zoo}",
         # A new shard layout re-publishes zoos written in the old one.
         format=FORMAT_VERSION,
@@ -27,7 +27,7 @@ rule publish:
     message:
         "publish {wildcards.zoo}"
     shell:
-        "phasezoo publish --config {params.cfg} --zoo {wildcards.zoo} > {log:q} 2>&1"
+        "phasezoo publish --config {input.cfg:q} --zoo {wildcards.zoo} > {log:q} 2>&1"
         " && phasezoo verify {params.zoo:q} > {output.record:q}"
 
 

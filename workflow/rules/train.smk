@@ -2,6 +2,7 @@ rule train:
     """Train all seeds of one cell as a population (resumes from <out>.partial if killed)."""
     input:
         data=lambda wildcards: fetched(wildcards.zoo),
+        cfg=config_file("train"),
     output:
         weights=f"{RESULTS}/{{zoo}}/{{cell}}/train.h5",
         # Its integrity seal (phasezoo.integrity): a missing seal reruns the job, too.
@@ -10,8 +11,6 @@ rule train:
         "logs/{zoo}/{cell}/train.log",
     wildcard_constraints:
         zoo=per_cell_zoos(),
-    params:
-        cfg=zoo_config("train"),
     conda:
         "../../envs/phasezoo.yaml"
     threads: 1
@@ -24,7 +23,7 @@ rule train:
     message:
         "train {wildcards.zoo} {wildcards.cell}"
     shell:
-        "phasezoo train --config {params.cfg} --zoo {wildcards.zoo} --cell {wildcards.cell}"
+        "phasezoo train --config {input.cfg:q} --zoo {wildcards.zoo} --cell {wildcards.cell}"
         " --out {output.weights:q} --threads {threads} > {log:q} 2>&1"
 
 
@@ -38,6 +37,7 @@ for _zoo, _rates in LR_GROUPED.items():
             f"train_rates_{_zoo.replace('-', '_')}"
         input:
             data=fetched(_zoo),
+            cfg=config_file("train", "{group}", _zoo),
         output:
             weights=[f"{RESULTS}/{_zoo}/{rate}_{{group}}/train.h5" for rate in _rates],
             seals=[f"{RESULTS}/{_zoo}/{rate}_{{group}}/train.h5.sha256" for rate in _rates],
@@ -46,7 +46,6 @@ for _zoo, _rates in LR_GROUPED.items():
         wildcard_constraints:
             group="[A-Za-z0-9_.+-]+",
         params:
-            cfg=zoo_config("train", _zoo),
             zoo=_zoo,
             cells=lambda wildcards, rates=_rates: " ".join(
                 shlex.quote(f"{r}_{wildcards.group}") for r in rates),
@@ -62,5 +61,5 @@ for _zoo, _rates in LR_GROUPED.items():
         message:
             f"train {_zoo} {{wildcards.group}}: {len(_rates)} learning rates as one population"
         shell:
-            "phasezoo train --config {params.cfg} --zoo {params.zoo} --cell {params.cells}"
+            "phasezoo train --config {input.cfg:q} --zoo {params.zoo} --cell {params.cells}"
             " --out {output.weights:q} --threads {threads} > {log:q} 2>&1"
