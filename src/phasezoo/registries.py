@@ -15,7 +15,7 @@ import functools
 import inspect
 import sys
 from importlib import resources
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 # Where each registry's decorated functions live, the decorator, and the keyword arguments the
 # factory fills itself (not options): as in phasezoo.data.create_dataset / models.create_model.
@@ -69,17 +69,12 @@ def dataset_tasks() -> dict[str, str]:
 
 @functools.cache
 def _source_tasks() -> dict[str, str]:
-    _, _, where, decorator, _ = REGISTRIES["dataset"]
-    root = resources.files("phasezoo").joinpath(where)
-    tasks: dict[str, str] = {}
-    for f in sorted((f for f in root.iterdir() if f.name.endswith(".py")), key=lambda f: f.name):
-        for node in ast.parse(f.read_text()).body:
-            for d in getattr(node, "decorator_list", []):
-                if _decorator_name(d) == decorator:
-                    keywords = {k.arg: k.value for k in getattr(d, "keywords", [])}
-                    task = keywords.get("task")
-                    tasks[node.name.replace("_", "-")] = (
-                        task.value if isinstance(task, ast.Constant) else "classification")
+    """Dataset name → the ``task=`` keyword of its ``register_dataset(...)`` in the source."""
+    tasks = {}
+    for name, _, deco in _decorated("dataset"):
+        keywords = {k.arg: k.value for k in getattr(deco, "keywords", [])}
+        task = keywords.get("task")
+        tasks[name] = task.value if isinstance(task, ast.Constant) else "classification"
     return tasks
 
 
@@ -87,21 +82,29 @@ def _source_tasks() -> dict[str, str]:
 def _source_registry(kind: str) -> dict[str, tuple[str, ...]]:
     """Functions decorated with the registry's decorator in the package source: name ('_' →
     '-', as the decorators do) → keyword arguments, in ``inspect.signature`` order."""
-    _, _, where, decorator, skip = REGISTRIES[kind]
+    skip = REGISTRIES[kind][-1]
+    found: dict[str, tuple[str, ...]] = {}
+    for name, node, _ in _decorated(kind):
+        a = node.args
+        params = [*a.posonlyargs, *a.args, *([a.vararg] if a.vararg else []),
+                  *a.kwonlyargs, *([a.kwarg] if a.kwarg else [])]
+        found[name] = tuple(p.arg for p in params if p.arg not in skip)
+    return found
+
+
+def _decorated(kind: str) -> Iterator[tuple[str, ast.FunctionDef, ast.expr]]:
+    """(registered name, function node, decorator node) of every function in the package
+    source decorated with ``kind``'s registry decorator, files in name order."""
+    _, _, where, decorator, _ = REGISTRIES[kind]
     root = resources.files("phasezoo").joinpath(where)
     files = sorted((f for f in root.iterdir() if f.name.endswith(".py")), key=lambda f: f.name) \
         if root.is_dir() else [root]
-    found: dict[str, tuple[str, ...]] = {}
     for f in files:
         for node in ast.parse(f.read_text()).body:
-            if isinstance(node, ast.FunctionDef) and any(
-                    _decorator_name(d) == decorator for d in node.decorator_list):
-                a = node.args
-                params = [*a.posonlyargs, *a.args, *([a.vararg] if a.vararg else []),
-                          *a.kwonlyargs, *([a.kwarg] if a.kwarg else [])]
-                found[node.name.replace("_", "-")] = tuple(
-                    p.arg for p in params if p.arg not in skip)
-    return found
+            if isinstance(node, ast.FunctionDef):
+                for deco in node.decorator_list:
+                    if _decorator_name(deco) == decorator:
+                        yield node.name.replace("_", "-"), node, deco
 
 
 def _decorator_name(node: ast.expr) -> str | None:
