@@ -16,7 +16,6 @@ as ``max_bytes`` long and the table marks the figures that rest on it as upper b
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -188,6 +187,7 @@ def architecture_cost(zoo: ZooSpec, width: int) -> Architecture:
     from phasezoo.models import architecture_spec, create_model
     from phasezoo.stacked import unsupported_modules
     from phasezoo.weights import describe
+    from phasezoo.zoo import row_layout
 
     data = data_shape(zoo)
     model_cfg = zoo.raw["model"]
@@ -202,13 +202,13 @@ def architecture_cost(zoo: ZooSpec, width: int) -> Architecture:
     leaves = sum(1 for m in model.modules() if not list(m.children()))
     stacked = (zoo.raw["train"]["vectorize"] and not unsupported_modules(model)
                and task_kind(zoo.raw["dataset"]["name"]) != "pinn-convection")
-    htsr_layers = layer_names(model)
-    layout = json.dumps({**describe(model, arch), "htsr_layers": htsr_layers})
+    layout = row_layout(describe(model, arch), model)  # exactly what a published row holds
     return Architecture(
         parameters=sum(p.numel() for p in model.parameters()),
         flops=float(counter.get_total_flops()), leaves=leaves, stacked=stacked,
         values=sum(t.numel() for t in model.state_dict().values()),
-        row_metadata_bytes=len(layout.encode()) + 8 * len(HTSR_LAYER_COLUMNS) * len(htsr_layers))
+        row_metadata_bytes=(len(layout.encode())
+                            + 8 * len(HTSR_LAYER_COLUMNS) * len(layer_names(model))))
 
 
 def estimate(zoo: ZooSpec) -> ZooCost:

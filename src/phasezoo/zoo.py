@@ -65,12 +65,18 @@ def load_model(row: Mapping[str, Any]) -> nn.Module:
 CellSource = tuple[Population, pd.DataFrame, pd.DataFrame, Mapping[str, Any]]
 
 
+def row_layout(layout: dict[str, Any], model: nn.Module) -> str:
+    """A row's ``layout`` column: the model's layout plus ``htsr_layers``, the names of the
+    ``layer_*`` lists (``model`` may be on the meta device)."""
+    return json.dumps({**layout, "htsr_layers": htsr.layer_names(model)})
+
+
 def cell_table(pop: Population, metrics: pd.DataFrame, pairs: pd.DataFrame,
                phase_row: Mapping[str, Any]) -> tuple[pd.DataFrame, list[tuple[int, int]]]:
     """All rows of one cell's shard (without weights) and, per row, the (member, kept index) of
     its weights in ``pop.kept_weights``: the weights are read one row at a time when written."""
     hp = {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in pop.hparams.items()}
-    layout = json.dumps({**pop.layout, "htsr_layers": htsr.layer_names(skeleton(pop.layout))})
+    layout = row_layout(pop.layout, skeleton(pop.layout))
     rows, keys = [], []
     by_key = metrics.set_index(["seed", "epoch"])
     for i, k, epoch in pop.checkpoints():
