@@ -6,6 +6,7 @@ import itertools
 from pathlib import Path
 
 import pandas as pd
+import torch
 from tqdm.auto import tqdm
 
 from phasezoo.checkpoints import Population, open_population
@@ -31,11 +32,13 @@ def seed_pairs(n: int, max_pairs: int) -> list[tuple[int, int]]:
     return pairs if max_pairs < 0 else pairs[:max_pairs]
 
 
-def pair_row(pop: Population, split: Split, i: int, j: int, k: int, cfg: dict) -> dict:
-    """CKA, linear barrier and Bezier mode connectivity of members i and j at kept index k."""
+def pair_row(pop: Population, split: Split, i: int, j: int, k: int, cfg: dict,
+             cka_inputs: list[torch.Tensor]) -> dict:
+    """CKA (on ``cka_inputs``, the cell's :func:`cka_batches`), linear barrier and Bezier mode
+    connectivity of members i and j at kept index k."""
     bs = pop.hparams["eval_batch_size"]
     a, b = pop.model(i, k).to(split.x_train.device), pop.model(j, k).to(split.x_train.device)
-    row = {"cka": pair_cka(a, b, split, cka_batches(split, cfg), cfg, bs)}
+    row = {"cka": pair_cka(a, b, split, cka_inputs, cfg, bs)}
     row |= interpolation_barrier(a, b, split, cfg["interpolation_points"], bs)
     return row | mode_connectivity(a, b, split, curve_settings(cfg), bs)
 
@@ -44,13 +47,13 @@ def pair_rows(pop: Population, split: Split, epoch_index: int, cfg: dict,
               progress: bool = True) -> pd.DataFrame:
     """One row per compared seed pair; a pair with a diverged member gets NaN metrics."""
     epoch = int(pop.kept_epochs[epoch_index])
-    rows = []
+    rows, cka_inputs = [], cka_batches(split, cfg)  # the same for every pair of the cell
     for i, j in tqdm(seed_pairs(len(pop.seeds), cfg["max_pairs"]), desc=f"pairs {pop.cell}",
                      unit="pair", disable=not progress):
         row = {"cell": pop.cell, "epoch": epoch, "seed_a": int(pop.seeds[i]),
                "seed_b": int(pop.seeds[j])} | dict.fromkeys(PAIR_COLUMNS, float("nan"))
         if not (pop.diverged_at(i, epoch) or pop.diverged_at(j, epoch)):
-            row |= pair_row(pop, split, i, j, epoch_index, cfg)
+            row |= pair_row(pop, split, i, j, epoch_index, cfg, cka_inputs)
         rows.append(row)
     return pd.DataFrame(rows)
 
