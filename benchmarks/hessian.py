@@ -29,6 +29,7 @@ from phasezoo.checkpoints import read_population
 from phasezoo.config import load_config
 from phasezoo.data import cell_split
 from phasezoo.landscape.hessian import HessianOperator, hessian_summary, sample_batches
+from phasezoo.settings import MetricsSettings
 from phasezoo.train import train_cell
 
 
@@ -64,12 +65,12 @@ def pyhessian_run(model: torch.nn.Module, batches: list, seed: int) -> tuple[flo
     return top, trace, time.perf_counter() - t0
 
 
-def phasezoo_run(model: torch.nn.Module, batches: list, settings: dict) -> tuple[float, float, float, int]:
+def phasezoo_run(model: torch.nn.Module, batches: list, settings: MetricsSettings) -> tuple[float, float, float, int]:
     """(λmax, trace, seconds, HVPs) from phasezoo at the config defaults."""
     t0 = time.perf_counter()
-    out = hessian_summary(model, F.cross_entropy, batches, tol=settings["hessian_tol"],
-                          trace_tol=settings["hessian_trace_tol"],
-                          max_iter=settings["hessian_max_iter"], seed=settings["hessian_seed"])
+    out = hessian_summary(model, F.cross_entropy, batches, tol=settings.hessian_tol,
+                          trace_tol=settings.hessian_trace_tol,
+                          max_iter=settings.hessian_max_iter, seed=settings.hessian_seed)
     return out.top_eigenvalue, out.trace, time.perf_counter() - t0, out.hvps
 
 
@@ -91,10 +92,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     cfg, cell, pop = population(args.config, args.zoo, args.cell)
-    settings = cfg.zoo(args.zoo).raw["metrics"]
+    settings = cfg.zoo(args.zoo).metrics
     split = cell_split(cell.hparams, cfg.data_root)
-    batches = sample_batches(split.x_train, split.y_train, settings["hessian_batches"],
-                             settings["hessian_batch_size"], settings["hessian_seed"])
+    batches = sample_batches(split.x_train, split.y_train, settings.hessian_batches,
+                             settings.hessian_batch_size, settings.hessian_seed)
     print(f"{args.zoo} {args.cell}: {len(list(pop.checkpoints()))} checkpoints, "
           f"{sum(len(x) for x, _ in batches)} samples in {len(batches)} batches")
     print(f"{'ckpt':>12} {'exact λmax':>11} {'exact tr':>10} | {'PyH λ err':>9} {'PyH tr err':>10} "

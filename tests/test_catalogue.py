@@ -40,12 +40,12 @@ def test_the_catalogue_has_its_twelve_zoos():
     for path in FULL:
         zoo = _zoo(path)
         model, dataset, load, temperature = CATALOGUE[path.stem]
-        assert zoo.name == path.stem and zoo.raw["model"]["name"] == model
-        assert zoo.raw["dataset"]["name"] == dataset
+        assert zoo.name == path.stem and zoo.model.name == model
+        assert zoo.dataset.name == dataset
         assert (zoo.load.name, zoo.temperature.name) == (load, temperature)
         # PTMZ's README: 192 models per ResNet zoo, 147 per ViT zoo, 264 GPT-2, 700 PINN
-        assert len(zoo.cells()) * len(zoo.seeds) == PTMZ_MODELS[model] and zoo.raw["resources"]["gpu"]
-        assert min(zoo.raw["resources"]["runtime"].values()) >= 240
+        assert len(zoo.cells()) * len(zoo.seeds) == PTMZ_MODELS[model] and zoo.resources.gpu
+        assert min(zoo.resources.runtime.values()) >= 240
 
 
 def test_resnet_zoos_follow_the_reference_recipe():
@@ -53,10 +53,10 @@ def test_resnet_zoos_follow_the_reference_recipe():
         if not path.stem.startswith("resnet"):
             continue
         zoo = _zoo(path)
-        t = zoo.raw["train"]
-        assert (t["lr"], t["momentum"], t["weight_decay"], t["schedule"]) == (0.1, 0.9, 5e-4, "onecycle")
-        assert t["epochs"] == (100 if "tinyimagenet" in path.stem else 150)
-        assert t["augment"] == {"crop": 4, "flip": "svhn" not in path.stem, "rotation": 20}
+        t = zoo.train
+        assert (t.lr, t.momentum, t.weight_decay, t.schedule) == (0.1, 0.9, 5e-4, "onecycle")
+        assert t.epochs == (100 if "tinyimagenet" in path.stem else 150)
+        assert t.augment == {"crop": 4, "flip": "svhn" not in path.stem, "rotation": 20}
         assert list(zoo.load.values) == [2, 4, 8, 16, 32, 64, 128, 256]
         assert list(zoo.temperature.values) == [8, 16, 32, 64, 128, 256, 512, 1024]
 
@@ -66,18 +66,18 @@ def test_vit_zoos_take_the_grid_of_ptmz_published_metrics():
         zoo = _zoo(ZOOS / f"{name}.yaml")
         assert list(zoo.load.values) == [6, 12, 24, 48, 60, 96, 192]
         assert list(zoo.temperature.values) == [8, 16, 32, 64, 128, 256, 512]
-        assert zoo.raw["train"]["epochs"] == 300 and len(zoo.seeds) == 3
+        assert zoo.train.epochs == 300 and len(zoo.seeds) == 3
 
 
 def test_every_twin_keeps_the_architecture_and_axes_on_a_small_grid():
     for path in FULL:
         full, mini = _zoo(path), _zoo(ZOOS / f"{path.stem}-mini.yaml")
         assert mini.name == f"{full.name}-mini"
-        assert mini.raw["model"] == full.raw["model"]
+        assert mini.model == full.model
         assert (mini.load.name, mini.temperature.name) == (full.load.name, full.temperature.name)
         assert len(mini.temperature.values) == len(mini.load.values) == 2
-        assert len(mini.seeds) == 2 and mini.raw["train"]["epochs"] <= 3
-        assert not mini.raw["resources"]["gpu"]
+        assert len(mini.seeds) == 2 and mini.train.epochs <= 3
+        assert not mini.resources.gpu
 
 
 def test_full_configs_build_their_dags(tmp_path):

@@ -23,9 +23,9 @@ def _cfg(**zoo_changes):
 
 def test_defaults_are_filled():
     cfg = load_config(_cfg())
-    z = cfg.zoo("tiny").raw
-    assert cfg.results_dir == "results" and z["train"]["momentum"] == 0.9
-    assert z["metrics"]["landscape_epoch"] == -1 and z["dataset"]["normalize"] is True
+    z = cfg.zoo("tiny")
+    assert cfg.results_dir == "results" and z.train.momentum == 0.9
+    assert z.metrics.landscape_epoch == -1 and z.dataset.normalize is True
 
 
 def test_grid_expansion_ids_and_hparams():
@@ -125,17 +125,17 @@ def test_settings_that_are_right_still_load():
                                                         "batch_size-256_width-123457"]
     for model in ({"name": "vit", "options": {"depth": 2}}, {"name": "resnet18", "depth": 2},
                   {"name": "pinn-mlp", "depth": 5}):
-        assert load_config(_cfg(model=model)).zoo("tiny").raw["model"]["name"] == model["name"]
+        assert load_config(_cfg(model=model)).zoo("tiny").model.name == model["name"]
 
 
 def test_keep_epochs_default_follows_epochs():
     """Without keep_epochs, the kept epochs are the initialisation and the last epoch, whatever
     ``epochs`` is; a value the user wrote is still checked against ``epochs``."""
-    short = load_config(_cfg(train={"epochs": 5})).zoo("tiny").raw["train"]
-    assert short["keep_epochs"] == [0, 5]
+    short = load_config(_cfg(train={"epochs": 5})).zoo("tiny").train
+    assert short.keep_epochs == (0, 5)
     assert load_config({"zoos": {"z": {"temperature": {"name": "batch_size", "values": [8]},
                                        "load": {"name": "width", "values": [4]}}}}
-                       ).zoo("z").raw["train"]["keep_epochs"] == [0, 10]
+                       ).zoo("z").train.keep_epochs == (0, 10)
     with pytest.raises(ConfigError, match=r"^zoos.tiny.train.keep_epochs: \[10\] exceed "
                                           r"train.epochs=5$"):
         load_config(_cfg(train={"epochs": 5, "keep_epochs": [0, 10]}))
@@ -143,12 +143,15 @@ def test_keep_epochs_default_follows_epochs():
 
 @pytest.mark.parametrize("path", ["config/config.yaml", "config/zoos/vit-cifar10.yaml",
                                   "config/zoos/gpt-openwebtext.yaml"])
-def test_resolved_config_reloads_unchanged(path):
-    """A resolved config (defaults filled) loads again to itself, as a dict and as the inline JSON
-    the Snakefile hands the CLI: the default depth filled in for a vit or gpt is not an error."""
-    raw = load_config(path).raw
-    assert load_config(raw).raw == raw
-    assert load_config(json.dumps(raw)).raw == raw
+def test_resolved_config_reloads_unchanged(path, tmp_path):
+    """A resolved config (defaults filled) loads again to itself, as a dict and as the JSON
+    file the DAG writes each job: the default depth filled in for a vit or gpt is not an error;
+    the typed settings are equal too."""
+    cfg = load_config(path)
+    assert load_config(cfg.raw).raw == cfg.raw
+    job = tmp_path / "job.json"
+    job.write_text(json.dumps(cfg.raw, sort_keys=True))
+    assert load_config(job) == cfg
 
 
 def test_registries_known_without_torch_match_the_live_ones():
@@ -191,8 +194,10 @@ def test_yaml_syntax_error_names_file_and_line(tmp_path):
     msg = str(err.value)
     assert msg.startswith(f"{bad}, line 4, column 1: invalid YAML: expected ',' or '}}'")
     assert "(while parsing a flow mapping from line 2)" in msg and "\n" not in msg
-    with pytest.raises(ConfigError, match="^inline config, line 1, column 10: invalid YAML"):
-        load_config('{"zoos": ')
+    truncated = tmp_path / "job.json"  # a job's JSON config file, cut short
+    truncated.write_text('{"zoos": ')
+    with pytest.raises(ConfigError, match=f"^{truncated}, line 1, column 10: invalid YAML"):
+        load_config(truncated)
 
 
 def test_duplicate_yaml_keys_are_refused(tmp_path):

@@ -98,7 +98,7 @@ def test_launch_bound_hours_by_hand(vectorize, monkeypatch):
     kernel once for its three seeds, the per-member loop once per seed."""
     monkeypatch.setattr(est, "GPU_FLOPS", math.inf)
     zoo = _zoo(train={"keep_epochs": [0, 5, 10], "vectorize": vectorize})
-    epochs = zoo.raw["train"]["epochs"]
+    epochs = zoo.train.epochs
     leaves = 6  # Flatten, 3 Linear, 2 ReLU
     launches = {bs: epochs * math.ceil(4000 / bs) * leaves * est.KERNELS_PER_MODULE * est.LAUNCH_S
                 for bs in (32, 64)}

@@ -81,8 +81,8 @@ def test_snakemake_trains_each_load_value_of_a_rate_zoo_in_one_job(tmp_path):
                                    read_population(alone).kept_weights, rtol=0, atol=1e-5)
     a, b = (read_population(t).kept_weights[:, -1] for t in targets[:2])
     assert not np.allclose(a, b)  # different rates, different weights
-    # The whole DAG (measure reads each cell's train.h5 from the group rule) with a width
-    # added: one new train job, for the new width only.
+    # The whole DAG (measure reads each cell's train.h5, linked from its group's folder) with
+    # a width added: one new train job, for the new width only.
     raw = yaml.safe_load(config.read_text())
     raw["zoos"]["tiny"]["load"]["values"].append(32)
     config.write_text(yaml.safe_dump(raw))
@@ -91,7 +91,8 @@ def test_snakemake_trains_each_load_value_of_a_rate_zoo_in_one_job(tmp_path):
     assert dry.returncode == 0, dry.stderr[-3000:]
     rows = [line.split() for line in (dry.stdout + dry.stderr).splitlines()]
     counts = {r[0]: int(r[1]) for r in rows if len(r) == 2 and r[1].isdigit()}
-    assert counts["train_rates_tiny"] == 1 and counts["measure"] == 9, counts
+    assert counts["train_rates"] == 1 and counts["rate_cell"] == 3, counts  # the new width
+    assert counts["measure"] == 9, counts
     assert "fetch" not in counts and "train" not in counts, counts
 
 

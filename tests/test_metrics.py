@@ -9,6 +9,7 @@ from torch.nn import functional as F
 
 from phasezoo import htsr
 from phasezoo.checkpoints import read_population
+from phasezoo.config import load_config
 from phasezoo.data import cell_split
 from phasezoo.landscape.hessian import hessian_summary, sample_batches
 
@@ -24,13 +25,13 @@ def test_metrics_rows_match_direct_computation(published):
     alphas = layers["alpha"].where(layers["alpha"] != -1)
     expected = float(np.nanmean(alphas)) if alphas.notna().any() else float("nan")
     assert row["alpha_mean"] == pytest.approx(expected, rel=1e-12, nan_ok=True)  # width 4: all skipped
-    s = cfg.zoo("tiny").raw["metrics"]
+    s = cfg.zoo("tiny").metrics
     split = cell_split(cell.hparams, cfg.data_root)
-    batches = sample_batches(split.x_train, split.y_train, s["hessian_batches"],
-                             s["hessian_batch_size"], s["hessian_seed"])
-    direct = hessian_summary(model, F.cross_entropy, batches, tol=s["hessian_tol"],
-                             trace_tol=s["hessian_trace_tol"], max_iter=s["hessian_max_iter"],
-                             seed=s["hessian_seed"])
+    batches = sample_batches(split.x_train, split.y_train, s.hessian_batches,
+                             s.hessian_batch_size, s.hessian_seed)
+    direct = hessian_summary(model, F.cross_entropy, batches, tol=s.hessian_tol,
+                             trace_tol=s.hessian_trace_tol, max_iter=s.hessian_max_iter,
+                             seed=s.hessian_seed)
     assert row["hessian_top_eigenvalue"] == pytest.approx(direct.top_eigenvalue, rel=1e-5)
     assert row["hessian_trace"] == pytest.approx(direct.trace, rel=1e-5)
 
@@ -47,7 +48,9 @@ def test_htsr_columns_match_per_model_analysis():
         torch.manual_seed(seed)
         models.append(nn.Sequential(nn.Linear(300, 64), nn.ReLU(), nn.Linear(64, 40), nn.ReLU(),
                                     nn.Linear(40, 4)))  # the last layer: 4 eigenvalues, skipped
-    rows = htsr_columns(models, {"farms": True, "farms_fit": "median", "farms_filter_zeros": False})
+    settings = load_config("config/config.yaml").zoo("mnist-mlp").metrics  # FARMS on, median fit
+    assert (settings.farms, settings.farms_fit, settings.farms_filter_zeros) == (True, "median", False)
+    rows = htsr_columns(models, settings)
     assert htsr.layer_names(models[0]) == ["0", "2", "4"]
     for model, row in zip(models, rows, strict=True):
         alone = htsr.analyze(model)

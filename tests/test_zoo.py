@@ -43,7 +43,7 @@ def test_load_dataset_rows_and_columns(published):
 
     names = json.loads(row["layout"])["htsr_layers"]
     assert names == ["1", "3"]  # mlp depth 1: Flatten, Linear, ReLU, Linear
-    expected = htsr_columns([load_model(row)], cfg.zoo("tiny").raw["metrics"])[0]
+    expected = htsr_columns([load_model(row)], cfg.zoo("tiny").metrics)[0]
     for col in HTSR_LAYER_COLUMNS.values():
         assert len(row[col]) == len(names)
         np.testing.assert_array_equal(row[col], expected[col])

@@ -12,10 +12,36 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from phasezoo.config import Config, ConfigError, load_config
-from phasezoo.atomic import write_atomic
-from phasezoo.integrity import check, seal
 from phasezoo.allocator import reuse_freed_memory
+from phasezoo.atomic import write_atomic
+from phasezoo.config import Config, ConfigError, ZooSpec, load_config
+from phasezoo.integrity import check, seal
+
+# The sections that name a zoo's cells and their weights (ZooSpec.cells): every stage reads them.
+GRID = ("dataset", "model", "temperature", "load", "seeds", "train")
+# {stage: the zoo's config sections it reads}, filled by the @stage declarations below. The DAG
+# writes each job a config file with only these sections (workflow/rules/job_config.smk), so a
+# job reruns when, and only when, a section it reads changes; the stage itself gets a zoo whose
+# other sections raise ConfigError, so a declaration cannot fall behind its code.
+STAGES: dict[str, tuple[str, ...]] = {}
+
+
+def stage(name: str, *reads: str) -> Callable[[Callable], Callable]:
+    """Declare that a command runs pipeline stage ``name``, reading the grid and ``reads``."""
+    sections = GRID + reads
+    if STAGES.setdefault(name, sections) != sections:
+        raise RuntimeError(f"stage {name} declared twice with different sections")
+
+    def deco(fn: Callable) -> Callable:
+        fn.stage = name
+        return fn
+    return deco
+
+
+def _zoo(a: argparse.Namespace) -> tuple[Config, ZooSpec]:
+    """The config and the zoo ``--zoo``, restricted to the sections of the command's stage."""
+    cfg = load_config(a.config)
+    return cfg, cfg.zoo(a.zoo).only(STAGES[a.fn.stage], a.fn.stage)
 
 
 def _common(p: argparse.ArgumentParser, cell: bool, cells: bool = False) -> None:
@@ -101,18 +127,20 @@ def cmd_fetch(a: argparse.Namespace) -> None:
           f"{record['test_samples']} test samples")
 
 
+@stage("train")
 def cmd_train(a: argparse.Namespace) -> None:
     from phasezoo.runtime import resolve_device
     from phasezoo.train import train_cells
 
     reuse_freed_memory()  # a job is its own process: keep freed blocks for the next step
-    cfg = load_config(a.config)
-    cells = [cfg.zoo(a.zoo).cell_by_id(c) for c in a.cell]
+    cfg, zoo = _zoo(a)
+    cells = [zoo.cell_by_id(c) for c in a.cell]
     if a.out and len(a.out) != len(cells):
         raise ValueError(f"--out names {len(a.out)} file(s) for {len(cells)} cell(s)")
     outs = [Path(o) for o in a.out] if a.out else [_paths(cfg, a.zoo, c) / "train.h5" for c in a.cell]
+    partial = Path(a.partial) if a.partial else None
     for out in train_cells(cells, outs, resolve_device(cfg.device), cfg.data_root,
-                           progress=not a.quiet):
+                           progress=not a.quiet, partial=partial):
         print(out)
 
 
@@ -122,8 +150,7 @@ def _cell_inputs(a: argparse.Namespace):
     from phasezoo.runtime import resolve_device
 
     reuse_freed_memory()  # a job is its own process: keep freed blocks for the next step
-    cfg = load_config(a.config)
-    zoo = cfg.zoo(a.zoo)
+    cfg, zoo = _zoo(a)
     cell = zoo.cell_by_id(a.cell)
     device = resolve_device(cfg.device)
     base = _paths(cfg, a.zoo, a.cell)
@@ -135,39 +162,42 @@ def _cell_inputs(a: argparse.Namespace):
 def _metrics(a: argparse.Namespace, zoo, split, device, base: Path) -> None:
     from phasezoo.metrics import cell_metrics
 
-    table = cell_metrics(base / "train.h5", split, device, zoo.raw["metrics"],
-                         progress=not a.quiet)
+    table = cell_metrics(base / "train.h5", split, device, zoo.metrics, progress=not a.quiet)
     _write_parquet(table, base / "metrics.parquet")
 
 
 def _pairs(a: argparse.Namespace, zoo, split, device, base: Path) -> None:
     from phasezoo.landscape.pairs import cell_pairs
 
-    table = cell_pairs(base / "train.h5", split, zoo.raw["metrics"], progress=not a.quiet)
+    table = cell_pairs(base / "train.h5", split, zoo.metrics, progress=not a.quiet)
     _write_parquet(table, base / "pairs.parquet")
 
 
+@stage("metrics", "metrics")
 def cmd_metrics(a: argparse.Namespace) -> None:
     _metrics(a, *_cell_inputs(a))
 
 
+@stage("metrics", "metrics")
 def cmd_pairs(a: argparse.Namespace) -> None:
     _pairs(a, *_cell_inputs(a))
 
 
+@stage("metrics", "metrics")
 def cmd_measure(a: argparse.Namespace) -> None:
     inputs = _cell_inputs(a)
     _metrics(a, *inputs)
     _pairs(a, *inputs)
 
 
+@stage("phases", "metrics", "phases")
 def cmd_phases(a: argparse.Namespace) -> None:
     from phasezoo.phases import zoo_phases
     from phasezoo.plots import HEATMAP_METRICS, heatmap, phase_diagram
 
-    cfg = load_config(a.config)
+    cfg, zoo = _zoo(a)
     base = _paths(cfg, a.zoo)
-    table = zoo_phases(cfg.zoo(a.zoo), cfg.results_dir)
+    table = zoo_phases(zoo, cfg.results_dir)
     _write_parquet(table, base / "phases.parquet")
     plots = base / "plots"
     plots.mkdir(parents=True, exist_ok=True)
@@ -178,11 +208,12 @@ def cmd_phases(a: argparse.Namespace) -> None:
                  "phase", "margin", "margin_rule"]].to_string(index=False))
 
 
+@stage("publish", "description", "metrics", "phases")
 def cmd_publish(a: argparse.Namespace) -> None:
     from phasezoo.zoo import publish, verify
 
-    cfg = load_config(a.config)
-    out = publish(cfg.zoo(a.zoo), cfg.results_dir, cfg.zoos_dir)
+    cfg, zoo = _zoo(a)
+    out = publish(zoo, cfg.results_dir, cfg.zoos_dir)
     print(f"{out}: {verify(out)} rows, verified")
 
 
@@ -284,6 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "train":
             p.add_argument("--out", nargs="+",
                            help="output file per cell (default: <results_dir>/<zoo>/<cell>/train.h5)")
+            p.add_argument("--partial", help="where the unfinished state lives, to resume a killed "
+                                             "job (default: beside the output; see "
+                                             "phasezoo.train.group_partial_path)")
         p.set_defaults(fn=fn)
     p = sub.add_parser("fetch", help="download a dataset once (the DAG does it before training)")
     p.add_argument("--dataset", required=True, help="registered name (phasezoo list datasets)")

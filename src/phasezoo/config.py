@@ -16,16 +16,19 @@ import functools
 import hashlib
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import jsonschema
 import yaml
 
 from phasezoo.protocols import fill_protocol_defaults
 from phasezoo.registries import dataset_tasks, registered, unknown_options
+from phasezoo.settings import (SECTIONS, BenchmarkSettings, DatasetSettings, MetricsSettings,
+                               ModelSettings, PhaseThresholds, Resources, Section,
+                               StudiesSettings, TrainSettings)
 
 SCHEMA_FILE = "config.schema.yaml"
 INTEGER_AXES = {"batch_size", "width"}
@@ -35,8 +38,11 @@ DATASET_PREP = ("image_size", "channels", "train_size", "test_size", "options")
 IMAGE_TASK, BETA_TASK = "classification", "pinn-convection"
 # The models that take config ``model.depth`` (phasezoo.models.model_kwargs); others ignore it.
 DEPTH_MODELS = {"mlp", "pinn-mlp"}
-# Where each registry's decorated functions live, the decorator, and the keyword arguments the
-# factory fills itself (not options): as in phasezoo.data.create_dataset / models.create_model.
+# A zoo's sections, in the schema's order: a stage reads a subset (ZooSpec.only).
+ZOO_SECTIONS = ("description", "dataset", "model", "temperature", "load", "seeds", "train",
+                "metrics", "phases", "benchmark", "studies", "resources")
+
+
 class ConfigError(ValueError):
     """A config that does not validate; the message names the offending key."""
 
@@ -48,6 +54,13 @@ class Axis:
     name: str
     values: tuple[float, ...]
     log2: bool = True
+
+    @classmethod
+    def of(cls, raw: dict[str, Any]) -> "Axis":
+        return cls(raw["name"], tuple(raw["values"]), raw["log2"])
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "values": list(self.values), "log2": self.log2}
 
 
 @dataclass(frozen=True)
@@ -87,22 +100,41 @@ class Cell:
 
 @dataclass(frozen=True)
 class ZooSpec:
-    """A validated zoo: its grid axes, seeds and base hyperparameters."""
+    """A validated zoo: its grid axes, seeds and typed settings, one field per config section
+    (:mod:`phasezoo.settings`). A stage gets :meth:`only` the sections it declares
+    (:data:`phasezoo.cli.STAGES`); reading another raises ConfigError."""
 
     name: str
-    raw: dict[str, Any]
+    description: str | None
+    dataset: DatasetSettings
+    model: ModelSettings
+    temperature: Axis
+    load: Axis
+    seeds: tuple[int, ...]
+    train: TrainSettings
+    metrics: MetricsSettings
+    phases: PhaseThresholds
+    benchmark: BenchmarkSettings
+    studies: StudiesSettings
+    resources: Resources
 
-    @property
-    def temperature(self) -> Axis:
-        return Axis(**self.raw["temperature"])
+    @classmethod
+    def of(cls, name: str, raw: dict[str, Any]) -> "ZooSpec":
+        """The zoo from its validated section of the config (defaults filled)."""
+        sections = {s.SECTION: s.of(raw[s.SECTION]) for s in SECTIONS}
+        return cls(name=name, description=raw["description"], temperature=Axis.of(raw["temperature"]),
+                   load=Axis.of(raw["load"]), seeds=tuple(raw["seeds"]), **sections)
 
-    @property
-    def load(self) -> Axis:
-        return Axis(**self.raw["load"])
+    def as_dict(self, sections: Iterable[str] = ZOO_SECTIONS) -> dict[str, Any]:
+        """The named sections as the validated YAML has them (a job's config file)."""
+        return {k: _as_yaml(getattr(self, k)) for k in sections}
 
-    @property
-    def seeds(self) -> tuple[int, ...]:
-        return tuple(self.raw["seeds"])
+    def only(self, sections: Iterable[str], stage: str) -> "ZooSpec":
+        """This zoo with only ``sections`` readable: the others raise ConfigError naming
+        ``stage``, so a stage cannot read a section its declaration (and so its job's config
+        file, and its rerun trigger) leaves out."""
+        hidden = {k: _Undeclared(self.name, k, stage) for k in ZOO_SECTIONS if k not in sections}
+        return replace(self, **hidden)
 
     def cells(self) -> list[Cell]:
         """All cells of the grid, temperature-major, in config order."""
@@ -112,17 +144,17 @@ class ZooSpec:
         """Resolve one grid point into a cell with its full hyperparameter set."""
         t_name, l_name = self.temperature.name, self.load.name
         t, ld = _coerce(t_name, temperature), _coerce(l_name, load)
-        data, model = self.raw["dataset"], self.raw["model"]
-        hp = {**self.raw["train"], "dataset": data["name"], "normalize": data["normalize"],
-              "model": model["name"], "width": model["width"], "depth": model["depth"]}
+        data, model = self.dataset, self.model
+        hp = {**self.train.as_dict(), "dataset": data.name, "normalize": data.normalize,
+              "model": model.name, "width": model.width, "depth": model.depth}
         # Only present when set, so configs without them keep their cells' fingerprints.
         if not any(hp["augment"].values()):
             del hp["augment"]
-        prep = {k: data[k] for k in DATASET_PREP if data.get(k) not in (None, {})}
+        prep = {k: getattr(data, k) for k in DATASET_PREP if getattr(data, k) not in (None, {})}
         if prep:
             hp["dataset_options"] = prep
-        if model.get("options"):
-            hp["model_options"] = model["options"]
+        if model.options:
+            hp["model_options"] = model.options
         hp[t_name] = t
         hp[l_name] = ld
         return Cell(self.name, (t_name, t), (l_name, ld), self.seeds, hp)
@@ -135,37 +167,52 @@ class ZooSpec:
         return cells[cell_id]
 
 
+class _Undeclared:
+    """A section the running stage did not declare: any use is a ConfigError naming it."""
+
+    def __init__(self, zoo: str, section: str, stage: str) -> None:
+        self._what = (zoo, section, stage)
+
+    def __getattr__(self, key: str) -> Any:
+        zoo, section, stage = self._what
+        raise ConfigError(f"zoos.{zoo}.{section}: stage '{stage}' reads it but does not declare "
+                          "it (phasezoo.cli.STAGES)")
+
+    def __iter__(self) -> Iterator:
+        return self.__getattr__("__iter__")
+
+
+def _as_yaml(value: Any) -> Any:
+    """A section, axis or seed tuple as the validated YAML had it."""
+    if isinstance(value, (Section, Axis)):
+        return value.as_dict()
+    return list(value) if isinstance(value, tuple) else value
+
+
 @dataclass(frozen=True)
 class Config:
-    """A validated config (defaults filled in) and its zoos."""
+    """A validated config: the workflow keys, the zoos (typed), and the validated document
+    itself (``raw``, defaults filled), which the DAG cuts into its jobs' config files."""
 
     raw: dict[str, Any]
+    results_dir: str
+    zoos_dir: str
+    data_root: str
+    device: str
+    transfer_benchmark: bool
+    zoos: dict[str, ZooSpec]
 
-    @property
-    def zoos(self) -> dict[str, ZooSpec]:
-        return {name: ZooSpec(name, z) for name, z in self.raw["zoos"].items()}
+    @classmethod
+    def of(cls, raw: dict[str, Any]) -> "Config":
+        zoos = {name: ZooSpec.of(name, z) for name, z in raw["zoos"].items()}
+        return cls(raw, raw["results_dir"], raw["zoos_dir"], raw["data_root"], raw["device"],
+                   raw["transfer_benchmark"], zoos)
 
     def zoo(self, name: str) -> ZooSpec:
         """Look a zoo up by name; the error lists the valid names."""
-        if name not in self.raw["zoos"]:
-            raise ConfigError(f"zoos: no zoo '{name}'; zoos are {sorted(self.raw['zoos'])}")
+        if name not in self.zoos:
+            raise ConfigError(f"zoos: no zoo '{name}'; zoos are {sorted(self.zoos)}")
         return self.zoos[name]
-
-    @property
-    def results_dir(self) -> str:
-        return self.raw["results_dir"]
-
-    @property
-    def zoos_dir(self) -> str:
-        return self.raw["zoos_dir"]
-
-    @property
-    def data_root(self) -> str:
-        return self.raw["data_root"]
-
-    @property
-    def device(self) -> str:
-        return self.raw["device"]
 
 
 def schema() -> dict[str, Any]:
@@ -175,10 +222,8 @@ def schema() -> dict[str, Any]:
 
 
 def load_config(source: str | Path | dict[str, Any]) -> Config:
-    """Load a YAML file (or a dict, or inline JSON text), fill defaults, validate, check the grid.
-
-    Inline JSON (a string starting with ``{``) is how Snakemake rules hand the CLI the exact,
-    already-resolved config of one zoo.
+    """Load a YAML file (or a dict), fill defaults, validate, check the grid, and build the typed
+    settings (:mod:`phasezoo.settings`) once.
 
     Raises:
         ConfigError: with one line naming the key at fault (or the file and line of a YAML
@@ -186,12 +231,10 @@ def load_config(source: str | Path | dict[str, Any]) -> Config:
     """
     if isinstance(source, dict):
         raw = copy.deepcopy(source)
-    elif isinstance(source, str) and source.lstrip().startswith("{"):
-        raw = parse_yaml(source, "inline config")
     else:
         raw = read_config_file(source) or {}
     validate(raw)
-    return Config(raw)
+    return Config.of(raw)
 
 
 def read_config_file(path: str | Path) -> Any:

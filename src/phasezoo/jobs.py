@@ -15,10 +15,8 @@ LOOPED_TASKS = frozenset({"pinn-convection"})
 
 def stacks_learning_rates(zoo: ZooSpec) -> bool:
     """Whether the zoo's cells of one load value train as one population (see :func:`train_groups`)."""
-    raw = zoo.raw
-    return (raw["temperature"]["name"] == "lr" and len(raw["temperature"]["values"]) > 1
-            and raw["train"]["vectorize"]
-            and dataset_tasks().get(raw["dataset"]["name"]) not in LOOPED_TASKS)
+    return (zoo.temperature.name == "lr" and len(zoo.temperature.values) > 1
+            and zoo.train.vectorize and dataset_tasks().get(zoo.dataset.name) not in LOOPED_TASKS)
 
 
 def train_groups(zoo: ZooSpec) -> list[list[Cell]]:

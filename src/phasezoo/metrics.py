@@ -22,6 +22,7 @@ from phasezoo.checkpoints import Population, open_population
 from phasezoo.data import Split
 from phasezoo.evaluation import evaluate
 from phasezoo.landscape.hessian import hessian_summary, sample_batches
+from phasezoo.settings import MetricsSettings
 from phasezoo.weights import skeleton
 
 
@@ -31,13 +32,13 @@ class Context:
     settings, and the fixed Hessian sample (drawn once per cell, shared by all checkpoints)."""
 
     hparams: dict
-    settings: dict
+    settings: MetricsSettings
     hessian_batches: list[tuple[torch.Tensor, torch.Tensor]]
 
     @classmethod
-    def for_cell(cls, hparams: dict, settings: dict, split: Split) -> "Context":
-        batches = sample_batches(split.x_train, split.y_train, settings["hessian_batches"],
-                                 settings["hessian_batch_size"], settings["hessian_seed"])
+    def for_cell(cls, hparams: dict, settings: MetricsSettings, split: Split) -> "Context":
+        batches = sample_batches(split.x_train, split.y_train, settings.hessian_batches,
+                                 settings.hessian_batch_size, settings.hessian_seed)
         return cls(hparams, settings, batches)
 
 
@@ -88,9 +89,9 @@ def norms(model: nn.Module, split: Split, ctx: Context) -> dict[str, float]:
 def hessian(model: nn.Module, split: Split, ctx: Context) -> dict[str, float]:
     """λmax (Lanczos) and trace (deflated Hutchinson) of the train-loss Hessian on the fixed sample."""
     s = ctx.settings
-    out = hessian_summary(model, split.task, ctx.hessian_batches, tol=s["hessian_tol"],
-                          trace_tol=s["hessian_trace_tol"], max_iter=s["hessian_max_iter"],
-                          seed=s["hessian_seed"])
+    out = hessian_summary(model, split.task, ctx.hessian_batches, tol=s.hessian_tol,
+                          trace_tol=s.hessian_trace_tol, max_iter=s.hessian_max_iter,
+                          seed=s.hessian_seed)
     return {"hessian_top_eigenvalue": out.top_eigenvalue, "hessian_trace": out.trace,
             "hessian_trace_stderr": out.trace_stderr, "hessian_hvps": float(out.hvps)}
 
@@ -104,7 +105,7 @@ HTSR_LAYER_COLUMNS = {"alpha": "layer_alpha", "farms_alpha": "layer_farms_alpha"
                       "log_frobenius_norm": "layer_log_frobenius_norm"}
 
 
-def htsr_columns(models: list[nn.Module], settings: dict) -> list[dict[str, object]]:
+def htsr_columns(models: list[nn.Module], settings: MetricsSettings) -> list[dict[str, object]]:
     """HT-SR aggregates and per-layer lists of many models, with one batched analysis.
 
     Why a population pass and not a per-model metric: the same layer of every checkpoint of a
@@ -116,8 +117,8 @@ def htsr_columns(models: list[nn.Module], settings: dict) -> list[dict[str, obje
         return []
     names = htsr.layer_names(models[0])
     out = []
-    for df in htsr.analyze_many(models, farms=settings["farms"], farms_fit=settings["farms_fit"],
-                                farms_filter_zeros=settings["farms_filter_zeros"]):
+    for df in htsr.analyze_many(models, farms=settings.farms, farms_fit=settings.farms_fit,
+                                farms_filter_zeros=settings.farms_filter_zeros):
         failed = df["alpha"] == -1  # WeightWatcher's marker of a failed fit: not an exponent
         df.loc[failed, ["alpha", "alpha_weighted"]] = math.nan
         summary = htsr.summarize(df)
@@ -138,7 +139,7 @@ def all_columns() -> list[str]:
 HTSR_CHUNK_VALUES = 50_000_000  # weights held for one batched HT-SR pass (200 MB of float32)
 
 
-def checkpoint_rows(pop: Population, split: Split, device: torch.device, settings: dict,
+def checkpoint_rows(pop: Population, split: Split, device: torch.device, settings: MetricsSettings,
                     progress: bool = True) -> pd.DataFrame:
     """Every registered metric on every kept checkpoint of ``pop``; HT-SR in batched passes over
     consecutive live checkpoints (up to :data:`HTSR_CHUNK_VALUES` weights per pass, so a cell of
@@ -186,8 +187,8 @@ def nan_row(n_layers: int) -> dict[str, object]:
     return row | {name: [math.nan] * n_layers for name in HTSR_LAYER_COLUMNS.values()}
 
 
-def cell_metrics(train_h5: str | Path, split: Split, device: torch.device, settings: dict,
-                 progress: bool = True) -> pd.DataFrame:
+def cell_metrics(train_h5: str | Path, split: Split, device: torch.device,
+                 settings: MetricsSettings, progress: bool = True) -> pd.DataFrame:
     """The metrics table of one cell (``metrics.parquet``); ``settings`` = the zoo's ``metrics``."""
     with open_population(train_h5) as pop:  # one checkpoint read at a time
         return checkpoint_rows(pop, split, device, settings, progress)

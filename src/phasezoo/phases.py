@@ -19,7 +19,6 @@ by that threshold's scale (train_error, mc_tolerance, cka), and ``margin_rule`` 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,19 +27,14 @@ import pandas as pd
 from phasezoo.config import ZooSpec
 from phasezoo.integrity import check
 from phasezoo.protocols import PHASE_THRESHOLDS
+from phasezoo.settings import PhaseThresholds
 from phasezoo.tasks import error_percent
 
 UNLABELLED, DIVERGED = "unlabelled", "diverged"
 PHASES = ("I", "II", "III", "IV-A", "IV-B")
 
 
-@dataclass(frozen=True)
-class Thresholds:
-    """Phase thresholds; the defaults are the ``ptmz`` protocol's (see the module docstring)."""
-
-    train_error: float = PHASE_THRESHOLDS["ptmz"]["train_error"]  # %; above = high train loss
-    mc_tolerance: float = PHASE_THRESHOLDS["ptmz"]["mc_tolerance"]  # %; mc < −tol = a barrier
-    cka: float = PHASE_THRESHOLDS["ptmz"]["cka"]  # seed-pair CKA; below = IV-A
+DEFAULT_THRESHOLDS = PhaseThresholds.of(PHASE_THRESHOLDS["ptmz"])  # the default protocol's
 
 
 def label_cells(cells: pd.DataFrame, **thresholds: float) -> pd.DataFrame:
@@ -51,7 +45,8 @@ def label_cells(cells: pd.DataFrame, **thresholds: float) -> pd.DataFrame:
             needed only for low-loss connected cells and ``diverged_fraction`` is optional
             (1 → ``diverged``). Other columns (``train_loss``, ``ln_hessian_trace``, ...) are
             carried along unused.
-        thresholds: overrides of :class:`Thresholds` fields.
+        thresholds: overrides of :data:`DEFAULT_THRESHOLDS` (train_error: %, above = high train
+            loss; mc_tolerance: %, mc < −tol = a barrier; cka: seed-pair CKA, below = IV-A).
 
     Returns:
         A copy of ``cells`` with ``phase``, ``margin`` and ``margin_rule`` columns.
@@ -59,11 +54,11 @@ def label_cells(cells: pd.DataFrame, **thresholds: float) -> pd.DataFrame:
     Raises:
         ValueError: naming a missing column or an unknown threshold.
     """
-    unknown = set(thresholds) - set(Thresholds.__dataclass_fields__)
+    known = DEFAULT_THRESHOLDS.as_dict()
+    unknown = set(thresholds) - set(known)
     if unknown:
-        raise ValueError(f"unknown phase thresholds {sorted(unknown)}; "
-                         f"known: {sorted(Thresholds.__dataclass_fields__)}")
-    t = Thresholds(**thresholds)
+        raise ValueError(f"unknown phase thresholds {sorted(unknown)}; known: {sorted(known)}")
+    t = PhaseThresholds.of(known | thresholds)
     for col in ("train_error", "mc"):
         if col not in cells:
             raise ValueError(f"label_cells: column '{col}' is required")
@@ -75,7 +70,7 @@ def label_cells(cells: pd.DataFrame, **thresholds: float) -> pd.DataFrame:
     return out
 
 
-def _label_row(row: dict, t: Thresholds) -> tuple[str, float, str]:
+def _label_row(row: dict, t: PhaseThresholds) -> tuple[str, float, str]:
     if row.get("diverged_fraction", 0.0) == 1.0:
         return DIVERGED, float("nan"), ""
     err, mc = row["train_error"], row["mc"]
@@ -134,16 +129,16 @@ def zoo_phases(zoo: ZooSpec, results_dir: str | Path) -> pd.DataFrame:
     """One row per cell of ``zoo``: grid coordinates, aggregates and the phase label."""
     from phasezoo.data import task_kind
 
-    task, rows = task_kind(zoo.raw["dataset"]["name"]), []
+    task, rows = task_kind(zoo.dataset.name), []
     for cell in zoo.cells():
         base = Path(results_dir) / zoo.name / cell.id
         metrics = pd.read_parquet(check(base / "metrics.parquet"))
         pairs = pd.read_parquet(check(base / "pairs.parquet"))
-        epoch = landscape_epoch(metrics, zoo.raw["metrics"]["landscape_epoch"])
+        epoch = landscape_epoch(metrics, zoo.metrics.landscape_epoch)
         agg = aggregate_cell(metrics, pairs, epoch, task)
         rows.append({"zoo": zoo.name, "cell": cell.id,
                      "temperature_name": cell.temperature[0],
                      "temperature_value": float(cell.temperature[1]),
                      "load_name": cell.load[0], "load_value": float(cell.load[1]),
                      "landscape_epoch": epoch, **agg})
-    return label_cells(pd.DataFrame(rows), **zoo.raw["phases"])
+    return label_cells(pd.DataFrame(rows), **zoo.phases.as_dict())

@@ -103,7 +103,7 @@ def initial_population(zoo: ZooSpec, cell: Cell, seeds: list[int]):
     arch = architecture_spec(cell.hparams, shape.input_shape, shape.outputs)
     with torch.device("meta"):
         layout = describe(create_model(arch["name"], **arch["kwargs"]), arch)
-    name = zoo.raw["dataset"]["name"]
+    name = zoo.dataset.name
     return Population(
         zoo=zoo.name, cell=cell.id, hparams=cell.hparams, layout=layout,
         seeds=np.asarray(seeds, dtype=np.int64), diverged_epoch=np.full(len(seeds), -1),

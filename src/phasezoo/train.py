@@ -347,7 +347,8 @@ def train_cell(cell: Cell, out: str | Path, device: torch.device, data_root: str
 
 
 def train_cells(cells: list[Cell], outs: list[str | Path], device: torch.device,
-                data_root: str | Path = "data", progress: bool = True) -> list[Path]:
+                data_root: str | Path = "data", progress: bool = True,
+                partial: Path | None = None) -> list[Path]:
     """Train cells that differ only in the learning rate as one population; write each cell's file.
 
     Why: with the learning rate as the temperature axis, the cells of one load value share
@@ -355,7 +356,7 @@ def train_cells(cells: list[Cell], outs: list[str | Path], device: torch.device,
     member at its cell's rate: one job, one process start-up and one step for all of them.
     Each member still sees exactly what training its own cell alone would give it (its seed's
     initialisation and data order, its rate), up to float rounding. A group's partial state is
-    one file (:func:`group_partial_path`); a cell that has no state there (a rate added to the
+    one file (``partial``, by default :func:`group_partial_path`); a cell that has no state there (a rate added to the
     config while the group was unfinished) trains on its own until it catches up with the others,
     then joins the stack.
     """
@@ -366,7 +367,7 @@ def train_cells(cells: list[Cell], outs: list[str | Path], device: torch.device,
     split = cell_split(hp, data_root, device)
     states = [PopulationState(c, [build_member(c, s, split, device) for s in c.seeds],
                               architecture(c, split), split.info) for c in cells]
-    part = group_partial_path(cells, outs)
+    part = partial or group_partial_path(cells, outs)
     resume(states, part)
     for st in states:
         if st.epochs_done < 0:

@@ -8,6 +8,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from phasezoo.card import FORMAT_VERSION
+from phasezoo.cli import STAGES
 from phasezoo.config import ConfigError, load_config, read_config_file
 from phasezoo.jobs import load_part, train_groups
 from phasezoo.plots import HEATMAP_METRICS
@@ -41,28 +42,17 @@ wildcard_constraints:
     dataset="[a-z0-9][a-z0-9.-]*",
 
 
-# The config sections each stage reads. A rule's params hold only these, so that changing, say,
-# a phase threshold re-runs the phases and publish jobs but never retrains a zoo.
-STAGE_SECTIONS = {
-    "train": ("dataset", "model", "temperature", "load", "seeds", "train"),
-    "metrics": ("dataset", "model", "temperature", "load", "seeds", "train", "metrics"),
-    "phases": ("dataset", "temperature", "load", "seeds", "train", "metrics", "phases"),
-    "publish": ("description", "dataset", "model", "temperature", "load", "seeds", "train",
-                "metrics", "phases"),
-}
-
-
 def job_config(stage, zoo_name, part):
     """The exact config one job of ``stage`` reads, as JSON: the zoo's sections that ``stage``
-    reads, its axes cut to the job's own cells (``part``: a cell id, a learning-rate group, or
-    ``zoo`` for a per-zoo job). The job_config rule writes it to the file the job's shell line
-    names; the file changes, and its job reruns, only when this text does."""
-    zoo = CFG.raw["zoos"][zoo_name]
-    keep = STAGE_SECTIONS[stage]
+    declares (phasezoo.cli.STAGES), its axes cut to the job's own cells (``part``: a cell id, a
+    learning-rate group, or ``zoo`` for a per-zoo job). The job_config rule writes it to the
+    file the job's shell line names; the file changes, and its job reruns, only when this text
+    does: changing a phase threshold re-runs the phases and publish jobs but never retrains."""
+    zoo = CFG.zoo(zoo_name)
     # Only the keys the CLI reads: a workflow-level switch (transfer_benchmark) must not
     # change every job's config and so retrain every zoo.
     raw = {k: CFG.raw[k] for k in ("results_dir", "zoos_dir", "data_root", "device")}
-    section = {k: v for k, v in zoo.items() if k in keep}
+    section = zoo.as_dict(STAGES[stage])
     cells = _job_cells(zoo_name, part)
     if cells:
         section = _own_axes(section, cells)
@@ -103,17 +93,17 @@ def _own_axes(section, cells):
 
 def _dataset_key(zoo):
     """One fetch per distinct (dataset, options): ``cifar10`` or ``text-<hash of options>``."""
-    data = CFG.raw["zoos"][zoo]["dataset"]
-    if not data["options"]:
-        return data["name"]
-    blob = json.dumps(data["options"], sort_keys=True).encode()
-    return f"{data['name']}-{hashlib.sha256(blob).hexdigest()[:10]}"
+    data = CFG.zoo(zoo).dataset
+    if not data.options:
+        return data.name
+    blob = json.dumps(data.options, sort_keys=True).encode()
+    return f"{data.name}-{hashlib.sha256(blob).hexdigest()[:10]}"
 
 
 # {dataset key: (name, options)} of every configured zoo's data: zoos that share a dataset share
 # its fetch job, so two of them never download the same files at the same time.
-DATASETS = {_dataset_key(z): (CFG.raw["zoos"][z]["dataset"]["name"],
-                              CFG.raw["zoos"][z]["dataset"]["options"]) for z in CFG.zoos}
+DATASETS = {_dataset_key(z): (CFG.zoo(z).dataset.name, CFG.zoo(z).dataset.options)
+            for z in CFG.zoos}
 
 
 def fetched(zoo):
@@ -141,57 +131,64 @@ def cell_files(name):
     return files
 
 
-def _zoo_resources(zoo):
-    return CFG.raw["zoos"][zoo]["resources"]
+def stage_resource(stage, key, group=False):
+    """Resource callable: the ``zoo`` wildcard's ``resources.<key>.<stage>`` (mem_mb, runtime in
+    minutes); a job training a learning-rate ``group`` as one stack gets that many times both
+    (upper bounds: the stack holds every cell's members and activations, and takes less time
+    than the cells one after another)."""
+    def value(wildcards):
+        cells = len(group_cells(wildcards)) if group else 1
+        return cells * getattr(CFG.zoo(wildcards.zoo).resources, key)[stage]
+    return value
 
 
-def stage_resource(stage, key, name=None, cells=1):
-    """Resource callable: the zoo's (``name``, else the ``zoo`` wildcard) ``resources.<key>.<stage>``
-    (mem_mb, runtime in minutes); a job training ``cells`` cells at once as one stack gets that
-    many times both (upper bounds: the stack holds every cell's members and activations, and
-    takes less time than the cells one after another)."""
-    return lambda wildcards: cells * _zoo_resources(name or wildcards.zoo)[key][stage]
-
-
-def zoo_gpus(wildcards, name=None):
+def zoo_gpus(wildcards):
     """One GPU for a GPU zoo's per-cell jobs (``resources.gpu``), none for a CPU zoo."""
-    return 1 if _zoo_resources(name or wildcards.zoo)["gpu"] else 0
+    return 1 if CFG.zoo(wildcards.zoo).resources.gpu else 0
 
 
 # Zoos whose train jobs each cover all learning rates of one load value (phasezoo.jobs):
-# {zoo: the temperature halves of its cell ids, e.g. ["lr-0.01", "lr-0.1"]}.
-LR_GROUPED = {}
-for _zoo in CFG.zoos:
-    _groups = train_groups(CFG.zoo(_zoo))
-    if len(_groups[0]) > 1:
-        _first = _groups[0]
-        LR_GROUPED[_zoo] = [c.id[: -len(load_part(c)) - 1] for c in _first]
+# {zoo: {group id (the load half of a cell id, e.g. width-8): the group's cell ids}}.
+RATE_GROUPS = {z: {load_part(g[0]): [c.id for c in g] for g in train_groups(CFG.zoo(z))}
+               for z in CFG.zoos if len(train_groups(CFG.zoo(z))[0]) > 1}
 
 
-def per_cell_zoos():
-    """Regex matching the zoos trained one cell per job (never matches if there are none)."""
-    names = [re.escape(z) for z in CFG.zoos if z not in LR_GROUPED]
-    return "|".join(names) if names else "(?!)"
+def zoo_pattern(names):
+    """Regex matching exactly the zoos ``names`` (never matches if there are none)."""
+    return "|".join(re.escape(z) for z in names) or "(?!)"
+
+
+def rate_group(wildcards):
+    """The group a learning-rate cell trains in (its load id)."""
+    return CFG.zoo(wildcards.zoo).cell_by_id(wildcards.cell).load_id
+
+
+def group_cells(wildcards):
+    """The cell ids of a learning-rate group, each a folder of the group's output."""
+    try:
+        return RATE_GROUPS[wildcards.zoo][wildcards.group]
+    except KeyError:
+        raise WorkflowError(f"zoo {wildcards.zoo}: no learning-rate group '{wildcards.group}'")
 
 
 def studies_args(wildcards):
     """The studies CLI's fine-tuning arguments from the zoo's ``studies`` section (none when
     it names no transfer dataset)."""
-    s = CFG.raw["zoos"][wildcards.zoo]["studies"]
-    if not s["transfer_dataset"]:
+    s = CFG.zoo(wildcards.zoo).studies
+    if not s.transfer_dataset:
         return ""
-    return (f"--transfer-dataset {shlex.quote(s['transfer_dataset'])} --finetune-epochs "
-            f"{s['finetune_epochs']} --finetune-lr {s['finetune_lr']} --finetune-batch-size "
-            f"{s['finetune_batch_size']}")
+    return (f"--transfer-dataset {shlex.quote(s.transfer_dataset)} --finetune-epochs "
+            f"{s.finetune_epochs} --finetune-lr {s.finetune_lr} --finetune-batch-size "
+            f"{s.finetune_batch_size}")
 
 
 def transfer_pairs():
     """Ordered pairs (train zoo, test zoo) of configured zoos with the same model: the
     cross-zoo benchmark runs in both directions."""
-    zoos = CFG.raw["zoos"]
-    if not CFG.raw["transfer_benchmark"]:
+    zoos = CFG.zoos
+    if not CFG.transfer_benchmark:
         return []
-    return [(a, b) for a in zoos for b in zoos if a != b and zoos[a]["model"] == zoos[b]["model"]]
+    return [(a, b) for a in zoos for b in zoos if a != b and zoos[a].model == zoos[b].model]
 
 
 def all_targets():

@@ -6,7 +6,7 @@ rule job_config:
     output:
         f"{RESULTS}/{{zoo}}/.config/{{stage}}-{{part}}.json",
     wildcard_constraints:
-        stage="train|metrics|phases|publish",
+        stage="|".join(STAGES),
         part="[A-Za-z0-9_.+-]+",
     params:
         text=lambda wildcards: job_config(wildcards.stage, wildcards.zoo, wildcards.part),

@@ -3,8 +3,8 @@ rule measure:
     per-checkpoint metrics (loss/accuracy, norms, Hessian, HT-SR) and seed-pair comparisons at the
     landscape epoch (mode connectivity, linear barrier, CKA). Both read the `metrics` section."""
     input:
-        # A path, not rules.train.output: a learning-rate zoo's train.h5 comes from its
-        # train_rates_<zoo> rule instead.
+        # A path, not rules.train.output: a learning-rate zoo's train.h5 comes from rule
+        # rate_cell instead.
         weights=f"{RESULTS}/{{zoo}}/{{cell}}/train.h5",
         seal=f"{RESULTS}/{{zoo}}/{{cell}}/train.h5.sha256",
         cfg=config_file("metrics"),

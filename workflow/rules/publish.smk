@@ -48,7 +48,7 @@ rule benchmark:
     log:
         "logs/{zoo}/benchmark.log",
     params:
-        seeds=lambda wildcards: CFG.raw["zoos"][wildcards.zoo]["benchmark"]["seeds"],
+        seeds=lambda wildcards: CFG.zoo(wildcards.zoo).benchmark.seeds,
         out=lambda wildcards: f"{RESULTS}/{wildcards.zoo}",
         zoo=lambda wildcards: f"{ZOOS}/{wildcards.zoo}",
     conda:
@@ -77,7 +77,7 @@ rule benchmark_transfer:
     log:
         "logs/{zoo}/benchmark-transfer-from-{source}.log",
     params:
-        seeds=lambda wildcards: CFG.raw["zoos"][wildcards.zoo]["benchmark"]["seeds"],
+        seeds=lambda wildcards: CFG.zoo(wildcards.zoo).benchmark.seeds,
         out=lambda wildcards: f"{RESULTS}/{wildcards.zoo}/transfer-from-{wildcards.source}",
         zoo=lambda wildcards: f"{ZOOS}/{wildcards.zoo}",
         source=lambda wildcards: f"{ZOOS}/{wildcards.source}",

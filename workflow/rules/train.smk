@@ -10,7 +10,7 @@ rule train:
     log:
         "logs/{zoo}/{cell}/train.log",
     wildcard_constraints:
-        zoo=per_cell_zoos(),
+        zoo=zoo_pattern(z for z in CFG.zoos if z not in RATE_GROUPS),
     conda:
         "../../envs/phasezoo.yaml"
     threads: 1
@@ -27,39 +27,55 @@ rule train:
         " --out {output.weights:q} --threads {threads} > {log:q} 2>&1"
 
 
-# A zoo with the learning rate as temperature: one job trains all rates of one load value
-# ({group}, e.g. width-8) as one stacked population and writes each cell's train.h5
-# (phasezoo.jobs.train_groups). One rule per such zoo, because its outputs list its rates.
-for _zoo, _rates in LR_GROUPED.items():
+rule train_rates:
+    """A zoo with the learning rate as temperature: all rates of one load value ({group}, e.g.
+    width-8) train as one stacked population (phasezoo.jobs.train_groups), into one folder with
+    a <cell>/train.h5 per rate; the group's partial state lies outside it, so a killed job
+    resumes."""
+    input:
+        data=lambda wildcards: fetched(wildcards.zoo),
+        cfg=config_file("train", "{group}"),
+    output:
+        cells=directory(f"{RESULTS}/{{zoo}}/.rates/{{group}}"),
+    log:
+        "logs/{zoo}/{group}/train-rates.log",
+    wildcard_constraints:
+        zoo=zoo_pattern(RATE_GROUPS),
+        group="[A-Za-z0-9_.+-]+",
+    params:
+        cells=lambda wildcards: " ".join(group_cells(wildcards)),
+        outs=lambda wildcards, output: [f"{output.cells}/{c}/train.h5"
+                                        for c in group_cells(wildcards)],
+        partial=lambda wildcards: f"{RESULTS}/{wildcards.zoo}/.train-rates-{wildcards.group}.partial",
+    conda:
+        "../../envs/phasezoo.yaml"
+    threads: 1
+    resources:
+        mem_mb=stage_resource("train", "mem_mb", group=True),
+        runtime=stage_resource("train", "runtime", group=True),
+        gpu=zoo_gpus,
+    group:
+        "cells-{zoo}"
+    message:
+        "train {wildcards.zoo} {wildcards.group}: all learning rates as one population"
+    shell:
+        "phasezoo train --config {input.cfg:q} --zoo {wildcards.zoo} --cell {params.cells}"
+        " --out {params.outs:q} --partial {params.partial:q} --threads {threads} > {log:q} 2>&1"
 
-    rule:
-        name:
-            f"train_rates_{_zoo.replace('-', '_')}"
-        input:
-            data=fetched(_zoo),
-            cfg=config_file("train", "{group}", _zoo),
-        output:
-            weights=[f"{RESULTS}/{_zoo}/{rate}_{{group}}/train.h5" for rate in _rates],
-            seals=[f"{RESULTS}/{_zoo}/{rate}_{{group}}/train.h5.sha256" for rate in _rates],
-        log:
-            f"logs/{_zoo}/{{group}}/train-rates.log",
-        wildcard_constraints:
-            group="[A-Za-z0-9_.+-]+",
-        params:
-            zoo=_zoo,
-            cells=lambda wildcards, rates=_rates: " ".join(
-                shlex.quote(f"{r}_{wildcards.group}") for r in rates),
-        conda:
-            "../../envs/phasezoo.yaml"
-        threads: 1
-        resources:
-            mem_mb=stage_resource("train", "mem_mb", _zoo, cells=len(_rates)),
-            runtime=stage_resource("train", "runtime", _zoo, cells=len(_rates)),
-            gpu=lambda wildcards, zoo=_zoo: zoo_gpus(wildcards, zoo),
-        group:
-            f"cells-{_zoo}"
-        message:
-            f"train {_zoo} {{wildcards.group}}: {len(_rates)} learning rates as one population"
-        shell:
-            "phasezoo train --config {input.cfg:q} --zoo {params.zoo} --cell {params.cells}"
-            " --out {output.weights:q} --threads {threads} > {log:q} 2>&1"
+
+rule rate_cell:
+    """A learning-rate cell's train.h5 and seal: hard links to its files in its group's folder
+    (no copy; the links keep the weights if the folder is deleted)."""
+    input:
+        lambda wildcards: f"{RESULTS}/{wildcards.zoo}/.rates/{rate_group(wildcards)}",
+    output:
+        weights=f"{RESULTS}/{{zoo}}/{{cell}}/train.h5",
+        seal=f"{RESULTS}/{{zoo}}/{{cell}}/train.h5.sha256",
+    wildcard_constraints:
+        zoo=zoo_pattern(RATE_GROUPS),
+    localrule: True
+    message:
+        "link {wildcards.zoo} {wildcards.cell} from its learning-rate group"
+    shell:
+        "ln -f {input:q}/{wildcards.cell}/train.h5 {output.weights:q}"
+        " && ln -f {input:q}/{wildcards.cell}/train.h5.sha256 {output.seal:q}"

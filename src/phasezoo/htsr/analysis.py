@@ -46,7 +46,7 @@ def _weight(module: nn.Module) -> torch.Tensor:
 
 
 def _ww_dims(shape: tuple[int, ...]) -> tuple[int, int, int]:
-    """WW's ``(N, M, rf)`` of a weight, including its conv N/M swap quirk (module docstring)."""
+    """WW's ``(N, M, rf)`` of a weight, including its conv N/M swap quirk (docs/htsr.md)."""
     if len(shape) == 2:
         return max(shape), min(shape), 1
     out, inp, kh, kw = shape
@@ -178,7 +178,7 @@ def analyze_many(models: list[nn.Module], *, farms: bool = True, farms_window: i
 
 
 def analyze(model: nn.Module, *, farms: bool = True, **options: object) -> pd.DataFrame:
-    """HTSR metrics of every analysed layer of ``model``: one row per layer (module docstring).
+    """HTSR metrics of every analysed layer of ``model``: one row per layer (docs/htsr.md).
 
     Columns: ``layer, type, shape, alpha, xmin, ks_distance, sigma, num_pl_spikes, lambda_max,
     alpha_weighted, stable_rank, log_frobenius_norm, log_spectral_norm, log_alpha_norm,

@@ -1,7 +1,7 @@
 """FARMS: fixed-aspect-ratio windows of a weight, their pooled ESDs and the layer's FARMS α.
 
-Conventions (window grid, conv blocks, fits) are those of the FARMS reference code; see the
-package docstring (``phasezoo.htsr``) for the details and why.
+Conventions (window grid, conv blocks, fits) are those of the FARMS reference code; see
+``docs/htsr.md`` for the details and why.
 """
 
 from __future__ import annotations

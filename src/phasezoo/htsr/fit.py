@@ -243,7 +243,7 @@ def fit_many(esds: list[np.ndarray], method: str = "ks",
 def fit_power_law(eigenvalues: np.ndarray, method: str = "ks") -> PowerLawFit:
     """Power-law fit of one ESD (any order; values ≤ 1e-5 are dropped).
 
-    ``method="ks"``: WeightWatcher 0.7.7's x_min search (module docstring); ``"median"``: FARMS's
+    ``method="ks"``: WeightWatcher 0.7.7's x_min search (docs/htsr.md); ``"median"``: FARMS's
     default fit, x_min = the median eigenvalue (:func:`_median_fit`).
     """
     if method not in FIT_METHODS:

@@ -4,7 +4,6 @@ measures it (:mod:`phasezoo.protocols`)."""
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import torch
@@ -13,6 +12,7 @@ from torch import nn
 from phasezoo.data import Split
 from phasezoo.evaluation import logits_of
 from phasezoo.runtime import generator
+from phasezoo.settings import MetricsSettings
 
 
 def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
@@ -34,7 +34,7 @@ def cka_indices(n: int, k: int) -> torch.Tensor:
     return torch.linspace(0, n - 1, min(k, n)).round().long().unique()
 
 
-def cka_batches(split: Split, cfg: dict[str, Any]) -> list[torch.Tensor]:
+def cka_batches(split: Split, cfg: MetricsSettings) -> list[torch.Tensor]:
     """The protocol's CKA inputs, batch by batch (the same for every pair of a cell).
 
     ``test``: ``cka_batches × cka_batch_size`` evenly spaced test samples, in order, cut into
@@ -43,17 +43,17 @@ def cka_batches(split: Split, cfg: dict[str, Any]) -> list[torch.Tensor]:
     λ ~ Beta(α, α) per batch. A split with fewer samples gives fewer batches of nearly equal
     size (:func:`_batches`), never a last batch of one or two samples, whose CKA is NaN or 1.
     """
-    size, count = cfg["cka_batch_size"], cfg["cka_batches"]
-    if cfg["cka_data"] == "test":
+    size, count = cfg.cka_batch_size, cfg.cka_batches
+    if cfg.cka_data == "test":
         x = split.x_test[cka_indices(len(split.x_test), size * count).to(split.x_test.device)]
         return [x[idx] for idx in _batches(len(x), size)]
-    gen, rng = generator(cfg["mc_seed"]), np.random.default_rng(cfg["mc_seed"])
+    gen, rng = generator(cfg.mc_seed), np.random.default_rng(cfg.mc_seed)
     order = torch.randperm(len(split.x_train), generator=gen)[:size * count]
     batches = []
     for part in _batches(len(order), size):
         idx = order[part]
         x = split.x_train[idx.to(split.x_train.device)]
-        lam = float(rng.beta(cfg["cka_mixup_alpha"], cfg["cka_mixup_alpha"]))
+        lam = float(rng.beta(cfg.cka_mixup_alpha, cfg.cka_mixup_alpha))
         perm = torch.randperm(len(x), generator=gen).to(x.device)
         batches.append(lam * x + (1 - lam) * x[perm])
     return batches
@@ -66,14 +66,14 @@ def _batches(n: int, size: int) -> list[torch.Tensor]:
 
 
 def pair_cka(a: nn.Module, b: nn.Module, split: Split, batches: list[torch.Tensor],
-             cfg: dict[str, Any], batch_size: int) -> float:
+             cfg: MetricsSettings, batch_size: int) -> float:
     """Linear CKA of two models' outputs (logits or softmax) on ``batches``: the mean of one
     CKA per batch (``batch-mean``, PTMZ) or one CKA over all samples (``pooled``, LLT)."""
     def outputs(model: nn.Module) -> list[torch.Tensor]:
         out = [logits_of(model, x, batch_size, split.task) for x in batches]
-        return [o.softmax(dim=1) for o in out] if cfg["cka_output"] == "softmax" else out
+        return [o.softmax(dim=1) for o in out] if cfg.cka_output == "softmax" else out
 
     oa, ob = outputs(a), outputs(b)
-    if cfg["cka_pooling"] == "pooled":
+    if cfg.cka_pooling == "pooled":
         return linear_cka(torch.cat(oa), torch.cat(ob))
     return float(np.mean([linear_cka(x, y) for x, y in zip(oa, ob, strict=True)]))
