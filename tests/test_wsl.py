@@ -13,7 +13,7 @@ from torch import nn
 from phasezoo.weights import describe, flatten_state
 from phasezoo.wsl.benchmark import BASELINES, TASKS, markdown, run_benchmark
 from phasezoo.wsl.features import EXTRACTORS, layer_quintiles, layer_statistics
-from phasezoo.wsl.splits import leave_phase_out, random_split, scale_transfer
+from phasezoo.splits import leave_phase_out, random_split, scale_transfer
 from phasezoo.wsl.table import ZooTable
 
 ARCH = {"name": "mlp", "kwargs": {"width": 6, "input_shape": [1, 3, 3], "num_classes": 3,
@@ -159,7 +159,7 @@ def test_htsr_baseline_reads_the_layer_lists_and_names_a_missing_column():
 
 
 def test_zoo_transfer_trains_on_one_zoo_and_tests_on_the_other():
-    from phasezoo.wsl.splits import zoo_transfer
+    from phasezoo.splits import zoo_transfer
     from phasezoo.wsl.table import concat
 
     rng = np.random.default_rng(1)
@@ -295,3 +295,83 @@ def test_a_killed_report_leaves_no_complete_looking_json(tmp_path, monkeypatch):
         benchmark.write_report(result, tmp_path)
     assert not js.exists()  # the earlier run's JSON is gone: no result that looks complete
     assert sorted(p.name for p in tmp_path.iterdir()) == ["benchmark.md", "benchmark.png"]
+
+
+def test_a_published_zoo_ships_its_splits_and_the_benchmark_reads_them(published, tmp_path):
+    """splits.json is in the zoo (checksummed, named in the card), equals the splits computed
+    from the zoo's rows, and is what the benchmark scores on."""
+    import shutil
+
+    from phasezoo.splits import SHIPPED_SEEDS, computed_splits
+    from phasezoo.wsl.table import load_zoo, zoo_splits_of
+    from phasezoo.zoo import VerifyError, verify
+
+    zoo_dir = published[3]
+    assert "splits.json" in (zoo_dir / "SHA256SUMS").read_text()
+    assert "## Benchmark splits" in (zoo_dir / "README.md").read_text()
+    table = load_zoo(str(zoo_dir))
+    shipped = zoo_splits_of(str(zoo_dir), table.meta)
+    assert shipped.source.startswith("shipped") and sorted(shipped.shipped) == list(range(SHIPPED_SEEDS))
+    computed = computed_splits(table.meta)
+    for seed in (0, SHIPPED_SEEDS - 1):
+        for a, b in zip(shipped.for_seed(table.meta, seed), computed.for_seed(table.meta, seed),
+                        strict=True):
+            assert a.name == b.name and all(np.array_equal(getattr(a, k), getattr(b, k))
+                                            for k in ("train", "val", "test"))
+    copy = tmp_path / "zoo"
+    shutil.copytree(zoo_dir, copy)
+    (copy / "splits.json").write_text((zoo_dir / "splits.json").read_text().replace("random",
+                                                                                  "mine"))
+    with pytest.raises(VerifyError, match="splits.json"):
+        verify(copy)  # an edited file no longer matches SHA256SUMS
+
+
+def test_the_benchmark_scores_on_the_splits_a_zoo_ships(tmp_path):
+    """A split file naming one test cell: the benchmark tests on exactly that cell's rows."""
+    from phasezoo.splits import read_splits
+
+    models, meta = [_mlp(i) for i in range(48)], _meta(48)
+    cells = sorted(meta["cell"].unique())
+    path = tmp_path / "splits.json"
+    path.write_text(json.dumps({"format": 1, "splits": [
+        {"name": "random", "seed": 0, "train": cells[2:], "val": cells[1:2], "test": cells[:1]}]}))
+    splits = read_splits(path, meta)
+    task = tuple(t for t in TASKS if t.name == "test_accuracy")
+    result = run_benchmark(_table(models, meta.assign(test_accuracy=np.linspace(0, 1, 48))),
+                           seeds=1, baselines={"hparams+gbm": BASELINES["hparams+gbm"]},
+                           tasks=task, splits=splits)
+    assert [(r["split"], r["n_test"]) for r in result["runs"]] == [("random", 4)]
+    assert "shipped with the zoo (splits.json)" in markdown(result)
+
+
+def test_a_hostile_splits_file_is_refused_with_its_name(tmp_path, monkeypatch):
+    from phasezoo import splits as splits_module
+    from phasezoo.splits import read_splits
+
+    meta = _meta(24)
+    path = tmp_path / "splits.json"
+    path.write_text(json.dumps({"format": 1, "splits": [
+        {"name": "random", "seed": 0, "train": ["c0"], "val": ["c1"], "test": ["../../etc"]}]}))
+    with pytest.raises(ValueError, match=r"splits.json: split 0 \(random\) names cells the zoo "
+                                         r"does not have: \['../../etc'\]"):
+        read_splits(path, meta)
+    path.write_text(json.dumps({"format": 1, "splits": [{"name": "random", "seed": "0"}]}))
+    with pytest.raises(ValueError, match="split 0 is not"):
+        read_splits(path, meta)
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="not a JSON splits file"):
+        read_splits(path, meta)
+    monkeypatch.setattr(splits_module, "MAX_SPLITS_BYTES", 4)
+    with pytest.raises(ValueError, match="more than a splits file may hold"):
+        read_splits(path, meta)
+
+
+def test_splits_do_not_depend_on_the_order_rows_were_read_in():
+    from phasezoo.splits import computed_splits
+
+    meta = _meta(48)
+    shuffled = meta.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    for a, b in zip(computed_splits(meta).for_seed(meta, 1),
+                    computed_splits(shuffled).for_seed(shuffled, 1), strict=True):
+        assert a.name == b.name
+        assert set(meta["model_id"].iloc[a.test]) == set(shuffled["model_id"].iloc[b.test])

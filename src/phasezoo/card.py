@@ -18,6 +18,7 @@ import yaml
 
 from phasezoo.config import ZooSpec
 from phasezoo.settings import MetricsSettings, PhaseThresholds, Section
+from phasezoo.splits import SHIPPED_SEEDS, SPLITS_FILE
 
 # How many rows the datasets HDF5 builder reads at a time: as many as fit READ_BATCH_BYTES of
 # weights, at least 2 (datasets buffers 1-row batches, up to 1,000 of them, before writing) and
@@ -182,7 +183,8 @@ def render_card(zoo: ZooSpec, phases: pd.DataFrame, n_rows: int, data_info: dict
                     "phase_thresholds": _sorted(zoo.phases)}, indent=1),
         "```", "", *protocol_section(zoo.metrics, zoo.phases),
         "## Columns", "", "| column | meaning |", "|---|---|",
-        *[f"| `{c}` | {d} |" for c, d in COLUMN_DOCS.items()], "", _LOADING.format(zoo=zoo.name),
+        *[f"| `{c}` | {d} |" for c, d in COLUMN_DOCS.items()], "", _SPLITS,
+        _LOADING.format(zoo=zoo.name),
     ]
     return "\n".join(lines)
 
@@ -217,6 +219,15 @@ def task_section(kind: str) -> list[str]:
     return ["## Task", "", f"`{kind}`. Loss columns: {TASK_LOSSES[kind]}. Accuracy columns: "
             f"{TASK_SCORES[kind]}.", "", *[f"- {note}" for note in TASK_NOTES[kind]], ""]
 
+
+_SPLITS = f"""## Benchmark splits
+
+`{SPLITS_FILE}` holds the cell-grouped splits that `phasezoo benchmark` scores on, for seeds
+0–{SHIPPED_SEEDS - 1}: `random` (60/20/20 % of the cells), `leave_phase_out:P` (test on every cell
+of phase P) and `scale_transfer` (train on the smaller half of the load values, test on the
+larger), each as lists of train, validation and test cell ids. Results reported as "this zoo,
+split Y, seed Z" then name the same test models everywhere.
+"""
 
 _LOADING = """## Loading
 

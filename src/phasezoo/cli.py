@@ -218,13 +218,15 @@ def cmd_publish(a: argparse.Namespace) -> None:
 
 
 def cmd_benchmark(a: argparse.Namespace) -> None:
-    from phasezoo.wsl.benchmark import run_benchmark, write_report
-    from phasezoo.wsl.table import load_zoo
+    from phasezoo.wsl.benchmark import (BASELINES, LEARNED, UNTERTHINER, final_checkpoints,
+                                        run_benchmark, write_report)
+    from phasezoo.wsl.methods import load_method
+    from phasezoo.wsl.table import load_zoo, zoo_splits_of
 
     if a.seeds < 1:
         raise ValueError(f"--seeds must be ≥ 1, got {a.seeds}")
     table = load_zoo(a.zoo, stream=a.stream, raw_max_mb=a.raw_max_mb)
-    train_zoo = None
+    train_zoo, splits = None, zoo_splits_of(a.zoo, table.meta)
     if a.train_zoo:
         from phasezoo.wsl.table import concat
 
@@ -233,7 +235,15 @@ def cmd_benchmark(a: argparse.Namespace) -> None:
         if train_zoo in set(table.meta["zoo"]):
             raise ValueError(f"--train-zoo {a.train_zoo} is the zoo under test ({train_zoo})")
         table = concat([source, table])
-    js, md = write_report(run_benchmark(table, seeds=a.seeds, train_zoo=train_zoo), a.out)
+    baselines, methods = dict(BASELINES), {} if a.no_learned else dict(LEARNED)
+    if a.unterthiner:
+        table, baselines = final_checkpoints(table), baselines | UNTERTHINER
+    for spec in a.method or []:
+        name, factory = load_method(spec)
+        methods[name] = factory
+    js, md = write_report(run_benchmark(table, seeds=a.seeds, baselines=baselines,
+                                        train_zoo=train_zoo, splits=splits, methods=methods),
+                          a.out)
     print(md.read_text())
     print(js)
 
@@ -356,6 +366,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw-max-mb", type=float, default=1024.0,
                    help="with --stream: raw-weight budget in MB; above it the raw+linear "
                         "baseline is skipped (default %(default)s)")
+    p.add_argument("--method", action="append", metavar="MODULE:FACTORY",
+                   help="score your own method too (module:factory or file.py:factory; see "
+                        "phasezoo.wsl.methods); repeatable")
+    p.add_argument("--unterthiner", action="store_true",
+                   help="Unterthiner et al. (2020)'s configuration: the final checkpoint of every "
+                        "run, plus stats+gbm with their statistics and a larger boosted model")
+    p.add_argument("--no-learned", action="store_true",
+                   help="skip the learned baselines (nfn), which train a network per split")
     p.set_defaults(fn=cmd_benchmark)
     p = _report_parser(sub, "studies", "weight averaging and pruning by phase",
                        "Does a cell's phase predict how well weight averaging "

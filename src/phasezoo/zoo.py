@@ -27,6 +27,8 @@ from phasezoo.card import read_batch_size, read_card_header, render_card, shard_
 from phasezoo.checkpoints import Population, open_population, read_data_info
 from phasezoo.config import ZooSpec
 from phasezoo.integrity import check, file_sha256
+from phasezoo.phases import DIVERGED
+from phasezoo.splits import SPLITS_FILE, cell_frame, splits_document
 from phasezoo.weights import build_model, num_values, skeleton
 
 # Columns every shard has, with their HDF5 kind; the card documents each one (COLUMN_DOCS).
@@ -157,6 +159,8 @@ def _write_zoo(folder: Path, zoo: ZooSpec, cells: Iterable[CellSource], phases: 
         shards.append(content_addressed(shard))
         n_rows, longest = n_rows + len(table), max(longest, row_max)
     files = [p.relative_to(folder).as_posix() for p in shards]
+    (folder / SPLITS_FILE).write_text(splits_document(
+        cell_frame(phases[phases["phase"] != DIVERGED])))  # a diverged cell has no rows
     card = render_card(zoo, phases, n_rows, data_info, files, shard_features(shards[0]),
                        read_batch_size(longest), note)
     (folder / "README.md").write_text(card)

@@ -6,6 +6,6 @@ baselines (hyperparameters-only gradient boosting, LayerQuintiles + linear probe
 statistics + gradient boosting, HT-SR features + gradient boosting, raw weights + linear model),
 on splits grouped by cell (random, leave-one-phase-out, scale transfer), scored overall and per
 phase. Modules: :mod:`~phasezoo.wsl.table` (loading), :mod:`~phasezoo.wsl.features`,
-:mod:`~phasezoo.wsl.splits`, :mod:`~phasezoo.wsl.benchmark` (baselines, scores, report),
+:mod:`~phasezoo.splits`, :mod:`~phasezoo.wsl.benchmark` (baselines, scores, report),
 :mod:`~phasezoo.wsl.report` (report files written atomically, JSON last).
 """

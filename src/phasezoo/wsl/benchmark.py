@@ -10,19 +10,22 @@ shuffles, validation cells, estimator seeds); scores are reported as mean and st
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 from scipy.stats import kendalltau
+from sklearn.exceptions import ConvergenceWarning
 
 from phasezoo.wsl.features import EXTRACTORS
+from phasezoo.wsl.methods import MethodFactory, MethodUnsupported, Rows
+from phasezoo.wsl.nfn import NFNMethod
 from phasezoo.wsl.report import write_report_files
-from phasezoo.wsl.splits import (Split, leave_phase_out, random_split, scale_transfer,
-                                 zoo_transfer)
+from phasezoo.splits import Split, ZooSplits, computed_splits, random_split, zoo_transfer
 from phasezoo.wsl.table import ZooTable
 
 
@@ -51,10 +54,21 @@ BASELINES = {"hparams+gbm": ("hyperparameters", "gbm"),
              "quintiles+linear": ("layer_quintiles", "linear"),
              "stats+gbm": ("layer_statistics", "gbm"),
              "htsr+gbm": ("htsr", "gbm"),
-             "raw+linear": ("raw_weights", "linear")}
+             "raw+linear": ("raw_weights", "linear"),
+             # StatNN (Unterthiner et al. 2020): a neural network on per-layer statistics
+             "stats+mlp": ("layer_statistics", "mlp")}
 GRIDS = {"gbm": [{"learning_rate": lr, "max_leaf_nodes": m} for lr, m in product((0.05, 0.1),
                                                                                  (7, 31))],
-         "linear": [{"C": c} for c in (0.01, 0.1, 1.0, 10.0)]}
+         "linear": [{"C": c} for c in (0.01, 0.1, 1.0, 10.0)],
+         "mlp": [{"alpha": a} for a in (0.1, 10.0)],
+         "gbm-large": [{"learning_rate": lr, "max_leaf_nodes": m} for lr, m in product(
+             (0.01, 0.05), (31, 127))]}
+# Unterthiner et al. (2020)'s configuration (``phasezoo benchmark --unterthiner``): their
+# statistics and a larger boosted model (up to 2,000 trees, early-stopped), on the final
+# checkpoint of every run (:func:`final_checkpoints`).
+# Learned methods the CLI runs beside the baselines (phasezoo.wsl.methods protocol).
+LEARNED = {"nfn": NFNMethod}
+UNTERTHINER = {"stats+gbm[unterthiner]": ("unterthiner_statistics", "gbm-large")}
 
 
 def estimator(family: str, kind: str, params: dict, seed: int) -> Any:
@@ -62,12 +76,22 @@ def estimator(family: str, kind: str, params: dict, seed: int) -> Any:
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import Ridge, RidgeClassifier
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    if family == "gbm":
+    if family in ("gbm", "gbm-large"):
         cls = HistGradientBoostingRegressor if kind == "regression" else HistGradientBoostingClassifier
+        if family == "gbm-large":
+            return cls(max_iter=2000, early_stopping=True, n_iter_no_change=50,
+                       random_state=seed, **params)
         return cls(max_iter=100, random_state=seed, **params)
+    if family == "mlp":  # one hidden layer of 32; L-BFGS, the solver for a few hundred rows
+        cls = MLPRegressor if kind == "regression" else MLPClassifier
+        net = cls(hidden_layer_sizes=(32,), solver="lbfgs", max_iter=500, random_state=seed,
+                  **params)
+        return make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True),
+                             StandardScaler(), net)
     # Ridge for both kinds: closed form, so a probe on 100k raw weights takes a second (logistic
     # regression took 37 s per fit there).
     linear = (Ridge(alpha=1.0 / params["C"]) if kind == "regression"
@@ -122,6 +146,13 @@ def fit_select_score(x: np.ndarray, y: np.ndarray, split: Split, family: str, ki
     Feature columns that are NaN on every training row (e.g. HT-SR α of layers too small to
     analyse) are dropped; None if no feature is left.
     """
+    with warnings.catch_warnings():  # an MLP stopped at max_iter is still scored as it is
+        warnings.simplefilter("ignore", category=ConvergenceWarning)
+        return _fit_select_score(x, y, split, family, kind, seed)
+
+
+def _fit_select_score(x: np.ndarray, y: np.ndarray, split: Split, family: str, kind: str,
+                      seed: int) -> np.ndarray | None:
     usable = ~np.isnan(x[split.train]).all(axis=0)
     if not usable.any():
         return None
@@ -138,22 +169,29 @@ def fit_select_score(x: np.ndarray, y: np.ndarray, split: Split, family: str, ki
         x[split.test])
 
 
-def splits_for(meta: pd.DataFrame, task: Task, seed: int) -> list[Split]:
+def splits_for(splits: ZooSplits, meta: pd.DataFrame, task: Task, seed: int) -> list[Split]:
     """The splits a task is scored on (leave-phase-out is skipped for the phase task itself)."""
-    out = [random_split(meta, seed)]
-    if task.name != "phase":
-        out += leave_phase_out(meta, seed)
-    st = scale_transfer(meta, seed)
-    return out + ([st] if st is not None else [])
+    out = splits.for_seed(meta, seed)
+    return [s for s in out if not (task.name == "phase" and s.name.startswith("leave_phase_out"))]
 
 
 def _subtable(table: ZooTable, rows: np.ndarray) -> ZooTable:
+    """The table's ``rows``, every column and the row reader following them."""
+    read = table.reader
     return ZooTable(table.meta.iloc[rows].reset_index(drop=True),
                     None if table.weights is None else [table.weights[i] for i in rows],
                     [table.layouts[i] for i in rows],
                     {k: [v[i] for i in rows] for k, v in table.layer_columns.items()},
                     {p: v[rows] for p, v in table.statistics.items()}, table.note,
-                    table.statistics_error)
+                    table.statistics_error,
+                    None if read is None else (lambda i: read(int(rows[i]))))
+
+
+def final_checkpoints(table: ZooTable) -> ZooTable:
+    """The last kept checkpoint of every run (model), as Unterthiner et al. (2020) use."""
+    meta = table.meta
+    last = meta.groupby("model_id")["epoch"].transform("max").to_numpy()
+    return _subtable(table, np.flatnonzero(meta["epoch"].to_numpy() == last))
 
 
 def architecture_subsets(table: ZooTable) -> list[tuple[str, ZooTable]]:
@@ -172,47 +210,95 @@ def architecture_subsets(table: ZooTable) -> list[tuple[str, ZooTable]]:
     return out
 
 
-def _records(table: ZooTable, x: np.ndarray, task: Task, name: str, family: str, seeds: int,
-             label: str = "", random_only: bool = False,
+FitPredict = Callable[[Split, int], "np.ndarray | None"]
+
+
+def _records(table: ZooTable, task: Task, name: str, fit_predict: FitPredict, seeds: int,
+             zoo_splits: ZooSplits | None, label: str = "",
              train_zoo: str | None = None) -> list[dict]:
-    """Scores of one baseline on one task, every split and seed."""
+    """Scores of one baseline or method on one task, every split and seed (``zoo_splits``
+    None: a fixed-architecture subset, scored on its own random split). ``fit_predict(split,
+    seed)`` returns the test rows' predictions, or None when it has nothing to fit on."""
     meta, y, out = table.meta, task.target(table.meta), []
     for seed in range(seeds):
         if train_zoo is not None:
             splits = [zoo_transfer(meta, train_zoo, seed)]
-        elif random_only:
+        elif zoo_splits is None:
             splits = [random_split(meta, seed)]
         else:
-            splits = splits_for(meta, task, seed)
+            splits = splits_for(zoo_splits, meta, task, seed)
         for split in splits:
             if min(len(split.train), len(split.val), len(split.test)) == 0:
                 continue  # too few cells for this split (e.g. a one-cell zoo)
             if len(np.unique(y[split.train])) < 2:
                 continue  # nothing to learn: one target value (or class) in training
-            pred = fit_select_score(x, y, split, family, task.kind, seed)
+            pred = fit_predict(split, seed)
             if pred is None:
                 continue  # no usable feature on this split's training rows
-            phases = meta["phase"].to_numpy()[split.test]
-            per_phase = {p: scores(task.kind, y[split.test][phases == p], pred[phases == p])
-                         for p in np.unique(phases)}
-            cells = meta["cell"].to_numpy()[split.test]
-            out.append({"task": task.name, "split": split.name + label, "baseline": name,
-                        "seed": seed, "n_test": int(len(split.test)),
-                        **scores(task.kind, y[split.test], pred),
-                        "bootstrap_std": bootstrap_std(task.kind, y[split.test], pred, cells, seed),
-                        "per_phase": per_phase})
+            out.append(_record(task, name, split, seed, label, meta, y, np.asarray(pred)))
     return out
 
 
+def _record(task: Task, name: str, split: Split, seed: int, label: str, meta: pd.DataFrame,
+            y: np.ndarray, pred: np.ndarray) -> dict:
+    """One scored split: overall, per phase, and the bootstrap spread over test cells."""
+    if len(pred) != len(split.test):
+        raise ValueError(f"{name}: {len(pred)} predictions for {len(split.test)} test rows")
+    phases = meta["phase"].to_numpy()[split.test]
+    per_phase = {p: scores(task.kind, y[split.test][phases == p], pred[phases == p])
+                 for p in np.unique(phases)}
+    cells = meta["cell"].to_numpy()[split.test]
+    return {"task": task.name, "split": split.name + label, "baseline": name, "seed": seed,
+            "n_test": int(len(split.test)), **scores(task.kind, y[split.test], pred),
+            "bootstrap_std": bootstrap_std(task.kind, y[split.test], pred, cells, seed),
+            "per_phase": per_phase}
+
+
+def _baseline(x: np.ndarray, y: np.ndarray, family: str, kind: str) -> FitPredict:
+    return lambda split, seed: fit_select_score(x, y, split, family, kind, seed)
+
+
+def _method(factory: MethodFactory, table: ZooTable, task: Task,
+            cache: dict[str, np.ndarray]) -> FitPredict:
+    """A user's (or a built-in learned) method as a fit-predict step: a fresh instance per
+    split, fit on the training rows with the validation rows for its own model selection."""
+    y = task.target(table.meta)
+    hidden = (task.name,) if task.name in ("temperature_value", "load_value") else ()
+
+    def rows(index: np.ndarray) -> Rows:
+        return Rows(table, index, hidden, cache)
+
+    allowed = getattr(factory, "splits", None)  # a method may score only some splits
+    max_seeds = getattr(factory, "seeds", None)  # ... and seeds
+
+    def fit_predict(split: Split, seed: int) -> np.ndarray | None:
+        if ((allowed is not None and not split.name.startswith(tuple(allowed)))
+                or (max_seeds is not None and seed >= max_seeds)):
+            return None
+        method = factory()
+        method.fit(rows(split.train), y[split.train], rows(split.val), y[split.val], task.kind,
+                   seed)
+        return method.predict(rows(split.test))
+    return fit_predict
+
+
 def run_benchmark(table: ZooTable, seeds: int = 3, baselines: dict = BASELINES,
-                  tasks: tuple[Task, ...] = TASKS, train_zoo: str | None = None) -> dict[str, Any]:
+                  tasks: tuple[Task, ...] = TASKS, train_zoo: str | None = None,
+                  splits: ZooSplits | None = None,
+                  methods: dict[str, MethodFactory] | None = None) -> dict[str, Any]:
     """Every baseline on every task and split; per-seed scores summarised as mean ± std.
+
+    ``methods``: user or learned methods (:mod:`phasezoo.wsl.methods`) by name, scored like
+    the baselines; one that raises MethodUnsupported is listed as skipped with its reason.
+    ``splits``: the zoo's shipped splits (:func:`phasezoo.wsl.table.zoo_splits_of`); by default
+    computed from the table's cells the same way.
 
     ``raw+linear`` runs on each fixed-architecture subset (random split only: one width's
     cells are too few to hold out a phase or a scale). With ``train_zoo`` (a table of several
     zoos, :func:`~phasezoo.wsl.table.concat`) the only split is zoo transfer: fit on that zoo,
     test on the others.
     """
+    splits = splits or computed_splits(table.meta)
     records, skipped = [], {}
     features: dict[str, np.ndarray] = {}
     for name, (extractor, _) in baselines.items():
@@ -233,15 +319,38 @@ def run_benchmark(table: ZooTable, seeds: int = 3, baselines: dict = BASELINES,
             continue
         if extractor == "raw_weights":
             for label, sub, x in subsets:
-                records += _records(sub, x, task, name, family, seeds, label,
-                                    random_only=bool(label), train_zoo=train_zoo)
+                records += _records(sub, task, name, _baseline(x, task.target(sub.meta), family,
+                                                               task.kind),
+                                    seeds, None if label else splits, label, train_zoo=train_zoo)
             continue
         x = (EXTRACTORS[extractor](table, task.name) if extractor == "hyperparameters"
              else features[extractor])
-        records += _records(table, x, task, name, family, seeds, train_zoo=train_zoo)
+        records += _records(table, task, name, _baseline(x, task.target(table.meta), family,
+                                                         task.kind),
+                            seeds, splits, train_zoo=train_zoo)
+    records += _method_records(table, tasks, methods or {}, seeds, splits, train_zoo, skipped)
     return {"zoo": sorted(table.meta["zoo"].unique()), "n_checkpoints": len(table),
-            "seeds": seeds, "skipped_baselines": skipped, "summary": summarize(records),
-            "runs": records}
+            "seeds": seeds, "splits": f"zoo transfer from {train_zoo}" if train_zoo
+            else splits.source, "skipped_baselines": skipped,
+            "summary": summarize(records), "runs": records}
+
+
+def _method_records(table: ZooTable, tasks: tuple[Task, ...], methods: dict[str, MethodFactory],
+                    seeds: int, splits: ZooSplits, train_zoo: str | None,
+                    skipped: dict[str, str]) -> list[dict]:
+    """Every method on every task and split; a method that refuses the zoo is skipped."""
+    out, cache = [], {}
+    for name, factory in methods.items():
+        try:
+            for task in tasks:
+                if task.name not in getattr(factory, "tasks", (task.name,)):
+                    continue  # the method scores only some tasks
+                out += _records(table, task, name, _method(factory, table, task, cache), seeds,
+                                splits, train_zoo=train_zoo)
+        except MethodUnsupported as err:
+            skipped[name] = str(err)
+            out = [r for r in out if r["baseline"] != name]
+    return out
 
 
 def summarize(records: list[dict]) -> list[dict]:
@@ -282,7 +391,8 @@ def markdown(result: dict[str, Any]) -> str:
              "R² (regression) or accuracy (phase): mean ± standard deviation over seeds (with one "
              "seed: over a bootstrap of the test cells). Splits are grouped by cell; "
              "`leave_phase_out:P` tests on the cells of phase P, `scale_transfer` on the larger "
-             "half of the load values, `random[width=w]` on one fixed-architecture subset.", "",
+             "half of the load values, `random[width=w]` on one fixed-architecture subset. "
+             f"Splits: {result.get('splits', 'computed')}.", "",
              "| task | split | " + " | ".join(baselines) + " |",
              "|---|---|" + "---|" * len(baselines)]
     for (task, split), cells in rows.items():

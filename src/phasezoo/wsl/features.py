@@ -82,6 +82,15 @@ def row_statistics(w: np.ndarray, layout: dict, percentiles: tuple[float, ...]) 
     return feats
 
 
+def unterthiner_statistics(table: ZooTable, target: str = "") -> np.ndarray:
+    """Unterthiner et al. (2020)'s statistics: per trainable tensor, percentiles 0/25/50/75/100,
+    mean and standard deviation (:func:`layer_statistics` with the variance's square root)."""
+    x = layer_statistics(table, target, ORDER_STATISTICS).copy()
+    per_tensor = len(ORDER_STATISTICS) + 2
+    x[:, per_tensor - 1::per_tensor] = np.sqrt(x[:, per_tensor - 1::per_tensor])
+    return x
+
+
 def layer_quintiles(table: ZooTable, target: str = "") -> np.ndarray:
     """LayerQuintiles: percentiles 1/25/50/75/99, mean and variance of every trainable tensor."""
     return layer_statistics(table, target, QUINTILES)
@@ -120,6 +129,7 @@ EXTRACTORS: dict[str, Extractor] = {
     "hyperparameters": hyperparameters,
     "layer_quintiles": layer_quintiles,
     "layer_statistics": layer_statistics,
+    "unterthiner_statistics": unterthiner_statistics,
     "htsr": htsr_features,
     "raw_weights": raw_weights,
 }

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pandas as pd
+
+from phasezoo.splits import SPLITS_FILE, ZooSplits, computed_splits, read_splits
 
 META_COLUMNS = ("model_id", "zoo", "cell", "seed", "epoch", "temperature_name", "temperature_value",
                 "load_name", "load_value", "train_accuracy", "test_accuracy", "phase", "diverged")
@@ -140,3 +143,22 @@ def concat(tables: list[ZooTable]) -> ZooTable:
                     {k: [v for t in tables for v in t.layer_columns[k]] for k in keys},
                     stats, "; ".join(t.note for t in tables if t.note),
                     "; ".join(dict.fromkeys(errors)))
+
+
+def zoo_splits_of(path_or_id: str, meta: pd.DataFrame) -> ZooSplits:
+    """The benchmark splits a zoo ships (``splits.json`` in its folder or hub repository,
+    checked by :func:`phasezoo.splits.read_splits`), else the same splits computed from its
+    rows; the result's ``source`` says which, and the report repeats it."""
+    local = Path(path_or_id)
+    if local.is_dir():
+        path = local / SPLITS_FILE
+        return read_splits(path, meta) if path.is_file() else computed_splits(meta)
+    try:
+        from huggingface_hub import hf_hub_download
+
+        path = Path(hf_hub_download(path_or_id, SPLITS_FILE, repo_type="dataset"))
+    except Exception as err:  # no such file in the repository, or the hub is unreachable
+        fallback = computed_splits(meta)
+        return replace(fallback, source=f"{fallback.source}; {path_or_id}: "
+                                        f"{type(err).__name__}")
+    return read_splits(path, meta)
