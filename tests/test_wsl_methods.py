@@ -13,7 +13,7 @@ from torch import nn
 from phasezoo.wsl.benchmark import (BASELINES, GRIDS, TASKS, estimator, final_checkpoints,
                                     markdown, run_benchmark, scores)
 from phasezoo.wsl.methods import VISIBLE_COLUMNS, MethodUnsupported, Rows, load_method
-from test_wsl import _meta, _mlp, _permute_hidden, _table
+from tests.test_wsl import _meta, _mlp, _permute_hidden, _table
 
 TEST_ACCURACY = tuple(t for t in TASKS if t.name == "test_accuracy")
 
