@@ -3,36 +3,8 @@ anchor's code measures them, so that a published phase means what that literatur
 
 ``metrics.protocol`` picks one; its values fill every protocol key the config leaves out
 (:func:`fill_protocol_defaults`), and a key the config sets overrides it. Torch-free: the config
-loader (every Snakemake parse) reads it.
-
-* ``ptmz`` (default): the phase-transition model zoo (Schürholt et al. 2025,
-  ModelZoos/PhaseTransitionModelZoo). Curves: ``src/ptmz/loss_landscape/curve_fitting.py`` and
-  ``curves.py`` with the ``curve::*`` settings of ``scripts/*/compute_curve_*.py`` (3 bends,
-  midpoint control point, SGD lr 0.1, momentum 0.9, L2 5e-4 on θ(t) in the loss, 10 epochs of
-  batch 128, 5 evaluation points, BatchNorm recomputed at each). Its per-epoch learning rate is
-  ``lr = learning_rate_schedule(lr, epoch, epochs)``: the previous epoch's rate is fed back, so
-  the factor **compounds** (0.1 for epochs 1–5, then 0.0753, 0.0380, 0.00979, 9.8e-5, 9.8e-7);
-  reproduced as written. CKA: ``CKA.py`` / ``CKA_utils.py`` — linear CKA of logits, per batch of
-  128, 10 batches, averaged. Hessian: ``hessian_metric.py`` — 10 × 64 training samples; natural
-  logarithms in its notebooks.
-* ``llt``: the loss-landscape taxonomy (Yang et al. 2021, nsfzyzz/loss_landscape_taxonomy).
-  Curves: ``workspace/src/code/Mode_connectivity.py`` — 3 bends, the control point left at its
-  random initialisation (``init_linear`` is parsed but never called), SGD lr 0.01, momentum 0.9,
-  L2 5e-4 on θ(t), 50 epochs of batch 128, the same schedule recomputed from the base rate each
-  epoch, 5 points; only the first seed pair (0–1). CKA: ``CKA.py`` with ``--mixup-CKA
-  --mixup-alpha 16`` — softmax outputs on 6 mixup training batches of 128, one CKA over the 768
-  samples. Hessian: ``measure_hessian.py`` — one training batch of 200.
-
-Where phasezoo differs from both, on purpose (the card lists these):
-
-* the Hessian's λmax comes from Lanczos, not power iteration (the same eigenvalue, closer: see
-  README), and its trace from Hutchinson probes to a standard-error target;
-* CKA's test samples are evenly spaced over the test split, not its first batches (the same
-  distribution on an image test set; the whole domain of a PINN's x-major grid);
-* curves train and BatchNorm is recomputed on the un-augmented training split (in batches of
-  ``mc_batch_size``, sample-weighted, as the anchors' ``update_bn``);
-* LLT's mixup CKA batches are drawn once per cell and shared by its pairs;
-* ``mc_loss`` uses the plain loss (the anchors' curve "loss" adds the L2 term).
+loader reads it. The anchors' source files each value comes from, and where phasezoo differs on
+purpose, are listed in ``docs/protocols.md``.
 """
 
 from __future__ import annotations

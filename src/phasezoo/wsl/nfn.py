@@ -139,8 +139,8 @@ class NFNMethod:
         spec = network_spec_from_wsfeat(_batch(parts, [0], self.scales))
         with seeded(seed):
             self.net = self._network(spec, len(self.classes) if kind == "classification" else 1)
-        # oneDNN's 1×1 convolutions on these (batch, channels, width, inputs) shapes took twice
-        # as long as PyTorch's own kernels on 2 CPU cores (benchmarks/wsl_nfn.py)
+        # oneDNN's kernels on these (batch, channels, width, inputs) shapes took ~5× as long as
+        # PyTorch's own on 2 CPU cores (benchmarks/wsl_nfn.py)
         with plain_kernels():
             self._train(parts, target, val_parts, y_val, seed)
 
