@@ -84,10 +84,19 @@ def test_the_cli_scores_the_example_method_and_names_a_bad_spec(tmp_path, capsys
     models, meta = _planted(48)
     monkeypatch.setattr(table_module, "load_zoo", lambda *a, **k: _table(models, meta))
     assert main(["benchmark", str(tmp_path), "--out", str(tmp_path), "--seeds", "1",
-                 "--no-learned", "--method", "examples/wsl_method.py:NormRidge"]) == 0
+                 "--baselines", "hparams+gbm", "--no-learned",
+                 "--method", "examples/wsl_method.py:NormRidge"]) == 0
     report = (tmp_path / "benchmark.md").read_text()
     assert "| norms+ridge |" in report and "| test_accuracy | random |" in report
     assert "computed from the zoo's cells (no splits.json)" in report
+    from phasezoo.wsl import benchmark
+
+    monkeypatch.setitem(benchmark.GRIDS, "gbm-large", [{"learning_rate": 0.1, "max_iter": 20}])
+    assert main(["benchmark", str(tmp_path), "--out", str(tmp_path / "u"), "--seeds", "1",
+                 "--baselines", "hparams+gbm", "--no-learned", "--unterthiner"]) == 0
+    assert "| hparams+gbm | stats+gbm[unterthiner] |" in (tmp_path / "u" / "benchmark.md").read_text()
+    assert main(["benchmark", str(tmp_path), "--out", str(tmp_path), "--baselines", "gbm"]) == 2
+    assert "--baselines gbm: not a baseline; baselines are ['hparams+gbm'" in capsys.readouterr().err
     assert main(["benchmark", str(tmp_path), "--out", str(tmp_path), "--method",
                  "examples/nope.py:X"]) == 2
     assert "--method examples/nope.py:X: cannot import" in capsys.readouterr().err

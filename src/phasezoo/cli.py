@@ -235,7 +235,12 @@ def cmd_benchmark(a: argparse.Namespace) -> None:
         if train_zoo in set(table.meta["zoo"]):
             raise ValueError(f"--train-zoo {a.train_zoo} is the zoo under test ({train_zoo})")
         table = concat([source, table])
-    baselines, methods = dict(BASELINES), {} if a.no_learned else dict(LEARNED)
+    unknown = sorted(set(a.baselines or ()) - set(BASELINES))
+    if unknown:
+        raise ValueError(f"--baselines {unknown[0]}: not a baseline; baselines are "
+                         f"{sorted(BASELINES)}")
+    baselines = {k: v for k, v in BASELINES.items() if not a.baselines or k in a.baselines}
+    methods = {} if a.no_learned else dict(LEARNED)
     if a.unterthiner:
         table, baselines = final_checkpoints(table), baselines | UNTERTHINER
     for spec in a.method or []:
@@ -372,6 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unterthiner", action="store_true",
                    help="Unterthiner et al. (2020)'s configuration: the final checkpoint of every "
                         "run, plus stats+gbm with their statistics and a larger boosted model")
+    p.add_argument("--baselines", nargs="+", metavar="NAME",
+                   help="only these built-in baselines (default: all; README lists them)")
     p.add_argument("--no-learned", action="store_true",
                    help="skip the learned baselines (nfn), which train a network per split")
     p.set_defaults(fn=cmd_benchmark)
