@@ -327,7 +327,8 @@ def run_benchmark(table: ZooTable, seeds: int = 3, baselines: dict = BASELINES,
         records += _records(table, task, name, _baseline(x, task.target(table.meta), family,
                                                          task.kind),
                             seeds, splits, train_zoo=train_zoo)
-    records += _method_records(table, tasks, methods or {}, seeds, splits, train_zoo, skipped)
+    records += _method_records(table, tasks, methods or {}, seeds, splits, train_zoo, skipped,
+                               features)
     return {"zoo": sorted(table.meta["zoo"].unique()), "n_checkpoints": len(table),
             "seeds": seeds, "splits": f"zoo transfer from {train_zoo}" if train_zoo
             else splits.source, "skipped_baselines": skipped,
@@ -336,9 +337,10 @@ def run_benchmark(table: ZooTable, seeds: int = 3, baselines: dict = BASELINES,
 
 def _method_records(table: ZooTable, tasks: tuple[Task, ...], methods: dict[str, MethodFactory],
                     seeds: int, splits: ZooSplits, train_zoo: str | None,
-                    skipped: dict[str, str]) -> list[dict]:
-    """Every method on every task and split; a method that refuses the zoo is skipped."""
-    out, cache = [], {}
+                    skipped: dict[str, str], cache: dict[str, np.ndarray]) -> list[dict]:
+    """Every method on every task and split; a method that refuses the zoo is skipped.
+    ``cache``: the built-in features already computed, by extractor, which methods share."""
+    out = []
     for name, factory in methods.items():
         try:
             for task in tasks:
