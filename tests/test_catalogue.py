@@ -27,6 +27,7 @@ CATALOGUE = {  # zoo: (model, dataset, load axis, temperature axis)
 }
 
 
+DOWNSTREAM = ("gpt-openwebtext-mini", "pinn-convection-mini")  # reports run end to end here
 PTMZ_MODELS = {"resnet18": 192, "resnet50": 192, "vit": 147, "gpt": 264, "pinn-mlp": 700}
 
 
@@ -90,6 +91,7 @@ def test_full_configs_build_their_dags(tmp_path):
     cells = sum(len(_zoo(p).cells()) for p in FULL)
     assert counts["train"] == counts["measure"] == str(cells) == str(8 * 64 + 2 * 49 + 88 + 70)
     assert counts["publish"] == counts["benchmark"] == counts["studies"] == "12"
+    assert counts["diagnose"] == "12"
     assert counts["benchmark_transfer"] == str(4 * 3 + 4 * 3 + 2)  # ordered same-model pairs
 
 
@@ -102,8 +104,14 @@ def test_every_twin_runs_end_to_end_and_publishes_a_loadable_zoo(tmp_path):
     config.write_text(yaml.safe_dump({"results_dir": str(tmp_path / "results"), "transfer_benchmark": False,
                                       "zoos_dir": str(tmp_path / "zoos"),
                                       "data_root": str(DATA_ROOT), "device": "cpu", "zoos": zoos}))
+    # Every twin is trained, measured, labelled and published; the downstream reports run for
+    # the two task kinds no other test takes through the DAG (the default zoo's classification
+    # reports are tested in test_workflow), which keeps this test's cost to the zoos themselves.
+    downstream = [tmp_path / "results" / z / f"{report}.json" for z in DOWNSTREAM
+                  for report in ("benchmark", "studies", "diagnosis")]
+    targets = [tmp_path / "zoos" / f".{z}.verified" for z in zoos] + downstream
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
-           str(tmp_path), "--configfile", str(config), "-c2", "--quiet"]
+           str(tmp_path), "--configfile", str(config), "-c2", "--quiet", "--", *map(str, targets)]
     proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(zoos) == 12
@@ -125,8 +133,10 @@ def test_every_twin_runs_end_to_end_and_publishes_a_loadable_zoo(tmp_path):
         verify = subprocess.run(["phasezoo", "verify", str(tmp_path / "zoos" / name)],
                                 env=_env(), capture_output=True, text=True)
         assert verify.returncode == 0 and "OK, 16 rows" in verify.stdout, verify.stderr
-        results = tmp_path / "results" / name
-        assert json.loads((results / "benchmark.json").read_text())["summary"], name
-        assert json.loads((results / "studies.json").read_text())["cells"], name
+        if name in DOWNSTREAM:
+            results = tmp_path / "results" / name
+            assert json.loads((results / "benchmark.json").read_text())["summary"], name
+            assert json.loads((results / "studies.json").read_text())["cells"], name
+            assert json.loads((results / "diagnosis.json").read_text())["tasks"], name
     card = (tmp_path / "zoos" / "pinn-convection-mini" / "README.md").read_text()
     assert "relative L2 error" in card

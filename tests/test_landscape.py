@@ -10,7 +10,8 @@ import torch
 
 from phasezoo.data import Split
 from phasezoo.landscape import interpolation_barrier, linear_cka
-from phasezoo.landscape.connectivity import CurveSettings, mc_of, mode_connectivity, recompute_bn_stats
+from phasezoo.landscape.connectivity import (CurveSettings, mc_of, mc_peak, mode_connectivity,
+                                             recompute_bn_stats)
 
 
 def gram_cka(x: np.ndarray, y: np.ndarray) -> float:
@@ -106,6 +107,13 @@ def _abs_net(swap: bool) -> torch.nn.Module:
 # recipes are tested on their own terms below.
 FAST = CurveSettings(epochs=30, lr=0.05, momentum=0.9, batch_size=50, points=21, seed=0,
                      weight_decay=0.0, schedule="constant")
+
+
+def test_mc_peak_is_the_worst_interior_error_negated():
+    """The MD tree's mode_connectivity_peak: −max(tr_err[1:-1]); the ends never count."""
+    assert mc_peak([90.0, 30.0, 50.0, 20.0, 95.0]) == -50.0
+    assert mc_peak([1.0, 2.0, 1.0]) == -2.0
+    assert np.isnan(mc_peak([3.0, 4.0]))
 
 
 def test_mc_of_convention():

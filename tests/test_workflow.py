@@ -61,6 +61,11 @@ def test_snakemake_dag_publishes_a_loadable_zoo(tmp_path):
     studies = json.loads((tmp_path / "results" / "tiny" / "studies.json").read_text())
     assert len(studies["cells"]) == 4 and studies["per_phase"]
     assert (tmp_path / "results" / "tiny" / "studies.png").stat().st_size > 0
+    # The diagnosis read the published zoo: every cell labelled for both of its grid's tasks.
+    diag = json.loads((tmp_path / "results" / "tiny" / "diagnosis.json").read_text())
+    assert diag["subject"] == "tiny" and diag["tasks"] == ["bs_failure", "width_vs_batch"]
+    assert all(sum(c.values()) == 4 for c in diag["labels"].values())
+    assert {e["method"] for e in diag["entries"]} >= {"md_tree", "hyper+dt", "htsr+dt"}
     # Run again: nothing to do (every output is complete and up to date).
     dry = subprocess.run(cmd + ["-n"], cwd=REPO, env=_env(), capture_output=True, text=True)
     assert "Nothing to be done" in dry.stdout + dry.stderr

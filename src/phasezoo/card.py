@@ -25,8 +25,12 @@ from phasezoo.splits import SHIPPED_SEEDS, SPLITS_FILE
 # at most 1,000 (its own writer batch).
 # The shard layout's version. The publish rule takes it as a param, so a zoo written in an older
 # layout is re-published (not left stale) when phasezoo's format changes. 2: weights as a
-# contiguous rows × values float32 dataset (1: variable-length rows).
-FORMAT_VERSION = 2
+# contiguous rows × values float32 dataset (1: variable-length rows); 3: the cell_mc_peak and
+# landscape_epoch columns (for the diagnosis).
+FORMAT_VERSION = 3
+# The columns of the per-cell measurements (pairs.parquet): the measure rule takes it as a param,
+# so cells measured before a column existed are measured again. 2: mc_peak.
+MEASURE_VERSION = 2
 READ_BATCH_BYTES = 256 * 2 ** 20
 MIN_READ_BATCH, MAX_READ_BATCH = 2, 1000
 COLUMN_DOCS: dict[str, str] = {
@@ -76,6 +80,11 @@ COLUMN_DOCS: dict[str, str] = {
     "cell_mc_chord": "`cell_mc` measured from the chord between the two seeds' train errors "
                      "instead of their mean: 0 for a straight path, unchanged when the seeds "
                      "are swapped or the grid refined (not used by the phases)",
+    "cell_mc_peak": "the MD tree's `mode_connectivity_peak`: minus the worst train error (%) at "
+                    "the Bezier curve's interior points, cell mean over seed pairs (≤ 0; read by "
+                    "`phasezoo diagnose`)",
+    "landscape_epoch": "the epoch at which the cell's `cell_*` columns and phase were measured "
+                       "(`metrics.landscape_epoch`)",
     "cell_cka": "cell mean over seed pairs of linear CKA between the seeds' outputs, measured "
                 "as the metric protocol says (`metrics.cka_*`)",
     "cell_linear_barrier": "cell mean over seed pairs of the linear-interpolation train-error "

@@ -264,6 +264,28 @@ def cmd_studies(a: argparse.Namespace) -> None:
     print(md.read_text())
 
 
+def cmd_diagnose(a: argparse.Namespace) -> None:
+    from phasezoo.wsl import diagnose as dg
+    from phasezoo.wsl.table import zoo_splits_of
+
+    if a.seeds < 1:
+        raise ValueError(f"--seeds must be ≥ 1, got {a.seeds}")
+    if a.zoo.endswith(".csv"):  # the MD tree's published dataframe: the paper's cases
+        if a.train_zoo:
+            raise ValueError("--train-zoo applies to phasezoo zoos, not to an MD tree CSV")
+        result = dg.md_tree_report(dg.read_md_tree_csv(a.zoo))
+    else:
+        rows = dg.zoo_rows(a.zoo)
+        frame = dg.diagnosis_frame(dg.zoo_cells(rows))
+        sources = {Path(z).name: dg.diagnosis_frame(dg.zoo_cells(dg.zoo_rows(z)))
+                   for z in a.train_zoo or []}
+        splits = zoo_splits_of(a.zoo, rows.drop_duplicates("cell"))
+        result = dg.zoo_report(frame, splits, a.seeds, sources)
+    js, md = dg.write_report(result, a.out)
+    print(md.read_text())
+    print(js)
+
+
 def cmd_rehearse(a: argparse.Namespace) -> None:
     from phasezoo.rehearsal import largest_cell, rehearse
 
@@ -298,11 +320,14 @@ def _write_parquet(table, path: Path) -> None:
     print(path)
 
 
-def _report_parser(sub, name: str, help_: str, description: str) -> argparse.ArgumentParser:
-    """A subcommand that reads a published zoo and writes ``<name>.{json,md,png}`` to ``--out``."""
-    p = sub.add_parser(name, help=f"{help_} → {name}.json/.md/.png", description=description)
+def _report_parser(sub, name: str, help_: str, description: str,
+                   stem: str | None = None) -> argparse.ArgumentParser:
+    """A subcommand that reads a published zoo and writes ``<stem>.{json,md,png}`` (stem: the
+    command's name unless given) to ``--out``."""
+    stem = stem or name
+    p = sub.add_parser(name, help=f"{help_} → {stem}.json/.md/.png", description=description)
     p.add_argument("zoo", help="zoo folder or hub id")
-    p.add_argument("--out", required=True, help=f"folder for {name}.json, .md and .png")
+    p.add_argument("--out", required=True, help=f"folder for {stem}.json, .md and .png")
     return p
 
 
@@ -393,6 +418,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--finetune-lr", type=float, default=0.01, help="default: %(default)s")
     p.add_argument("--finetune-batch-size", type=int, default=64, help="default: %(default)s")
     p.set_defaults(fn=cmd_studies)
+    p = _report_parser(sub, "diagnose", "model diagnosis (the MD tree) on a zoo",
+                       "From each cell's landscape metrics, is its temperature too small or too "
+                       "large, and is the load or the batch size the failure source? The MD "
+                       "tree and its baselines, fit and scored on the zoo's grouped splits. "
+                       "ZOO may also be the MD tree's published dataframe (a .csv): the "
+                       "paper's cases are run on it.", stem="diagnosis")
+    p.add_argument("--seeds", type=int, default=10, help="repeats of every split (default 10)")
+    p.add_argument("--train-zoo", action="append", metavar="ZOO",
+                   help="dataset transfer: fit on all cells of this zoo, score on ZOO; "
+                        "repeatable")
+    p.set_defaults(fn=cmd_diagnose)
     p = sub.add_parser("estimate", help="models, parameters and GPU-hour estimate of zoos",
                        description="Models, parameters (exact, built on the meta device), training "
                                    "FLOPs and a cost-model GPU-hour estimate of every zoo of the "

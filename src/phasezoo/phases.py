@@ -103,7 +103,8 @@ def aggregate_cell(metrics: pd.DataFrame, pairs: pd.DataFrame, epoch: int,
     """Seed means of one cell at ``epoch``: losses, train error (%; the ``task``'s error, see
     :mod:`phasezoo.tasks`), the natural log of the seed-mean Hessian λmax and trace (as both
     anchors take it: ``np.log(np.mean(...))``), and the pair means of mode connectivity
-    (train error %, and loss), linear barrier and CKA."""
+    (train error %, and loss; ``mc_chord`` and the MD tree's ``mc_peak`` too), linear barrier
+    and CKA."""
     at = metrics[metrics["epoch"] == epoch]
     live = at[~at["diverged"]]
     return {"train_loss": live["train_loss"].mean(), "test_loss": live["test_loss"].mean(),
@@ -114,7 +115,7 @@ def aggregate_cell(metrics: pd.DataFrame, pairs: pd.DataFrame, epoch: int,
             **{c: live[c].mean() if c in live else np.nan
                for c in ("alpha_mean", "farms_alpha_mean")},
             "mc": pairs["mc"].mean(), "mc_loss": pairs["mc_loss"].mean(),
-            "mc_chord": pairs["mc_chord"].mean() if "mc_chord" in pairs else np.nan,
+            **{c: pairs[c].mean() if c in pairs else np.nan for c in ("mc_chord", "mc_peak")},
             "linear_barrier": pairs["linear_barrier"].mean(), "cka": pairs["cka"].mean(),
             "diverged_fraction": float(at["diverged"].mean()) if len(at) else np.nan}
 

@@ -132,7 +132,8 @@ def phase_row(cell: Cell) -> dict[str, Any]:
     """The phases-table row of a rehearsed cell: its grid point, phase ``rehearsal``."""
     (t_name, t_value), (l_name, l_value) = cell.temperature, cell.load
     return {"cell": cell.id, "temperature_name": t_name, "temperature_value": float(t_value),
-            "load_name": l_name, "load_value": float(l_value), "phase": "rehearsal",
+            "load_name": l_name, "load_value": float(l_value), "landscape_epoch": 0,
+            "phase": "rehearsal",
             "margin": math.nan, "margin_rule": ""}
 
 

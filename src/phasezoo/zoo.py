@@ -43,7 +43,7 @@ REQUIRED_COLUMNS: dict[str, str] = {
 
 
 # Seed-pair means, per cell.
-CELL_PAIR_COLUMNS = ("cka", "mc", "mc_loss", "mc_chord", "linear_barrier")
+CELL_PAIR_COLUMNS = ("cka", "mc", "mc_loss", "mc_chord", "mc_peak", "linear_barrier")
 
 
 class VerifyError(ValueError):
@@ -90,6 +90,7 @@ def cell_table(pop: Population, metrics: pd.DataFrame, pairs: pd.DataFrame,
                      **{f"hp_{k}": v for k, v in hp.items()},
                      **m.to_dict(), "diverged_epoch": int(pop.diverged_epoch[i]),
                      **{f"cell_{c}": pairs[c].mean() for c in CELL_PAIR_COLUMNS},
+                     "landscape_epoch": int(phase_row["landscape_epoch"]),
                      "phase": phase_row["phase"], "phase_margin": float(phase_row["margin"]),
                      "phase_margin_rule": phase_row["margin_rule"], "layout": layout})
         keys.append((i, k))

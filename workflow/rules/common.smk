@@ -7,7 +7,7 @@ import shlex
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from phasezoo.card import FORMAT_VERSION
+from phasezoo.card import FORMAT_VERSION, MEASURE_VERSION
 from phasezoo.cli import STAGES
 from phasezoo.config import ConfigError, load_config, read_config_file
 from phasezoo.jobs import load_part, train_groups
@@ -191,6 +191,11 @@ def transfer_pairs():
     return [(a, b) for a in zoos for b in zoos if a != b and zoos[a].model == zoos[b].model]
 
 
+def transfer_sources(zoo):
+    """The zoos whose models transfer to ``zoo`` (same model, transfer_benchmark on)."""
+    return [a for a, b in transfer_pairs() if b == zoo]
+
+
 def all_targets():
     """Every zoo and report, and every per-cell intermediate: a deleted (damaged) intermediate is
     then rebuilt, with everything after it, instead of left as a hole behind an up-to-date zoo."""
@@ -198,5 +203,5 @@ def all_targets():
              for name in ("train.h5", "metrics.parquet", "pairs.parquet")]
     return (cells + [f"{ZOOS}/.{z}.verified" for z in CFG.zoos]
             + [f"{RESULTS}/{z}/phases.parquet" for z in CFG.zoos]
-            + [f"{RESULTS}/{z}/{out}.json" for z in CFG.zoos for out in ("benchmark", "studies")]
+            + [f"{RESULTS}/{z}/{out}.json" for z in CFG.zoos for out in ("benchmark", "studies", "diagnosis")]
             + [f"{RESULTS}/{b}/transfer-from-{a}/benchmark.json" for a, b in transfer_pairs()])

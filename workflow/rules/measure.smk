@@ -15,6 +15,9 @@ rule measure:
                        "pairs.parquet.sha256"),
     log:
         "logs/{zoo}/{cell}/measure.log",
+    params:
+        # New measured columns re-measure cells measured before them.
+        version=MEASURE_VERSION,
     conda:
         "../../envs/phasezoo.yaml"
     threads: 1

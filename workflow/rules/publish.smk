@@ -94,6 +94,43 @@ rule benchmark_transfer:
         " --seeds {params.seeds} --stream > {log:q} 2>&1"
 
 
+rule diagnose:
+    """Model diagnosis (the MD tree and its baselines) on the published zoo: is each cell's
+    temperature too small or too large, is the load or the batch size its failure source;
+    scored on the zoo's random and scale-transfer splits and, from every other configured zoo
+    of the same model, as dataset transfer → diagnosis.json, .md and .png."""
+    input:
+        zoo=rules.publish.output.record,
+        sources=lambda wildcards: [f"{ZOOS}/.{a}.verified" for a in transfer_sources(wildcards.zoo)],
+    output:
+        json=f"{RESULTS}/{{zoo}}/diagnosis.json",
+        table=f"{RESULTS}/{{zoo}}/diagnosis.md",
+        plot=report(
+            f"{RESULTS}/{{zoo}}/diagnosis.png",
+            caption="../report/diagnosis.rst",
+            category="Model diagnosis",
+            subcategory="{zoo}",
+        ),
+    log:
+        "logs/{zoo}/diagnose.log",
+    params:
+        out=lambda wildcards: f"{RESULTS}/{wildcards.zoo}",
+        zoo=lambda wildcards: f"{ZOOS}/{wildcards.zoo}",
+        sources=lambda wildcards: " ".join(
+            f"--train-zoo {shlex.quote(f'{ZOOS}/{a}')}" for a in transfer_sources(wildcards.zoo)
+        ),
+    conda:
+        "../../envs/phasezoo.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    message:
+        "diagnose {wildcards.zoo}"
+    shell:
+        "phasezoo diagnose {params.zoo:q} --out {params.out:q} {params.sources} > {log:q} 2>&1"
+
+
 rule studies:
     """Downstream studies by phase on the published zoo: seed averaging (naive and weight-matched),
     magnitude pruning and (with studies.transfer_dataset) fine-tuning transfer per cell,

@@ -17,7 +17,8 @@ moved from +12.5 (phase II) to −23.1 (phase I). ``mc_chord`` measures each poi
 chord between the endpoint values, (1 − t)·v(θ0) + t·v(θ1), instead of the midline: the
 endpoints are on the chord, so t* is always interior, a straight path scores 0 and swapping
 the seeds changes nothing (the loss-barrier convention of Frankle et al. 2020, signed as mc).
-It is an extra column; the anchors' ``mc`` stays the one the phases use.
+It is an extra column; the anchors' ``mc`` stays the one the phases use. So is ``mc_peak``,
+the MD tree's connectivity feature (:func:`mc_peak`).
 """
 
 from __future__ import annotations
@@ -199,4 +200,13 @@ def mode_connectivity(a: nn.Module, b: nn.Module, split: Split, cfg: CurveSettin
     mc_error, t_error = mc_of(values[:, 0])
     mc_loss, _ = mc_of(values[:, 1])
     mc_chord, _ = mc_of(values[:, 0], reference="chord")
-    return {"mc": mc_error, "mc_t": t_error, "mc_loss": mc_loss, "mc_chord": mc_chord}
+    return {"mc": mc_error, "mc_t": t_error, "mc_loss": mc_loss, "mc_chord": mc_chord,
+            "mc_peak": mc_peak(values[:, 0])}
+
+
+def mc_peak(errors: np.ndarray) -> float:
+    """The MD tree's ``mode_connectivity_peak``: minus the worst train error (%) at the
+    curve's interior points (≤ 0; NaN for a curve of only its two ends). Unlike ``mc`` it does
+    not subtract the ends: a curve between two poor models scores poorly."""
+    inner = np.asarray(errors, dtype=float)[1:-1]
+    return float(-inner.max()) if len(inner) else float("nan")

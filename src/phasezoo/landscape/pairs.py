@@ -16,7 +16,7 @@ from phasezoo.landscape.connectivity import CurveSettings, interpolation_barrier
 from phasezoo.landscape.similarity import cka_batches, pair_cka
 
 PAIR_COLUMNS = ("cka", "linear_barrier", "linear_barrier_t", "mc", "mc_t", "mc_loss",
-                "mc_chord")
+                "mc_chord", "mc_peak")
 
 
 def curve_settings(cfg: MetricsSettings) -> CurveSettings:
