@@ -26,7 +26,7 @@ demo: $(STAMP) unlock
 	PATH=$(BIN):$$PATH $(BIN)/snakemake
 	PATH=$(BIN):$$PATH $(BIN)/phasezoo verify zoos/mnist-mlp
 	@echo "Outputs: zoos/mnist-mlp (the published zoo), results/mnist-mlp (phases.parquet,"
-	@echo "plots/, benchmark.md, studies.md); snakemake --report report.html collects them."
+	@echo "plots/, benchmark.md, studies.md, diagnosis.md); snakemake --report report.html collects them."
 
 unlock: $(STAMP)
 	PATH=$(BIN):$$PATH $(BIN)/python workflow/scripts/unlock.py
