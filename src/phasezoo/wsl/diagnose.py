@@ -156,7 +156,8 @@ def plot(result: dict[str, Any], out: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     scored = pd.DataFrame([e for e in result["entries"] if "accuracy" in e])
-    fig, ax = plt.subplots(figsize=(10, 2 + 0.45 * max(1, scored.get("case", pd.Series()).nunique() * 2)))
+    rows = len(scored.drop_duplicates(["task", "case"])) if len(scored) else 1
+    fig, ax = plt.subplots(figsize=(10, 2 + 0.45 * rows))
     if scored.empty:
         ax.text(0.5, 0.5, "no scenario had labelled cells on both sides", ha="center")
         ax.axis("off")
@@ -293,6 +294,9 @@ def diagnosis_frame(cells: pd.DataFrame) -> pd.DataFrame:
         "log_para_amount": np.log(cells["num_parameters"].to_numpy(float)),
         "score": -test_error})
     frame = frame[np.isfinite(frame["score"])]
+    if frame.empty:
+        raise ValueError(f"zoo {cells['zoo'].iloc[0]}: no cell has a finite test score (every "
+                         "seed diverged); nothing to diagnose")
     loads = (load,) if load in LOAD_OF_TASK.values() else ()
     return add_labels(frame, temp, loads, () if loads else (load,), "score")
 
