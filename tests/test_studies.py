@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from phasezoo.models import create_model
+from phasezoo.wsl.alphaprune import alpha_sparsities
 from phasezoo.wsl.studies import (SPARSITIES, average, by_phase, can_align, magnitude_prune,
                                   weight_match)
 
@@ -67,8 +68,10 @@ def test_resnets_are_not_aligned():
 def test_magnitude_pruning_zeroes_the_smallest_weights_globally(sparsity):
     model = _model("mlp", 0)
     pruned = magnitude_prune(model, sparsity)
-    before = torch.cat([m.weight.reshape(-1) for m in model if isinstance(m, nn.Linear)])
-    after = torch.cat([m.weight.reshape(-1) for m in pruned if isinstance(m, nn.Linear)])
+    linear = [i for i, m in enumerate(model) if isinstance(m, nn.Linear)]
+    assert torch.equal(model[linear[-1]].weight, pruned[linear[-1]].weight)  # the head is kept
+    before = torch.cat([model[i].weight.reshape(-1) for i in linear[:-1]])
+    after = torch.cat([pruned[i].weight.reshape(-1) for i in linear[:-1]])
     k = round(sparsity * len(before))
     assert int((after == 0).sum()) == k
     if k:
@@ -96,6 +99,16 @@ def test_by_phase_summary_and_kruskal_by_hand():
     expected = kruskal(gains_i, np.array([0.45, 0.5, 0.48]) - 0.5).pvalue
     assert out["kruskal_p"]["naive_gain"] == pytest.approx(expected)
     assert np.isnan(out["kruskal_p"]["pruned_0.5_drop"])  # identical everywhere: no test
+    assert not any(m.startswith("alpha_vs") for m in out["kruskal_p"])  # arms not measured
+    arms = cells.assign(**{f"{a}_{s:g}_accuracy": v for s in SPARSITIES for a, v in
+                           (("alpha", [0.45, 0.4, 0.4, 0.3, 0.35, 0.3]), ("uniform", [0.4] * 6))})
+    both = by_phase(arms)
+    assert both["per_phase"]["I"]["alpha_vs_uniform_0.8"]["mean"] == pytest.approx(
+        np.mean([0.05, 0, 0]))
+    assert both["per_phase"]["IV-B"]["alpha_vs_global_0.8"]["mean"] == pytest.approx(
+        np.mean([-0.1, -0.05, -0.1]))
+    assert both["kruskal_p"]["alpha_vs_uniform_0.5"] == pytest.approx(
+        kruskal([0.05, 0, 0], [-0.1, -0.05, -0.1]).pvalue)
     # an error score (PINN relative L2): averaging that lowers the error is a positive gain
     flipped = by_phase(cells, sign=-1)
     assert flipped["per_phase"]["I"]["naive_gain"]["mean"] == pytest.approx(-gains_i.mean())
@@ -172,9 +185,10 @@ def test_studies_fine_tune_each_model_with_its_own_seed(published, tmp_path):
 
 
 def _argsort_prune(model: nn.Module, sparsity: float) -> nn.Module:
-    """The reference: a stable argsort of all magnitudes, the k first zeroed."""
+    """The reference: a stable argsort of all magnitudes but the output layer's, the k first
+    zeroed."""
     out = copy.deepcopy(model)
-    weights = [m.weight for m in out.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    weights = [m.weight for m in out.modules() if isinstance(m, (nn.Linear, nn.Conv2d))][:-1]
     flat = torch.cat([w.detach().reshape(-1) for w in weights])
     k = int(round(sparsity * len(flat)))
     mask = torch.zeros(len(flat), dtype=torch.bool)
@@ -251,3 +265,25 @@ def test_cell_study_holds_one_model_at_a_time_and_matches_the_whole_cell_numbers
     for s in SPARSITIES:
         assert row[f"pruned_{s:g}_accuracy"] == pytest.approx(
             np.mean([score(_argsort_prune(m, s)) for m in models]))
+        assert row[f"uniform_{s:g}_accuracy"] == pytest.approx(
+            np.mean([score(_layer_prune(m, lambda _a, n: np.full(len(n), s))) for m in models]))
+        assert row[f"alpha_{s:g}_accuracy"] == pytest.approx(np.mean([score(_layer_prune(
+            m, lambda a, n: alpha_sparsities(a, n, s))) for m in models]))
+
+
+def _layer_prune(model: nn.Module, shares) -> nn.Module:
+    """The reference per-layer pruning of a copy: each layer's weights sorted on their own (a
+    stable argsort), its first round(share·numel) zeroed; ``shares(alphas, sizes)`` gives the
+    shares from the layers' AlphaPruning α (the unpruned weights') and weight counts."""
+    from phasezoo.wsl.alphaprune import layer_alpha
+
+    out = copy.deepcopy(model)
+    layers = [m for m in out.modules() if isinstance(m, (nn.Linear, nn.Conv2d))][:-1]
+    alphas = np.array([layer_alpha(m.weight) for m in layers])
+    for m, share in zip(layers, shares(alphas, np.array([m.weight.numel() for m in layers])),
+                        strict=True):
+        flat = m.weight.detach().reshape(-1)
+        k = int(round(share * len(flat)))
+        with torch.no_grad():
+            m.weight.view(-1)[torch.argsort(flat.abs(), stable=True)[:k]] = 0.0
+    return out

@@ -3,9 +3,11 @@ magnitude pruning work on its models?
 
 Per cell, at the zoo's last kept epoch: the test accuracy of the seeds' average (naive, and
 after aligning every seed's hidden units to the first seed's by weight matching) against the
-mean accuracy of the seeds themselves, and the accuracy left after global magnitude pruning at a
-range of sparsities. The per-cell numbers are summarised per phase, and a Kruskal–Wallis test
-across phases says whether the phase separates them.
+mean accuracy of the seeds themselves, and the accuracy left after magnitude pruning at a range
+of sparsities, with three allocations of the sparsity over layers: global (one threshold for
+all layers), uniform (every layer pruned to the sparsity) and AlphaPruning's (from each layer's
+HT-SR α, :mod:`phasezoo.wsl.alphaprune`). The per-cell numbers are summarised per phase, and a
+Kruskal–Wallis test across phases says whether the phase separates them.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ from torch import nn
 from phasezoo.evaluation import evaluate
 from phasezoo.tasks import TASK_SCORES, Task, score_sign
 from phasezoo.weights import build_model
+from phasezoo.wsl import alphaprune
 from phasezoo.wsl.finetune import FinetuneSettings, cell_transfer, transfer_split
 
 SPARSITIES = (0.5, 0.8, 0.9, 0.95)
+ALLOCATIONS = ("uniform", "alpha")  # per-layer arms beside global pruning ("pruned_*")
 _WEIGHTED = (nn.Linear, nn.Conv2d)
 
 
@@ -110,8 +114,9 @@ def average(models: list[nn.Module]) -> nn.Module:
 
 
 def magnitude_prune(model: nn.Module, sparsity: float) -> nn.Module:
-    """A copy with the ``sparsity`` fraction of smallest-magnitude weights (of all Linear and
-    Conv2d weight tensors together, biases kept) set to zero; ties broken by position."""
+    """A copy with the ``sparsity`` fraction of smallest-magnitude weights (of the Linear and
+    Conv2d weight tensors together but the output layer's, :func:`alphaprune.prunable`; biases
+    kept) set to zero; ties broken by position."""
     return next(pruned_in_place(copy.deepcopy(model), [sparsity]))[1]
 
 
@@ -125,7 +130,7 @@ def pruned_in_place(model: nn.Module,
     magnitudes, so memory is the model plus one row, where ``argsort`` of a 376M-weight ResNet
     takes three more rows (the values and int64 indices).
     """
-    weights = [m.weight for m in _layers(model)]
+    weights = [m.weight for m in alphaprune.prunable(model)]
     mags = np.concatenate([w.detach().abs().reshape(-1).to("cpu", torch.float32).numpy()
                            for w in weights])
     for sparsity in sorted(sparsities):
@@ -157,9 +162,10 @@ def cell_study(models: Iterable[nn.Module], x: torch.Tensor, y: torch.Tensor,
     task's score (:mod:`phasezoo.tasks`: relative L2 error for a PINN zoo).
 
     ``models`` is consumed one at a time (pass a lazy sequence to build each when needed): each
-    is scored, added to the running averages, then pruned in place, and only its skeleton (on
-    the ``meta`` device) is kept. Memory: the running averages, one model and one row of
-    magnitudes, whatever the number of seeds.
+    is scored, added to the running averages, pruned per layer on a copy (:func:`layer_pruned`),
+    then pruned globally in place, and only its skeleton (on the ``meta`` device) is kept.
+    Memory: the running averages, two models and one row of magnitudes, whatever the number of
+    seeds.
     """
     def score(m: nn.Module) -> float:
         return evaluate(m, x, y, batch_size, task)[1]
@@ -167,12 +173,15 @@ def cell_study(models: Iterable[nn.Module], x: torch.Tensor, y: torch.Tensor,
     naive, aligned = RunningMean(), RunningMean()
     reference, last = None, None
     members, pruned = [], {s: [] for s in SPARSITIES}
+    per_layer = {(arm, s): [] for arm in ALLOCATIONS for s in SPARSITIES}
     for m in models:
         members.append(score(m))
         naive.add(m)
         if can_align(m):  # plain chains (mlp, cnn): small, so the reference is kept whole
             aligned.add(m if reference is None else weight_match(reference, m))
             reference = copy.deepcopy(m) if reference is None else reference
+        for key, p in layer_pruned(m):
+            per_layer[key].append(score(p))
         for s, p in pruned_in_place(m, SPARSITIES):
             pruned[s].append(score(p))
         last = m.to("meta")  # frees its values; the averages are written into it at the end
@@ -183,7 +192,23 @@ def cell_study(models: Iterable[nn.Module], x: torch.Tensor, y: torch.Tensor,
            "naive_average_accuracy": score(naive.load_into(last)),
            "aligned_average_accuracy": (score(aligned.load_into(last)) if aligned.count > 1
                                         else math.nan)}
-    return row | {f"pruned_{s:g}_accuracy": float(np.mean(pruned[s])) for s in SPARSITIES}
+    return (row | {f"pruned_{s:g}_accuracy": float(np.mean(pruned[s])) for s in SPARSITIES}
+            | {f"{arm}_{s:g}_accuracy": float(np.mean(v)) for (arm, s), v in per_layer.items()})
+
+
+def layer_pruned(model: nn.Module) -> Iterator[tuple[tuple[str, float], nn.Module]]:
+    """``((arm, sparsity), pruned copy)`` for each per-layer arm (:data:`ALLOCATIONS`) and
+    sparsity: one copy per arm, pruned further at each larger sparsity (every layer's share
+    grows with it, so each step zeroes a superset). ``model`` is not changed."""
+    sizes = alphaprune.layer_sizes(model)
+    alphas = alphaprune.layer_alphas(model)  # of the unpruned weights, as AlphaPruning takes them
+    for arm in ALLOCATIONS:
+        work = copy.deepcopy(model)
+        for s in sorted(SPARSITIES):
+            shares = (np.full(len(sizes), s) if arm == "uniform"
+                      else alphaprune.alpha_sparsities(alphas, sizes, s))
+            yield (arm, s), alphaprune.prune_layers(work, shares)
+        del work
 
 
 class LazyModels(Sequence):
@@ -230,6 +255,12 @@ def by_phase(cells: pd.DataFrame, sign: int = 1) -> dict[str, Any]:
         **{f"pruned_{s:g}_drop": sign * (member - cells[f"pruned_{s:g}_accuracy"])
            for s in SPARSITIES})
     measures = ["naive_gain", "aligned_gain", *[f"pruned_{s:g}_drop" for s in SPARSITIES]]
+    if f"alpha_{SPARSITIES[0]:g}_accuracy" in cells:  # α allocation against the other two
+        for s in SPARSITIES:
+            alpha = cells[f"alpha_{s:g}_accuracy"]
+            cells[f"alpha_vs_uniform_{s:g}"] = sign * (alpha - cells[f"uniform_{s:g}_accuracy"])
+            cells[f"alpha_vs_global_{s:g}"] = sign * (alpha - cells[f"pruned_{s:g}_accuracy"])
+        measures += [f"alpha_vs_{o}_{s:g}" for o in ("uniform", "global") for s in SPARSITIES]
     if "finetune_gain" in cells:
         measures += ["finetune_accuracy", "finetune_gain"]
     out: dict[str, Any] = {"per_phase": {}, "kruskal_p": {}}
@@ -320,9 +351,10 @@ def write_report(result: dict[str, Any], out_dir: str | Path) -> Path:
 
 
 def markdown(result: dict[str, Any]) -> str:
-    """Per phase, mean ± std over cells; the last row is the Kruskal–Wallis p-value."""
-    measures = list(result["kruskal_p"])
-    head = ["phase", "cells", *measures]
+    """Per phase, mean ± std over cells; the last row of each table is the Kruskal–Wallis
+    p-value. The pruning-allocation comparison, when present, is a second table."""
+    allocation = [m for m in result["kruskal_p"] if m.startswith("alpha_vs_")]
+    measures = [m for m in result["kruskal_p"] if m not in allocation]
     lines = [f"# Downstream studies by phase: {', '.join(result['zoo'])} (epoch {result['epoch']})",
              "", "Accuracy change on the test split: `*_gain` = averaged model − mean member "
              "(naive, or after weight matching); `pruned_s_drop` = member − pruned at sparsity s; "
@@ -331,38 +363,65 @@ def markdown(result: dict[str, Any]) -> str:
              "scratch with the same budget. Kruskal–Wallis p: does the phase separate the cells?",
              "", f"Score: {result.get('score', 'accuracy')}; gains and drops are signed so that a "
              "positive gain is an improvement and a positive drop a loss, whatever the score.",
-             "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+             "", *_phase_table(result, measures)]
+    if allocation:
+        lines += ["", "## Pruning allocation", "",
+                  "Accuracy after magnitude pruning with AlphaPruning's α allocation (ε = "
+                  f"{alphaprune.EPSILON}) minus uniform per-layer pruning (`alpha_vs_uniform_s`) "
+                  "and minus global pruning (`alpha_vs_global_s`) at sparsity s: positive = α "
+                  "allocation keeps more accuracy.", "", *_phase_table(result, allocation)]
+    return "\n".join(lines) + "\n"
+
+
+def _phase_table(result: dict[str, Any], measures: list[str]) -> list[str]:
+    """Markdown rows: one per phase (mean ± std over cells), then the Kruskal–Wallis p."""
+    head = ["phase", "cells", *measures]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for phase, d in result["per_phase"].items():
         lines.append(f"| {phase} | {d['cells']} | " + " | ".join(
             f"{d[m]['mean']:+.3f} ± {d[m]['std']:.3f}" for m in measures) + " |")
     lines.append("| Kruskal–Wallis p | | " + " | ".join(
         f"{result['kruskal_p'][m]:.3g}" for m in measures) + " |")
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def _by_sparsity(ax, result: dict[str, Any], key: str, ylabel: str, xlabel: str,
+                 title: str) -> None:
+    """One line per phase of a per-sparsity measure (mean ± std over cells)."""
+    from phasezoo.plots import PHASE_COLORS
+
+    sparsities = result["sparsities"]
+    for phase, d in result["per_phase"].items():
+        mean = [d[key.format(s)]["mean"] for s in sparsities]
+        std = [d[key.format(s)]["std"] for s in sparsities]
+        ax.errorbar(sparsities, mean, yerr=np.nan_to_num(std), marker="o", capsize=3,
+                    color=PHASE_COLORS.get(phase), label=f"{phase} ({d['cells']} cells)")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{title} (Kruskal–Wallis p at 0.8: "
+                 f"{result['kruskal_p'][key.format(0.8)]:.2g})")
+    ax.legend(fontsize=8)
 
 
 def plot(result: dict[str, Any], out: str | Path) -> Path:
     """Left: accuracy lost to magnitude pruning vs sparsity, one line per phase (mean ± std over
-    cells). Right: accuracy change of naive and weight-matched seed averaging per phase."""
+    cells). Middle: accuracy change of naive and weight-matched seed averaging per phase.
+    Right (when measured): α-allocated minus uniform per-layer pruning vs sparsity."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from phasezoo.plots import PHASE_COLORS
-
     phases = result["per_phase"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    sparsities = result["sparsities"]
-    for phase, d in phases.items():
-        mean = [d[f"pruned_{s:g}_drop"]["mean"] for s in sparsities]
-        std = [d[f"pruned_{s:g}_drop"]["std"] for s in sparsities]
-        left.errorbar(sparsities, mean, yerr=np.nan_to_num(std), marker="o", capsize=3,
-                      color=PHASE_COLORS.get(phase), label=f"{phase} ({d['cells']} cells)")
-    left.set_xlabel("sparsity (global magnitude pruning)")
-    left.set_ylabel("test accuracy lost")
-    left.set_title(f"pruning (Kruskal–Wallis p at 0.8: {result['kruskal_p']['pruned_0.8_drop']:.2g})")
-    left.legend(fontsize=8)
+    allocation = "alpha_vs_uniform_0.8" in result["kruskal_p"]
+    fig, axes = plt.subplots(1, 3 if allocation else 2, figsize=(16 if allocation else 11, 4))
+    left, right = axes[0], axes[1]
+    _by_sparsity(left, result, "pruned_{:g}_drop", "test accuracy lost",
+                 "sparsity (global magnitude pruning)", "pruning")
+    if allocation:
+        _by_sparsity(axes[2], result, "alpha_vs_uniform_{:g}", "α allocation − uniform",
+                     "sparsity (per-layer magnitude pruning)", "AlphaPruning vs uniform")
+        axes[2].axhline(0, color="black", lw=0.5)
     x = np.arange(len(phases))
     bars = [("naive_gain", "averaging, naive"), ("aligned_gain", "averaging, weight-matched")]
     if "finetune_gain" in result["kruskal_p"]:
