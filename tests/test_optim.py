@@ -29,3 +29,27 @@ def test_matches_torch_sgd_exactly(momentum, weight_decay):
         ref.step()
     for p, q in zip(a.parameters(), b.parameters()):
         assert torch.equal(p, q)
+
+
+def test_per_parameter_scales_match_torch_parameter_groups():
+    """Layer-wise rates (TempBalance): scales[i] = torch's group lr / base lr, changed mid-run."""
+    torch.manual_seed(0)
+    a = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3))
+    b = copy.deepcopy(a)
+    ours = SGD(a.parameters(), momentum=0.9, weight_decay=5e-4)
+    params = list(b.parameters())
+    ref = torch.optim.SGD([{"params": params[:2]}, {"params": params[2:]}], lr=0.1,
+                          momentum=0.9, weight_decay=5e-4)
+    for step in range(20):
+        scales = (0.5, 1.5) if step < 10 else (1.25, 0.75)
+        ours.scales = [scales[0]] * 2 + [scales[1]] * 2
+        for group, s in zip(ref.param_groups, scales):
+            group["lr"] = 0.1 * s
+        x, y = torch.randn(8, 6), torch.randint(0, 3, (8,))
+        for model, opt in ((a, ours), (b, ref)):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+        ours.step(0.1)
+        ref.step()
+    for p, q in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=1e-7)

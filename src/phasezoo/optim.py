@@ -15,13 +15,16 @@ import torch
 
 
 class SGD:
-    """Momentum SGD over a fixed list of parameters; ``buffers[i]`` is parameter i's momentum."""
+    """Momentum SGD over a fixed list of parameters; ``buffers[i]`` is parameter i's momentum and
+    ``scales[i]`` multiplies its learning rate (1 unless set: layer-wise rates such as
+    TempBalance's, the same as torch's parameter groups with lr·scale)."""
 
     def __init__(self, params: Iterable[torch.Tensor], momentum: float = 0.0,
                  weight_decay: float = 0.0) -> None:
         self.params = list(params)
         self.momentum, self.weight_decay = momentum, weight_decay
         self.buffers: list[torch.Tensor | None] = [None] * len(self.params)
+        self.scales: list[float] = [1.0] * len(self.params)
 
     def zero_grad(self) -> None:
         """Drop the gradients (set to ``None``, as ``zero_grad(set_to_none=True)``)."""
@@ -41,4 +44,4 @@ class SGD:
                 else:
                     self.buffers[i].mul_(self.momentum).add_(d)
                 d = self.buffers[i]
-            p.add_(d, alpha=-lr)
+            p.add_(d, alpha=-lr * self.scales[i])

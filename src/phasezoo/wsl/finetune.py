@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
+import torch
 from torch import nn
 
 from phasezoo.data import Split, create_dataset, prepare_images, standardize
@@ -29,6 +30,7 @@ from phasezoo.runtime import seeded
 from phasezoo.train import Member, train_epoch
 
 EVAL_BATCH_SIZE = 1000
+TB_FRACTIONS = (1.0, 0.2, 0.05)  # of the second dataset's training rows, for TempBalance
 
 
 @dataclass(frozen=True)
@@ -87,15 +89,47 @@ def replace_head(model: nn.Module, num_classes: int, seed: int) -> nn.Module:
     return out
 
 
-def finetune(model: nn.Module, split: Split, cfg: FinetuneSettings, seed: int) -> float:
+def finetune(model: nn.Module, split: Split, cfg: FinetuneSettings, seed: int,
+             tempbalance: bool = False) -> float:
     """Test score on ``split`` after replacing the head and fine-tuning all weights; NaN if the
-    run diverged (a non-finite loss or weights in any epoch)."""
+    run diverged (a non-finite loss or weights in any epoch). ``tempbalance``: layer-wise rates
+    from each layer's α, measured again before every epoch (:mod:`phasezoo.wsl.tempbalance`)."""
+    from phasezoo.wsl.tempbalance import parameter_scales
+
     net = replace_head(model, split.num_classes, seed)
     member = Member(seed, net, SGD(net.parameters(), momentum=cfg.momentum))
     for epoch in range(1, cfg.epochs + 1):
+        if tempbalance:
+            member.optimizer.scales = parameter_scales(net, member.optimizer.params)
         if not train_epoch(member, split, cfg.hparams(), epoch):
             return math.nan
     return evaluate(net, split.x_test, split.y_test, EVAL_BATCH_SIZE, split.task)[1]
+
+
+def train_subset(split: Split, fraction: float, seed: int = 0) -> Split:
+    """``split`` with the first ``round(fraction·n)`` training rows of a seeded permutation (the
+    same rows for every model and arm), the test split whole."""
+    n = len(split.x_train)
+    keep = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:max(1, round(fraction * n))]
+    keep = keep.sort().values.to(split.x_train.device)
+    return replace(split, x_train=split.x_train[keep], y_train=split.y_train[keep])
+
+
+def cell_tempbalance(models: Sequence[nn.Module], split: Split, cfg: FinetuneSettings,
+                     seeds: Sequence[int],
+                     fractions: Sequence[float] = TB_FRACTIONS) -> dict[str, float]:
+    """TempBalance against a uniform rate, fine-tuning the same checkpoints on each fraction of
+    the second dataset's training rows: ``tb_<f>_accuracy``, ``uniform_ft_<f>_accuracy`` (cell
+    means) and ``tb_gain_<f>`` (their difference; the seed's claim: it grows as data shrinks)."""
+    out: dict[str, float] = {}
+    for f in fractions:
+        part = train_subset(split, f)
+        tb = [finetune(m, part, cfg, int(s), tempbalance=True) for m, s in zip(models, seeds)]
+        flat = [finetune(m, part, cfg, int(s)) for m, s in zip(models, seeds)]
+        out[f"tb_{f:g}_accuracy"] = sum(tb) / len(tb)
+        out[f"uniform_ft_{f:g}_accuracy"] = sum(flat) / len(flat)
+        out[f"tb_gain_{f:g}"] = out[f"tb_{f:g}_accuracy"] - out[f"uniform_ft_{f:g}_accuracy"]
+    return out
 
 
 def cell_transfer(models: Sequence[nn.Module], fresh: Sequence[nn.Module], split: Split,

@@ -27,7 +27,8 @@ from phasezoo.evaluation import evaluate
 from phasezoo.tasks import TASK_SCORES, Task, score_sign
 from phasezoo.weights import build_model
 from phasezoo.wsl import alphaprune
-from phasezoo.wsl.finetune import FinetuneSettings, cell_transfer, transfer_split
+from phasezoo.wsl.finetune import (TB_FRACTIONS, FinetuneSettings, cell_tempbalance,
+                                   cell_transfer, transfer_split)
 
 SPARSITIES = (0.5, 0.8, 0.9, 0.95)
 ALLOCATIONS = ("uniform", "alpha")  # per-layer arms beside global pruning ("pruned_*")
@@ -263,6 +264,7 @@ def by_phase(cells: pd.DataFrame, sign: int = 1) -> dict[str, Any]:
         measures += [f"alpha_vs_{o}_{s:g}" for o in ("uniform", "global") for s in SPARSITIES]
     if "finetune_gain" in cells:
         measures += ["finetune_accuracy", "finetune_gain"]
+    measures += [f"tb_gain_{f:g}" for f in TB_FRACTIONS if f"tb_gain_{f:g}" in cells]
     out: dict[str, Any] = {"per_phase": {}, "kruskal_p": {}}
     for phase, g in cells.groupby("phase"):
         out["per_phase"][phase] = {"cells": int(len(g)), **{
@@ -323,6 +325,7 @@ def run_studies(zoo: str, data_root: str = "data", progress: bool = True,
         if second is not None:
             fresh = LazyModels(lambda j: _fresh(table.layouts[idx[j]], seeds[j]), len(idx))
             row |= cell_transfer(models, fresh, second, finetune, seeds)
+            row |= cell_tempbalance(models, second, finetune, seeds)
         rows.append(row)
     cells = pd.DataFrame(rows)
     kind = next(iter(splits.values())).task.kind
@@ -354,7 +357,8 @@ def markdown(result: dict[str, Any]) -> str:
     """Per phase, mean ± std over cells; the last row of each table is the Kruskal–Wallis
     p-value. The pruning-allocation comparison, when present, is a second table."""
     allocation = [m for m in result["kruskal_p"] if m.startswith("alpha_vs_")]
-    measures = [m for m in result["kruskal_p"] if m not in allocation]
+    balance = [m for m in result["kruskal_p"] if m.startswith("tb_gain_")]
+    measures = [m for m in result["kruskal_p"] if m not in allocation + balance]
     lines = [f"# Downstream studies by phase: {', '.join(result['zoo'])} (epoch {result['epoch']})",
              "", "Accuracy change on the test split: `*_gain` = averaged model − mean member "
              "(naive, or after weight matching); `pruned_s_drop` = member − pruned at sparsity s; "
@@ -370,6 +374,12 @@ def markdown(result: dict[str, Any]) -> str:
                   f"{alphaprune.EPSILON}) minus uniform per-layer pruning (`alpha_vs_uniform_s`) "
                   "and minus global pruning (`alpha_vs_global_s`) at sparsity s: positive = α "
                   "allocation keeps more accuracy.", "", *_phase_table(result, allocation)]
+    if balance:
+        lines += ["", "## TempBalance", "",
+                  "Test accuracy on the transfer dataset after fine-tuning with TempBalance's "
+                  "layer-wise rates (from each layer's α, measured before every epoch) minus the "
+                  "same run at a uniform rate (`tb_gain_f`), on a fraction f of its training "
+                  "rows.", "", *_phase_table(result, balance)]
     return "\n".join(lines) + "\n"
 
 
@@ -426,6 +436,10 @@ def plot(result: dict[str, Any], out: str | Path) -> Path:
     bars = [("naive_gain", "averaging, naive"), ("aligned_gain", "averaging, weight-matched")]
     if "finetune_gain" in result["kruskal_p"]:
         bars.append(("finetune_gain", f"fine-tuned on {result['transfer_dataset']} − scratch"))
+    tb = sorted((m for m in result["kruskal_p"] if m.startswith("tb_gain_")),
+                key=lambda m: float(m.rsplit("_", 1)[1]))
+    if tb:  # the smallest data fraction, where the seed's claim says TempBalance helps most
+        bars.append((tb[0], f"TempBalance − uniform rate ({tb[0].rsplit('_', 1)[1]} of the data)"))
     width = 0.8 / len(bars)
     for j, (key, label) in enumerate(bars):
         right.bar(x + width * j, [d[key]["mean"] for d in phases.values()], width,
