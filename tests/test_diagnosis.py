@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from phasezoo.wsl import mdtree
-from phasezoo.wsl.diagnose import CASES, md_tree_cases, sample_train
+from phasezoo.wsl.mdtree_paper import CASES, md_tree_cases, sample_train
 from phasezoo.wsl.diagnosis import (DiagnosisUnsupported, add_labels, fit_diagnosis, labelled,
                                     room_for_improvement)
 
@@ -110,7 +110,7 @@ def test_fit_diagnosis_names_what_it_cannot_use(basic):
 def test_a_published_zoo_gives_back_its_phase_table(published):
     """The diagnosis reads a published zoo (no phasezoo results folder): its per-cell aggregates
     are the phase table's, mc_peak included."""
-    from phasezoo.wsl.diagnose import zoo_cells, zoo_rows
+    from phasezoo.wsl.diagnosis_frame import zoo_cells, zoo_rows
 
     cfg, cell, _, zoo_dir = published
     cells = zoo_cells(zoo_rows(str(zoo_dir)))
@@ -142,7 +142,7 @@ def _grid_cells(kind: str = "classification") -> pd.DataFrame:
 def test_a_zoo_grid_is_labelled_by_its_axes():
     """On a grid whose best batch size is the middle one, bs 16 has its temperature too large,
     bs 1024 too small; every narrow cell gains most from width."""
-    from phasezoo.wsl.diagnose import diagnosis_frame
+    from phasezoo.wsl.diagnosis_frame import diagnosis_frame
 
     frame = diagnosis_frame(_grid_cells())
     by = frame.set_index("cell")
@@ -176,7 +176,8 @@ def test_dataset_transfer_fits_on_the_source_zoo_and_scores_on_this_one():
     this zoo's: on two zoos of the same grid the MD tree's transfer score equals fitting on the
     source and scoring the target by hand."""
     from phasezoo.splits import computed_splits
-    from phasezoo.wsl.diagnose import diagnosis_frame, zoo_report
+    from phasezoo.wsl.diagnose import zoo_report
+    from phasezoo.wsl.diagnosis_frame import diagnosis_frame
 
     target = diagnosis_frame(_grid_cells())
     source_cells = _grid_cells().assign(zoo="src")

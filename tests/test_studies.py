@@ -128,7 +128,7 @@ def _study_result() -> dict:
 def test_a_killed_studies_report_leaves_no_complete_looking_json(tmp_path, monkeypatch):
     import json
 
-    from phasezoo.wsl import studies
+    from phasezoo.wsl import studies_report as studies
 
     md = studies.write_report(_study_result(), tmp_path)
     assert md == tmp_path / "studies.md"

@@ -254,7 +254,8 @@ def cmd_benchmark(a: argparse.Namespace) -> None:
 
 
 def cmd_studies(a: argparse.Namespace) -> None:
-    from phasezoo.wsl.studies import run_studies, write_report
+    from phasezoo.wsl.studies import run_studies
+    from phasezoo.wsl.studies_report import write_report
 
     from phasezoo.wsl.finetune import FinetuneSettings
 
@@ -266,6 +267,8 @@ def cmd_studies(a: argparse.Namespace) -> None:
 
 def cmd_diagnose(a: argparse.Namespace) -> None:
     from phasezoo.wsl import diagnose as dg
+    from phasezoo.wsl.diagnosis_frame import diagnosis_frame, zoo_cells, zoo_rows
+    from phasezoo.wsl.mdtree_paper import md_tree_report, read_md_tree_csv
     from phasezoo.wsl.table import zoo_splits_of
 
     if a.seeds < 1:
@@ -273,11 +276,11 @@ def cmd_diagnose(a: argparse.Namespace) -> None:
     if a.zoo.endswith(".csv"):  # the MD tree's published dataframe: the paper's cases
         if a.train_zoo:
             raise ValueError("--train-zoo applies to phasezoo zoos, not to an MD tree CSV")
-        result = dg.md_tree_report(dg.read_md_tree_csv(a.zoo))
+        result = md_tree_report(read_md_tree_csv(a.zoo))
     else:
-        rows = dg.zoo_rows(a.zoo)
-        frame = dg.diagnosis_frame(dg.zoo_cells(rows))
-        sources = {Path(z).name: dg.diagnosis_frame(dg.zoo_cells(dg.zoo_rows(z)))
+        rows = zoo_rows(a.zoo)
+        frame = diagnosis_frame(zoo_cells(rows))
+        sources = {Path(z).name: diagnosis_frame(zoo_cells(zoo_rows(z)))
                    for z in a.train_zoo or []}
         splits = zoo_splits_of(a.zoo, rows.drop_duplicates("cell"))
         result = dg.zoo_report(frame, splits, a.seeds, sources)

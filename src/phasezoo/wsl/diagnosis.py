@@ -5,8 +5,9 @@ is the failure source.
 Frames use the MD tree's published column names (``train_error`` and ``test_error`` in %,
 ``mode_connectivity_peak``, ``hessian_t``, ``hessian_e``, ``CKA``, ``bs``, ``width``, ``data``,
 ``log_data_amount``, ``log_para_amount``, …): its dataframe is accepted as it is, and
-:func:`phasezoo.wsl.diagnose.zoo_frame` builds the same columns from a phasezoo zoo (plus the
-HT-SR columns ``alpha_mean`` and ``farms_alpha_mean``, which the MD tree does not use).
+:func:`phasezoo.wsl.diagnosis_frame.diagnosis_frame` builds the same columns from a phasezoo
+zoo (plus the HT-SR columns ``alpha_mean`` and ``farms_alpha_mean``, which the MD tree does not
+use).
 
 Labels come from "room for improvement" (RFI) on the grid, as the MD tree's
 ``generate_data.py`` defines it: for an operation, the best test score over the cells that
