@@ -191,3 +191,21 @@ def test_dataset_transfer_fits_on_the_source_zoo_and_scores_on_this_one():
     assert e["accuracy"] == pytest.approx(100 * want)
     assert e["n_train"] == len(labelled(source, "bs_failure"))
     assert e["n_test"] == len(labelled(target, "bs_failure"))
+
+
+def test_the_cli_diagnoses_a_published_zoo_with_a_transfer_source(published, tmp_path):
+    """`phasezoo diagnose ZOO --train-zoo OTHER` reads both zoos and adds the transfer scenario
+    (the tiny zoo has one cell, so every label is a tie and no scenario can be scored)."""
+    import json
+
+    from phasezoo.cli import main
+
+    zoo = str(published[3])
+    assert main(["diagnose", zoo, "--out", str(tmp_path), "--seeds", "1", "--train-zoo", zoo]) == 0
+    result = json.loads((tmp_path / "diagnosis.json").read_text())
+    cases = {e["case"] for e in result["entries"]}
+    assert "transfer from tiny" in cases and "random" in cases
+    assert all("skipped" in e for e in result["entries"])
+    assert result["labels"]["bs_failure"] == {"optimal": 1}
+    assert main(["diagnose", str(MD_TREE_CSV), "--out", str(tmp_path / "x"), "--train-zoo",
+                 zoo]) == 2  # transfer is for zoos, not for the MD tree's CSV
