@@ -240,6 +240,25 @@ def hessian_top_eigenvalue(model: nn.Module, loss_fn: LossFn,
     return float(run.ritz()[0][-1])
 
 
+def hessian_top_eigenvectors(model: nn.Module, loss_fn: LossFn,
+                             batches: Iterable[tuple[torch.Tensor, torch.Tensor]], k: int, *,
+                             max_iter: int = 100, seed: int = 0) -> tuple[np.ndarray, torch.Tensor]:
+    """The ``k`` largest (algebraic) Ritz values, descending, and their Ritz vectors (rows,
+    unit norm, orthonormal) from ``max_iter`` Lanczos steps (fewer on an invariant subspace).
+
+    Raises:
+        ValueError: when the run spans fewer than ``k`` dimensions.
+    """
+    op = HessianOperator(model, loss_fn, batches)
+    run = lanczos(op, _start(op.n, seed, op.params[0].detach()), min(max_iter, op.n), None)
+    values, vectors = run.ritz()
+    if len(values) < k:
+        raise ValueError(f"hessian: {len(values)} Lanczos steps span fewer than {k} directions")
+    top = np.argsort(values)[::-1][:k]
+    ritz = torch.as_tensor(vectors[:, top].T, dtype=run.basis.dtype, device=run.basis.device)
+    return values[top], ritz @ run.basis
+
+
 def hessian_trace(model: nn.Module, loss_fn: LossFn,
                   batches: Iterable[tuple[torch.Tensor, torch.Tensor]], *, tol: float = 1e-3,
                   max_iter: int = 100, seed: int = 0) -> float:
