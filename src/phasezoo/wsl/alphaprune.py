@@ -103,17 +103,33 @@ def prunable(model: nn.Module) -> list[nn.Module]:
 @torch.no_grad()
 def prune_layers(model: nn.Module, sparsities: np.ndarray) -> nn.Module:
     """``model`` with the ``round(s·numel)`` smallest magnitudes of each prunable layer zeroed
-    in place (ties broken by position, as a stable sort orders them)."""
+    in place (ties broken by position, as a stable sort orders them; :func:`zero_smallest`)."""
     layers = prunable(model)
     if len(layers) != len(sparsities):
         raise ValueError(f"prune_layers: {len(sparsities)} sparsities for {len(layers)} layers")
     for m, s in zip(layers, sparsities):
-        flat = m.weight.view(-1)
-        k = int(round(float(s) * flat.numel()))
+        k = int(round(float(s) * m.weight.numel()))
         if k:
-            order = torch.argsort(flat.abs(), stable=True)
-            flat[order[:k]] = 0.0
+            mags = m.weight.detach().abs().reshape(-1).to("cpu", torch.float32).numpy().copy()
+            mags.partition(k - 1)
+            zero_smallest([m.weight], float(mags[k - 1]), k)
     return model
+
+
+@torch.no_grad()
+def zero_smallest(weights: list[torch.Tensor], threshold: float, k: int) -> None:
+    """Zero the ``k`` smallest magnitudes: all below ``threshold`` (the k-th smallest), then
+    the first of those equal to it, in flat order across the tensors (a stable sort's order).
+    Weights are compared in float32, as the magnitudes were."""
+    ties = k - sum(int((w.abs().float() < threshold).sum()) for w in weights)
+    for w in weights:
+        flat = w.view(-1)
+        mag = flat.abs().float()
+        at = mag == threshold
+        flat[mag < threshold] = 0.0
+        first = at.nonzero().reshape(-1)[:ties]
+        flat[first] = 0.0
+        ties -= len(first)
 
 
 def layer_alphas(model: nn.Module) -> np.ndarray:

@@ -123,15 +123,15 @@ def zoo_report(frame: pd.DataFrame, splits: ZooSplits, seeds: int,
     each ``sources`` zoo, dataset transfer (fit on all of its cells, score on all of this
     zoo's)."""
     entries, zoo = [], str(frame["zoo"].iloc[0])
+    # (name, fit rows, scored rows) of every seed's splits, built once for all tasks and methods
+    sides = [(s.name, frame.iloc[np.concatenate([s.train, s.val])], frame.iloc[s.test])
+             for seed in range(seeds) for s in splits.for_seed(frame, seed)
+             if s.name in ("random", "scale_transfer")]
     for task in zoo_tasks(frame):
         for method in methods:
             by_split: dict[str, list[dict]] = {}
-            for seed in range(seeds):
-                for s in splits.for_seed(frame, seed):
-                    if s.name in ("random", "scale_transfer"):
-                        train = frame.iloc[np.concatenate([s.train, s.val])]
-                        by_split.setdefault(s.name, []).append(
-                            score_split(train, frame.iloc[s.test], task, method))
+            for name, train, test in sides:
+                by_split.setdefault(name, []).append(score_split(train, test, task, method))
             for name, src in (sources or {}).items():
                 if task in src:
                     by_split[f"transfer from {name}"] = [score_split(src, frame, task, method)]

@@ -137,23 +137,8 @@ def pruned_in_place(model: nn.Module,
         k = int(round(sparsity * len(mags)))
         if k:
             mags.partition(k - 1)
-            _zero_smallest(weights, float(mags[k - 1]), k)
+            alphaprune.zero_smallest(weights, float(mags[k - 1]), k)
         yield sparsity, model
-
-
-def _zero_smallest(weights: list[torch.Tensor], threshold: float, k: int) -> None:
-    """Zero the ``k`` smallest magnitudes: all below ``threshold`` (the k-th smallest), then
-    the first of those equal to it, in flat order across the tensors (a stable sort's order).
-    Weights are compared in float32, as the magnitudes were."""
-    ties = k - sum(int((w.abs().float() < threshold).sum()) for w in weights)
-    for w in weights:
-        flat = w.view(-1)
-        mag = flat.abs().float()
-        at = mag == threshold
-        flat[mag < threshold] = 0.0
-        first = at.nonzero().reshape(-1)[:ties]
-        flat[first] = 0.0
-        ties -= len(first)
 
 
 def cell_study(models: Iterable[nn.Module], x: torch.Tensor, y: torch.Tensor,
