@@ -99,3 +99,119 @@ def test_the_plane_values_are_the_shifted_models_losses():
     with torch.no_grad():
         assert grid[2, 2] == pytest.approx(float(loss(model(x), y)))
         assert grid[0, 3] == pytest.approx(float(loss(shifted(x), y)))
+
+
+def _strict_minima(grid: np.ndarray) -> int:
+    """Grid points below every axis neighbour, counted with a plain loop (the reference)."""
+    n, m = grid.shape
+    count = 0
+    for i in range(n):
+        for j in range(m):
+            around = [grid[a, b] for a, b in ((i - 1, j), (i + 1, j), (i, j - 1), (i, j + 1))
+                      if 0 <= a < n and 0 <= b < m]
+            count += all(grid[i, j] < v for v in around)
+    return count
+
+
+def test_measured_profiles_at_the_landscape_epoch_only(published):
+    """The measure stage profiles each live checkpoint at the landscape epoch: the plane's centre
+    is the model's own mean loss on the Hessian sample, its first axis's eigenvalue is the
+    Hessian metric's λmax, its minima are the grid's strict local minima; other epochs hold NaN
+    and an empty plane; the published zoo carries the same plane."""
+    import datasets
+    import pandas as pd
+    from torch.nn import functional as F
+
+    from phasezoo.checkpoints import read_population
+    from phasezoo.data import cell_split
+    from phasezoo.landscape.hessian import sample_batches
+    from phasezoo.metrics import TOPOLOGY_COLUMNS
+
+    cfg, cell, train_h5, zoo_dir = published
+    s = cfg.zoo("tiny").metrics
+    table = pd.read_parquet(zoo_dir.parents[1] / "results" / "tiny" / cell.id / "metrics.parquet")
+    pop = read_population(train_h5)
+    split = cell_split(cell.hparams, cfg.data_root)
+    batches = sample_batches(split.x_train, split.y_train, s.hessian_batches,
+                             s.hessian_batch_size, s.hessian_seed)
+    last = int(pop.kept_epochs[-1])
+    for i, k, epoch in pop.checkpoints():
+        row = table[(table["seed"] == int(pop.seeds[i])) & (table["epoch"] == epoch)].iloc[0]
+        if epoch != last:
+            assert len(row["topo_plane"]) == 0
+            assert all(np.isnan(row[c]) for c in TOPOLOGY_COLUMNS)
+            continue
+        grid = np.asarray(row["topo_plane"]).reshape(s.topology_steps, s.topology_steps)
+        model = pop.model(i, k).eval()
+        with torch.no_grad():
+            centre = sum(float(F.cross_entropy(model(x), y)) * len(x) for x, y in batches)
+        centre /= sum(len(x) for x, _ in batches)
+        c = s.topology_steps // 2
+        assert grid[c, c] == pytest.approx(centre, rel=1e-6)
+        assert row["topo_loss_min"] == grid.min() and row["topo_minima"] == _strict_minima(grid)
+        assert row["topo_eigenvalue_1"] == pytest.approx(row["hessian_top_eigenvalue"], rel=1e-3)
+        assert row["topo_eigenvalue_1"] >= row["topo_eigenvalue_2"]
+    ds = datasets.load_dataset(str(zoo_dir), split="train")
+    for r in ds:
+        expected = table[(table["seed"] == r["seed"]) & (table["epoch"] == r["epoch"])].iloc[0]
+        np.testing.assert_array_equal(np.asarray(r["topo_plane"], dtype=float),
+                                      np.asarray(expected["topo_plane"], dtype=float))
+
+
+def test_profile_epoch_and_switch_follow_the_config(trained):
+    """``metrics.landscape_epoch`` picks the profiled epoch; ``metrics.topology: false`` leaves
+    every profile column NaN (and the plane empty) while the other metrics are unchanged."""
+    import dataclasses
+
+    from phasezoo.data import cell_split
+    from phasezoo.metrics import TOPOLOGY_COLUMNS, cell_metrics
+
+    cfg, cell, train_h5 = trained
+    s = dataclasses.replace(cfg.zoo("tiny").metrics, landscape_epoch=1, topology_steps=5)
+    split = cell_split(cell.hparams, cfg.data_root)
+    on = cell_metrics(train_h5, split, torch.device("cpu"), s, progress=False)
+    assert sorted(on.loc[on["topo_minima"].notna(), "epoch"]) == [1, 1]
+    assert {len(p) for p in on.loc[on["epoch"] == 1, "topo_plane"]} == {25}
+    off = cell_metrics(train_h5, split, torch.device("cpu"),
+                       dataclasses.replace(s, topology=False), progress=False)
+    assert off[list(TOPOLOGY_COLUMNS)].isna().all().all()
+    assert all(len(p) == 0 for p in off["topo_plane"])
+    assert off["hessian_trace"].equals(on["hessian_trace"])
+
+
+def test_verify_names_a_plane_that_is_not_one_square_grid(published, tmp_path):
+    import shutil
+
+    import h5py
+
+    from phasezoo.zoo import VerifyError, verify, write_checksums
+
+    zoo = tmp_path / "zoo"
+    shutil.copytree(published[3], zoo)
+    shard = next((zoo / "data").glob("*.h5"))
+    with h5py.File(shard, "a") as f:
+        planes = [np.asarray(p) for p in f["topo_plane"][:]]
+        planes[-1] = planes[-1][:-1]  # 440 values: no steps × steps grid
+        del f["topo_plane"]
+        ds = f.create_dataset("topo_plane", (len(planes),), dtype=h5py.vlen_dtype(np.float64))
+        ds[:] = planes
+    write_checksums(zoo)
+    with pytest.raises(VerifyError, match="column 'topo_plane' rows hold"):
+        verify(zoo)
+
+
+def test_profile_picture_shows_one_cell_per_phase(tmp_path):
+    """The least borderline cell of each phase is pictured; the PNG is written, also empty."""
+    import pandas as pd
+
+    from phasezoo.plots import landscape_profiles, profile_cells
+
+    phases = pd.DataFrame({"cell": list("abcde"), "phase": ["II", "I", "II", "diverged", "IV-B"],
+                           "margin": [0.1, 0.5, 0.9, np.nan, 0.2]})
+    chosen = profile_cells(phases)
+    assert chosen["cell"].tolist() == ["b", "c", "e"]
+    grid = np.add.outer(np.linspace(-1, 1, 7) ** 2, np.linspace(-1, 1, 7) ** 2)
+    out = landscape_profiles([{"title": "bowl", "phase": "I", "grid": grid}], 0.01,
+                             tmp_path / "p.png")
+    assert out.stat().st_size > 10_000
+    assert landscape_profiles([], 0.01, tmp_path / "e.png").stat().st_size > 1_000

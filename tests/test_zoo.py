@@ -204,4 +204,5 @@ def test_a_zoo_with_a_diverged_member_publishes_and_verifies(trained, tmp_path, 
     assert [r["seed"] for r in dead] == [1, 1]  # epochs 1 and 3 of seed 1; its init is alive
     for r in dead:
         assert np.isnan(r["test_accuracy"]) and np.isnan(r["layer_alpha"]).all()
+        assert np.isnan(r["topo_minima"]) and len(r["topo_plane"]) == 0
         assert len(r["layer_alpha"]) == len(json.loads(r["layout"])["htsr_layers"])

@@ -26,11 +26,12 @@ from phasezoo.splits import SHIPPED_SEEDS, SPLITS_FILE
 # The shard layout's version. The publish rule takes it as a param, so a zoo written in an older
 # layout is re-published (not left stale) when phasezoo's format changes. 2: weights as a
 # contiguous rows × values float32 dataset (1: variable-length rows); 3: the cell_mc_peak and
-# landscape_epoch columns (for the diagnosis).
-FORMAT_VERSION = 3
+# landscape_epoch columns (for the diagnosis); 4: the topological profile's topo_* columns.
+FORMAT_VERSION = 4
 # The columns of the per-cell measurements (pairs.parquet): the measure rule takes it as a param,
-# so cells measured before a column existed are measured again. 2: mc_peak.
-MEASURE_VERSION = 2
+# so cells measured before a column existed are measured again. 2: mc_peak; 3: the topological
+# profile (topo_* in metrics.parquet).
+MEASURE_VERSION = 3
 READ_BATCH_BYTES = 256 * 2 ** 20
 MIN_READ_BATCH, MAX_READ_BATCH = 2, 1000
 COLUMN_DOCS: dict[str, str] = {
@@ -74,6 +75,21 @@ COLUMN_DOCS: dict[str, str] = {
     "layer_stable_rank": "list per `htsr_layers`: Σλ/λmax",
     "layer_log_spectral_norm": "list per `htsr_layers`: log10 λmax",
     "layer_log_frobenius_norm": "list per `htsr_layers`: log10 Σλ",
+    "topo_minima": "topological landscape profile, at the landscape epoch only (NaN at other "
+                   "epochs and when `metrics.topology` is off): local minima of the loss on the "
+                   "Hessian sample over the `topo_plane` grid (4-connected)",
+    "topo_total_persistence": "sum over the non-global minima of their 0-D persistence (merging "
+                              "saddle's loss − minimum's loss)",
+    "topo_max_persistence": "largest of those persistences (0 with one minimum)",
+    "topo_mean_gap": "mean of those persistences: the saddle–minimum gap (0 with one minimum)",
+    "topo_loss_min": "lowest loss on the plane",
+    "topo_loss_range": "highest minus lowest loss on the plane",
+    "topo_eigenvalue_1": "Hessian eigenvalue of the plane's first axis (Lanczos Ritz value)",
+    "topo_eigenvalue_2": "Hessian eigenvalue of its second axis",
+    "topo_plane": "list: the profile's loss grid, `metrics.topology_steps`² values row-major, "
+                  "`[i, j]` at θ + a_i·v₁ + b_j·v₂ with a, b evenly spaced over "
+                  "±`metrics.topology_radius`·‖θ‖ and v₁, v₂ the unit top Hessian "
+                  "eigenvectors; empty where the profile was not measured",
     "cell_mc": "cell mean over seed pairs of Bezier mode connectivity on train error (%), at the "
                "landscape epoch: negative = barrier, positive = under-trained ends, ≈0 = connected",
     "cell_mc_loss": "the same on train loss",

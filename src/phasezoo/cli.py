@@ -192,8 +192,8 @@ def cmd_measure(a: argparse.Namespace) -> None:
 
 @stage("phases", "metrics", "phases")
 def cmd_phases(a: argparse.Namespace) -> None:
-    from phasezoo.phases import zoo_phases
-    from phasezoo.plots import HEATMAP_METRICS, heatmap, phase_diagram
+    from phasezoo.phases import profile_planes, zoo_phases
+    from phasezoo.plots import HEATMAP_METRICS, heatmap, landscape_profiles, phase_diagram
 
     cfg, zoo = _zoo(a)
     base = _paths(cfg, a.zoo)
@@ -204,6 +204,10 @@ def cmd_phases(a: argparse.Namespace) -> None:
     phase_diagram(table, plots / "phase_diagram.png")
     for column in HEATMAP_METRICS:
         heatmap(table, column, plots / f"{column}.png")
+    landscape_profiles(profile_planes(table, cfg.results_dir), zoo.metrics.topology_radius,
+                       plots / "landscape_profiles.png",
+                       empty=("no live checkpoint has a profile" if zoo.metrics.topology else
+                              f"{zoo.name}: metrics.topology is off"))
     print(table[["cell", "train_error", "test_accuracy", "ln_hessian_trace", "mc", "cka",
                  "phase", "margin", "margin_rule"]].to_string(index=False))
 

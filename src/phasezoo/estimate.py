@@ -238,12 +238,17 @@ def estimate(zoo: ZooSpec) -> ZooCost:
         eval_flops = fwd * (n + n_test) * (train.epochs + 1)
         hessian_flops = (4 * fwd * 2 * metrics.hessian_max_iter
                          * metrics.hessian_batches * metrics.hessian_batch_size)
+        # the topological profile: two eigenvectors and steps² loss passes, at one epoch
+        topo_flops = (metrics.topology * (4 * fwd * 2 * metrics.topology_max_iter
+                                          + fwd * metrics.topology_steps ** 2)
+                      * metrics.hessian_batches * metrics.hessian_batch_size)
         kept = len(train.keep_epochs)
         pairs = len(seed_pairs(seeds, metrics.max_pairs))  # the pairs the measure stage runs
         # each path point: a BatchNorm recompute pass and an evaluation pass over the train set
         pair_flops = (TRAIN_FLOPS_FACTOR * metrics.mc_epochs
                       + 2 * (metrics.interpolation_points + metrics.mc_points)) * fwd * n
         measure = (seeds * kept * (factor * hessian_flops + fwd * (n + n_test))
+                   + seeds * factor * topo_flops
                    + pairs * factor * pair_flops) / GPU_FLOPS
         slowest = max(slowest, seeds * (step_time + factor * eval_flops / GPU_FLOPS))
         slowest_measure = max(slowest_measure, measure)

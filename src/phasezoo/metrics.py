@@ -1,8 +1,9 @@
 """Per-checkpoint metrics of a cell: one row per (model, kept epoch).
 
 Metrics are registered functions ``fn(model, split, ctx) -> {column: value}``, so the landscape
-and HT-SR metrics plug in as one function each. A diverged checkpoint gets NaN in every metric
-column and is never evaluated.
+and HT-SR metrics plug in as one function each. The topological landscape profile runs only at
+the landscape epoch (NaN elsewhere). A diverged checkpoint gets NaN in every metric column and is
+never evaluated.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from phasezoo import htsr
-from phasezoo.checkpoints import Population, open_population
+from phasezoo.checkpoints import Population, landscape_epoch_of, open_population
 from phasezoo.data import Split
 from phasezoo.evaluation import evaluate
 from phasezoo.landscape.hessian import hessian_summary, sample_batches
@@ -131,9 +132,33 @@ def htsr_columns(models: list[nn.Module], settings: MetricsSettings) -> list[dic
     return out
 
 
+# The topological landscape profile's summary (phasezoo.landscape.topology.profile_summary) and
+# the two eigenvalues whose eigenvectors span its plane; ``topo_plane`` holds the grid itself.
+TOPOLOGY_COLUMNS = ("topo_minima", "topo_total_persistence", "topo_max_persistence",
+                    "topo_mean_gap", "topo_loss_min", "topo_loss_range", "topo_eigenvalue_1",
+                    "topo_eigenvalue_2")
+TOPOLOGY_PLANE = "topo_plane"
+
+
+def topology_columns(model: nn.Module, split: Split, ctx: Context) -> dict[str, object]:
+    """The topological landscape profile of one checkpoint (run at the landscape epoch only:
+    ``topology_steps``² loss passes over the Hessian sample). ``topo_plane`` is the loss grid
+    row-major, ``[a, b]`` at θ + a·v₁ + b·v₂ over ±``topology_radius``·‖θ‖ on each axis."""
+    from phasezoo.landscape.topology import hessian_plane, profile_summary
+
+    s = ctx.settings
+    grid, _, values = hessian_plane(model, split.task, ctx.hessian_batches, s.topology_steps,
+                                    s.topology_radius, s.topology_max_iter, s.hessian_seed)
+    return (profile_summary(grid) | {"topo_eigenvalue_1": float(values[0]),
+                                     "topo_eigenvalue_2": float(values[1]),
+                                     TOPOLOGY_PLANE: grid.ravel().tolist()})
+
+
 def all_columns() -> list[str]:
-    """Every metric column of ``metrics.parquet``: the per-model metrics, then the HT-SR ones."""
-    return metric_columns() + list(HTSR_COLUMNS) + list(HTSR_LAYER_COLUMNS.values())
+    """Every metric column of ``metrics.parquet``: the per-model metrics, the HT-SR ones, then
+    the topological profile's."""
+    return (metric_columns() + list(HTSR_COLUMNS) + list(HTSR_LAYER_COLUMNS.values())
+            + list(TOPOLOGY_COLUMNS) + [TOPOLOGY_PLANE])
 
 
 HTSR_CHUNK_VALUES = 50_000_000  # weights held for one batched HT-SR pass (200 MB of float32)
@@ -145,6 +170,9 @@ def checkpoint_rows(pop: Population, split: Split, device: torch.device, setting
     consecutive live checkpoints (up to :data:`HTSR_CHUNK_VALUES` weights per pass, so a cell of
     large models is never held in memory at once)."""
     ctx = Context.for_cell(pop.hparams, settings, split)
+    kept = sorted({epoch for _, _, epoch in pop.checkpoints()})
+    profiled = (landscape_epoch_of(kept, settings.landscape_epoch) if settings.topology
+                else None)
     rows: list[dict] = []
     pending: list[tuple[int, nn.Module]] = []  # live checkpoints awaiting their HT-SR pass
 
@@ -162,6 +190,8 @@ def checkpoint_rows(pop: Population, split: Split, device: torch.device, setting
             model = pop.model(i, k).to(device)
             for fn in _METRICS.values():
                 row |= fn(model, split, ctx)
+            if epoch == profiled:
+                row |= topology_columns(model, split, ctx)
             pending.append((len(rows), model))
             if sum(_num_values(m) for _, m in pending) >= HTSR_CHUNK_VALUES:
                 flush()
@@ -184,7 +214,9 @@ def nan_row(n_layers: int) -> dict[str, object]:
     """Every metric column as NaN, per-layer lists as ``n_layers`` NaNs: a checkpoint that is not
     measured (diverged, or a rehearsal's initial weights)."""
     row: dict[str, object] = dict.fromkeys(all_columns(), math.nan)
-    return row | {name: [math.nan] * n_layers for name in HTSR_LAYER_COLUMNS.values()}
+    return row | {name: [math.nan] * n_layers for name in HTSR_LAYER_COLUMNS.values()} | {
+        TOPOLOGY_PLANE: []}
+
 
 
 def cell_metrics(train_h5: str | Path, split: Split, device: torch.device,

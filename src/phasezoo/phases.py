@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from phasezoo.checkpoints import landscape_epoch_of
 from phasezoo.config import ZooSpec
 from phasezoo.integrity import check
 from phasezoo.protocols import PHASE_THRESHOLDS
@@ -95,7 +96,7 @@ def _label_row(row: dict, t: PhaseThresholds) -> tuple[str, float, str]:
 
 def landscape_epoch(metrics: pd.DataFrame, requested: int) -> int:
     """The kept epoch at which cells are compared (``-1`` = the last kept epoch)."""
-    return int(metrics["epoch"].max()) if requested == -1 else requested
+    return landscape_epoch_of(sorted(int(e) for e in metrics["epoch"].unique()), requested)
 
 
 def aggregate_cell(metrics: pd.DataFrame, pairs: pd.DataFrame, epoch: int,
@@ -104,7 +105,7 @@ def aggregate_cell(metrics: pd.DataFrame, pairs: pd.DataFrame, epoch: int,
     :mod:`phasezoo.tasks`), the natural log of the seed-mean Hessian λmax and trace (as both
     anchors take it: ``np.log(np.mean(...))``), and the pair means of mode connectivity
     (train error %, and loss; ``mc_chord`` and the MD tree's ``mc_peak`` too), linear barrier
-    and CKA."""
+    and CKA; the topological profile's minima and total persistence (NaN when it is off)."""
     at = metrics[metrics["epoch"] == epoch]
     live = at[~at["diverged"]]
     return {"train_loss": live["train_loss"].mean(), "test_loss": live["test_loss"].mean(),
@@ -113,7 +114,8 @@ def aggregate_cell(metrics: pd.DataFrame, pairs: pd.DataFrame, epoch: int,
             "ln_hessian_top_eigenvalue": _ln_mean(live, "hessian_top_eigenvalue"),
             "ln_hessian_trace": _ln_mean(live, "hessian_trace"),
             **{c: live[c].mean() if c in live else np.nan
-               for c in ("alpha_mean", "farms_alpha_mean")},
+               for c in ("alpha_mean", "farms_alpha_mean", "topo_minima",
+                         "topo_total_persistence")},
             "mc": pairs["mc"].mean(), "mc_loss": pairs["mc_loss"].mean(),
             **{c: pairs[c].mean() if c in pairs else np.nan for c in ("mc_chord", "mc_peak")},
             "linear_barrier": pairs["linear_barrier"].mean(), "cka": pairs["cka"].mean(),
@@ -143,3 +145,24 @@ def zoo_phases(zoo: ZooSpec, results_dir: str | Path) -> pd.DataFrame:
                      "load_name": cell.load[0], "load_value": float(cell.load[1]),
                      "landscape_epoch": epoch, **agg})
     return label_cells(pd.DataFrame(rows), **zoo.phases.as_dict())
+
+
+def profile_planes(phases: pd.DataFrame, results_dir: str | Path) -> list[dict]:
+    """The loss planes that the landscape-profile picture shows: for each cell that
+    :func:`phasezoo.plots.profile_cells` picks, its lowest live seed's ``topo_plane`` at the
+    landscape epoch (none for a cell without one: topology off, or every seed diverged)."""
+    from phasezoo.plots import profile_cells
+
+    out = []
+    for row in profile_cells(phases).to_dict("records"):
+        metrics = pd.read_parquet(check(Path(results_dir) / row["zoo"] / row["cell"]
+                                        / "metrics.parquet"))
+        at = metrics[(metrics["epoch"] == row["landscape_epoch"]) & ~metrics["diverged"]]
+        planes = [np.asarray(p, dtype=float) for p in at.sort_values("seed")["topo_plane"]
+                  if p is not None and len(p)] if "topo_plane" in at else []
+        if planes:
+            steps = int(round(len(planes[0]) ** 0.5))
+            seed = int(at.sort_values("seed")["seed"].iloc[0])
+            out.append({"title": f"{row['cell']} (seed {seed})", "phase": row["phase"],
+                        "grid": planes[0].reshape(steps, steps)})
+    return out

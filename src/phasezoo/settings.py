@@ -113,6 +113,10 @@ class MetricsSettings(Section):
     hessian_tol: float
     hessian_trace_tol: float
     hessian_max_iter: int
+    topology: bool
+    topology_steps: int
+    topology_radius: float
+    topology_max_iter: int
 
 
 @dataclass(frozen=True)

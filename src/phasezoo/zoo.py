@@ -347,6 +347,7 @@ def _verify_shard(shard: Path, zoo_dir: Path) -> tuple[dict[str, str], int]:
             schema[col] = str(h5py.check_vlen_dtype(ds.dtype) or ds.dtype)
         _verify_weights(f, name, n)
         _verify_layer_lists(f, name, n)
+        _verify_planes(f, name, n)
     return schema, n
 
 
@@ -362,6 +363,17 @@ def _verify_layer_lists(f: h5py.File, name: str, n: int) -> None:
             if len(f[col][i]) != len(layers):
                 raise VerifyError(f"{name}: column '{col}' row {i} has {len(f[col][i])} values, "
                                   f"the layout names {len(layers)} layers")
+
+
+def _verify_planes(f: h5py.File, name: str, n: int) -> None:
+    """``topo_plane`` (when present) holds, per row, nothing or one steps × steps grid, the same
+    steps in every measured row."""
+    if "topo_plane" not in f:
+        return
+    sizes = {len(f["topo_plane"][i]) for i in range(n)} - {0}
+    if len(sizes) > 1 or any(round(s ** 0.5) ** 2 != s for s in sizes):
+        raise VerifyError(f"{name}: column 'topo_plane' rows hold {sorted(sizes)} values, not "
+                          "one square grid size")
 
 
 def _verify_weights(f: h5py.File, name: str, n: int) -> None:

@@ -19,6 +19,12 @@ rule phases:
             category="Grid heat maps",
             subcategory="{zoo}",
         ),
+        profiles=report(
+            f"{RESULTS}/{{zoo}}/plots/landscape_profiles.png",
+            caption="../report/landscape_profiles.rst",
+            category="Landscape profiles",
+            subcategory="{zoo}",
+        ),
     log:
         "logs/{zoo}/phases.log",
     conda:

@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from phasezoo.checkpoints import Population, open_population
+from phasezoo.checkpoints import Population, landscape_epoch_of, open_population
 from phasezoo.data import Split
 from phasezoo.settings import MetricsSettings
 from phasezoo.landscape.connectivity import CurveSettings, interpolation_barrier, mode_connectivity
@@ -67,7 +67,5 @@ def cell_pairs(train_h5: str | Path, split: Split, cfg: MetricsSettings, progres
     """
     with open_population(train_h5) as pop:  # a pair's two checkpoints read when compared
         kept = [int(e) for e in pop.kept_epochs]
-        epoch = kept[-1] if cfg.landscape_epoch == -1 else cfg.landscape_epoch
-        if epoch not in kept:
-            raise ValueError(f"metrics.landscape_epoch={epoch} is not a kept epoch {kept}")
+        epoch = landscape_epoch_of(kept, cfg.landscape_epoch)
         return pair_rows(pop, split, kept.index(epoch), cfg, progress)
