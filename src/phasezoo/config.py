@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import functools
+from functools import cached_property
 import hashlib
 import json
 import math
@@ -138,7 +139,15 @@ class ZooSpec:
 
     def cells(self) -> list[Cell]:
         """All cells of the grid, temperature-major, in config order."""
-        return [self.cell(t, ld) for t in self.temperature.values for ld in self.load.values]
+        return list(self._grid.values())
+
+    @cached_property
+    def _grid(self) -> dict[str, Cell]:
+        """{cell id: cell}, resolved once per spec: the DAG asks for a zoo's cells once per job,
+        so rebuilding them each time made planning quadratic in the grid size (a frozen spec
+        never changes; ``only`` and ``replace`` make new specs with their own cache)."""
+        return {c.id: c for c in (self.cell(t, ld) for t in self.temperature.values
+                                  for ld in self.load.values)}
 
     def cell(self, temperature: float, load: float) -> Cell:
         """Resolve one grid point into a cell with its full hyperparameter set."""
@@ -159,12 +168,16 @@ class ZooSpec:
         hp[l_name] = ld
         return Cell(self.name, (t_name, t), (l_name, ld), self.seeds, hp)
 
+    def has_cell(self, cell_id: str) -> bool:
+        """Whether ``cell_id`` is a cell of this zoo."""
+        return cell_id in self._grid
+
     def cell_by_id(self, cell_id: str) -> Cell:
         """Look a cell up by id; the error lists the valid ids."""
-        cells = {c.id: c for c in self.cells()}
-        if cell_id not in cells:
-            raise ConfigError(f"zoos.{self.name}: no cell '{cell_id}'; cells are {sorted(cells)}")
-        return cells[cell_id]
+        if cell_id not in self._grid:
+            raise ConfigError(f"zoos.{self.name}: no cell '{cell_id}'; cells are "
+                              f"{sorted(self._grid)}")
+        return self._grid[cell_id]
 
 
 class _Undeclared:

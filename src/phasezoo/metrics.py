@@ -19,10 +19,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from phasezoo import htsr
-from phasezoo.checkpoints import Population, landscape_epoch_of, open_population
+from phasezoo.checkpoints import Population, open_population
 from phasezoo.data import Split
 from phasezoo.evaluation import evaluate
 from phasezoo.landscape.hessian import hessian_summary, sample_batches
+from phasezoo.phases import landscape_epoch_of
 from phasezoo.settings import MetricsSettings
 from phasezoo.weights import skeleton
 

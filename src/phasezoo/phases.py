@@ -24,12 +24,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from phasezoo.checkpoints import landscape_epoch_of
 from phasezoo.config import ZooSpec
 from phasezoo.integrity import check
 from phasezoo.protocols import PHASE_THRESHOLDS
 from phasezoo.settings import PhaseThresholds
-from phasezoo.tasks import error_percent
+from phasezoo.task_kinds import error_percent
 
 UNLABELLED, DIVERGED = "unlabelled", "diverged"
 PHASES = ("I", "II", "III", "IV-A", "IV-B")
@@ -94,6 +93,14 @@ def _label_row(row: dict, t: PhaseThresholds) -> tuple[str, float, str]:
     return phase, float(margins[rule]), rule
 
 
+def landscape_epoch_of(kept: list[int], requested: int) -> int:
+    """The kept epoch that ``metrics.landscape_epoch`` names (-1 = the last kept one)."""
+    epoch = kept[-1] if requested == -1 else requested
+    if epoch not in kept:
+        raise ValueError(f"metrics.landscape_epoch={epoch} is not a kept epoch {kept}")
+    return epoch
+
+
 def landscape_epoch(metrics: pd.DataFrame, requested: int) -> int:
     """The kept epoch at which cells are compared (``-1`` = the last kept epoch)."""
     return landscape_epoch_of(sorted(int(e) for e in metrics["epoch"].unique()), requested)
@@ -130,9 +137,9 @@ def _ln_mean(table: pd.DataFrame, column: str) -> float:
 
 def zoo_phases(zoo: ZooSpec, results_dir: str | Path) -> pd.DataFrame:
     """One row per cell of ``zoo``: grid coordinates, aggregates and the phase label."""
-    from phasezoo.data import task_kind
+    from phasezoo.registries import dataset_tasks  # not phasezoo.data: no torch here
 
-    task, rows = task_kind(zoo.dataset.name), []
+    task, rows = dataset_tasks()[zoo.dataset.name], []
     for cell in zoo.cells():
         base = Path(results_dir) / zoo.name / cell.id
         metrics = pd.read_parquet(check(base / "metrics.parquet"))

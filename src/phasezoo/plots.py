@@ -118,7 +118,7 @@ def landscape_profiles(profiles: list[dict], radius: float, out: str | Path,
 
     ``profiles``: dicts with ``title``, ``phase`` and ``grid`` (steps × steps losses); with none,
     the picture says ``empty``."""
-    from phasezoo.landscape.topology import persistence_pairs
+    from phasezoo.persistence import persistence_pairs
 
     plt = _pyplot()
     n = max(1, len(profiles))

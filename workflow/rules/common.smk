@@ -71,7 +71,7 @@ def _job_cells(zoo_name, part):
     zoo = CFG.zoo(zoo_name)
     if part == "zoo":
         return []
-    if part in {c.id for c in zoo.cells()}:
+    if zoo.has_cell(part):  # a dict lookup: this runs once per job of the DAG
         return [zoo.cell_by_id(part)]
     cells = [c for g in train_groups(zoo) for c in g if len(g) > 1 and load_part(c) == part]
     if not cells:

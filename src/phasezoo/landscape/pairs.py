@@ -9,8 +9,9 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from phasezoo.checkpoints import Population, landscape_epoch_of, open_population
+from phasezoo.checkpoints import Population, open_population
 from phasezoo.data import Split
+from phasezoo.phases import landscape_epoch_of
 from phasezoo.settings import MetricsSettings
 from phasezoo.landscape.connectivity import CurveSettings, interpolation_barrier, mode_connectivity
 from phasezoo.landscape.similarity import cka_batches, pair_cka

