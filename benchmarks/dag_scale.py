@@ -6,10 +6,14 @@ with the Slurm profile, as a user plans a cluster run. Every cell has a train, a
 two job-config jobs, so the job count is about 4 × cells. The goal: ≤ 120 s for 4,000 jobs, and
 time growing linearly with the job count (constant seconds per 1,000 jobs).
 
+``--reference DIR`` plans the same configs with another phasezoo checkout beside this one (e.g.
+``git worktree add /tmp/ref <commit>``), in the same run, up to ``--reference-max-cells``.
+
 The last line is ``ratio: X``: the 120 s goal over the measured build time scaled to 4,000
 jobs from the largest size (X ≥ 1 meets the goal).
 
     python benchmarks/dag_scale.py [--cells 250 500 1000 2000] [--seeds 50]
+                                   [--reference DIR] [--reference-max-cells 1000]
 """
 
 from __future__ import annotations
@@ -47,12 +51,14 @@ def zoo_config(cells: int, seeds: int, root: Path) -> dict:
                               "mem_mb": {"train": 16000, "measure": 16000}}}}}
 
 
-def plan(config: Path) -> tuple[float, int]:
-    """(seconds, jobs) of one dry run of the Slurm profile on ``config``."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+def plan(config: Path, repo: Path = REPO) -> tuple[float, int]:
+    """(seconds, jobs) of one dry run of the Slurm profile of the checkout ``repo`` (its
+    Snakefile and its ``src``) on ``config``."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "PYTHONPATH": str(repo / "src")}
     start = time.perf_counter()
     run = subprocess.run(["snakemake", "-n", "--profile", "slurm", "--configfile", str(config)],
-                         cwd=REPO, env=env, capture_output=True, text=True)
+                         cwd=repo, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if run.returncode != 0:
         raise SystemExit(f"snakemake -n failed on {config}:\n{run.stderr[-3000:]}")
@@ -64,8 +70,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cells", type=int, nargs="+", default=[250, 500, 1000, 2000])
     ap.add_argument("--seeds", type=int, default=50)
+    ap.add_argument("--reference", type=Path, help="another phasezoo checkout to plan with")
+    ap.add_argument("--reference-max-cells", type=int, default=1000)
     args = ap.parse_args()
-    print(f"{'cells':>6} {'models':>7} {'jobs':>6} {'build s':>8} {'s per 1k jobs':>14}")
+    print(f"{'cells':>6} {'models':>7} {'jobs':>6} {'build s':>8} {'s per 1k jobs':>14}"
+          + (f" {'reference s':>12} {'ref/this':>8}" if args.reference else ""))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for cells in args.cells:
@@ -73,8 +82,12 @@ def main() -> None:
             config.write_text(yaml.safe_dump(zoo_config(cells, args.seeds, Path(tmp))))
             seconds, jobs = plan(config)
             rows.append((jobs, seconds))
+            ref = ""
+            if args.reference and cells <= args.reference_max_cells:
+                ref_seconds, _ = plan(config, args.reference.resolve())
+                ref = f" {ref_seconds:12.1f} {ref_seconds / seconds:8.1f}"
             print(f"{cells:6d} {cells * args.seeds:7d} {jobs:6d} {seconds:8.1f} "
-                  f"{1000 * seconds / jobs:14.2f}", flush=True)
+                  f"{1000 * seconds / jobs:14.2f}{ref}", flush=True)
     (j0, s0), (j1, s1) = rows[0], rows[-1]
     growth = math.log(s1 / s0) / math.log(j1 / j0) if j1 > j0 else float("nan")
     print(f"growth exponent (log time / log jobs, smallest to largest): {growth:.2f} (1 = linear)")
