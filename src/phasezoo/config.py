@@ -1,51 +1,33 @@
-"""Load and validate a phasezoo config; expand each zoo's grid into cells and model ids.
+"""Load a phasezoo config into typed zoos; expand each zoo's grid into cells and model ids.
 
-The JSON Schema ``config.schema.yaml`` (shipped inside the package and linked from
-``workflow/schemas/``) is the single source of truth for keys, types and defaults. The Snakefile
-and the CLI both call :func:`load_config`, so a bad config fails the same way everywhere: one
+:func:`load_config` reads the YAML and has :mod:`phasezoo.config_checks` validate it (the JSON
+Schema ``config.schema.yaml``, shipped inside the package and linked from ``workflow/schemas/``,
+is the single source of truth for keys, types and defaults, plus the semantic checks). The
+Snakefile and the CLI both call it, so a bad config fails the same way everywhere: one
 ``ConfigError`` line naming the key, before anything runs.
-
-Checks that need the dataset and model registries (names, options) read them through
-:mod:`phasezoo.registries`, without importing torch.
 """
 
 from __future__ import annotations
 
 import copy
-import functools
-from functools import cached_property
 import hashlib
 import json
-import math
 from dataclasses import dataclass, field, replace
-from importlib import resources
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-import jsonschema
-import yaml
-
-from phasezoo.protocols import fill_protocol_defaults
-from phasezoo.registries import dataset_tasks, registered, unknown_options
+from phasezoo.config_checks import (DEPTH_MODELS, INTEGER_AXES, SCHEMA_FILE,  # noqa: F401
+                                    ConfigError, _coerce, _fmt, parse_yaml, read_config_file,
+                                    schema, validate)
 from phasezoo.settings import (SECTIONS, BenchmarkSettings, DatasetSettings, MetricsSettings,
                                ModelSettings, PhaseThresholds, Resources, Section,
                                StudiesSettings, TrainSettings)
 
-SCHEMA_FILE = "config.schema.yaml"
-INTEGER_AXES = {"batch_size", "width"}
 DATASET_PREP = ("image_size", "channels", "train_size", "test_size", "options")
-# Known here without importing the dataset registry (and torch), for checks before anything runs.
-# What a config may ask of a dataset follows from its task kind (phasezoo.registries).
-IMAGE_TASK, BETA_TASK = "classification", "pinn-convection"
-# The models that take config ``model.depth`` (phasezoo.models.model_kwargs); others ignore it.
-DEPTH_MODELS = {"mlp", "pinn-mlp"}
 # A zoo's sections, in the schema's order: a stage reads a subset (ZooSpec.only).
 ZOO_SECTIONS = ("description", "dataset", "model", "temperature", "load", "seeds", "train",
                 "metrics", "phases", "benchmark", "studies", "resources")
-
-
-class ConfigError(ValueError):
-    """A config that does not validate; the message names the offending key."""
 
 
 @dataclass(frozen=True)
@@ -228,12 +210,6 @@ class Config:
         return self.zoos[name]
 
 
-def schema() -> dict[str, Any]:
-    """The config JSON Schema, loaded from the package."""
-    text = resources.files("phasezoo").joinpath(SCHEMA_FILE).read_text()
-    return yaml.safe_load(text)
-
-
 def load_config(source: str | Path | dict[str, Any]) -> Config:
     """Load a YAML file (or a dict), fill defaults, validate, check the grid, and build the typed
     settings (:mod:`phasezoo.settings`) once.
@@ -248,275 +224,3 @@ def load_config(source: str | Path | dict[str, Any]) -> Config:
         raw = read_config_file(source) or {}
     validate(raw)
     return Config.of(raw)
-
-
-def read_config_file(path: str | Path) -> Any:
-    """A config file's YAML, strictly: a missing file, non-UTF-8 text, a syntax error or a
-    duplicate key is one ConfigError line naming the file. The Snakefile re-reads every config
-    file Snakemake loaded with it, because Snakemake's own loader keeps the last of two
-    duplicate keys without a word."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        text = path.read_text()
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: not a UTF-8 text file ({e.reason})") from None
-    return parse_yaml(text, str(path))
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate mapping keys: PyYAML silently keeps the last one, so two
-    ``train:`` blocks in one zoo would drop the first without a word."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen: dict[Any, yaml.Mark] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue  # '<<: *anchor' keys may be overridden, that is what they are for
-            key = self.construct_object(key_node, deep=True)
-            try:
-                first = seen.setdefault(key, key_node.start_mark)
-            except TypeError:
-                continue  # unhashable key: SafeLoader raises its own error below
-            if first is not key_node.start_mark:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key '{key}' (first on line {first.line + 1})",
-                    key_node.start_mark)
-        return super().construct_mapping(node, deep)
-
-
-def parse_yaml(text: str, origin: str) -> Any:
-    """Parse YAML (or JSON) text, turning a syntax error or duplicate key into one ConfigError
-    line naming ``origin`` (the file) and the line, instead of a PyYAML traceback."""
-    try:
-        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader: no arbitrary objects
-    except yaml.YAMLError as e:
-        raise ConfigError(_yaml_message(e, origin)) from None
-
-
-def _yaml_message(error: yaml.YAMLError, origin: str) -> str:
-    """One line: ``origin, line L, column C: invalid YAML: problem (context on line K)``."""
-    mark = getattr(error, "problem_mark", None)
-    problem = getattr(error, "problem", None)
-    if mark is None or problem is None:
-        return f"{origin}: invalid YAML: {' '.join(str(error).split())}"
-    context, context_mark = getattr(error, "context", None), getattr(error, "context_mark", None)
-    where = f"{origin}, line {mark.line + 1}, column {mark.column + 1}"
-    detail = f" ({context} from line {context_mark.line + 1})" if context and context_mark else ""
-    return f"{where}: invalid YAML: {problem}{detail}"
-
-
-def validate(raw: dict[str, Any]) -> None:
-    """Validate ``raw`` in place against the schema (filling defaults) plus semantic checks."""
-    if not isinstance(raw, dict):
-        raise ConfigError("config: the top level must be a mapping of keys")
-    _check_finite(raw, "")
-    validator = _DefaultFillingValidator(schema())
-    errors = sorted(validator.iter_errors(raw), key=lambda e: list(e.absolute_path))
-    if errors:
-        raise ConfigError(_describe(errors[0]))
-    for name, zoo in raw["zoos"].items():
-        _check_grid_size(f"zoos.{name}", zoo, raw["max_cells"])
-        _fill_derived_defaults(zoo)
-        _check_zoo(name, zoo)
-
-
-def _check_finite(node: Any, where: str) -> None:
-    """No NaN or infinity anywhere: YAML's ``.nan`` and ``.inf`` pass every JSON Schema bound
-    (comparisons with NaN are false), so ``lr: .nan`` would train a zoo of diverged members."""
-    if isinstance(node, float) and not math.isfinite(node):
-        raise ConfigError(f"{where or 'config'}: {node} is not a finite number")
-    children = (node.items() if isinstance(node, dict)
-                else enumerate(node) if isinstance(node, list) else ())
-    for key, child in children:
-        _check_finite(child, f"{where}.{key}" if where else str(key))
-
-
-def _check_grid_size(where: str, zoo: dict[str, Any], max_cells: int) -> None:
-    """A grid past ``max_cells`` is refused before its cells are listed (10^6 cells made
-    ``snakemake -n`` grow past 10 GB); the limit is a config key, to be raised on purpose."""
-    n = len(zoo["temperature"]["values"]) * len(zoo["load"]["values"])
-    if n > max_cells:
-        raise ConfigError(f"{where}: {n:,} cells (temperature × load values) exceed max_cells "
-                          f"= {max_cells:,}; raise max_cells if the grid is meant to be that big")
-
-def _fill_derived_defaults(zoo: dict[str, Any]) -> None:
-    """Defaults that depend on other keys, filled after the schema's: ``train.keep_epochs``
-    defaults to ``[0, epochs]`` (the initialisation and the end of training, whatever
-    ``epochs`` is), so a config that only shortens training is not rejected for a key it never
-    wrote; the metric keys the config leaves out come from ``metrics.protocol``
-    (:mod:`phasezoo.protocols`)."""
-    train = zoo["train"]
-    if train["keep_epochs"] is None:
-        train["keep_epochs"] = [0, train["epochs"]]
-    fill_protocol_defaults(zoo["metrics"], zoo["phases"])
-
-
-def _check_zoo(name: str, zoo: dict[str, Any]) -> None:
-    """Checks a JSON Schema cannot express, run before anything trains: each would otherwise
-    surface only inside a job (or a later stage), or silently do nothing."""
-    where = f"zoos.{name}"
-    _check_axes(where, zoo)
-    _check_dataset(where, zoo)
-    _check_model(where, zoo["model"])
-    _check_train(where, zoo)
-    _check_metrics(where, zoo)
-    transfer = zoo["studies"]["transfer_dataset"]
-    if transfer is not None and transfer not in registered("dataset"):
-        raise ConfigError(f"{where}.studies.transfer_dataset: {_unknown('dataset', transfer)}")
-
-
-def _check_axes(where: str, zoo: dict[str, Any]) -> None:
-    """Integer axes hold integers, data fractions are fractions, and no two values of an axis
-    share a cell id (ids keep 6 significant digits; two cells in one folder would clobber)."""
-    for axis in ("temperature", "load"):
-        ax = zoo[axis]
-        if ax["name"] in INTEGER_AXES and any(float(v) != int(v) for v in ax["values"]):
-            raise ConfigError(f"{where}.{axis}.values: {ax['name']} values must be integers")
-        if ax["name"] == "data_fraction" and any(v > 1 for v in ax["values"]):
-            raise ConfigError(f"{where}.{axis}.values: data fractions must be in (0, 1]")
-        ids: dict[str, float] = {}
-        for v in ax["values"]:
-            part = _fmt(ax["name"], _coerce(ax["name"], v))
-            if ids.setdefault(part, v) != v:
-                raise ConfigError(f"{where}.{axis}.values: {ax['name']} values {ids[part]} and "
-                                  f"{v} give the same cell id '{part}' (ids keep 6 significant "
-                                  "digits); make them differ within 6 digits")
-    if zoo["load"]["name"] == "beta" and _task(zoo) != BETA_TASK:
-        betas = sorted(d for d, t in dataset_tasks().items() if t == BETA_TASK)
-        raise ConfigError(f"{where}.load.name: beta is the convection coefficient of the "
-                          f"{betas} dataset, not of '{zoo['dataset']['name']}'")
-
-
-def _check_dataset(where: str, zoo: dict[str, Any]) -> None:
-    """The dataset is registered, its options are its own, and image preparation or
-    augmentation is only asked of images."""
-    data = zoo["dataset"]
-    dataset = data["name"]
-    options = registered("dataset").get(dataset)
-    if options is None:
-        raise ConfigError(f"{where}.dataset.name: {_unknown('dataset', dataset)}")
-    _check_options(f"{where}.dataset.options", data["options"], "dataset", dataset, options)
-    if _task(zoo) != IMAGE_TASK:
-        for key in ("image_size", "channels"):
-            if data[key] is not None:
-                raise ConfigError(f"{where}.dataset.{key}: '{dataset}' inputs are not images "
-                                  "(image_size and channels apply to image datasets only)")
-        if any(zoo["train"]["augment"].values()):
-            raise ConfigError(f"{where}.train.augment: image augmentation on '{dataset}', whose "
-                              "inputs are not images")
-
-
-def _task(zoo: dict[str, Any]) -> str | None:
-    """The task kind of the zoo's dataset (None for a name not registered)."""
-    return dataset_tasks().get(zoo["dataset"]["name"])
-
-
-def _check_model(where: str, model: dict[str, Any]) -> None:
-    """The architecture is registered, its options are its own, and ``model.depth`` is not set
-    on an architecture that ignores it.
-
-    A resolved config (defaults filled, as the Snakefile hands the CLI) carries the schema's
-    default depth for every model, so only a depth other than the default is an error: writing
-    the default itself cannot be told apart from it.
-    """
-    arch = model["name"]
-    options = registered("model").get(arch)
-    if options is None:
-        raise ConfigError(f"{where}.model.name: {_unknown('model', arch)}")
-    _check_options(f"{where}.model.options", model["options"], "model", arch, options)
-    if arch not in DEPTH_MODELS and model["depth"] != _default_depth():
-        hint = ("set model.options.depth instead" if "depth" in options
-                else f"'{arch}' has no depth option")
-        raise ConfigError(f"{where}.model.depth: only {sorted(DEPTH_MODELS)} take model.depth, "
-                          f"'{arch}' would ignore it; {hint}")
-
-
-def _check_train(where: str, zoo: dict[str, Any]) -> None:
-    """Kept epochs and step milestones fall within training (a milestone at or after the last
-    epoch would silently never lower the learning rate)."""
-    train = zoo["train"]
-    epochs = train["epochs"]
-    late = [e for e in train["keep_epochs"] if e > epochs]
-    if late:
-        raise ConfigError(f"{where}.train.keep_epochs: {late} exceed train.epochs={epochs}")
-    if train["schedule"] == "step" and not train["step_milestones"]:
-        raise ConfigError(f"{where}.train.step_milestones: schedule 'step' needs milestones")
-    never = [m for m in train["step_milestones"] if m >= epochs]
-    if never:
-        raise ConfigError(f"{where}.train.step_milestones: {never} never take effect with "
-                          f"train.epochs={epochs} (a milestone m applies from epoch m + 1 on, "
-                          f"so each must be < {epochs})")
-
-
-def _check_metrics(where: str, zoo: dict[str, Any]) -> None:
-    """Seed-pair settings that would leave the pairs and phases stages with nothing to compare."""
-    metrics, kept = zoo["metrics"], zoo["train"]["keep_epochs"]
-    if metrics["max_pairs"] == 0:
-        raise ConfigError(f"{where}.metrics.max_pairs: 0 compares no seed pair; use -1 (all "
-                          "pairs) or a number ≥ 1")
-    if metrics["cka_data"] == "train-mixup" and _task(zoo) != IMAGE_TASK:
-        raise ConfigError(f"{where}.metrics.cka_data: train-mixup mixes input images; "
-                          f"'{zoo['dataset']['name']}' inputs are not images (use test)")
-    if metrics["cka_output"] == "softmax" and _task(zoo) == BETA_TASK:
-        raise ConfigError(f"{where}.metrics.cka_output: softmax of a PINN's one regression "
-                          "output is constant; use logits (the raw output)")
-    epoch = metrics["landscape_epoch"]
-    if epoch != -1 and epoch not in kept:
-        raise ConfigError(f"{where}.metrics.landscape_epoch: epoch {epoch} is not kept; use -1 "
-                          f"(the last kept epoch) or one of train.keep_epochs {sorted(kept)}")
-
-
-def _check_options(key: str, options: dict[str, Any], kind: str, name: str,
-                   valid: tuple[str, ...]) -> None:
-    """Options must be keyword arguments of the registered function (the rule and wording of
-    ``create_dataset`` / ``create_model``, prefixed with the key path)."""
-    problem = unknown_options(kind, name, options, valid)
-    if problem:
-        raise ConfigError(f"{key}: {problem}")
-
-
-@functools.cache
-def _default_depth() -> int:
-    """The schema's ``model.depth`` default, filled in for every model."""
-    return schema()["$defs"]["zoo"]["properties"]["model"]["properties"]["depth"]["default"]
-
-
-def _unknown(kind: str, name: str) -> str:
-    return f"unknown {kind} '{name}'; registered {kind}s: {sorted(registered(kind))}"
-
-
-def _fmt(name: str, value: float) -> str:
-    """One axis's part of a cell id, e.g. ``width-8``. The format (``:g``, 6 significant digits)
-    names existing result folders, so it stays; ``_check_axes`` rejects values it would merge."""
-    return f"{name}-{value:g}"
-
-
-def _coerce(axis_name: str, value: float) -> float | int:
-    return int(value) if axis_name in INTEGER_AXES else float(value)
-
-
-def _describe(error: jsonschema.ValidationError) -> str:
-    key = ".".join(str(p) for p in error.absolute_path) or "config"
-    if error.validator == "additionalProperties":
-        return f"{key}: {error.message} (unknown key)"
-    if error.validator == "pattern" and "description" in error.schema:
-        return f"{key}: {error.instance!r} is not allowed ({error.schema['description']})"
-    if error.validator == "minItems" and error.validator_value > 1:
-        return f"{key}: {error.message} (at least {error.validator_value} needed)"
-    return f"{key}: {error.message}"
-
-
-def _set_defaults(validator: Any, properties: dict, instance: Any, schema_: dict) -> Iterator:
-    """JSON Schema ``properties`` keyword that first fills missing keys with their defaults."""
-    if isinstance(instance, dict):
-        for prop, sub in properties.items():
-            if "default" in sub and prop not in instance:
-                instance[prop] = copy.deepcopy(sub["default"])
-    yield from jsonschema.Draft202012Validator.VALIDATORS["properties"](
-        validator, properties, instance, schema_)
-
-
-_DefaultFillingValidator = jsonschema.validators.extend(
-    jsonschema.Draft202012Validator, {"properties": _set_defaults})
