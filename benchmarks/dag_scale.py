@@ -35,7 +35,8 @@ GOAL_S, GOAL_JOBS = 120.0, 4000
 
 
 def zoo_config(cells: int, seeds: int, root: Path) -> dict:
-    """A ResNet-18 zoo of ``cells`` cells (batch sizes × widths, 50 widths or fewer)."""
+    """A ResNet-18 zoo of at least ``cells`` cells (batch sizes × up to 50 widths, rounded up
+    to whole rows of widths)."""
     n_load = min(50, cells)
     n_temp = math.ceil(cells / n_load)
     return {"results_dir": str(root / "results"), "zoos_dir": str(root / "zoos"),
@@ -79,7 +80,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for cells in args.cells:
             config = Path(tmp) / f"scale-{cells}.yaml"
-            config.write_text(yaml.safe_dump(zoo_config(cells, args.seeds, Path(tmp))))
+            raw = zoo_config(cells, args.seeds, Path(tmp))
+            (zoo,) = raw["zoos"].values()
+            cells = len(zoo["temperature"]["values"]) * len(zoo["load"]["values"])  # as built
+            config.write_text(yaml.safe_dump(raw))
             seconds, jobs = plan(config)
             rows.append((jobs, seconds))
             ref = ""

@@ -101,6 +101,26 @@ def test_the_plane_values_are_the_shifted_models_losses():
         assert grid[0, 3] == pytest.approx(float(loss(shifted(x), y)))
 
 
+def test_the_plane_of_a_pinn_uses_its_input_derivatives():
+    """The PINN loss differentiates the model with respect to its inputs, so the plane is
+    computed with autograd on (as ``ConvectionTask.evaluate`` does); its values are the task's
+    own loss of the shifted models, and its eigenvectors come from the same loss."""
+    from phasezoo.landscape.topology import hessian_plane
+    from phasezoo.tasks import ConvectionTask
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1)).double()
+    task = ConvectionTask(1.0)
+    x = torch.rand(30, 2, dtype=torch.float64) * torch.tensor([6.28, 1.0], dtype=torch.float64)
+    kind = torch.tensor([0] * 20 + [1] * 5 + [2] * 5, dtype=torch.float64)
+    x[20:25, 1], x[25:, 0] = 0.0, 0.0  # initial points at t = 0, boundary points at x = 0
+    y = torch.stack([kind, torch.sin(x[:, 0] - x[:, 1])], dim=1)
+    grid, offsets, values = hessian_plane(model, task, [(x, y)], steps=5, radius=0.05,
+                                          max_iter=10)
+    assert grid[2, 2] == pytest.approx(float(task.loss(model, x, y).detach()), rel=1e-12)
+    assert np.isfinite(grid).all() and values[0] >= values[1]
+
+
 def _strict_minima(grid: np.ndarray) -> int:
     """Grid points below every axis neighbour, counted with a plain loop (the reference)."""
     n, m = grid.shape
@@ -198,6 +218,39 @@ def test_verify_names_a_plane_that_is_not_one_square_grid(published, tmp_path):
     write_checksums(zoo)
     with pytest.raises(VerifyError, match="column 'topo_plane' rows hold"):
         verify(zoo)
+
+
+def test_verify_names_planes_of_two_sizes_across_shards(published, tmp_path):
+    """One zoo, one grid: a shard whose planes are 5 × 5 beside shards of 21 × 21 is refused."""
+    import shutil
+
+    import h5py
+
+    from phasezoo.zoo import VerifyError, verify, write_checksums
+
+    zoo = tmp_path / "zoo"
+    shutil.copytree(published[3], zoo)
+    shard = next((zoo / "data").glob("*.h5"))
+    other = shard.with_name("other-cell.h5")
+    shutil.copy(shard, other)
+    with h5py.File(other, "a") as f:
+        planes = [np.asarray(p)[:25] for p in f["topo_plane"][:]]
+        del f["topo_plane"]
+        ds = f.create_dataset("topo_plane", (len(planes),), dtype=h5py.vlen_dtype(np.float64))
+        ds[:] = planes
+    write_checksums(zoo)
+    with pytest.raises(VerifyError, match="'topo_plane' grids of \\[25, 441\\] values"):
+        verify(zoo)
+
+
+def test_an_even_profile_grid_is_refused():
+    from phasezoo.config import ConfigError, load_config
+    from tests.conftest import TINY
+
+    raw = copy.deepcopy(TINY)
+    raw["zoos"]["tiny"]["metrics"]["topology_steps"] = 20
+    with pytest.raises(ConfigError, match="metrics.topology_steps: 20 is even"):
+        load_config(raw)
 
 
 def test_profile_picture_shows_one_cell_per_phase(tmp_path):

@@ -239,7 +239,7 @@ def protocol_section(metrics: MetricsSettings, phases: PhaseThresholds) -> list[
 
 def task_section(kind: str) -> list[str]:
     """The card's Task section: what the loss and score columns mean, and what differs."""
-    from phasezoo.tasks import TASK_LOSSES, TASK_NOTES, TASK_SCORES
+    from phasezoo.task_kinds import TASK_LOSSES, TASK_NOTES, TASK_SCORES
 
     return ["## Task", "", f"`{kind}`. Loss columns: {TASK_LOSSES[kind]}. Accuracy columns: "
             f"{TASK_SCORES[kind]}.", "", *[f"- {note}" for note in TASK_NOTES[kind]], ""]

@@ -243,7 +243,9 @@ def _check_train(where: str, zoo: dict[str, Any]) -> None:
 
 
 def _check_metrics(where: str, zoo: dict[str, Any]) -> None:
-    """Seed-pair settings that would leave the pairs and phases stages with nothing to compare."""
+    """Seed-pair settings that would leave the pairs and phases stages with nothing to compare,
+    metric variants the task has no meaning for, and a profile grid without the model at its
+    centre."""
     metrics, kept = zoo["metrics"], zoo["train"]["keep_epochs"]
     if metrics["max_pairs"] == 0:
         raise ConfigError(f"{where}.metrics.max_pairs: 0 compares no seed pair; use -1 (all "
@@ -254,6 +256,10 @@ def _check_metrics(where: str, zoo: dict[str, Any]) -> None:
     if metrics["cka_output"] == "softmax" and _task(zoo) == BETA_TASK:
         raise ConfigError(f"{where}.metrics.cka_output: softmax of a PINN's one regression "
                           "output is constant; use logits (the raw output)")
+    if metrics["topology_steps"] % 2 == 0:
+        raise ConfigError(f"{where}.metrics.topology_steps: {metrics['topology_steps']} is even; "
+                          "use an odd number, so the profile's grid holds the model itself at "
+                          "its centre")
     epoch = metrics["landscape_epoch"]
     if epoch != -1 and epoch not in kept:
         raise ConfigError(f"{where}.metrics.landscape_epoch: epoch {epoch} is not kept; use -1 "

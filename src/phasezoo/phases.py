@@ -164,12 +164,14 @@ def profile_planes(phases: pd.DataFrame, results_dir: str | Path) -> list[dict]:
     for row in profile_cells(phases).to_dict("records"):
         metrics = pd.read_parquet(check(Path(results_dir) / row["zoo"] / row["cell"]
                                         / "metrics.parquet"))
-        at = metrics[(metrics["epoch"] == row["landscape_epoch"]) & ~metrics["diverged"]]
-        planes = [np.asarray(p, dtype=float) for p in at.sort_values("seed")["topo_plane"]
-                  if p is not None and len(p)] if "topo_plane" in at else []
-        if planes:
-            steps = int(round(len(planes[0]) ** 0.5))
-            seed = int(at.sort_values("seed")["seed"].iloc[0])
-            out.append({"title": f"{row['cell']} (seed {seed})", "phase": row["phase"],
-                        "grid": planes[0].reshape(steps, steps)})
+        if "topo_plane" not in metrics:
+            continue
+        at = metrics[(metrics["epoch"] == row["landscape_epoch"]) & ~metrics["diverged"]
+                     & (metrics["topo_plane"].map(len) > 0)].sort_values("seed")
+        if len(at):
+            first = at.iloc[0]
+            plane = np.asarray(first["topo_plane"], dtype=float)
+            steps = int(round(len(plane) ** 0.5))
+            out.append({"title": f"{row['cell']} (seed {int(first['seed'])})",
+                        "phase": row["phase"], "grid": plane.reshape(steps, steps)})
     return out

@@ -133,13 +133,14 @@ def landscape_profiles(profiles: list[dict], radius: float, out: str | Path,
         axis = np.linspace(-radius, radius, grid.shape[0])
         top.scatter(axis[mins[:, 0]], axis[mins[:, 1]], s=18, c="red", edgecolors="white",
                     linewidths=0.5, zorder=3)
-        top.set_title(f"{prof['title']}\nphase {prof['phase']}: {len(mins)} local "
-                      f"minim{'um' if len(mins) == 1 else 'a'}",
+        pairs = persistence_pairs(grid)  # the count topo_minima holds (ties merge here)
+        top.set_title(f"{prof['title']}\nphase {prof['phase']}: {len(pairs)} local "
+                      f"minim{'um' if len(pairs) == 1 else 'a'}",
                       fontsize=9, color=PHASE_COLORS.get(prof["phase"], "black"))
         top.set_xlabel("along v₁ (× ‖θ‖)")
         top.set_ylabel("along v₂ (× ‖θ‖)")
         fig.colorbar(im, ax=top, fraction=0.046, label="loss")
-        _persistence_axes(bottom, persistence_pairs(grid), float(grid.min()), float(grid.max()))
+        _persistence_axes(bottom, pairs, float(grid.min()), float(grid.max()))
         top.locator_params(nbins=3)
     if not profiles:
         axes[0, 0].text(0.5, 0.5, empty, ha="center", va="center", wrap=True)

@@ -273,13 +273,18 @@ def verify(zoo_dir: str | Path) -> int:
     shards = sorted((zoo_dir / "data").glob("*.h5"))
     if not shards:
         raise VerifyError(f"{zoo_dir}/data: no .h5 shards")
-    schema, rows = None, 0
+    schema, rows, planes = None, 0, {}
     for shard in shards:
-        shard_schema, n = _verify_shard(shard, zoo_dir)
+        shard_schema, n, plane = _verify_shard(shard, zoo_dir)
         if schema is not None and shard_schema != schema:
             diff = sorted(set(schema.items()) ^ set(shard_schema.items()))
             raise VerifyError(f"{shard.relative_to(zoo_dir)}: columns differ from the first "
                               f"shard's: {diff[:3]}")
+        if plane:
+            planes.setdefault(plane, shard.relative_to(zoo_dir))
+        if len(planes) > 1:
+            raise VerifyError(f"{shard.relative_to(zoo_dir)}: column 'topo_plane' grids of "
+                              f"{sorted(planes)} values across shards (one zoo, one grid size)")
         schema, rows = shard_schema, rows + n
     _verify_card(zoo_dir, shards[0])
     return rows
@@ -328,8 +333,9 @@ def _verify_checksums(zoo_dir: Path) -> None:
                               "the published zoo)")
 
 
-def _verify_shard(shard: Path, zoo_dir: Path) -> tuple[dict[str, str], int]:
-    """Schema of one shard (column → dtype) and its row count; raises on the first bad column."""
+def _verify_shard(shard: Path, zoo_dir: Path) -> tuple[dict[str, str], int, int]:
+    """Schema of one shard (column → dtype), its row count and its ``topo_plane`` size (0:
+    none); raises on the first bad column."""
     name = shard.relative_to(zoo_dir).as_posix()
     try:
         f = h5py.File(shard, "r")
@@ -347,8 +353,8 @@ def _verify_shard(shard: Path, zoo_dir: Path) -> tuple[dict[str, str], int]:
             schema[col] = str(h5py.check_vlen_dtype(ds.dtype) or ds.dtype)
         _verify_weights(f, name, n)
         _verify_layer_lists(f, name, n)
-        _verify_planes(f, name, n)
-    return schema, n
+        plane = _verify_planes(f, name, n)
+    return schema, n, plane
 
 
 def _verify_layer_lists(f: h5py.File, name: str, n: int) -> None:
@@ -365,15 +371,19 @@ def _verify_layer_lists(f: h5py.File, name: str, n: int) -> None:
                                   f"the layout names {len(layers)} layers")
 
 
-def _verify_planes(f: h5py.File, name: str, n: int) -> None:
-    """``topo_plane`` (when present) holds, per row, nothing or one steps × steps grid, the same
-    steps in every measured row."""
+def _verify_planes(f: h5py.File, name: str, n: int) -> int:
+    """``topo_plane`` (when present) is variable-length float64 and holds, per row, nothing or
+    one steps × steps grid (steps ≥ 3), the same in every measured row; returns that size (0:
+    no plane), which :func:`verify` compares across shards."""
     if "topo_plane" not in f:
-        return
+        return 0
+    if h5py.check_vlen_dtype(f["topo_plane"].dtype) != np.float64:
+        raise VerifyError(f"{name}: column 'topo_plane' is not variable-length float64")
     sizes = {len(f["topo_plane"][i]) for i in range(n)} - {0}
-    if len(sizes) > 1 or any(round(s ** 0.5) ** 2 != s for s in sizes):
+    if len(sizes) > 1 or any(s < 9 or round(s ** 0.5) ** 2 != s for s in sizes):
         raise VerifyError(f"{name}: column 'topo_plane' rows hold {sorted(sizes)} values, not "
-                          "one square grid size")
+                          "one square grid of at least 3 × 3")
+    return sizes.pop() if sizes else 0
 
 
 def _verify_weights(f: h5py.File, name: str, n: int) -> None:

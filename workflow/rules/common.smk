@@ -73,10 +73,10 @@ def _job_cells(zoo_name, part):
         return []
     if zoo.has_cell(part):  # a dict lookup: this runs once per job of the DAG
         return [zoo.cell_by_id(part)]
-    cells = [c for g in train_groups(zoo) for c in g if len(g) > 1 and load_part(c) == part]
-    if not cells:
+    ids = RATE_GROUPS.get(zoo_name, {}).get(part)  # built once, below
+    if not ids:
         raise WorkflowError(f"zoo {zoo_name}: no cell or learning-rate group '{part}'")
-    return cells
+    return [zoo.cell_by_id(c) for c in ids]
 
 
 def _own_axes(section, cells):

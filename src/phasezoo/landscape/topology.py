@@ -47,7 +47,6 @@ def _set_params(model: nn.Module, flat: torch.Tensor) -> None:
             i += p.numel()
 
 
-@torch.no_grad()
 def loss_plane(model: nn.Module, loss_fn: LossFn,
                batches: list[tuple[torch.Tensor, torch.Tensor]], directions: torch.Tensor,
                steps: int, radius: float) -> tuple[np.ndarray, np.ndarray]:
@@ -67,8 +66,7 @@ def loss_plane(model: nn.Module, loss_fn: LossFn,
         for i, a in enumerate(offsets):
             for j, b in enumerate(offsets):
                 _set_params(model, theta + a * directions[0] + b * directions[1])
-                grid[i, j] = sum(float(model_loss(loss_fn, model, x, y)) * len(x)
-                                 for x, y in batches) / total
+                grid[i, j] = _mean_loss(model, loss_fn, batches) / total
     finally:
         _set_params(model, theta)
         model.train(was_training)
@@ -76,6 +74,16 @@ def loss_plane(model: nn.Module, loss_fn: LossFn,
     if not finite.any():
         raise ValueError("loss_plane: the loss is not finite anywhere on the plane")
     return np.where(finite, grid, grid[finite].max()), offsets
+
+
+def _mean_loss(model: nn.Module, loss_fn: LossFn,
+               batches: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
+    """Σ batch loss × batch size, without a graph, except for a task whose loss differentiates
+    the model with respect to its inputs (the PINN's: ``Task.stackable`` is False), which
+    needs autograd on to be computed at all."""
+    needs_grad = not getattr(loss_fn, "stackable", True)
+    with torch.enable_grad() if needs_grad else torch.no_grad():
+        return sum(float(model_loss(loss_fn, model, x, y).detach()) * len(x) for x, y in batches)
 
 
 def hessian_plane(model: nn.Module, loss_fn: LossFn,

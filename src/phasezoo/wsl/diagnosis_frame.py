@@ -68,7 +68,7 @@ def diagnosis_frame(cells: pd.DataFrame) -> pd.DataFrame:
     Data amounts are fractions of the zoo's training split (``log_data_amount``), parameters
     the model's count (``log_para_amount``).
     """
-    from phasezoo.tasks import error_percent
+    from phasezoo.task_kinds import error_percent
 
     temp = TEMPERATURE_COLUMN[cells["temperature_name"].iloc[0]]
     load = LOAD_COLUMN[cells["load_name"].iloc[0]]
