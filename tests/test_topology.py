@@ -199,22 +199,26 @@ def test_profile_epoch_and_switch_follow_the_config(trained):
     assert off["hessian_trace"].equals(on["hessian_trace"])
 
 
+def _rewrite_planes(shard, edit) -> None:
+    """Replace a shard's ``topo_plane`` column by ``edit(list of row arrays)``."""
+    import h5py
+
+    with h5py.File(shard, "a") as f:
+        planes = edit([np.asarray(p) for p in f["topo_plane"][:]])
+        del f["topo_plane"]
+        ds = f.create_dataset("topo_plane", (len(planes),), dtype=h5py.vlen_dtype(np.float64))
+        ds[:] = planes
+
+
 def test_verify_names_a_plane_that_is_not_one_square_grid(published, tmp_path):
     import shutil
-
-    import h5py
 
     from phasezoo.zoo import VerifyError, verify, write_checksums
 
     zoo = tmp_path / "zoo"
     shutil.copytree(published[3], zoo)
     shard = next((zoo / "data").glob("*.h5"))
-    with h5py.File(shard, "a") as f:
-        planes = [np.asarray(p) for p in f["topo_plane"][:]]
-        planes[-1] = planes[-1][:-1]  # 440 values: no steps × steps grid
-        del f["topo_plane"]
-        ds = f.create_dataset("topo_plane", (len(planes),), dtype=h5py.vlen_dtype(np.float64))
-        ds[:] = planes
+    _rewrite_planes(shard, lambda planes: planes[:-1] + [planes[-1][:-1]])  # 440: no grid
     write_checksums(zoo)
     with pytest.raises(VerifyError, match="column 'topo_plane' rows hold"):
         verify(zoo)
@@ -224,8 +228,6 @@ def test_verify_names_planes_of_two_sizes_across_shards(published, tmp_path):
     """One zoo, one grid: a shard whose planes are 5 × 5 beside shards of 21 × 21 is refused."""
     import shutil
 
-    import h5py
-
     from phasezoo.zoo import VerifyError, verify, write_checksums
 
     zoo = tmp_path / "zoo"
@@ -233,11 +235,7 @@ def test_verify_names_planes_of_two_sizes_across_shards(published, tmp_path):
     shard = next((zoo / "data").glob("*.h5"))
     other = shard.with_name("other-cell.h5")
     shutil.copy(shard, other)
-    with h5py.File(other, "a") as f:
-        planes = [np.asarray(p)[:25] for p in f["topo_plane"][:]]
-        del f["topo_plane"]
-        ds = f.create_dataset("topo_plane", (len(planes),), dtype=h5py.vlen_dtype(np.float64))
-        ds[:] = planes
+    _rewrite_planes(other, lambda planes: [p[:25] for p in planes])
     write_checksums(zoo)
     with pytest.raises(VerifyError, match="'topo_plane' grids of \\[25, 441\\] values"):
         verify(zoo)
