@@ -118,3 +118,17 @@ def test_a_diverged_fine_tune_is_nan_not_chance(digits):
     assert math.isfinite(out["scratch_accuracy"])
     # a learning rate that blows up: the loss turns non-finite during the epoch
     assert math.isnan(finetune(_small(0), digits, FinetuneSettings(epochs=1, lr=1e8), 0))
+
+
+def test_tempbalance_reuses_the_transfer_runs_on_all_rows():
+    """On all rows the TempBalance study's uniform arm is the transfer study's fine-tune (the
+    same data, seeds and settings): passing those scores gives what running it again gives."""
+    from phasezoo.wsl.finetune import cell_tempbalance, finetuned
+
+    digits = transfer_split("sklearn-digits", str(DATA_ROOT), (1, 28, 28))
+    models, seeds, cfg = [_mlp(0), _mlp(1)], [0, 1], FinetuneSettings(epochs=1)
+    tuned = finetuned(models, digits, cfg, seeds)
+    again = cell_tempbalance(models, digits, cfg, seeds, fractions=(1.0,))
+    reused = cell_tempbalance(models, digits, cfg, seeds, fractions=(1.0,), uniform_full=tuned)
+    assert reused == again
+    assert again["uniform_ft_1_accuracy"] == sum(tuned) / 2

@@ -115,17 +115,26 @@ def train_subset(split: Split, fraction: float, seed: int = 0) -> Split:
     return replace(split, x_train=split.x_train[keep], y_train=split.y_train[keep])
 
 
+def finetuned(models: Sequence[nn.Module], split: Split, cfg: FinetuneSettings,
+              seeds: Sequence[int], tempbalance: bool = False) -> list[float]:
+    """:func:`finetune` of each model with its seed (one model built at a time)."""
+    return [finetune(m, split, cfg, int(s), tempbalance) for m, s in zip(models, seeds, strict=True)]
+
+
 def cell_tempbalance(models: Sequence[nn.Module], split: Split, cfg: FinetuneSettings,
-                     seeds: Sequence[int],
-                     fractions: Sequence[float] = TB_FRACTIONS) -> dict[str, float]:
+                     seeds: Sequence[int], fractions: Sequence[float] = TB_FRACTIONS,
+                     uniform_full: Sequence[float] | None = None) -> dict[str, float]:
     """TempBalance against a uniform rate, fine-tuning the same checkpoints on each fraction of
     the second dataset's training rows: ``tb_<f>_accuracy``, ``uniform_ft_<f>_accuracy`` (cell
-    means) and ``tb_gain_<f>`` (their difference; the seed's claim: it grows as data shrinks)."""
+    means) and ``tb_gain_<f>`` (their difference; the seed's claim: it grows as data shrinks).
+    ``uniform_full``: the uniform arm's scores on all rows when already run (the transfer
+    study's ``finetuned`` of the same models: the same runs, so not repeated)."""
     out: dict[str, float] = {}
     for f in fractions:
         part = train_subset(split, f)
-        tb = [finetune(m, part, cfg, int(s), tempbalance=True) for m, s in zip(models, seeds)]
-        flat = [finetune(m, part, cfg, int(s)) for m, s in zip(models, seeds)]
+        tb = finetuned(models, part, cfg, seeds, tempbalance=True)
+        flat = (list(uniform_full) if f == 1.0 and uniform_full is not None
+                else finetuned(models, part, cfg, seeds))
         out[f"tb_{f:g}_accuracy"] = sum(tb) / len(tb)
         out[f"uniform_ft_{f:g}_accuracy"] = sum(flat) / len(flat)
         out[f"tb_gain_{f:g}"] = out[f"tb_{f:g}_accuracy"] - out[f"uniform_ft_{f:g}_accuracy"]
@@ -133,18 +142,20 @@ def cell_tempbalance(models: Sequence[nn.Module], split: Split, cfg: FinetuneSet
 
 
 def cell_transfer(models: Sequence[nn.Module], fresh: Sequence[nn.Module], split: Split,
-                  cfg: FinetuneSettings, seeds: Sequence[int]) -> dict[str, float]:
+                  cfg: FinetuneSettings, seeds: Sequence[int],
+                  tuned: Sequence[float] | None = None) -> dict[str, float]:
     """Mean fine-tuned and from-scratch score over a cell's seeds, and their difference.
 
     ``seeds[i]`` is the seed of ``models[i]`` (and of its from-scratch twin ``fresh[i]``); it
     seeds both runs. A diverged run makes the mean NaN; ``*_diverged`` count such runs. The
-    models are taken one at a time (lazy sequences build each when indexed).
+    models are taken one at a time (lazy sequences build each when indexed). ``tuned``: the
+    models' :func:`finetuned` scores, when the caller has them already.
     """
     if not len(models) == len(fresh) == len(seeds):
         raise ValueError(f"cell_transfer: {len(models)} models, {len(fresh)} fresh models and "
                          f"{len(seeds)} seeds; need one of each per seed")
-    tuned = [finetune(m, split, cfg, int(s)) for m, s in zip(models, seeds, strict=True)]
-    scratch = [finetune(m, split, cfg, int(s)) for m, s in zip(fresh, seeds, strict=True)]
+    tuned = finetuned(models, split, cfg, seeds) if tuned is None else list(tuned)
+    scratch = finetuned(fresh, split, cfg, seeds)
     out = {"finetune_accuracy": sum(tuned) / len(tuned),
            "scratch_accuracy": sum(scratch) / len(scratch)}
     return out | {"finetune_gain": out["finetune_accuracy"] - out["scratch_accuracy"],

@@ -27,7 +27,7 @@ from phasezoo.tasks import TASK_SCORES, Task, score_sign
 from phasezoo.weights import build_model
 from phasezoo.wsl import alphaprune
 from phasezoo.wsl.finetune import (TB_FRACTIONS, FinetuneSettings, cell_tempbalance,
-                                   cell_transfer, transfer_split)
+                                   cell_transfer, finetuned, transfer_split)
 
 SPARSITIES = (0.5, 0.8, 0.9, 0.95)
 ALLOCATIONS = ("uniform", "alpha")  # per-layer arms beside global pruning ("pruned_*")
@@ -308,8 +308,9 @@ def run_studies(zoo: str, data_root: str = "data", progress: bool = True,
                **cell_study(models, test.x_test, test.y_test, task=test.task)}
         if second is not None:
             fresh = LazyModels(lambda j: _fresh(table.layouts[idx[j]], seeds[j]), len(idx))
-            row |= cell_transfer(models, fresh, second, finetune, seeds)
-            row |= cell_tempbalance(models, second, finetune, seeds)
+            tuned = finetuned(models, second, finetune, seeds)  # both studies' uniform arm
+            row |= cell_transfer(models, fresh, second, finetune, seeds, tuned=tuned)
+            row |= cell_tempbalance(models, second, finetune, seeds, uniform_full=tuned)
         rows.append(row)
     cells = pd.DataFrame(rows)
     kind = next(iter(splits.values())).task.kind
