@@ -281,7 +281,7 @@ def test_zoo_rows_without_a_score_are_dropped_with_the_diverged(published, tmp_p
 
 
 def test_a_killed_report_leaves_no_complete_looking_json(tmp_path, monkeypatch):
-    from phasezoo.wsl import benchmark
+    from phasezoo.wsl import benchmark_report as benchmark
 
     result = run_benchmark(_table([_mlp(i) for i in range(2)], _meta(2, cells=1)), seeds=1)
     js, md = benchmark.write_report(result, tmp_path)

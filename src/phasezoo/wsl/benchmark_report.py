@@ -1,0 +1,94 @@
+"""The WSL benchmark's report: the summary as a markdown table, a figure, and both files with
+the JSON (:func:`phasezoo.wsl.benchmark.run_benchmark` computes the result)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from phasezoo.wsl.report import write_report_files
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The summary as a table: one row per (task, split), one column per baseline (headline
+    score: R² for regression, accuracy for classification; mean ± std over seeds)."""
+    rows: dict[tuple[str, str], dict[str, str]] = {}
+    baselines: list[str] = []
+    for e in result["summary"]:
+        score = e.get("r2") or e.get("accuracy")
+        if score is None:
+            continue
+        spread = score["std"] if np.isfinite(score["std"]) else e["bootstrap_std"]
+        rows.setdefault((e["task"], e["split"]), {})[e["baseline"]] = \
+            f"{score['mean']:.3f} ± {spread:.3f}"
+        if e["baseline"] not in baselines:
+            baselines.append(e["baseline"])
+    lines = [f"# WSL benchmark: {', '.join(result['zoo'])} ({result['n_checkpoints']} checkpoints, "
+             f"{result['seeds']} seeds)", "",
+             "R² (regression) or accuracy (phase): mean ± standard deviation over seeds (with one "
+             "seed: over a bootstrap of the test cells). Splits are grouped by cell; "
+             "`leave_phase_out:P` tests on the cells of phase P, `scale_transfer` on the larger "
+             "half of the load values, `random[width=w]` on one fixed-architecture subset. "
+             f"Splits: {result.get('splits', 'computed')}.", "",
+             "| task | split | " + " | ".join(baselines) + " |",
+             "|---|---|" + "---|" * len(baselines)]
+    for (task, split), cells in rows.items():
+        lines.append(f"| {task} | {split} | " + " | ".join(cells.get(b, "–") for b in baselines)
+                     + " |")
+    if not rows:
+        lines.append("\nNo split had enough cells to train, validate and test on.")
+    for name, why in result["skipped_baselines"].items():
+        lines.append(f"\n{name} skipped: {why}")
+    return "\n".join(lines) + "\n"
+
+
+def plot(result: dict[str, Any], out: str | Path) -> Path:
+    """One panel per task: each baseline's headline score per split (bars, ± the spread)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    entries = [e for e in result["summary"] if ("r2" in e or "accuracy" in e)]
+    tasks = list(dict.fromkeys(e["task"] for e in entries))
+    baselines = list(dict.fromkeys(e["baseline"] for e in entries))
+    if not tasks:  # nothing was scored (a zoo too small to split): say so in the picture
+        fig, ax = plt.subplots(figsize=(6, 2))
+        ax.text(0.5, 0.5, "no split had enough cells", ha="center", va="center")
+        ax.axis("off")
+        fig.savefig(out, dpi=110)
+        plt.close(fig)
+        return Path(out)
+    fig, axes = plt.subplots(len(tasks), 1, figsize=(11, 2.6 * len(tasks)), squeeze=False)
+    for ax, task in zip(axes[:, 0], tasks, strict=True):
+        rows = [e for e in entries if e["task"] == task and "[" not in e["split"]]
+        splits = list(dict.fromkeys(e["split"] for e in rows))
+        width = 0.8 / max(1, len(baselines))
+        for j, b in enumerate(baselines):
+            vals, errs = [], []
+            for sp in splits:
+                e = next((r for r in rows if r["split"] == sp and r["baseline"] == b), None)
+                score = None if e is None else e.get("r2") or e.get("accuracy")
+                vals.append(np.nan if score is None else max(score["mean"], -1.0))
+                spread = np.nan if e is None else (score["std"] if score and np.isfinite(
+                    score["std"]) else e["bootstrap_std"])
+                errs.append(min(spread, 1.0) if np.isfinite(spread) else np.nan)
+            ax.bar(np.arange(len(splits)) + j * width, vals, width, yerr=errs, label=b)
+        ax.set_xticks(np.arange(len(splits)) + 0.4 - width / 2, splits, fontsize=8)
+        ax.set_ylabel("accuracy" if task == "phase" else "R² (clipped at −1)")
+        ax.set_title(task)
+        ax.axhline(0, color="black", lw=0.5)
+        ax.set_ylim(-1.1, 1.1)  # R² ≤ 1, accuracy ∈ [0, 1]; worse than −1 is drawn at −1
+    axes[0, 0].legend(fontsize=8, ncol=len(baselines), loc="lower left")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return Path(out)
+
+
+def write_report(result: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
+    """``benchmark.json``, ``benchmark.md`` and ``benchmark.png`` in ``out_dir``, each renamed
+    into place and the JSON last (:mod:`phasezoo.wsl.report`); returns (json, md)."""
+    return write_report_files(out_dir, "benchmark", result, markdown(result), plot)
