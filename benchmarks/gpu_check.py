@@ -14,7 +14,9 @@ JSON file:
 - ``stacked_vs_loop``: the population benchmark (``benchmarks/train_population.py``) on the
   GPU, K = 16, loop and stacked seconds per configuration;
 - ``twins``: one cell of each catalogue architecture's CPU twin (``config/zoos/*-mini.yaml``)
-  trained on the GPU: seconds and whether its ``train.h5`` was written.
+  trained on the GPU: seconds and whether its ``train.h5`` was written;
+- ``estimate_constants``: ``GPU_FLOPS`` and ``LAUNCH_S`` as measured, beside the values
+  :mod:`phasezoo.estimate` holds (copy the measured ones there to recalibrate it).
 
 ``--device cpu --quick`` runs the same code on the CPU at toy sizes (how the script is tested).
 
@@ -212,7 +214,21 @@ def main() -> None:
         part("equivalence", lambda: equivalence(split, args.quick))
         part("stacked_vs_loop", lambda: stacked_vs_loop(split, args.quick))
     part("twins", lambda: twins(device, args.data_root, args.quick))
+    result["estimate_constants"] = estimate_constants(result)
+    Path(args.out).write_text(json.dumps(result, indent=1, default=str))
+    print(f"estimate_constants: {result['estimate_constants']}")
     print(f"wrote {args.out}")
+
+
+def estimate_constants(result: dict) -> dict:
+    """What :mod:`phasezoo.estimate`'s GPU constants become on this machine, beside their
+    current values: ``GPU_FLOPS`` = the trainer's sustained FLOP/s, ``LAUNCH_S`` = one launch."""
+    from phasezoo import estimate
+
+    sustained_flops = result.get("sustained", {}).get("sustained_flops")
+    launch = result.get("rates", {}).get("launch_s")
+    return {"GPU_FLOPS": {"measured": sustained_flops, "current": estimate.GPU_FLOPS},
+            "LAUNCH_S": {"measured": launch, "current": estimate.LAUNCH_S}}
 
 
 if __name__ == "__main__":

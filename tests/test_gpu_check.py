@@ -24,5 +24,8 @@ def test_gpu_check_runs_every_part_on_cpu(tmp_path):
     assert max(result["equivalence"].values()) < 1e-10  # float64: rounding only
     assert result["rates"]["gemm_fp32_flops"] > 1e8 and result["rates"]["launch_s"] > 0
     assert result["sustained"]["flops_per_step"] > 0
+    constants = result["estimate_constants"]
+    assert constants["GPU_FLOPS"]["measured"] == result["sustained"]["sustained_flops"]
+    assert constants["LAUNCH_S"]["measured"] == result["rates"]["launch_s"]
     (twin,) = result["twins"].values()
     assert twin["written"], twin
