@@ -171,9 +171,8 @@ def checkpoint_rows(pop: Population, split: Split, device: torch.device, setting
     consecutive live checkpoints (up to :data:`HTSR_CHUNK_VALUES` weights per pass, so a cell of
     large models is never held in memory at once)."""
     ctx = Context.for_cell(pop.hparams, settings, split)
-    kept = sorted({epoch for _, _, epoch in pop.checkpoints()})
-    profiled = (landscape_epoch_of(kept, settings.landscape_epoch) if settings.topology
-                else None)
+    profiled = (landscape_epoch_of([int(e) for e in pop.kept_epochs], settings.landscape_epoch)
+                if settings.topology else None)
     rows: list[dict] = []
     pending: list[tuple[int, nn.Module]] = []  # live checkpoints awaiting their HT-SR pass
 

@@ -379,7 +379,7 @@ def _verify_planes(f: h5py.File, name: str, n: int) -> int:
         return 0
     if h5py.check_vlen_dtype(f["topo_plane"].dtype) != np.float64:
         raise VerifyError(f"{name}: column 'topo_plane' is not variable-length float64")
-    sizes = {len(f["topo_plane"][i]) for i in range(n)} - {0}
+    sizes = {len(plane) for plane in f["topo_plane"][:n]} - {0}  # one read of the column
     if len(sizes) > 1 or any(s < 9 or round(s ** 0.5) ** 2 != s for s in sizes):
         raise VerifyError(f"{name}: column 'topo_plane' rows hold {sorted(sizes)} values, not "
                           "one square grid of at least 3 × 3")

@@ -66,7 +66,7 @@ def loss_plane(model: nn.Module, loss_fn: LossFn,
         for i, a in enumerate(offsets):
             for j, b in enumerate(offsets):
                 _set_params(model, theta + a * directions[0] + b * directions[1])
-                grid[i, j] = _mean_loss(model, loss_fn, batches) / total
+                grid[i, j] = _summed_loss(model, loss_fn, batches) / total
     finally:
         _set_params(model, theta)
         model.train(was_training)
@@ -76,7 +76,7 @@ def loss_plane(model: nn.Module, loss_fn: LossFn,
     return np.where(finite, grid, grid[finite].max()), offsets
 
 
-def _mean_loss(model: nn.Module, loss_fn: LossFn,
+def _summed_loss(model: nn.Module, loss_fn: LossFn,
                batches: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
     """Σ batch loss × batch size, without a graph, except for a task whose loss differentiates
     the model with respect to its inputs (the PINN's: ``Task.stackable`` is False), which
