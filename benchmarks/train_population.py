@@ -89,8 +89,10 @@ def float64_diff(model: str, width: int, batch_size: int, k: int, split) -> floa
 def machine_rates(n: int = 2048, copy_mb: int = 512, repeats: int = 5) -> tuple[float, float]:
     """(FLOP/s of an n × n float32 GEMM, bytes/s of a ``copy_mb`` MB copy), best of ``repeats``."""
     a, b = torch.randn(n, n), torch.randn(n, n)
-    src = torch.empty(copy_mb * 2 ** 20 // 4)
-    dst = torch.empty_like(src)
+    # Both buffers written first: an untouched source maps every page to the kernel's one zero
+    # page, which stays in cache and reads ~1.7× faster than memory.
+    src = torch.ones(copy_mb * 2 ** 20 // 4)
+    dst = torch.zeros_like(src)
     gemm = copy = math.inf
     for _ in range(repeats):
         start = time.perf_counter()
@@ -181,8 +183,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--k", type=int, default=16)
     ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--widths", type=int, nargs="+", default=[2, 8, 32, 128])
-    ap.add_argument("--cnn-widths", type=int, nargs="+", default=[2, 4, 8])
+    ap.add_argument("--widths", type=int, nargs="*", default=[2, 8, 32, 128])
+    ap.add_argument("--cnn-widths", type=int, nargs="*", default=[2, 4, 8])
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[16, 64, 256])
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--data-root", default="data")

@@ -256,3 +256,59 @@ def test_dropout_and_unusual_attention_have_no_stacked_form():
     assert unsupported_modules(nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.0))) == []
     mha = nn.MultiheadAttention(8, 2, batch_first=False)
     assert unsupported_modules(nn.Sequential(mha)) == ["0: MultiheadAttention"]
+
+
+def test_relu_then_maxpool_runs_pooled_first_with_the_same_values_and_gradients():
+    """The stacked Sequential pools before the ReLU (a quarter of the elementwise work); the
+    module's own ReLU → MaxPool2d order is the reference, exactly (float64, one member's GEMM
+    each), for windows with ties, with only negative values, and with zeros."""
+    net = nn.Sequential(nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4, 3)).double()
+    with torch.no_grad():  # small integers: every sum is exact, in any order
+        net[3].weight.copy_(torch.arange(12.0).view(3, 4) - 5)
+        net[3].bias.zero_()
+    stack = StackedModel.from_models([net, net])
+    x = torch.tensor([[1.0, 1.0, -2.0, -1.0], [0.5, -3.0, -1.0, -1.0],
+                      [0.0, -1.0, 2.0, 0.0], [-0.5, 0.0, 2.0, 2.0]], dtype=torch.float64)
+    x = x.expand(2, 3, 1, 4, 4)
+    x = torch.cat([x[:1], -x[1:]]).clone().requires_grad_()  # member 1: the signs flipped
+    out = stack.forward(x)
+    weights = torch.arange(out.numel(), dtype=out.dtype).view_as(out) + 1
+    (got,) = torch.autograd.grad((out * weights).sum(), x)
+    for k in range(2):
+        ref_x = x[k].detach().clone().requires_grad_()
+        ref = net(ref_x)
+        assert torch.equal(out[k], ref)
+        (want,) = torch.autograd.grad((ref * weights[k]).sum(), ref_x)
+        assert torch.equal(got[k], want)
+    assert got.abs().sum() > 0 and (got == 0).any()  # both kinds of window occur
+
+
+@pytest.mark.parametrize("momentum, weight_decay", [(0.9, 5e-4), (0.0, 5e-4), (0.9, 0.0)])
+def test_stacked_update_is_sgd_to_the_last_bits(split, momentum, weight_decay):
+    """The stacked update (ATen's fused SGD kernel over the parameter blocks) against
+    :class:`phasezoo.optim.SGD` stepping each member with the same gradients, over a first step
+    (momentum set to the gradient) and a later one: equal to the last bit or two (the kernel
+    rounds the scalar tail of a block shorter than a vector, e.g. a 10-entry bias, with one
+    fused multiply-add), where a wrong rule (decay, momentum, first step) is off by ≥ 1e-4."""
+    from phasezoo.optim import SGD
+
+    _, members = _members("cnn", 4, split, seeds=(0, 1))
+    models = [m.model for m in members]
+    stack = StackedModel.from_models(models)
+    optims = [SGD(m.parameters(), momentum, weight_decay) for m in models]
+    xs = torch.stack([split.x_train[:16], split.x_train[16:32]])
+    ys = torch.stack([split.y_train[:16], split.y_train[16:32]])
+    for lr in (0.05, 0.02):
+        grads = torch.autograd.grad(stack.losses(xs, ys).sum(), list(stack.params.values()))
+        stack.update(grads, lr, momentum, weight_decay)
+        for k, (model, opt) in enumerate(zip(models, optims, strict=True)):
+            for p, g in zip(model.parameters(), grads, strict=True):
+                p.grad = g[k].clone()
+            opt.step(lr)
+    for k, (model, opt) in enumerate(zip(models, optims, strict=True)):
+        for (name, p), buf, mine in zip(model.named_parameters(), opt.buffers,
+                                        stack.write_back(k, copy.deepcopy(model)), strict=True):
+            torch.testing.assert_close(stack.params[name][k], p, rtol=3e-7, atol=1e-9, msg=name)
+            assert (buf is None) == (mine is None), name
+            if buf is not None:
+                torch.testing.assert_close(mine, buf, rtol=3e-7, atol=1e-9, msg=name)

@@ -13,8 +13,8 @@ cannot disturb the others (their values change only by float rounding when the s
 shrinks to the survivors in the next epoch).
 
 All parameters live in one flat buffer, parameter-major (parameter i of all K members is one
-contiguous ``[K, *shape]`` block), so the SGD update is three tensor ops for the whole
-population, and each block is a leaf that autograd fills directly.
+contiguous ``[K, *shape]`` block), so the SGD update is one fused kernel over the blocks for the
+whole population, and each block is a leaf that autograd fills directly.
 
 The arithmetic matches per-model training up to float rounding (batched GEMMs and grouped
 convolutions sum in a different order); ``tests/test_stacked.py`` bounds the difference.
@@ -146,22 +146,61 @@ class StackedModel:
         (:meth:`per_member`). Returns the detached per-member losses before the update.
         """
         losses = self.losses(x, y)
-        grads = torch.autograd.grad(losses.sum(), list(self.params.values()))
-        with torch.no_grad():
-            d = torch.cat([g.reshape(-1) for g in grads])
-            if weight_decay:
-                d.add_(self.flat, alpha=weight_decay)
-            if momentum:
-                if self.momentum is None:
-                    self.momentum = d
-                else:
-                    self.momentum.mul_(momentum).add_(d)
-                d = self.momentum
-            if isinstance(lr, torch.Tensor):
-                self.flat.addcmul_(lr, d, value=-1)  # in place: no flat-sized temporary
-            else:
-                self.flat.add_(d, alpha=-lr)
+        self.update(torch.autograd.grad(losses.sum(), list(self.params.values())), lr,
+                    momentum, weight_decay)
         return losses.detach()
+
+    @torch.no_grad()
+    def update(self, grads: Sequence[torch.Tensor], lr: float | torch.Tensor, momentum: float,
+               weight_decay: float) -> None:
+        """Apply one SGD update from ``grads`` (one ``[K, *shape]`` tensor per parameter)."""
+        if isinstance(lr, torch.Tensor):
+            self._update_per_member(grads, lr, momentum, weight_decay)
+        else:
+            self._update_fused(grads, lr, momentum, weight_decay)
+
+    def _update_fused(self, grads: Sequence[torch.Tensor], lr: float, momentum: float,
+                      weight_decay: float) -> None:
+        """The update with one learning rate: ATen's fused SGD kernel over the parameter blocks.
+
+        Why: it reads each gradient, weight and momentum value once and writes two, where the
+        same arithmetic as tensor ops makes ~13 passes over the population's parameters (a
+        gradient ``cat``, then weight decay, momentum and step); at the MLP's width 128 that
+        update was two thirds of a step. It is the kernel ``torch.optim.SGD(fused=True)`` runs,
+        :class:`phasezoo.optim.SGD`'s arithmetic to the last bit or two (its scalar tail rounds
+        with a fused multiply-add; ``tests/test_stacked.py``), called directly because
+        ``torch.optim``'s first step imports ``torch._dynamo`` (1.5 s per process). It silently
+        misreads non-contiguous tensors, hence ``contiguous()``.
+        """
+        first = bool(momentum) and self.momentum is None
+        if first:
+            self.momentum = torch.zeros_like(self.flat)
+        torch._fused_sgd_(list(self.params.values()), [g.contiguous() for g in grads],
+                          self._blocks(self.momentum) if momentum else [],
+                          weight_decay=weight_decay, momentum=momentum, lr=lr, dampening=0.0,
+                          nesterov=False, maximize=False, is_first_step=first)
+
+    def _update_per_member(self, grads: Sequence[torch.Tensor], lr: torch.Tensor,
+                           momentum: float, weight_decay: float) -> None:
+        """The update with a learning rate per entry (``lr`` as long as the flat buffer)."""
+        d = torch.cat([g.reshape(-1) for g in grads])
+        if weight_decay:
+            d.add_(self.flat, alpha=weight_decay)
+        if momentum:
+            if self.momentum is None:
+                self.momentum = d
+            else:
+                self.momentum.mul_(momentum).add_(d)
+            d = self.momentum
+        self.flat.addcmul_(lr, d, value=-1)  # in place: no flat-sized temporary
+
+    def _blocks(self, flat: torch.Tensor) -> list[torch.Tensor]:
+        """``flat`` (laid out like the parameter buffer) as one ``[K, *shape]`` view per parameter."""
+        out, offset = [], 0
+        for p in self.params.values():
+            out.append(flat[offset:offset + p.numel()].view_as(p))
+            offset += p.numel()
+        return out
 
     def per_member(self, values: Sequence[float]) -> torch.Tensor:
         """A flat tensor holding ``values[k]`` at every entry of member k (for per-member lr)."""
@@ -183,12 +222,7 @@ class StackedModel:
             b.copy_(self.buffers[name][k])
         if self.momentum is None:
             return [None] * len(self.params)
-        out, offset = [], 0
-        for p in self.params.values():
-            n = p[0].numel()
-            out.append(self.momentum[offset:offset + self.k * n].view_as(p)[k].clone())
-            offset += self.k * n
-        return out
+        return [block[k].clone() for block in self._blocks(self.momentum)]
 
 
 # ---- grouped forms of the registry's layers ----------------------------------------------
@@ -210,10 +244,31 @@ def _to_grouped_channels(s: StackedModel, h: torch.Tensor) -> torch.Tensor:
                         else torch.contiguous_format)
 
 
+def _pools_before_relu(first: nn.Module, second: nn.Module) -> bool:
+    """Whether ``ReLU → MaxPool2d`` may run as ``MaxPool2d → ReLU``.
+
+    Why: max commutes with ReLU (a monotone map that rounds nothing), so the two orders give
+    the same values and, ties included, the same gradients (a pooled window whose maximum is
+    ≤ 0 passes no gradient either way); pooling first runs the ReLU and its backward on a
+    quarter of the activations, which on the CPU are memory-bound passes as long as a
+    convolution (the small CNN's step: ``benchmarks/train_population.py``).
+    """
+    return (type(first) is nn.ReLU and type(second) is nn.MaxPool2d
+            and not second.return_indices)
+
+
 @_handles(nn.Sequential)
 def _sequential(s: StackedModel, m: nn.Module, prefix: str, h: torch.Tensor) -> torch.Tensor:
-    for name, child in m.named_children():
-        h = s.run(child, f"{prefix}{name}.", h)
+    children = list(m.named_children())
+    i = 0
+    while i < len(children):
+        (name, child), after = children[i], children[i + 1:i + 2]
+        if after and _pools_before_relu(child, after[0][1]):
+            h = s.run(child, f"{prefix}{name}.", s.run(after[0][1], f"{prefix}{after[0][0]}.", h))
+            i += 2
+        else:
+            h = s.run(child, f"{prefix}{name}.", h)
+            i += 1
     return h
 
 
@@ -222,9 +277,11 @@ def _linear(s: StackedModel, m: nn.Module, prefix: str, h: torch.Tensor) -> torc
     if h.dim() != 3:
         raise ValueError(f"stacked Linear '{prefix[:-1]}' needs [K, B, F] input, got {tuple(h.shape)}")
     w, b = s.param(prefix, "weight"), s.param(prefix, "bias")
-    if b is None:
-        return torch.bmm(h, w.transpose(1, 2))
-    return torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+    # Computed as (W hᵀ)ᵀ: autograd's weight gradient is then bmm(gᵀ, h), which MKL runs 2–4×
+    # faster than the bmm(hᵀ, g) of the h Wᵀ form at narrow widths (benchmarks/linear_layout.py).
+    ht = h.transpose(1, 2)
+    out = torch.bmm(w, ht) if b is None else torch.baddbmm(b.unsqueeze(2), w, ht)
+    return out.transpose(1, 2)
 
 
 @_handles(nn.Conv2d)
@@ -309,7 +366,7 @@ def _layer_norm(s: StackedModel, m: nn.Module, prefix: str, h: torch.Tensor) -> 
 def _tokens_linear(s: StackedModel, m: nn.Module, prefix: str, h: torch.Tensor) -> torch.Tensor:
     """A position-wise module on ``[K, B, T, d]`` through the ``[K, B·T, d]`` Linear form."""
     k, b, t, _ = h.shape
-    return s.run(m, prefix, h.reshape(k, b * t, -1)).view(k, b, t, -1)
+    return s.run(m, prefix, h.reshape(k, b * t, -1)).reshape(k, b, t, -1)
 
 
 def _softmax_attention(qkv: torch.Tensor, heads: int, causal: bool) -> torch.Tensor:
