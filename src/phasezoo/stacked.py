@@ -277,8 +277,9 @@ def _linear(s: StackedModel, m: nn.Module, prefix: str, h: torch.Tensor) -> torc
     if h.dim() != 3:
         raise ValueError(f"stacked Linear '{prefix[:-1]}' needs [K, B, F] input, got {tuple(h.shape)}")
     w, b = s.param(prefix, "weight"), s.param(prefix, "bias")
-    # Computed as (W hᵀ)ᵀ: autograd's weight gradient is then bmm(gᵀ, h), which MKL runs 2–4×
-    # faster than the bmm(hᵀ, g) of the h Wᵀ form at narrow widths (benchmarks/linear_layout.py).
+    # Computed as (W hᵀ)ᵀ: autograd's weight gradient is then bmm(gᵀ, h), which MKL runs 2–5×
+    # faster than the bmm(hᵀ, g) of the h Wᵀ form on narrowing layers (784→2, 128→10) and as
+    # fast (0.9–1.1×) on square ones (benchmarks/stacked_layouts.py).
     ht = h.transpose(1, 2)
     out = torch.bmm(w, ht) if b is None else torch.baddbmm(b.unsqueeze(2), w, ht)
     return out.transpose(1, 2)
@@ -299,7 +300,7 @@ def _conv2d(s: StackedModel, m: nn.Module, prefix: str, h: torch.Tensor) -> torc
     over the input replicated once per output channel: the same products, with the same weight
     layout, but oneDNN's depthwise kernel runs it 1.4–3× faster (forward + weight gradient)
     than the grouped one, whose groups have a single input channel (``benchmarks/
-    conv_first_layer.py``); the replica costs one copy the size of the layer's output. Only in
+    stacked_layouts.py``); the replica costs one copy the size of the layer's output. Only in
     channels-last stacks (models without BatchNorm): in a contiguous one, the ResNet stem's
     float32 weight gradient came out 1.3e-4 off a float64 reference, against < 1e-4 grouped.
     """
