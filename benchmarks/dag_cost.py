@@ -68,7 +68,7 @@ def main() -> None:
     torch_s = fastest([sys.executable, "-c", "import torch"]) - bare_s
     cli_s = fastest([str(Path(sys.executable).with_name("phasezoo")), "--help"])
     print(f"{log}: wall {wall:.0f} s")
-    print(f"| rule | jobs | job-seconds | per job | share |\n|---|---|---|---|---|")
+    print("| rule | jobs | job-seconds | per job | share |\n|---|---|---|---|---|")
     total = sum(sum(v) for v in jobs.values())
     for rule, times in sorted(jobs.items(), key=lambda kv: -sum(kv[1])):
         print(f"| {rule} | {len(times)} | {sum(times):.0f} | {sum(times) / len(times):.1f} | "

@@ -1,4 +1,4 @@
-"""The layouts :mod:`phasezoo.stacked` chooses for two layers, against the plain ones, side by side.
+"""The layouts :mod:`phasezoo.stacked_layers` chooses for two layers, against the plain ones, side by side.
 
 **Linear.** A Linear layer of K stacked members is one batched GEMM, written either as ``h Wᵀ``
 (``baddbmm(b, h, Wᵀ)``, the natural form) or as ``(W hᵀ)ᵀ`` (``baddbmm(b, W, hᵀ)`` then a
@@ -13,7 +13,7 @@ needs (weights, biases, and the input gradient except for the first layer).
 convolutions are one convolution of ``[B, K, H, W]`` (channels-last) either with ``groups=K``
 (each group one input channel, w outputs) or, phasezoo's, as a depthwise convolution
 (``groups=K·w``) of the input replicated w times per member
-(:func:`phasezoo.stacked._replicate_channels`): the same products and weight tensor. Timed: a
+(:func:`phasezoo.stacked_layers._replicate_channels`): the same products and weight tensor. Timed: a
 forward and the weight and bias gradients (the image needs none), replica included.
 
 Each row prints time(plain) / time(phasezoo's), best of ``--repeats``; each part ends with a
@@ -32,7 +32,7 @@ import torch
 from torch.nn import functional as F
 
 from phasezoo.allocator import reuse_freed_memory
-from phasezoo.stacked import _replicate_channels
+from phasezoo.stacked_layers import _replicate_channels
 
 
 def linear_step(natural: bool, h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> None:

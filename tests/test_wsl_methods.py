@@ -7,8 +7,6 @@ import copy
 
 import numpy as np
 import pytest
-import torch
-from torch import nn
 
 from phasezoo.wsl.benchmark import (BASELINES, GRIDS, TASKS, estimator, final_checkpoints,
                                     markdown, run_benchmark, scores)

@@ -226,7 +226,7 @@ def estimate(zoo: ZooSpec) -> ZooCost:
     for cell in zoo.cells():
         hp = cell.hparams
         a = arch[int(hp["width"])]
-        params, fwd, leaves, stacked = a.parameters, a.flops, a.leaves, a.stacked
+        fwd, leaves, stacked = a.flops, a.leaves, a.stacked
         fraction = hp.get("data_fraction", 1.0)
         n = max(1, round(fraction * n_train))
         steps = train.epochs * math.ceil(n / int(hp["batch_size"]))

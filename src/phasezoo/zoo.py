@@ -18,7 +18,6 @@ from typing import Any, Iterable, Iterator, Mapping
 import h5py
 import numpy as np
 import pandas as pd
-import torch
 from torch import nn
 
 from phasezoo import htsr
