@@ -258,29 +258,71 @@ def test_dropout_and_unusual_attention_have_no_stacked_form():
     assert unsupported_modules(nn.Sequential(mha)) == ["0: MultiheadAttention"]
 
 
-def test_relu_then_maxpool_runs_pooled_first_with_the_same_values_and_gradients():
+@pytest.mark.parametrize("pool, features", [(nn.MaxPool2d(2), 4),
+                                            (nn.MaxPool2d(3, 2, padding=1, ceil_mode=True), 9)])
+def test_relu_then_maxpool_runs_pooled_first_with_the_same_values_and_gradients(pool, features,
+                                                                                 monkeypatch):
     """The stacked Sequential pools before the ReLU (a quarter of the elementwise work); the
     module's own ReLU → MaxPool2d order is the reference, exactly (float64, one member's GEMM
-    each), for windows with ties, with only negative values, and with zeros."""
-    net = nn.Sequential(nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4, 3)).double()
+    each), for windows with ties, with only negative values, with zeros and with a NaN."""
+    net = nn.Sequential(nn.ReLU(), pool, nn.Flatten(), nn.Linear(features, 3)).double()
     with torch.no_grad():  # small integers: every sum is exact, in any order
-        net[3].weight.copy_(torch.arange(12.0).view(3, 4) - 5)
+        net[3].weight.copy_(torch.arange(3.0 * features).view(3, features) - 5)
         net[3].bias.zero_()
     stack = StackedModel.from_models([net, net])
+    ran = []
+    run = StackedModel.run
+    monkeypatch.setattr(StackedModel, "run",
+                        lambda self, m, prefix, h: ran.append(type(m).__name__) or run(self, m, prefix, h))
     x = torch.tensor([[1.0, 1.0, -2.0, -1.0], [0.5, -3.0, -1.0, -1.0],
                       [0.0, -1.0, 2.0, 0.0], [-0.5, 0.0, 2.0, 2.0]], dtype=torch.float64)
     x = x.expand(2, 3, 1, 4, 4)
-    x = torch.cat([x[:1], -x[1:]]).clone().requires_grad_()  # member 1: the signs flipped
+    x = torch.cat([x[:1], -x[1:]]).clone()  # member 1: the signs flipped
+    x[1, 2, 0, 3, 3] = float("nan")
+    x.requires_grad_()
     out = stack.forward(x)
+    assert ran == ["Sequential", "MaxPool2d", "ReLU", "Flatten", "Linear"]
     weights = torch.arange(out.numel(), dtype=out.dtype).view_as(out) + 1
-    (got,) = torch.autograd.grad((out * weights).sum(), x)
+    (got,) = torch.autograd.grad((out * weights).nan_to_num().sum(), x)
     for k in range(2):
         ref_x = x[k].detach().clone().requires_grad_()
         ref = net(ref_x)
-        assert torch.equal(out[k], ref)
-        (want,) = torch.autograd.grad((ref * weights[k]).sum(), ref_x)
-        assert torch.equal(got[k], want)
-    assert got.abs().sum() > 0 and (got == 0).any()  # both kinds of window occur
+        assert torch.equal(out[k].isnan(), ref.isnan()) and ref.isnan().any() == (k == 1)
+        assert torch.equal(out[k].nan_to_num(), ref.nan_to_num())
+        (want,) = torch.autograd.grad((ref * weights[k]).nan_to_num().sum(), ref_x)
+        assert torch.equal(got[k].nan_to_num(), want.nan_to_num())
+    assert got.abs().nansum() > 0 and (got == 0).any()  # both kinds of window occur
+
+
+@pytest.mark.parametrize("width, stride, depthwise", [(4, 1, True), (8, 1, True), (4, 2, False),
+                                                      (16, 1, False)])
+def test_one_channel_convolution_forms_equal_the_loop_in_float64(width, stride, depthwise):
+    """A stacked one-input-channel convolution runs depthwise over the replicated input only
+    where that measured faster (narrow, stride 1), grouped elsewhere; both equal the member
+    loop (float64: rounding only)."""
+    from phasezoo.stacked_layers import _depthwise_pays
+
+    torch.manual_seed(0)
+    nets = [nn.Sequential(nn.Conv2d(1, width, 3, stride, padding=1), nn.Flatten()).double()
+            for _ in range(3)]
+    stack = StackedModel.from_models(nets)
+    x = torch.randn(3, 5, 1, 9, 9, dtype=torch.float64)
+    assert _depthwise_pays(stack, nets[0][0], x[0]) == depthwise
+    out = stack.forward(x)
+    grads = torch.autograd.grad(out.square().sum(), list(stack.params.values()))
+    for k, net in enumerate(nets):
+        ref = net(x[k])
+        torch.testing.assert_close(out[k], ref, rtol=1e-12, atol=1e-12)
+        want = torch.autograd.grad(ref.square().sum(), list(net.parameters()))
+        for g, w in zip(grads, want, strict=True):
+            torch.testing.assert_close(g[k], w, rtol=1e-12, atol=1e-12)
+
+
+def test_circular_padding_has_no_stacked_form():
+    """The grouped convolution pads with zeros only; another padding mode is named, not run
+    wrongly."""
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, padding_mode="circular"), nn.Flatten())
+    assert unsupported_modules(model) == ["0: Conv2d"]
 
 
 @pytest.mark.parametrize("momentum, weight_decay", [(0.9, 5e-4), (0.0, 5e-4), (0.9, 0.0)])
@@ -289,7 +331,7 @@ def test_stacked_update_is_sgd_to_the_last_bits(split, momentum, weight_decay):
     :class:`phasezoo.optim.SGD` stepping each member with the same gradients, over a first step
     (momentum set to the gradient) and a later one: equal to the last bit or two (the kernel
     rounds the scalar tail of a block shorter than a vector, e.g. a 10-entry bias, with one
-    fused multiply-add), where a wrong rule (decay, momentum, first step) is off by ≥ 1e-4."""
+    fused multiply-add), where a wrong decay or momentum rule is off by ≥ 1e-4."""
     from phasezoo.optim import SGD
 
     _, members = _members("cnn", 4, split, seeds=(0, 1))

@@ -61,6 +61,7 @@ def _plain_mha(m: nn.MultiheadAttention) -> bool:
 
 # Module types whose grouped form covers only some configurations (others are "unsupported").
 _SUPPORTED_CONFIG: dict[type, Callable[[nn.Module], bool]] = {
+    nn.Conv2d: lambda m: m.padding_mode == "zeros",  # F.conv2d pads with zeros only
     nn.BatchNorm2d: _plain_bn,
     nn.MultiheadAttention: _plain_mha,
     nn.Dropout: lambda m: m.p == 0.0,  # random masks would differ from the per-member loop's
@@ -127,6 +128,25 @@ def _linear(s: StackedModel, m: nn.Module, prefix: str, h: torch.Tensor) -> torc
     return out.transpose(1, 2)
 
 
+DEPTHWISE_MAX_WIDTH = 8  # the widest first layer where the depthwise form was measured faster
+
+
+def _depthwise_pays(s: StackedModel, m: nn.Conv2d, h: torch.Tensor) -> bool:
+    """Whether the stacked ``m`` runs faster as a depthwise convolution of the replicated input.
+
+    Same products, same weight layout; oneDNN's depthwise kernel runs a one-input-channel layer
+    of 2–8 outputs 1.2–5.7× faster (forward + weight gradient, replica included) than the
+    grouped kernel, whose groups then hold a single input channel (``benchmarks/
+    stacked_layouts.py``). Not beyond: at 16–32 outputs the replica (one copy per output
+    channel) eats the gain (0.86–1.24× on 2 threads, 0.63–0.85× on one loaded thread), and with
+    a stride s it is s² times the output (a ViT's 4×4 patch convolution: 0.02×). Only on the CPU (a GPU's kernels were not
+    measured) and in channels-last stacks: in a contiguous (BatchNorm) stack the ResNet stem's
+    float32 weight gradient came out 1.3e-4 off a float64 reference, against < 1e-4 grouped.
+    """
+    return (m.in_channels == 1 and 1 < m.out_channels <= DEPTHWISE_MAX_WIDTH
+            and all(st == 1 for st in m.stride) and s.channels_last and h.device.type == "cpu")
+
+
 def _replicate_channels(h: torch.Tensor, r: int) -> torch.Tensor:
     """``[B, K, H, W]`` → channels-last ``[B, K·r, H, W]`` with channel ``k·r + j`` a copy of
     channel k (one copy, through the ``[B, H, W, K]`` view)."""
@@ -138,18 +158,14 @@ def _replicate_channels(h: torch.Tensor, r: int) -> torch.Tensor:
 def _conv2d(s: StackedModel, m: nn.Module, prefix: str, h: torch.Tensor) -> torch.Tensor:
     """A convolution of every member as one with ``groups=K·groups``.
 
-    A one-channel input (a grayscale image's first convolution) runs as a depthwise convolution
-    over the input replicated once per output channel: the same products, with the same weight
-    layout, but oneDNN's depthwise kernel runs it 1.4–3× faster (forward + weight gradient)
-    than the grouped one, whose groups have a single input channel (``benchmarks/
-    stacked_layouts.py``); the replica costs one copy the size of the layer's output. Only in
-    channels-last stacks (models without BatchNorm): in a contiguous one, the ResNet stem's
-    float32 weight gradient came out 1.3e-4 off a float64 reference, against < 1e-4 grouped.
+    A narrow one-channel stride-1 convolution (a small grayscale CNN's first layer) runs as a
+    depthwise convolution over the input replicated once per output channel
+    (:func:`_depthwise_pays`).
     """
     h = _to_grouped_channels(s, h)
     w, b = s.param(prefix, "weight"), s.param(prefix, "bias")
     groups = s.k * m.groups
-    if m.in_channels == 1 and m.out_channels > 1 and s.channels_last:
+    if _depthwise_pays(s, m, h):
         h, groups = _replicate_channels(h, m.out_channels), s.k * m.out_channels
     return F.conv2d(h, w.reshape(-1, *w.shape[2:]), None if b is None else b.reshape(-1),
                     m.stride, m.padding, m.dilation, groups=groups)
