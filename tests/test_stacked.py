@@ -329,9 +329,10 @@ def test_circular_padding_has_no_stacked_form():
 def test_stacked_update_is_sgd_to_the_last_bits(split, momentum, weight_decay):
     """The stacked update (ATen's fused SGD kernel over the parameter blocks) against
     :class:`phasezoo.optim.SGD` stepping each member with the same gradients, over a first step
-    (momentum set to the gradient) and a later one: equal to the last bit or two (the kernel
-    rounds the scalar tail of a block shorter than a vector, e.g. a 10-entry bias, with one
-    fused multiply-add), where a wrong decay or momentum rule is off by ≥ 1e-4."""
+    (momentum set to the gradient) and a later one: equal to the last bit or two (both run
+    ATen's fused kernel, which rounds the scalar tail of a tensor with one fused multiply-add,
+    and a block of K members has other tails than one member's tensor), where a wrong decay or
+    momentum rule is off by ≥ 1e-4."""
     from phasezoo.optim import SGD
 
     _, members = _members("cnn", 4, split, seeds=(0, 1))

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from phasezoo.optim import fused_sgd
 from phasezoo.stacked_layers import HANDLERS, unsupported_modules
 
 __all__ = ["StackedModel", "stack_batches", "take_rows", "unsupported_modules"]
@@ -96,7 +97,8 @@ class StackedModel:
 
     def sgd_step(self, x: torch.Tensor, y: torch.Tensor, lr: float | torch.Tensor,
                  momentum: float, weight_decay: float) -> torch.Tensor:
-        """One SGD update of every member (the arithmetic of :class:`phasezoo.optim.SGD`).
+        """One SGD update of every member (the arithmetic of :class:`phasezoo.optim.SGD`, bit for
+        bit given the same gradients).
 
         ``lr`` is a float, or a flat tensor of the buffer's length for per-member rates
         (:meth:`per_member`). Returns the detached per-member losses before the update.
@@ -117,24 +119,14 @@ class StackedModel:
 
     def _update_fused(self, grads: Sequence[torch.Tensor], lr: float, momentum: float,
                       weight_decay: float) -> None:
-        """The update with one learning rate: ATen's fused SGD kernel over the parameter blocks.
-
-        Why: it reads each gradient, weight and momentum value once and writes two, where the
-        same arithmetic as tensor ops makes ~13 passes over the population's parameters (a
-        gradient ``cat``, then weight decay, momentum and step); at the MLP's width 128 that
-        update was two thirds of a step. It is the kernel ``torch.optim.SGD(fused=True)`` runs,
-        :class:`phasezoo.optim.SGD`'s arithmetic to the last bit or two (its scalar tail rounds
-        with a fused multiply-add; ``tests/test_stacked.py``), called directly because
-        ``torch.optim``'s first step imports ``torch._dynamo`` (1.5 s per process). It silently
-        misreads non-contiguous tensors, hence ``contiguous()``.
-        """
-        first = bool(momentum) and self.momentum is None
-        if first:
+        """The update with one learning rate: :func:`phasezoo.optim.fused_sgd` over the
+        parameter blocks, one kernel for the whole population where the same arithmetic as
+        tensor ops makes ~13 passes over its parameters (a gradient ``cat``, then weight decay,
+        momentum and step; at the MLP's width 128 that update was two thirds of a step)."""
+        if momentum and self.momentum is None:
             self.momentum = torch.zeros_like(self.flat)
-        torch._fused_sgd_(list(self.params.values()), [g.contiguous() for g in grads],
-                          self._blocks(self.momentum) if momentum else [],
-                          weight_decay=weight_decay, momentum=momentum, lr=lr, dampening=0.0,
-                          nesterov=False, maximize=False, is_first_step=first)
+        fused_sgd(list(self.params.values()), grads,
+                  self._blocks(self.momentum) if momentum else [], lr, momentum, weight_decay)
 
     def _update_per_member(self, grads: Sequence[torch.Tensor], lr: torch.Tensor,
                            momentum: float, weight_decay: float) -> None:
