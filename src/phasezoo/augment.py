@@ -13,6 +13,7 @@ mean rather than black.
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import torch
 from torch.nn import functional as F
@@ -30,35 +31,69 @@ def is_active(spec: dict | None) -> bool:
     return bool(spec) and bool(spec.get("crop") or spec.get("flip") or spec.get("rotation"))
 
 
-def augment(x: torch.Tensor, spec: dict, seed: int) -> torch.Tensor:
+def augment(x: torch.Tensor, spec: dict, seeds: int | Sequence[int]) -> torch.Tensor:
     """An augmented copy of the image batch ``x`` (B, C, H, W) under ``spec``.
 
     ``spec``: ``crop`` (padding in pixels; crop back to H × W at a random offset), ``flip`` (each
     image mirrored with probability ½), ``rotation`` (degrees; angle uniform in ±rotation,
-    nearest-neighbour as torchvision's default).
+    nearest-neighbour as torchvision's default). ``seeds``: one seed for the whole batch, or one
+    per member when ``x`` is K members' batches one after another (B = K·b), each member's draws
+    from its own seed, so the result equals augmenting each member's batch alone (what the
+    stacked trainer relies on) in one pass over all of them.
     """
     if x.dim() != 4:
         raise ValueError(f"train.augment applies to image batches (B, C, H, W), got shape "
                          f"{tuple(x.shape)}")
-    gen, b = generator(seed), len(x)
-    pad = int(spec.get("crop", 0))
-    if pad:
-        x = _random_crop(x, pad, torch.randint(0, 2 * pad + 1, (2, b), generator=gen))
-    if spec.get("flip"):
-        mirror = (torch.rand(b, generator=gen) < 0.5).to(x.device)
-        x = torch.where(mirror[:, None, None, None], x.flip(-1), x)
+    seeds = [seeds] if isinstance(seeds, int) else list(seeds)
+    if len(x) % len(seeds):
+        raise ValueError(f"train.augment: a batch of {len(x)} images does not split into "
+                         f"{len(seeds)} members' batches")
+    pad, flip = int(spec.get("crop", 0)), bool(spec.get("flip"))
     degrees = float(spec.get("rotation", 0))
+    draws = _to_device(_draws(len(x) // len(seeds), seeds, pad, flip, degrees), x.device)
+    row = 0
+    if pad:
+        x = _random_crop(x, pad, draws[:2].long())
+        row = 2
+    if flip:
+        x = torch.where((draws[row] > 0.5)[:, None, None, None], x.flip(-1), x)
+        row += 1
     if degrees:
-        angles = (torch.rand(b, generator=gen) * 2 - 1) * math.radians(degrees)
-        x = _rotate(x, angles.to(x.device, x.dtype))
+        x = _rotate(x, draws[row].to(x.dtype))
     return x
+
+
+def _draws(b: int, seeds: list[int], pad: int, flip: bool, degrees: float) -> torch.Tensor:
+    """Every random draw of one augmentation, on the CPU, as one float64 ``[rows, K·b]`` table:
+    crop offsets (2 rows, if ``pad``), mirror flags (1 row, if ``flip``), rotation angles in
+    radians (1 row, if ``degrees``); columns member-major, each member's from its own
+    generator in that order (integers and float32 angles are exact in float64)."""
+    columns = []
+    for seed in seeds:
+        gen, rows = generator(seed), []
+        if pad:
+            rows.append(torch.randint(0, 2 * pad + 1, (2, b), generator=gen).double())
+        if flip:
+            rows.append((torch.rand(b, generator=gen) < 0.5).double()[None])
+        if degrees:
+            rows.append(((torch.rand(b, generator=gen) * 2 - 1) * math.radians(degrees))
+                        .double()[None])
+        columns.append(torch.cat(rows))
+    return torch.cat(columns, dim=1)
+
+
+def _to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``t`` on ``device`` in one copy; to a GPU from pinned memory without waiting for it
+    (a pageable copy would wait for every queued kernel, once per training step)."""
+    if device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
 
 
 def _random_crop(x: torch.Tensor, pad: int, offsets: torch.Tensor) -> torch.Tensor:
     """Zero-pad by ``pad`` and cut an H × W window at per-image ``offsets`` (2, B)."""
     _, _, h, w = x.shape
     padded = F.pad(x, (pad, pad, pad, pad))
-    offsets = offsets.to(x.device)
     rows = offsets[0][:, None] + torch.arange(h, device=x.device)  # (B, H)
     cols = offsets[1][:, None] + torch.arange(w, device=x.device)  # (B, W)
     batch = torch.arange(len(x), device=x.device)[:, None, None]
