@@ -5,8 +5,10 @@
 # then run gpu_check.sh there with .whl and tests/.data-cache carried. The versions are the ones
 # this project's environment resolves (read from .venv when it exists, else the pins below); a
 # package the image already has (torchvision, h5py, PyYAML, tqdm, attrs, pandas, scipy, ...) does
-# not travel: gpu_check.json's device.packages says what the image lacked.
+# not travel: gpu_check.json's device.packages says what the image lacked. Bash 4+; the
+# wheels are for the device image's x86-64 Linux.
 set -euo pipefail
+cd "$(dirname "$0")/.."  # the repository root, where gpu_check.sh looks for .whl/
 py="${1:-3.12}"
 venv_python=".venv/bin/python"
 declare -A pins=([jsonschema]=4.26.0 [jsonschema-specifications]=2025.9.1 [referencing]=0.37.0

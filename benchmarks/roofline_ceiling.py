@@ -40,9 +40,9 @@ from phasezoo.train import train_epoch_stacked
 from train_population import machine_rates, members, roofline_bound, step_cost
 
 FAMILIES = {  # operator-name fragment → family; the first match wins
-    "convolution": "conv", "bmm": "gemm", "addmm": "gemm", "aten::mm": "gemm",
+    "conv": "conv", "bmm": "gemm", "addmm": "gemm", "aten::mm": "gemm",
     "pool": "pool", "copy_": "memory", "fill_": "memory", "index_select": "memory",
-    "clone": "memory", "cat": "memory", "zero_": "memory",
+    "clone": "memory", "aten::cat": "memory", "zero_": "memory",
     "threshold": "elementwise", "relu": "elementwise", "clamp": "elementwise",
     "softmax": "elementwise", "nll_loss": "elementwise", "fused_sgd": "elementwise",
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
@@ -56,3 +57,12 @@ def test_members_augmented_together_equal_each_augmented_alone(spec):
     assert not torch.equal(together[:5], together[5:10])  # the members' draws differ
     with pytest.raises(ValueError, match="does not split into 2 members"):
         augment(x, spec, seeds=[1, 2])
+    with pytest.raises(ValueError, match="does not split into 0 members"):
+        augment(x, spec, seeds=[])
+    assert torch.equal(augment(x, spec, seeds=np.int64(11)), augment(x, spec, seeds=11))
+
+
+def test_an_inactive_spec_returns_the_batch_itself():
+    x = torch.randn(4, 1, 6, 6)
+    for spec in ({}, {"crop": 0, "flip": False, "rotation": 0}):
+        assert augment(x, spec, seeds=[1, 2]) is x

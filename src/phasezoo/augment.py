@@ -44,8 +44,10 @@ def augment(x: torch.Tensor, spec: dict, seeds: int | Sequence[int]) -> torch.Te
     if x.dim() != 4:
         raise ValueError(f"train.augment applies to image batches (B, C, H, W), got shape "
                          f"{tuple(x.shape)}")
-    seeds = [seeds] if isinstance(seeds, int) else list(seeds)
-    if len(x) % len(seeds):
+    if not is_active(spec):
+        return x
+    seeds = [int(s) for s in seeds] if isinstance(seeds, Sequence) else [int(seeds)]
+    if not seeds or len(x) % len(seeds):
         raise ValueError(f"train.augment: a batch of {len(x)} images does not split into "
                          f"{len(seeds)} members' batches")
     pad, flip = int(spec.get("crop", 0)), bool(spec.get("flip"))
@@ -64,20 +66,20 @@ def augment(x: torch.Tensor, spec: dict, seeds: int | Sequence[int]) -> torch.Te
 
 
 def _draws(b: int, seeds: list[int], pad: int, flip: bool, degrees: float) -> torch.Tensor:
-    """Every random draw of one augmentation, on the CPU, as one float64 ``[rows, K·b]`` table:
+    """Every random draw of one augmentation, on the CPU, as one float32 ``[rows, K·b]`` table:
     crop offsets (2 rows, if ``pad``), mirror flags (1 row, if ``flip``), rotation angles in
     radians (1 row, if ``degrees``); columns member-major, each member's from its own
-    generator in that order (integers and float32 angles are exact in float64)."""
+    generator in that order (the offsets are small integers and the angles float32 draws, so
+    float32 holds all of them exactly, on any device: MPS has no float64)."""
     columns = []
     for seed in seeds:
         gen, rows = generator(seed), []
         if pad:
-            rows.append(torch.randint(0, 2 * pad + 1, (2, b), generator=gen).double())
+            rows.append(torch.randint(0, 2 * pad + 1, (2, b), generator=gen).float())
         if flip:
-            rows.append((torch.rand(b, generator=gen) < 0.5).double()[None])
+            rows.append((torch.rand(b, generator=gen) < 0.5).float()[None])
         if degrees:
-            rows.append(((torch.rand(b, generator=gen) * 2 - 1) * math.radians(degrees))
-                        .double()[None])
+            rows.append(((torch.rand(b, generator=gen) * 2 - 1) * math.radians(degrees))[None])
         columns.append(torch.cat(rows))
     return torch.cat(columns, dim=1)
 
