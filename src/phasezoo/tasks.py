@@ -107,28 +107,36 @@ class ConvectionTask(Task):
         self.beta = float(beta)
 
     def _sums(self, forward: Forward, x: torch.Tensor, y: torch.Tensor,
-              create_graph: bool) -> tuple[list[torch.Tensor], list[int], torch.Tensor, torch.Tensor]:
-        """Per-term sums of squares and counts, plus Σ(u − u*)² and Σu*² over the batch."""
+              create_graph: bool) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor,
+                                           torch.Tensor]:
+        """Per-term sums of squares, the per-kind point counts (an int64 tensor [3]), and
+        Σ(u − u*)² and Σu*² over the batch.
+
+        One host sync per batch (the number of boundary points, to size their forward pass);
+        the counts stay on the device, where reading them each step would stall a GPU's queue.
+        """
         kind, u_star = y[:, 0].long(), y[:, 1]
         pts = x.detach().clone().requires_grad_(True)
         u = forward(pts)[:, 0]
         (du,) = torch.autograd.grad(u.sum(), pts, create_graph=create_graph)
         terms = [(du[:, 1] + self.beta * du[:, 0]) ** 2, (u - u_star) ** 2]
-        bound = kind == 2
-        if bound.any():
-            shifted = x[bound] + torch.tensor([self.PERIOD, 0.0], dtype=x.dtype, device=x.device)
-            gap = torch.zeros_like(u)
-            gap[bound] = u[bound] - forward(shifted)[:, 0]
-            terms.append(gap ** 2)
-        else:
-            terms.append(torch.zeros_like(u))
+        bound = (kind == 2).nonzero().squeeze(1)
+        gap = torch.zeros_like(u)
+        if len(bound):
+            shifted = (x.index_select(0, bound)
+                       + torch.tensor([self.PERIOD, 0.0], dtype=x.dtype, device=x.device))
+            gap = gap.index_put((bound,), u.index_select(0, bound) - forward(shifted)[:, 0])
+        terms.append(gap ** 2)
         sums = [(t * (kind == k)).sum() for k, t in enumerate(terms)]
-        counts = [int((kind == k).sum()) for k in range(3)]
+        counts = torch.stack([(kind == k).sum() for k in range(3)])
         return sums, counts, ((u - u_star) ** 2).sum().detach(), (u_star ** 2).sum()
 
     def loss(self, forward: Forward, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Σ over the kinds present in the batch of the kind's mean; a kind with no points adds
+        an exact 0 (its mean is skipped, as if absent)."""
         sums, counts, _, _ = self._sums(forward, x, y, create_graph=True)
-        return sum(s / c for s, c in zip(sums, counts, strict=True) if c)
+        return sum(torch.where(c > 0, s / c.clamp(min=1), 0.0)
+                   for s, c in zip(sums, counts, strict=True))
 
     def criterion(self, outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         raise TypeError("the PINN loss needs the model (its input derivatives), not its outputs; "
@@ -144,7 +152,7 @@ class ConvectionTask(Task):
                 b_sums, b_counts, b_err, b_ref = self._sums(model, x[s:s + batch_size],
                                                             y[s:s + batch_size], create_graph=False)
                 sums = [a + float(b.detach()) for a, b in zip(sums, b_sums, strict=True)]
-                counts = [a + b for a, b in zip(counts, b_counts, strict=True)]
+                counts = [a + b for a, b in zip(counts, b_counts.tolist(), strict=True)]
                 err, ref = err + float(b_err), ref + float(b_ref)
         loss = sum(s / c for s, c in zip(sums, counts, strict=True) if c)
         return _loss_and_score(loss, math.sqrt(err / ref) if ref > 0 else math.nan)
