@@ -157,6 +157,13 @@ def test_every_pinn_term_by_hand_on_a_non_periodic_model():
     loss = s.task.loss(model, s.x_train.double(), s.y_train.double())
     # targets u* are stored in float32: agreement to ~1e-7 (the boundary term alone is 3.55)
     assert float(loss.detach()) == pytest.approx(expected, rel=1e-6)
+    # A batch without some kinds: each absent kind's term is left out, not NaN (0 / 0).
+    kinds = s.y_train[:, 0]
+    for present, terms in (((0, 2), (b + beta * a) ** 2 + (2 * np.pi * a) ** 2),
+                           ((0,), (b + beta * a) ** 2), ((2,), (2 * np.pi * a) ** 2)):
+        rows = torch.isin(kinds, torch.tensor(present, dtype=kinds.dtype))
+        part = s.task.loss(model, s.x_train[rows].double(), s.y_train[rows].double())
+        assert float(part.detach()) == pytest.approx(terms, rel=1e-6), present
 
 
 class _NaNOutput(nn.Module):
