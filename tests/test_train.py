@@ -11,7 +11,8 @@ from phasezoo import train as train_mod
 from phasezoo.checkpoints import read_population
 from phasezoo.config import load_config
 from phasezoo.stacked import StackedModel
-from phasezoo.train import lr_at, partial_path, train_cell
+from phasezoo.schedules import lr_at
+from phasezoo.train import partial_path, train_cell
 from tests.conftest import tiny_config
 
 CPU = torch.device("cpu")

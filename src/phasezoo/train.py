@@ -37,6 +37,7 @@ from phasezoo.integrity import seal
 from phasezoo.models import architecture_spec, create_model
 from phasezoo.optim import SGD
 from phasezoo.runtime import generator, seeded
+from phasezoo.schedules import lr_at
 from phasezoo.tasks import Task
 from phasezoo.stacked import StackedModel, stack_batches, take_rows, unsupported_modules
 from phasezoo.weights import describe, flatten_state, num_values, unflatten_state
@@ -71,31 +72,6 @@ def build_member(cell: Cell, seed: int, split: Split, device: torch.device) -> M
     model.to(device)
     opt = SGD(model.parameters(), momentum=hp["momentum"], weight_decay=hp["weight_decay"])
     return Member(seed, model, opt)
-
-
-def lr_at(step: int, steps_per_epoch: int, hp: dict) -> float:
-    """Learning rate at global ``step`` (0-based) for the cell's schedule.
-
-    ``onecycle`` reproduces ``torch.optim.lr_scheduler.OneCycleLR`` (cosine, div_factor 25,
-    final_div_factor 1e4, momentum not cycled) as a pure function of the step, so resuming needs
-    no scheduler state.
-    """
-    peak, schedule = hp["lr"], hp["schedule"]
-    if schedule == "constant":
-        return peak
-    if schedule == "step":
-        epoch = step // steps_per_epoch
-        return peak * hp["step_gamma"] ** sum(epoch >= m for m in hp["step_milestones"])
-    total = hp["epochs"] * steps_per_epoch
-    start, end = peak / 25.0, peak / 25.0 / 1e4
-    warm_end = float(hp["onecycle_pct_start"] * total) - 1
-    if step <= warm_end:
-        return _cos(start, peak, step / warm_end)
-    return _cos(peak, end, (step - warm_end) / (total - 1 - warm_end))
-
-
-def _cos(start: float, end: float, pct: float) -> float:
-    return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
 
 
 def sgd_step(member: Member, xb: torch.Tensor, yb: torch.Tensor, lr: float,
