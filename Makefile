@@ -19,11 +19,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -e '.[test]'
 	touch $@
 
-# A killed run's stale lock is removed first (never while a Snakemake runs here), so after a
-# kill or a power loss `make demo` again resumes: finished jobs are kept, training resumes
-# from its last epoch.
-demo: $(STAMP) unlock
-	PATH=$(BIN):$$PATH $(BIN)/snakemake
+# `phasezoo run` checks the config, removes a killed run's stale lock (never while a Snakemake
+# runs here) and runs Snakemake, so after a kill or a power loss `make demo` again resumes:
+# finished jobs are kept, training resumes from its last epoch.
+demo: $(STAMP)
+	PATH=$(BIN):$$PATH $(BIN)/phasezoo run
 	PATH=$(BIN):$$PATH $(BIN)/phasezoo verify zoos/mnist-mlp
 	@echo "Outputs: zoos/mnist-mlp (the published zoo), results/mnist-mlp (phases.parquet,"
 	@echo "plots/, benchmark.md, studies.md, diagnosis.md); snakemake --report report.html collects them."
@@ -44,7 +44,7 @@ test-slurm: $(STAMP)
 	PATH=$(BIN):$$PATH bash workflow/slurm/test-slurm.sh
 
 lint: $(STAMP)
-	PATH=$(BIN):$$PATH $(BIN)/snakemake --lint
+	PATH=$(BIN):$$PATH $(BIN)/phasezoo run --lint
 
 clean:
 	rm -rf results zoos logs .snakemake results-test zoos-test results-slurm zoos-slurm results-mini zoos-mini

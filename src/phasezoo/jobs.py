@@ -44,3 +44,39 @@ def load_part(cell: Cell) -> str:
     if cell.temperature[0] != "lr":
         raise ValueError(f"cell {cell.id}: only learning-rate cells form groups")
     return cell.load_id
+
+
+# Cluster job groups (profiles/slurm): a train job's cells' train → measure chains are sent to
+# the scheduler together with chains of other cells, as many of these counts as fit in the
+# wall-time cap one after another, or alone. The profile's group-components names every group
+# :func:`job_group` can return (tests/test_jobs.py checks it).
+GROUP_SIZES = (8, 4, 2)
+# The cap on a grouped job's wall time, minutes (environment: PHASEZOO_SLURM_MAX_GROUP_RUNTIME).
+DEFAULT_GROUP_MINUTES = 720
+
+
+def chain_minutes(zoo: ZooSpec) -> int:
+    """Wall-time limit of one train job's chain (its train and its cells' measure jobs), in
+    minutes: a learning-rate group's train job covers all its cells."""
+    cells = len(train_groups(zoo)[0])
+    return cells * (zoo.resources.runtime["train"] + zoo.resources.runtime["measure"])
+
+
+def job_group(zoo: ZooSpec, cap_minutes: int = DEFAULT_GROUP_MINUTES) -> str | None:
+    """The Snakemake group of the zoo's per-cell jobs: ``cells-{gpu|cpu}-{n}``, n the largest of
+    :data:`GROUP_SIZES` whose n chains fit in ``cap_minutes``, or None (each chain its own job).
+
+    Why: a grouped job asks for the sum of its chains' runtimes (they share one GPU, one after
+    another); a fixed group of 8 ResNet-18 chains asked for about 12 days. Groups are named by
+    size and device, not by zoo, so one static profile covers every zoo; chains of zoos of the
+    same class may share a job.
+    """
+    chain = chain_minutes(zoo)
+    kind = "gpu" if zoo.resources.gpu else "cpu"
+    fitting = [n for n in GROUP_SIZES if n * chain <= cap_minutes]
+    return f"cells-{kind}-{fitting[0]}" if fitting else None
+
+
+def group_names() -> list[str]:
+    """Every group :func:`job_group` can return (the profile's group-components keys)."""
+    return [f"cells-{kind}-{n}" for kind in ("gpu", "cpu") for n in GROUP_SIZES]

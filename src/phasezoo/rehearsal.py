@@ -156,6 +156,10 @@ def _timed(name: str, fn: Callable[..., str], args: tuple) -> Step:
     return Step(name, time.perf_counter() - t0, mem.peak, detail)
 
 
+# The file that marks a rehearsal's Arrow cache folder as its own (see _fresh_cache).
+CACHE_MARKER = ".phasezoo-rehearsal-cache"
+
+
 def rehearse(zoo: ZooSpec, cells: list[Cell], seeds: list[int], out: str | Path,
              say: Callable[[str], None] = print, isolate: bool = True) -> Rehearsal:
     """Publish, verify and load a zoo of the cells' initial models in ``out``; see the module.
@@ -170,7 +174,7 @@ def rehearse(zoo: ZooSpec, cells: list[Cell], seeds: list[int], out: str | Path,
     """
     out = Path(out)
     zoo_dir, cache = out / "zoos" / zoo.name, out / "hf-cache"
-    shutil.rmtree(cache, ignore_errors=True)
+    _fresh_cache(cache)
     report = Rehearsal(zoo.name, [c.id for c in cells], len(cells) * len(seeds),
                        max(_num_values(initial_population(zoo, c, seeds).layout) for c in cells))
     say(f"{zoo.name}: rehearsing {len(cells)} cell(s) × {len(seeds)} seeds, largest row "
@@ -214,6 +218,19 @@ def _verify_step(zoo_dir: Path) -> str:
     from phasezoo.zoo import verify
 
     return f"{verify(zoo_dir)} rows"
+
+
+def _fresh_cache(cache: Path) -> None:
+    """Empty the rehearsal's Arrow cache folder: removed only when a rehearsal made it (its
+    marker file is there), so ``--out`` pointing at a folder with a user's own ``hf-cache``
+    stops with one line instead of deleting it."""
+    marker = cache / CACHE_MARKER
+    if cache.exists() and not marker.is_file():
+        raise ValueError(f"{cache}: exists and was not made by phasezoo rehearse; not removing "
+                         "it (choose another --out)")
+    shutil.rmtree(cache, ignore_errors=True)
+    cache.mkdir(parents=True)
+    marker.write_text("made by phasezoo rehearse; removed and rebuilt by every rehearsal\n")
 
 
 def _cache_step(zoo_dir: Path, cache: Path) -> str:

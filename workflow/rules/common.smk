@@ -1,8 +1,11 @@
 # Config validation, targets and input functions shared by all rules.
 import hashlib
 import json
+import os
 import re
 import shlex
+import sys
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
@@ -10,7 +13,7 @@ from snakemake.utils import validate
 from phasezoo.card import FORMAT_VERSION, MEASURE_VERSION
 from phasezoo.cli import STAGES
 from phasezoo.config import ConfigError, load_config, read_config_file
-from phasezoo.jobs import load_part, train_groups
+from phasezoo.jobs import DEFAULT_GROUP_MINUTES, job_group, load_part, train_groups
 from phasezoo.plots import HEATMAP_METRICS
 
 if not config.get("zoos"):
@@ -29,6 +32,13 @@ except ConfigError as err:
 validate(config, "../schemas/config.schema.yaml")
 
 RESULTS = CFG.results_dir
+
+# The rules' shell lines call `phasezoo`: the one installed beside the Python that runs this
+# Snakemake is found even when its venv is not activated (before, every job exited 127). It is
+# appended to PATH, so an activated venv's or a conda env's phasezoo comes first. (Snakemake
+# formats the prefix: braces doubled.)
+_SCRIPTS = shlex.quote(str(Path(sys.executable).parent)).replace("{", "{{").replace("}", "}}")
+shell.prefix(f'set -euo pipefail; export PATH="$PATH":{_SCRIPTS}; ')
 
 ZOOS = CFG.zoos_dir
 
@@ -205,3 +215,24 @@ def all_targets():
             + [f"{RESULTS}/{z}/phases.parquet" for z in CFG.zoos]
             + [f"{RESULTS}/{z}/{out}.json" for z in CFG.zoos for out in ("benchmark", "studies", "diagnosis")]
             + [f"{RESULTS}/{b}/transfer-from-{a}/benchmark.json" for a, b in transfer_pairs()])
+
+
+def _group_cap():
+    """The wall-time cap (minutes) of a grouped cluster job: PHASEZOO_SLURM_MAX_GROUP_RUNTIME,
+    else phasezoo.jobs.DEFAULT_GROUP_MINUTES."""
+    raw = os.environ.get("PHASEZOO_SLURM_MAX_GROUP_RUNTIME", "").strip()
+    if not raw:
+        return DEFAULT_GROUP_MINUTES
+    if not raw.isdigit() or int(raw) < 1:
+        raise WorkflowError(f"PHASEZOO_SLURM_MAX_GROUP_RUNTIME: {raw!r} is not a whole number "
+                            "of minutes >= 1")
+    return int(raw)
+
+
+MAX_GROUP_MINUTES = _group_cap()
+
+
+def cell_group(wildcards):
+    """The cluster job group of a zoo's train and measure jobs (phasezoo.jobs.job_group): as
+    many cells' chains as fit in MAX_GROUP_MINUTES, or none."""
+    return job_group(CFG.zoo(wildcards.zoo), MAX_GROUP_MINUTES)

@@ -26,7 +26,7 @@ rule measure:
         runtime=stage_resource("measure", "runtime"),
         gpu=zoo_gpus,
     group:
-        "cells-{zoo}"
+        cell_group
     message:
         "measure {wildcards.zoo} {wildcards.cell}"
     shell:

@@ -19,7 +19,7 @@ rule train:
         runtime=stage_resource("train", "runtime"),
         gpu=zoo_gpus,
     group:
-        "cells-{zoo}"
+        cell_group
     message:
         "train {wildcards.zoo} {wildcards.cell}"
     shell:
@@ -55,7 +55,7 @@ rule train_rates:
         runtime=stage_resource("train", "runtime", group=True),
         gpu=zoo_gpus,
     group:
-        "cells-{zoo}"
+        cell_group
     message:
         "train {wildcards.zoo} {wildcards.group}: all learning rates as one population"
     shell:

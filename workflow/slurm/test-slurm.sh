@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make test-slurm`: the tiny zoos of config/test-slurm.yaml through `snakemake --profile slurm`
+# `make test-slurm`: the tiny zoos of config/test-slurm.yaml through `phasezoo run --profile slurm`
 # on a localhost Slurm (started by start-localhost.sh), then checks of what Slurm was asked for
 # and of the published zoos. Run from the repository root with the venv's bin first on PATH.
 set -euo pipefail
@@ -9,15 +9,20 @@ rm -rf results-slurm zoos-slurm logs/tiny-cpu logs/tiny-gpu .snakemake/slurm_log
 log=$(mktemp)
 # No accounting database here: sacct fails, so status comes from squeue (MinJobAge=300 in
 # slurm.conf keeps finished jobs visible); the short first wait keeps the test quick.
-snakemake --profile slurm --configfile config/test-slurm.yaml \
+# The README's command (phasezoo run: the config checked first), with one scheduler argument
+# through the profile's PHASEZOO_SLURM_EXTRA and the others (qos, constraint, GPU model) unset.
+PHASEZOO_SLURM_EXTRA="--comment=phasezoo-test" \
+phasezoo run --profile slurm --configfile config/test-slurm.yaml \
     --slurm-status-command squeue --slurm-init-seconds-before-status-checks 2 --verbose \
     >"$log" 2>&1 || { tail -n 60 "$log"; exit 1; }
 calls=$(grep -o 'sbatch call: sbatch .*--wrap' "$log" | grep 'group_cells-' || true)
 echo "$calls" | cut -c1-200
 check() { if ! eval "$1"; then echo "test-slurm: FAILED: $2" >&2; exit 1; fi; }
 check '[ "$(echo "$calls" | wc -l)" -eq 2 ]' "one grouped Slurm job per zoo (2 cells each), got: $calls"
-check 'echo "$calls" | grep "cells-tiny-gpu" | grep -q -- "--gpus=1"' "the GPU zoo's job asks for one GPU"
-check '! echo "$calls" | grep "cells-tiny-cpu" | grep -q -- "--gpus"' "the CPU zoo's job asks for no GPU"
+check 'echo "$calls" | grep "cells-gpu-8" | grep -q -- "--gpus=1"' "the GPU zoo's job asks for one GPU"
+check '! echo "$calls" | grep "cells-cpu-8" | grep -q -- "--gpus"' "the CPU zoo's job asks for no GPU"
+check '[ "$(echo "$calls" | grep -c -- "--comment=phasezoo-test")" -eq 2 ]' "PHASEZOO_SLURM_EXTRA reaches sbatch"
+check '! echo "$calls" | grep -q -e "--qos" -e " -C "' "unset scheduler arguments are not passed"
 for zoo in tiny-cpu tiny-gpu; do
     phasezoo verify "zoos-slurm/$zoo"
     check "[ -s results-slurm/$zoo/benchmark.json ]" "the WSL benchmark of $zoo ran"
