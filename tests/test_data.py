@@ -412,14 +412,14 @@ def test_text_options_are_validated(tmp_path, options, message):
     corpus = tmp_path / "c.txt"
     corpus.write_text("hello world " * 100)
     with pytest.raises(ValueError, match=message):
-        create_dataset("text", tmp_path, options={"source": str(corpus), **options})
+        create_dataset("text", tmp_path, options={"source": corpus.name, **options})
 
 
 def test_text_too_short_for_its_test_fraction_says_so(tmp_path):
     corpus = tmp_path / "c.txt"
     corpus.write_bytes(b"x" * 30)  # 3 sequences of 10: 0.9 of them leaves none to train on
     with pytest.raises(ValueError, match="test_fraction 0.9 takes 3 .* leaving none to train on"):
-        create_dataset("text", tmp_path, options={"source": str(corpus), "seq_len": 9,
+        create_dataset("text", tmp_path, options={"source": corpus.name, "seq_len": 9,
                                                   "test_fraction": 0.9})
 
 

@@ -73,13 +73,14 @@ def test_a_hub_corpus_or_a_missing_file_is_an_upper_bound(tmp_path):
     hub = est.data_shape(_text_zoo(source="openwebtext", max_bytes=33_000))
     n_seq = 33_000 // 33
     assert not hub.exact and (hub.n_train, hub.n_test) == (n_seq - 100, 100)
-    assert not est.data_shape(_text_zoo(source=str(tmp_path / "absent.txt"))).exact
+    assert not est.data_shape(_text_zoo(source="absent.txt"), tmp_path).exact
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("a local corpus is read to measure it. " * 300)
-    local = est.data_shape(_text_zoo(source=str(corpus)))
+    local = est.data_shape(_text_zoo(source="corpus.txt"), tmp_path)  # under the data root
+    assert not est.data_shape(_text_zoo(source="corpus.txt")).exact  # not under ./data
     from phasezoo.data import create_dataset
 
-    split = create_dataset("text", tmp_path, options={"source": str(corpus), "seq_len": 32})
+    split = create_dataset("text", tmp_path, options={"source": "corpus.txt", "seq_len": 32})
     assert local.exact and (local.n_train, local.n_test) == (len(split.x_train), len(split.x_test))
 
 

@@ -95,7 +95,7 @@ def test_text_corpus_sequences_and_split(tmp_path):
     corpus = tmp_path / "corpus.txt"
     text = "the quick brown fox jumps over the lazy dog. " * 40
     corpus.write_text(text)
-    s = create_dataset("text", tmp_path, options={"source": str(corpus), "seq_len": 16,
+    s = create_dataset("text", tmp_path, options={"source": corpus.name, "seq_len": 16,
                                                   "test_fraction": 0.25})
     raw = torch.tensor(list(text.encode()))
     n_seq = len(raw) // 17
@@ -106,7 +106,7 @@ def test_text_corpus_sequences_and_split(tmp_path):
     with pytest.raises(ValueError, match=r"\['sequence_length'\] not options of dataset 'text'"):
         create_dataset("text", tmp_path, options={"sequence_length": 8})
     with pytest.raises(FileNotFoundError, match="not 'openwebtext'"):
-        create_dataset("text", tmp_path, options={"source": str(tmp_path / "missing.txt")})
+        create_dataset("text", tmp_path, options={"source": "missing.txt"})
 
 
 def test_pydoc_corpus_ships_offline():

@@ -98,7 +98,8 @@ def cmd_list(a: argparse.Namespace) -> None:
 def cmd_estimate(a: argparse.Namespace) -> None:
     from phasezoo.estimate import estimate, markdown
 
-    print(markdown([estimate(z) for path in a.config for z in load_config(path).zoos.values()]))
+    configs = [load_config(path) for path in a.config]
+    print(markdown([estimate(z, cfg.data_root) for cfg in configs for z in cfg.zoos.values()]))
 
 
 def cmd_fetch(a: argparse.Namespace) -> None:

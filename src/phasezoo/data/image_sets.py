@@ -4,18 +4,21 @@ Fashion-MNIST, CIFAR-10/100 and SVHN, and Tiny ImageNet (downloaded, folder pars
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import shutil
 import tempfile
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
 
 from phasezoo.atomic import write_atomic
-from phasezoo.data.registry import register_dataset
+from phasezoo.data.registry import DownloadError, register_dataset
 from phasezoo.data.split import Split, as_images, stratified_split
 
 
@@ -71,6 +74,23 @@ def _torchvision_split(cls_name: str, root: Path, num_classes: int, split_kw: st
     return Split(*parts, num_classes, {"source": f"torchvision.datasets.{cls_name}"})
 
 
+# What a download that cannot complete raises: urllib's URLError for no network (an OSError, as
+# are a refused or reset connection), http.client's errors for a connection cut mid-file, and
+# torchvision's RuntimeError for a file that arrived corrupt (MNIST's: every mirror failed).
+DOWNLOAD_FAILURES = (OSError, RuntimeError, http.client.HTTPException)
+
+
+@contextmanager
+def _downloading(root: Path) -> Iterator[None]:
+    """Turn a download's failure into one :class:`DownloadError` line naming ``root``. Only
+    around a download (torchvision's download-and-extract call, Tiny ImageNet's zip): the same
+    errors elsewhere, e.g. a full disk while Tiny ImageNet unzips, keep their own message."""
+    try:
+        yield
+    except DOWNLOAD_FAILURES as e:
+        raise DownloadError.of(e, root) from None
+
+
 def _load_or_download(cls: type, root: Path, kw: dict) -> object:
     """The torchvision dataset from ``root``, downloading it only when it is not there yet.
 
@@ -81,6 +101,8 @@ def _load_or_download(cls: type, root: Path, kw: dict) -> object:
     try:
         return cls(str(root), download=False, **kw)
     except RuntimeError:
+        pass
+    with _downloading(root):
         return cls(str(root), download=True, **kw)
 
 
@@ -172,7 +194,8 @@ def fetch_tiny_imagenet(root: Path) -> Path:
     if not check_integrity(str(archive), TINY_IMAGENET_MD5):
         part = f"{archive.name}.{os.getpid()}.part"
         try:
-            download_url(TINY_IMAGENET_URL, str(root), filename=part, md5=TINY_IMAGENET_MD5)
+            with _downloading(root):
+                download_url(TINY_IMAGENET_URL, str(root), filename=part, md5=TINY_IMAGENET_MD5)
             os.replace(root / part, archive)
         finally:
             (root / part).unlink(missing_ok=True)

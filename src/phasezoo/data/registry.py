@@ -25,6 +25,23 @@ def register_dataset(fn: DatasetFn | None = None, *, task: str = "classification
     return deco(fn) if fn is not None else deco
 
 
+class DownloadError(ValueError):
+    """A dataset's files are not in the data root and could not be downloaded. A ValueError, so
+    the CLI prints it as its one error line (a compute node without internet is the usual
+    cause, and torchvision's own failure is a 40-line traceback).
+    :func:`phasezoo.data.create_dataset` puts the dataset's name in front."""
+
+    @classmethod
+    def of(cls, error: BaseException, root: object) -> "DownloadError":
+        """The one line for a download that raised ``error`` into ``root``: urllib's reason
+        (e.g. ``[Errno -3] Temporary failure in name resolution``), else the error's text, on
+        one line (MNIST's lists every mirror on lines of its own)."""
+        reason = getattr(error, "reason", None)
+        why = reason if isinstance(reason, (str, OSError)) else error
+        return cls(f"download failed ({' '.join(str(why).split())}); put the files in {root} "
+                   "or run where the internet is reachable")
+
+
 def task_kind(name: str) -> str:
     """The task kind of a registered dataset (see :mod:`phasezoo.tasks`)."""
     if name not in _TASKS:
