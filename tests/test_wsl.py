@@ -251,7 +251,7 @@ def edited_zoo_copy(zoo, dest, edit):
 
     import h5py
 
-    from phasezoo.zoo import content_addressed
+    from phasezoo.zoo import content_addressed, write_checksums
 
     shutil.copytree(zoo, dest)
     (shard,) = sorted((dest / "data").glob("*.h5"))
@@ -260,6 +260,7 @@ def edited_zoo_copy(zoo, dest, edit):
     renamed = content_addressed(shard)
     card = dest / "README.md"
     card.write_text(card.read_text().replace(shard.name, renamed.name))
+    write_checksums(dest)  # the readers verify a zoo first
     return dest
 
 

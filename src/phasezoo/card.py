@@ -33,6 +33,8 @@ FORMAT_VERSION = 4
 # profile (topo_* in metrics.parquet).
 MEASURE_VERSION = 3
 READ_BATCH_BYTES = 256 * 2 ** 20
+# A downloaded card larger than this is refused before it is read (a 10,000-cell zoo's is ~1 MB).
+MAX_CARD_BYTES = 16 << 20
 MIN_READ_BATCH, MAX_READ_BATCH = 2, 1000
 COLUMN_DOCS: dict[str, str] = {
     "model_id": "`zoo/cell/seed-N`: one trained network (all its checkpoints share it)",
@@ -152,11 +154,33 @@ def shard_features(shard: Path) -> list[dict[str, str]]:
 
 
 def read_card_header(card: Path) -> dict[str, Any]:
-    """The YAML front matter of a card (``{}`` if it has none)."""
-    text = card.read_text(encoding="utf-8")
+    """The YAML front matter of a card (``{}`` if it has none), read as untrusted input: its
+    size bounded before it is read, and what is not UTF-8 YAML mapping named in one line.
+
+    Raises:
+        ValueError: naming the card and, for broken YAML, the line.
+    """
+    size = card.stat().st_size
+    if size > MAX_CARD_BYTES:
+        raise ValueError(f"{card.name}: {size:,} bytes, more than a card may hold "
+                         f"({MAX_CARD_BYTES:,})")
+    try:
+        text = card.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{card.name}: not UTF-8 text (byte {e.start})") from None
     if not text.startswith("---\n"):
         return {}
-    return yaml.safe_load(text.split("---\n", 2)[1]) or {}
+    try:
+        header = yaml.safe_load(text.split("---\n", 2)[1]) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f"line {mark.line + 2}: " if mark is not None else ""  # + the opening ---
+        raise ValueError(f"{card.name}: {line}the YAML header is not valid YAML "
+                         f"({getattr(e, 'problem', None) or type(e).__name__})") from None
+    if not isinstance(header, dict):
+        raise ValueError(f"{card.name}: the YAML header is a {type(header).__name__}, "
+                         "not a mapping")
+    return header
 
 
 def card_header(zoo: str, files: list[str], n_rows: int, features: list[dict[str, str]],

@@ -64,7 +64,8 @@ def cmd_studies(a: argparse.Namespace) -> None:
 
     cfg = FinetuneSettings(a.finetune_epochs, a.finetune_lr, a.finetune_batch_size)
     md = write_report(run_studies(a.zoo, a.data_root, progress=not a.quiet,
-                                  transfer_dataset=a.transfer_dataset, finetune=cfg), a.out)
+                                  transfer_dataset=a.transfer_dataset, finetune=cfg,
+                                  allow_download=a.allow_download), a.out)
     print(md.read_text())
 
 
@@ -122,6 +123,9 @@ def add_report_commands(sub) -> None:
                        "(naive, weight-matched) and magnitude pruning work?")
     p.add_argument("--data-root", default="data", help="dataset folder (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--allow-download", action="store_true",
+                   help="let the studies download the dataset the zoo names when it is not in "
+                        "--data-root (off by default: a zoo never makes phasezoo download)")
     p.add_argument("--transfer-dataset", help="fine-tune every model on this registered dataset "
                                               "(head replaced) against a from-scratch baseline")
     p.add_argument("--finetune-epochs", type=int, default=5, help="default: %(default)s")

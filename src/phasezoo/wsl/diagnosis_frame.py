@@ -19,14 +19,18 @@ LOAD_COLUMN = {"width": "width", "data_fraction": "data", "beta": "beta"}
 
 
 def zoo_rows(path_or_id: str) -> pd.DataFrame:
-    """The metadata of a published zoo (no weights), through ``datasets.load_dataset``.
+    """The metadata of a published zoo (no weights), through ``datasets.load_dataset``, the
+    zoo verified first (:func:`phasezoo.zoo.verified_zoo`).
 
     Raises:
-        ValueError: naming the first column the diagnosis needs that the zoo lacks.
+        ValueError: if the zoo does not verify, or naming the first column the diagnosis needs
+            that the zoo lacks.
     """
     import datasets
 
-    ds = datasets.load_dataset(path_or_id, split="train")
+    from phasezoo.zoo import verified_zoo
+
+    ds = datasets.load_dataset(str(verified_zoo(path_or_id)), split="train")
     missing = [c for c in ZOO_COLUMNS if c not in ds.column_names]
     if missing:
         raise ValueError(f"{path_or_id}: column '{missing[0]}' is missing; the diagnosis needs "

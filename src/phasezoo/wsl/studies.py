@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import copy
 import math
+import socket
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -226,6 +228,97 @@ def cell_hparams(row: pd.Series) -> dict[str, Any]:
     return out
 
 
+# The text sources that are not local files: the hub's OpenWebText, CPython's pydoc topics,
+# hf:<id> hub datasets (downloads, allowed only with --allow-download).
+TEXT_SOURCES, HUB_PREFIX = ("openwebtext", "pydoc"), "hf:"
+
+
+def zoo_data_problem(hp: dict[str, Any], input_shape: Sequence[int] | None) -> str | None:
+    """Why the studies may not rebuild the data a zoo's row names (None if they may).
+
+    Why: a zoo is downloaded, and its ``hp_*`` columns choose what the studies read. Only a
+    registered dataset, with no option naming a local file (``text``'s ``source=/etc/passwd``)
+    and images no larger than the zoo's own models take, ``input_shape`` (a crafted
+    ``image_size`` would resize every image to any size).
+    """
+    from phasezoo.data import list_datasets
+
+    name, prep = hp.get("dataset"), hp.get("dataset_options", {})
+    if not isinstance(name, str) or name not in list_datasets():
+        return f"hp_dataset {str(name)[:100]!r} is not a registered dataset"
+    options = prep.get("options", {}) if isinstance(prep, dict) else None
+    if not isinstance(options, dict):
+        return "hp_dataset_options is not {options: {...}, ...}"
+    for key, value in options.items():
+        if _names_local_file(key, value):
+            return (f"hp_dataset_options option {key}={value[:100]!r} names a local file; the "
+                    "studies never read a file a zoo names")
+    for key, dim in (("image_size", -1), ("channels", 0)):
+        value = prep.get(key)
+        if value is not None and (not input_shape or value != input_shape[dim]):
+            return (f"hp_dataset_options {key}={str(value)[:20]} is not the models' input "
+                    f"shape {list(input_shape or [])}")
+    return None
+
+
+def _names_local_file(key: str, value: Any) -> bool:
+    """Whether a dataset option names a local file: ``source`` unless one of
+    :data:`TEXT_SOURCES` or a hub dataset, any other option when it holds a path."""
+    if not isinstance(value, str):
+        return False
+    if key == "source":
+        return value not in TEXT_SOURCES and not value.startswith(HUB_PREFIX)
+    return "/" in value or "\\" in value or value.startswith("~")
+
+
+def zoo_cell_split(hp: dict[str, Any], data_root: str, input_shape: Sequence[int] | None,
+                   allow_download: bool = False) -> Any:
+    """A cell's data rebuilt as its zoo row names it (:func:`phasezoo.data.cell_split`), from
+    what is already in ``data_root`` or ships with a package: a download only with
+    ``allow_download`` (``--allow-download``).
+
+    Raises:
+        ValueError: one line, when the zoo names data it may not (:func:`zoo_data_problem`) or
+            data that would have to be downloaded.
+    """
+    from phasezoo.data import cell_split
+
+    problem = zoo_data_problem(hp, input_shape)
+    if problem:
+        raise ValueError(problem)
+    with _network(allow_download) as attempts:
+        try:
+            return cell_split(hp, data_root)
+        except Exception:
+            if not attempts:
+                raise
+    raise ValueError(f"dataset '{hp['dataset']}' is not in {data_root} and would be downloaded "
+                     "(the zoo names it); pass --allow-download to let the studies download it")
+
+
+@contextmanager
+def _network(allowed: bool) -> Iterator[list[str]]:
+    """Inside, unless ``allowed``, every outgoing connection fails (``OSError``) and is recorded
+    in the list yielded. Why the network and not a list of datasets: every loader downloads
+    what is missing on its own (torchvision, ``datasets``, Tiny ImageNet's zip), and this covers
+    all of them, present and future."""
+    attempts: list[str] = []
+    if allowed:
+        yield attempts
+        return
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        attempts.append(str(args[-1] if args else kwargs))
+        raise OSError("phasezoo studies: downloads are off (--allow-download)")
+
+    real = socket.getaddrinfo, socket.socket.connect, socket.socket.connect_ex
+    socket.getaddrinfo = socket.socket.connect = socket.socket.connect_ex = refuse
+    try:
+        yield attempts
+    finally:
+        socket.getaddrinfo, socket.socket.connect, socket.socket.connect_ex = real
+
+
 def by_phase(cells: pd.DataFrame, sign: int = 1) -> dict[str, Any]:
     """Per phase: mean ± std over cells of each study's score change; Kruskal–Wallis p-value
     across phases ("does the phase predict it?"). ``sign`` (:func:`phasezoo.tasks.score_sign`)
@@ -264,11 +357,13 @@ def by_phase(cells: pd.DataFrame, sign: int = 1) -> dict[str, Any]:
 
 def run_studies(zoo: str, data_root: str = "data", progress: bool = True,
                 transfer_dataset: str | None = None,
-                finetune: FinetuneSettings | None = None) -> dict[str, Any]:
+                finetune: FinetuneSettings | None = None,
+                allow_download: bool = False) -> dict[str, Any]:
     """Every cell of a zoo (folder or hub id) at its last kept epoch, then the per-phase summary.
 
     Each cell's test split is rebuilt from its ``hp_*`` columns through the dataset registry
-    (downloaded into ``data_root`` on first use for torchvision datasets); cells that share their
+    (:func:`zoo_cell_split`: from ``data_root`` or a package, downloaded only with
+    ``allow_download``, never a local file the zoo names); cells that share their
     data (all but a PINN zoo's, whose β is the load) share one split. With ``transfer_dataset``,
     every model is also fine-tuned on that dataset against a from-scratch baseline
     (:mod:`phasezoo.wsl.finetune`).
@@ -277,7 +372,6 @@ def run_studies(zoo: str, data_root: str = "data", progress: bool = True,
 
     from tqdm.auto import tqdm
 
-    from phasezoo.data import cell_split
     from phasezoo.wsl.table import load_zoo
 
     table = load_zoo(zoo, weights=False)  # one cell's models in memory at a time
@@ -298,10 +392,14 @@ def run_studies(zoo: str, data_root: str = "data", progress: bool = True,
         hp = cell_hparams(g.iloc[0])
         key = json.dumps({k: hp.get(k) for k in ("dataset", "normalize", "dataset_options", "beta")},
                          sort_keys=True)
-        if key not in splits:
-            splits[key] = cell_split(hp, data_root)
-        test = splits[key]
         idx, seeds = list(g.index), [int(s) for s in g["seed"]]
+        if key not in splits:
+            shape = table.layouts[idx[0]]["architecture"]["kwargs"].get("input_shape")
+            try:
+                splits[key] = zoo_cell_split(hp, data_root, shape, allow_download)
+            except ValueError as e:
+                raise ValueError(f"{zoo}: cell {cell}: {e}") from None
+        test = splits[key]
         models = LazyModels(lambda j: build_model(table.layouts[idx[j]], table.reader(idx[j])),
                             len(idx))
         row = {"cell": cell, "phase": g["phase"].iloc[0],

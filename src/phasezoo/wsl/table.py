@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -11,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from phasezoo.splits import SPLITS_FILE, ZooSplits, computed_splits, read_splits
+from phasezoo.weights import num_values, parse_layout
 
 META_COLUMNS = ("model_id", "zoo", "cell", "seed", "epoch", "temperature_name", "temperature_value",
                 "load_name", "load_value", "train_accuracy", "test_accuracy", "phase", "diverged")
@@ -57,12 +57,19 @@ def load_zoo(path_or_id: str, split: str = "train", stream: bool = False,
     its largest tensor in float64, plus what is kept. The features are the same as without
     streaming. ``weights=False`` reads none (``table.reader(i)`` reads row ``i`` when needed).
 
+    The zoo is verified first (:func:`phasezoo.zoo.verified_zoo`; a hub id is downloaded and its
+    folder verified): a damaged or crafted zoo is named in one line before a row is read.
+
     Raises:
-        ValueError: if a column the benchmark needs is missing (the message names it).
+        ValueError: if the zoo does not verify, a column the benchmark needs is missing (the
+            message names it), or its weights would not fit in memory.
     """
     import datasets
 
-    ds = datasets.load_dataset(path_or_id, split=split).with_format("numpy")
+    from phasezoo.zoo import verified_zoo
+
+    folder = verified_zoo(path_or_id)
+    ds = datasets.load_dataset(str(folder), split=split).with_format("numpy")
     missing = [c for c in (*META_COLUMNS, "weights", "layout") if c not in ds.column_names]
     if missing:
         raise ValueError(f"{path_or_id}: not a phasezoo zoo, column '{missing[0]}' is missing")
@@ -78,17 +85,33 @@ def load_zoo(path_or_id: str, split: str = "train", stream: bool = False,
     layouts = ds["layout"]
     table = ZooTable(
         meta=meta[keep].reset_index(drop=True), weights=None,
-        layouts=[json.loads(str(layouts[i])) for i in rows],
+        layouts=[parse_layout(str(layouts[i])) for i in rows],
         layer_columns={c: [np.asarray(ds[c][i], dtype=np.float64) for i in rows]
                        for c in layer_cols})
     table.reader = lambda live: np.asarray(ds[int(rows[live])]["weights"], dtype=np.float32)
     if not weights:
         table.note = "weights read row by row through table.reader"
         return table
+    sizes = [4 * num_values(layout["entries"]) for layout in table.layouts]
+    _check_fits(path_or_id, max(sizes, default=0) if stream else sum(sizes), stream)
     if not stream:
         table.weights = [table.reader(i) for i in range(len(rows))]
         return table
     return _stream_weights(ds.select_columns(["weights"]), keep, table, raw_max_mb)
+
+
+def _check_fits(zoo: str, need: int, stream: bool) -> None:
+    """Refuse, before any weight is read, to read more bytes than the machine has available
+    (half of it: the features and a model come on top): a verified zoo's rows are real bytes
+    on disk, but a zoo may still be far larger than memory."""
+    import psutil
+
+    free = psutil.virtual_memory().available // 2
+    if need > free:
+        what = "its largest row" if stream else "its weights"
+        raise ValueError(f"{zoo}: {what} take {need / 2 ** 30:.1f} GiB, more than the "
+                         f"{free / 2 ** 30:.1f} GiB this machine can spare"
+                         + ("" if stream else "; read it with --stream"))
 
 
 def _stream_weights(ds, keep: np.ndarray, table: ZooTable, raw_max_mb: float) -> ZooTable:
@@ -146,19 +169,12 @@ def concat(tables: list[ZooTable]) -> ZooTable:
 
 
 def zoo_splits_of(path_or_id: str, meta: pd.DataFrame) -> ZooSplits:
-    """The benchmark splits a zoo ships (``splits.json`` in its folder or hub repository,
-    checked by :func:`phasezoo.splits.read_splits`), else the same splits computed from its
-    rows; the result's ``source`` says which, and the report repeats it."""
-    local = Path(path_or_id)
-    if local.is_dir():
-        path = local / SPLITS_FILE
-        return read_splits(path, meta) if path.is_file() else computed_splits(meta)
-    try:
-        from huggingface_hub import hf_hub_download
+    """The benchmark splits a zoo ships (``splits.json`` in its folder, or in the verified
+    download of a hub id, :func:`phasezoo.zoo.hub_folder`; checked by
+    :func:`phasezoo.splits.read_splits`), else the same splits computed from its rows; the
+    result's ``source`` says which, and the report repeats it."""
+    from phasezoo.zoo import hub_folder
 
-        path = Path(hf_hub_download(path_or_id, SPLITS_FILE, repo_type="dataset"))
-    except Exception as err:  # no such file in the repository, or the hub is unreachable
-        fallback = computed_splits(meta)
-        return replace(fallback, source=f"{fallback.source}; {path_or_id}: "
-                                        f"{type(err).__name__}")
-    return read_splits(path, meta)
+    local = Path(path_or_id)
+    path = (local if local.is_dir() else hub_folder(str(path_or_id))) / SPLITS_FILE
+    return read_splits(path, meta) if path.is_file() else computed_splits(meta)
