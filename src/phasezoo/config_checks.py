@@ -20,6 +20,7 @@ from typing import Any, Iterator
 import jsonschema
 import yaml
 
+from phasezoo.folders import FolderError, check_folders
 from phasezoo.protocols import fill_protocol_defaults
 from phasezoo.model_sizes import data_io, parameter_count
 from phasezoo.registries import dataset_tasks, option_defaults, registered, unknown_options
@@ -66,7 +67,21 @@ def read_config_file(path: str | Path) -> Any:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not a UTF-8 text file ({e.reason})") from None
-    return parse_yaml(text, str(path))
+    return _plain_data(parse_yaml(text, str(path)), path)
+
+
+# Snakemake's YAML template engine (yte) evaluates Python in a config file that sets this key.
+TEMPLATE_MARKER = "__use_yte__"
+
+
+def _plain_data(doc: Any, path: Path) -> Any:
+    """``doc`` unless it asks for Snakemake's template engine: a config is data, and a file
+    with the marker would run its ``?``-expressions as Python wherever Snakemake reads it."""
+    if isinstance(doc, dict) and TEMPLATE_MARKER in doc:
+        raise ConfigError(f"{path}: sets {TEMPLATE_MARKER}, Snakemake's template marker, which "
+                          "would run Python expressions from the file; phasezoo configs are "
+                          "plain YAML (remove the key)")
+    return doc
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -152,6 +167,10 @@ def validate(raw: dict[str, Any]) -> None:
     errors = sorted(validator.iter_errors(raw), key=lambda e: list(e.absolute_path))
     if errors:
         raise ConfigError(_describe(errors[0]))
+    try:
+        check_folders(raw)
+    except FolderError as e:
+        raise ConfigError(str(e)) from None
     for name, zoo in raw["zoos"].items():
         _check_grid_size(f"zoos.{name}", zoo, raw["max_cells"])
         _fill_derived_defaults(zoo)

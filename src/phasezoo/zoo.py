@@ -26,6 +26,7 @@ from phasezoo.atomic import write_atomic
 from phasezoo.card import read_batch_size, read_card_header, render_card, shard_features
 from phasezoo.checkpoints import Population, open_population, read_data_info
 from phasezoo.config import ZooSpec
+from phasezoo.folders import replaceable
 from phasezoo.integrity import check, file_sha256
 from phasezoo.phases import DIVERGED
 from phasezoo.splits import SPLITS_FILE, cell_frame, splits_document
@@ -133,6 +134,8 @@ def publish_cells(zoo: ZooSpec, cells: Iterable[CellSource], phases: pd.DataFram
     """
     out = Path(zoos_dir) / zoo.name
     tmp, previous = out.with_name(f".{zoo.name}.publishing"), out.with_name(f".{zoo.name}.previous")
+    for folder, card in ((out, True), (previous, True), (tmp, False)):
+        replaceable(folder, card)  # only a zoo's own folders are ever moved or deleted
     if previous.exists() and not out.exists():  # killed between the two renames below
         os.replace(previous, out)
     shutil.rmtree(tmp, ignore_errors=True)

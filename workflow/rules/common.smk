@@ -13,6 +13,7 @@ from snakemake.utils import validate
 from phasezoo.card import FORMAT_VERSION, MEASURE_VERSION
 from phasezoo.cli import STAGES
 from phasezoo.config import ConfigError, load_config, read_config_file
+from phasezoo.config_checks import schema as config_schema
 from phasezoo.jobs import DEFAULT_GROUP_MINUTES, job_group, load_part, train_groups
 from phasezoo.plots import HEATMAP_METRICS
 
@@ -32,6 +33,7 @@ except ConfigError as err:
 validate(config, "../schemas/config.schema.yaml")
 
 RESULTS = CFG.results_dir
+MAX_PARAMS_DEFAULT = config_schema()["properties"]["max_params"]["default"]
 
 # The rules' shell lines call `phasezoo`: the one installed beside the Python that runs this
 # Snakemake is found even when its venv is not activated (before, every job exited 127). It is
@@ -62,6 +64,10 @@ def job_config(stage, zoo_name, part):
     # Only the keys the CLI reads: a workflow-level switch (transfer_benchmark) must not
     # change every job's config and so retrain every zoo.
     raw = {k: CFG.raw[k] for k in ("results_dir", "zoos_dir", "data_root", "device")}
+    # A raised size limit travels with the job, which checks its cells against it again; the
+    # default is left out, so the job configs of existing zoos (and so their jobs) stay as they are.
+    if CFG.raw["max_params"] != MAX_PARAMS_DEFAULT:
+        raw["max_params"] = CFG.raw["max_params"]
     section = zoo.as_dict(STAGES[stage])
     cells = _job_cells(zoo_name, part)
     if cells:
@@ -236,3 +242,19 @@ def cell_group(wildcards):
     """The cluster job group of a zoo's train and measure jobs (phasezoo.jobs.job_group): as
     many cells' chains as fit in MAX_GROUP_MINUTES, or none."""
     return job_group(CFG.zoo(wildcards.zoo), MAX_GROUP_MINUTES)
+
+
+# Scheduler arguments from the environment (README: On a cluster), for the jobs that go to the
+# cluster (train, measure). Present only when set: the Slurm plugin passes a resource that is
+# there but empty (`-C ''`), and a profile expression giving None stalled its submissions.
+SCHEDULER_ENV = {"qos": "PHASEZOO_SLURM_QOS", "constraint": "PHASEZOO_SLURM_CONSTRAINT",
+                 "slurm_extra": "PHASEZOO_SLURM_EXTRA"}
+SCHEDULER = {key: os.environ[env].strip() for key, env in SCHEDULER_ENV.items()
+             if os.environ.get(env, "").strip()}
+
+
+def gpu_model(wildcards):
+    """PHASEZOO_SLURM_GPU_MODEL for a GPU zoo's jobs (--gpus=MODEL:1); '' (none) otherwise."""
+    if not CFG.zoo(wildcards.zoo).resources.gpu:
+        return ""
+    return os.environ.get("PHASEZOO_SLURM_GPU_MODEL", "").strip()

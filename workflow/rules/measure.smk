@@ -25,6 +25,8 @@ rule measure:
         mem_mb=stage_resource("measure", "mem_mb"),
         runtime=stage_resource("measure", "runtime"),
         gpu=zoo_gpus,
+        gpu_model=gpu_model,
+        **SCHEDULER,
     group:
         cell_group
     message:

@@ -18,6 +18,8 @@ rule train:
         mem_mb=stage_resource("train", "mem_mb"),
         runtime=stage_resource("train", "runtime"),
         gpu=zoo_gpus,
+        gpu_model=gpu_model,
+        **SCHEDULER,
     group:
         cell_group
     message:
@@ -54,6 +56,8 @@ rule train_rates:
         mem_mb=stage_resource("train", "mem_mb", group=True),
         runtime=stage_resource("train", "runtime", group=True),
         gpu=zoo_gpus,
+        gpu_model=gpu_model,
+        **SCHEDULER,
     group:
         cell_group
     message:
