@@ -333,3 +333,20 @@ def test_the_studies_download_only_with_allow_download(published, tmp_path, caps
     code, err = _cli(args + ["--allow-download"], capsys)
     assert code == 2 and reached and "--allow-download" not in err
     assert DATA_ROOT.is_dir()  # the offline data the other studies tests use is untouched
+
+
+@pytest.mark.parametrize("source, allow_local, refused", [
+    ("corpus.txt", False, True),  # a downloaded zoo never names a file to read
+    ("corpus.txt", True, False),  # the workflow's own zoo, under data_root (--allow-local-data)
+    ("/etc/passwd", True, True),  # outside data_root: refused even then
+    ("../secrets/notes.txt", True, True),
+    ("pydoc", False, False),  # ships with CPython: not a local file the zoo chose
+])
+def test_local_text_sources_only_for_the_workflows_own_zoo(source, allow_local, refused):
+    from phasezoo.wsl.studies import zoo_data_problem
+
+    hp = {"dataset": "text", "dataset_options": {"options": {"source": source}}}
+    problem = zoo_data_problem(hp, None, allow_local)
+    assert (problem is not None) == refused
+    if refused:
+        assert "names a local file" in problem

@@ -65,7 +65,8 @@ def cmd_studies(a: argparse.Namespace) -> None:
     cfg = FinetuneSettings(a.finetune_epochs, a.finetune_lr, a.finetune_batch_size)
     md = write_report(run_studies(a.zoo, a.data_root, progress=not a.quiet,
                                   transfer_dataset=a.transfer_dataset, finetune=cfg,
-                                  allow_download=a.allow_download), a.out)
+                                  allow_download=a.allow_download,
+                                  allow_local=a.allow_local_data), a.out)
     print(md.read_text())
 
 
@@ -126,6 +127,10 @@ def add_report_commands(sub) -> None:
     p.add_argument("--allow-download", action="store_true",
                    help="let the studies download the dataset the zoo names when it is not in "
                         "--data-root (off by default: a zoo never makes phasezoo download)")
+    p.add_argument("--allow-local-data", action="store_true",
+                   help="let a zoo's text source name files under --data-root (off by default: a "
+                        "downloaded zoo never makes phasezoo read a local file; the workflow "
+                        "passes it for the zoo its own config built)")
     p.add_argument("--transfer-dataset", help="fine-tune every model on this registered dataset "
                                               "(head replaced) against a from-scratch baseline")
     p.add_argument("--finetune-epochs", type=int, default=5, help="default: %(default)s")

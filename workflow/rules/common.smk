@@ -253,6 +253,23 @@ SCHEDULER = {key: os.environ[env].strip() for key, env in SCHEDULER_ENV.items()
              if os.environ.get(env, "").strip()}
 
 
+def _check_slurm_extra(extra):
+    """Refuse sbatch flags the Slurm plugin sets itself, naming the variable: the plugin's own
+    check raises inside its submission thread and the run then waits forever."""
+    try:
+        from snakemake_executor_plugin_slurm.validation import get_forbidden_slurm_options
+    except ImportError:  # no Slurm plugin installed: the variable is not used
+        return
+    for pattern, what in get_forbidden_slurm_options().items():
+        if re.search(pattern, extra):
+            raise WorkflowError(f"PHASEZOO_SLURM_EXTRA: {extra!r} sets the {what}, which the "
+                                "Slurm plugin sets itself; use the profile's resources instead "
+                                "(README: On a cluster)")
+
+
+_check_slurm_extra(SCHEDULER.get("slurm_extra", ""))
+
+
 def gpu_model(wildcards):
     """PHASEZOO_SLURM_GPU_MODEL for a GPU zoo's jobs (--gpus=MODEL:1); '' (none) otherwise."""
     if not CFG.zoo(wildcards.zoo).resources.gpu:

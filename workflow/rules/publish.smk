@@ -163,4 +163,5 @@ rule studies:
         "studies {wildcards.zoo}"
     shell:
         "phasezoo studies {params.zoo:q} --out {params.out:q} --data-root {params.data_root:q} --quiet"
+        " --allow-local-data"
         " {params.transfer} > {log:q} 2>&1"

@@ -11,7 +11,7 @@ log=$(mktemp)
 # slurm.conf keeps finished jobs visible); the short first wait keeps the test quick.
 # The README's command (phasezoo run: the config checked first), with one scheduler argument
 # through the profile's PHASEZOO_SLURM_EXTRA and the others (qos, constraint, GPU model) unset.
-PHASEZOO_SLURM_EXTRA="--comment=phasezoo-test" \
+PHASEZOO_SLURM_EXTRA="--mail-type=NONE" \
 phasezoo run --profile slurm --configfile config/test-slurm.yaml \
     --slurm-status-command squeue --slurm-init-seconds-before-status-checks 2 --verbose \
     >"$log" 2>&1 || { tail -n 60 "$log"; exit 1; }
@@ -19,9 +19,9 @@ calls=$(grep -o 'sbatch call: sbatch .*--wrap' "$log" | grep 'group_cells-' || t
 echo "$calls" | cut -c1-200
 check() { if ! eval "$1"; then echo "test-slurm: FAILED: $2" >&2; exit 1; fi; }
 check '[ "$(echo "$calls" | wc -l)" -eq 2 ]' "one grouped Slurm job per zoo (2 cells each), got: $calls"
-check 'echo "$calls" | grep "cells-gpu-8" | grep -q -- "--gpus=1"' "the GPU zoo's job asks for one GPU"
-check '! echo "$calls" | grep "cells-cpu-8" | grep -q -- "--gpus"' "the CPU zoo's job asks for no GPU"
-check '[ "$(echo "$calls" | grep -c -- "--comment=phasezoo-test")" -eq 2 ]' "PHASEZOO_SLURM_EXTRA reaches sbatch"
+check 'echo "$calls" | grep "cells-gpu-" | grep -q -- "--gpus=1"' "the GPU zoo's job asks for one GPU"
+check '! echo "$calls" | grep "cells-cpu-" | grep -q -- "--gpus"' "the CPU zoo's job asks for no GPU"
+check '[ "$(echo "$calls" | grep -c -- "--mail-type=NONE")" -eq 2 ]' "PHASEZOO_SLURM_EXTRA reaches sbatch"
 check '! echo "$calls" | grep -q -e "--qos" -e " -C "' "unset scheduler arguments are not passed"
 for zoo in tiny-cpu tiny-gpu; do
     phasezoo verify "zoos-slurm/$zoo"

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from phasezoo.evaluation import evaluate
+from phasezoo.sources import is_local, source_problem
 from phasezoo.tasks import TASK_SCORES, Task, score_sign
 from phasezoo.weights import build_model
 from phasezoo.wsl import alphaprune
@@ -228,18 +229,16 @@ def cell_hparams(row: pd.Series) -> dict[str, Any]:
     return out
 
 
-# The text sources that are not local files: the hub's OpenWebText, CPython's pydoc topics,
-# hf:<id> hub datasets (downloads, allowed only with --allow-download).
-TEXT_SOURCES, HUB_PREFIX = ("openwebtext", "pydoc"), "hf:"
-
-
-def zoo_data_problem(hp: dict[str, Any], input_shape: Sequence[int] | None) -> str | None:
+def zoo_data_problem(hp: dict[str, Any], input_shape: Sequence[int] | None,
+                     allow_local: bool = False) -> str | None:
     """Why the studies may not rebuild the data a zoo's row names (None if they may).
 
     Why: a zoo is downloaded, and its ``hp_*`` columns choose what the studies read. Only a
     registered dataset, with no option naming a local file (``text``'s ``source=/etc/passwd``)
     and images no larger than the zoo's own models take, ``input_shape`` (a crafted
-    ``image_size`` would resize every image to any size).
+    ``image_size`` would resize every image to any size). ``allow_local`` (``--allow-local-data``,
+    which the workflow passes for the zoo it just built from its own config) admits a ``text``
+    source under ``data_root`` (:func:`phasezoo.sources.source_problem`).
     """
     from phasezoo.data import list_datasets
 
@@ -250,7 +249,8 @@ def zoo_data_problem(hp: dict[str, Any], input_shape: Sequence[int] | None) -> s
     if not isinstance(options, dict):
         return "hp_dataset_options is not {options: {...}, ...}"
     for key, value in options.items():
-        if _names_local_file(key, value):
+        if _names_local_file(key, value) and not (
+                allow_local and key == "source" and source_problem(value) is None):
             return (f"hp_dataset_options option {key}={value[:100]!r} names a local file; the "
                     "studies never read a file a zoo names")
     for key, dim in (("image_size", -1), ("channels", 0)):
@@ -262,17 +262,17 @@ def zoo_data_problem(hp: dict[str, Any], input_shape: Sequence[int] | None) -> s
 
 
 def _names_local_file(key: str, value: Any) -> bool:
-    """Whether a dataset option names a local file: ``source`` unless one of
-    :data:`TEXT_SOURCES` or a hub dataset, any other option when it holds a path."""
+    """Whether a dataset option names a local file: ``source`` unless a named or hub text
+    source (:func:`phasezoo.sources.is_local`), any other option when it holds a path."""
     if not isinstance(value, str):
         return False
     if key == "source":
-        return value not in TEXT_SOURCES and not value.startswith(HUB_PREFIX)
+        return is_local(value)
     return "/" in value or "\\" in value or value.startswith("~")
 
 
 def zoo_cell_split(hp: dict[str, Any], data_root: str, input_shape: Sequence[int] | None,
-                   allow_download: bool = False) -> Any:
+                   allow_download: bool = False, allow_local: bool = False) -> Any:
     """A cell's data rebuilt as its zoo row names it (:func:`phasezoo.data.cell_split`), from
     what is already in ``data_root`` or ships with a package: a download only with
     ``allow_download`` (``--allow-download``).
@@ -283,7 +283,7 @@ def zoo_cell_split(hp: dict[str, Any], data_root: str, input_shape: Sequence[int
     """
     from phasezoo.data import cell_split
 
-    problem = zoo_data_problem(hp, input_shape)
+    problem = zoo_data_problem(hp, input_shape, allow_local)
     if problem:
         raise ValueError(problem)
     with _network(allow_download) as attempts:
@@ -358,12 +358,12 @@ def by_phase(cells: pd.DataFrame, sign: int = 1) -> dict[str, Any]:
 def run_studies(zoo: str, data_root: str = "data", progress: bool = True,
                 transfer_dataset: str | None = None,
                 finetune: FinetuneSettings | None = None,
-                allow_download: bool = False) -> dict[str, Any]:
+                allow_download: bool = False, allow_local: bool = False) -> dict[str, Any]:
     """Every cell of a zoo (folder or hub id) at its last kept epoch, then the per-phase summary.
 
     Each cell's test split is rebuilt from its ``hp_*`` columns through the dataset registry
     (:func:`zoo_cell_split`: from ``data_root`` or a package, downloaded only with
-    ``allow_download``, never a local file the zoo names); cells that share their
+    ``allow_download``, a local file the zoo names only with ``allow_local``); cells that share their
     data (all but a PINN zoo's, whose β is the load) share one split. With ``transfer_dataset``,
     every model is also fine-tuned on that dataset against a from-scratch baseline
     (:mod:`phasezoo.wsl.finetune`).
@@ -396,7 +396,7 @@ def run_studies(zoo: str, data_root: str = "data", progress: bool = True,
         if key not in splits:
             shape = table.layouts[idx[0]]["architecture"]["kwargs"].get("input_shape")
             try:
-                splits[key] = zoo_cell_split(hp, data_root, shape, allow_download)
+                splits[key] = zoo_cell_split(hp, data_root, shape, allow_download, allow_local)
             except ValueError as e:
                 raise ValueError(f"{zoo}: cell {cell}: {e}") from None
         test = splits[key]
