@@ -38,7 +38,7 @@ test-fast: $(STAMP)
 	PATH=$(BIN):$$PATH $(BIN)/python -m pytest -m "not slow and not bigmem"
 
 # A single-node Slurm on localhost (Debian packages, needs root), the tiny zoos through
-# `snakemake --profile slurm`, checks of the jobs' GPU asks and of the published zoos.
+# `phasezoo run --profile slurm`, checks of the jobs' GPU asks and of the published zoos.
 test-slurm: $(STAMP)
 	$(BIN)/pip install -q -e '.[test,slurm]'
 	PATH=$(BIN):$$PATH bash workflow/slurm/test-slurm.sh
