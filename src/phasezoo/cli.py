@@ -196,6 +196,7 @@ def cmd_measure(a: argparse.Namespace) -> None:
 def cmd_phases(a: argparse.Namespace) -> None:
     from phasezoo.phases import profile_planes, zoo_phases
     from phasezoo.plots import HEATMAP_METRICS, heatmap, landscape_profiles, phase_diagram
+    from phasezoo.registries import dataset_tasks
 
     cfg, zoo = _zoo(a)
     base = _paths(cfg, a.zoo)
@@ -203,9 +204,10 @@ def cmd_phases(a: argparse.Namespace) -> None:
     _write_parquet(table, base / "phases.parquet")
     plots = base / "plots"
     plots.mkdir(parents=True, exist_ok=True)
-    phase_diagram(table, plots / "phase_diagram.png")
+    phase_diagram(table, plots / "phase_diagram.png", zoo.phases)
+    task = dataset_tasks()[zoo.dataset.name]
     for column in HEATMAP_METRICS:
-        heatmap(table, column, plots / f"{column}.png")
+        heatmap(table, column, plots / f"{column}.png", zoo.phases, task)
     landscape_profiles(profile_planes(table, cfg.results_dir), zoo.metrics.topology_radius,
                        plots / "landscape_profiles.png",
                        empty=("no live checkpoint has a profile" if zoo.metrics.topology else

@@ -8,15 +8,59 @@ order, so powers of two sit evenly spaced: a log2 axis.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from phasezoo.settings import PhaseThresholds
 
 HEATMAP_METRICS = ("test_accuracy", "train_loss", "ln_hessian_top_eigenvalue",
                    "ln_hessian_trace", "mc", "linear_barrier", "cka", "alpha_mean",
                    "farms_alpha_mean", "topo_minima", "topo_total_persistence")
 PHASE_COLORS = {"I": "#d62728", "II": "#ff7f0e", "III": "#9467bd", "IV-A": "#2ca02c",
                 "IV-B": "#1f77b4", "diverged": "#7f7f7f", "unlabelled": "#dddddd"}
+# A cell whose label sits closer than this to its deciding threshold (relative margin) is drawn
+# hatched: a small change in the metric, a seed, or the threshold would relabel it.
+BORDERLINE_MARGIN = 0.1
+# What each heat map shows, with its unit: a reader of the picture has not seen the columns.
+# "{score}" and "{loss}" take the task's (TASK_UNITS).
+METRIC_TITLES = {
+    "test_accuracy": "Test {score}",
+    "train_loss": "Train loss ({loss})",
+    "ln_hessian_top_eigenvalue": "ln Hessian λmax of the train loss",
+    "ln_hessian_trace": "ln Hessian trace of the train loss",
+    "mc": "Mode connectivity mc (train error %)",
+    "linear_barrier": "Linear-path barrier (train error %)",
+    "cka": "CKA between seeds' outputs (0–1)",
+    "alpha_mean": "HT-SR power-law α (layer mean)",
+    "farms_alpha_mean": "FARMS α (layer mean)",
+    "topo_minima": "Local minima on the top-2 Hessian plane (count)",
+    "topo_total_persistence": "Total 0-D persistence of that plane (loss)",
+}
+TASK_UNITS = {
+    "classification": {"score": "accuracy (fraction)", "loss": "cross-entropy, nats"},
+    "language-modeling": {"score": "next-token accuracy (fraction)",
+                          "loss": "cross-entropy, nats/token"},
+    "pinn-convection": {"score": "relative L2 error (lower is better)",
+                        "loss": "PDE residual + IC + BC mean squared errors"},
+}
+# Signed metrics (negative = a barrier): a diverging map centred at 0, so the sign reads at once.
+SIGNED_METRICS = ("mc", "linear_barrier")
+# Why a cell of each metric can be empty (besides every seed having diverged).
+NAN_REASONS = {
+    "cka": "CKA undefined: a seed's outputs are constant (collapsed), or < 2 live seeds",
+    "mc": "no live seed pair",
+    "linear_barrier": "no live seed pair",
+    "ln_hessian_top_eigenvalue": "Hessian not measured, or its seed mean ≤ 0 (no log)",
+    "ln_hessian_trace": "Hessian not measured, or its seed mean ≤ 0 (no log)",
+    "alpha_mean": "no layer large enough for a power-law fit (< 8 eigenvalues)",
+    "farms_alpha_mean": "FARMS off, or no layer large enough for a fit",
+    "topo_minima": "metrics.topology off, or no live seed",
+    "topo_total_persistence": "metrics.topology off, or no live seed",
+}
+RULE_NAMES = {"train_error": "train err", "mc_tolerance": "mc", "cka": "CKA"}
 
 
 def _pyplot():
@@ -40,51 +84,199 @@ def _axes(ax, phases: pd.DataFrame, grid: pd.DataFrame, title: str) -> None:
     ax.set_title(title)
 
 
-def heatmap(phases: pd.DataFrame, column: str, out: str | Path) -> Path:
-    """A temperature × load heat map of one per-cell column, values written in the cells."""
-    plt = _pyplot()
-    grid = _grid(phases, column)
-    fig, ax = plt.subplots(figsize=(1.3 * grid.shape[1] + 2, 1.0 * grid.shape[0] + 1.5))
-    im = ax.imshow(grid.values, origin="lower", cmap="viridis", aspect="auto")
-    values = grid.values.astype(float)
-    finite = values[np.isfinite(values)]
-    lo, hi = (finite.min(), finite.max()) if finite.size else (np.nan, np.nan)
-    for (r, c), v in np.ndenumerate(values):
-        bright = hi > lo and (v - lo) / (hi - lo) > 0.6  # dark text on the bright end of viridis
-        ax.text(c, r, f"{v:.3g}", ha="center", va="center", fontsize=9,
-                color="black" if bright else "white")
-    title = f"{phases['zoo'].iloc[0]}: {column}"
-    if not finite.size:  # e.g. HT-SR α of a zoo whose layers are all too small to analyse
-        title += " (no finite values)"
-    _axes(ax, phases, grid, title)
-    fig.colorbar(im, ax=ax, label=column)
-    fig.tight_layout()
+def _save(fig, out: str | Path) -> Path:
+    """Write ``fig`` as a PNG and free it (many pictures per stage)."""
     fig.savefig(out, dpi=120)
-    plt.close(fig)
+    _pyplot().close(fig)
     return Path(out)
 
 
-def phase_diagram(phases: pd.DataFrame, out: str | Path) -> Path:
-    """Cells coloured by phase, label and margin written in, boundaries between phases drawn."""
+def epoch_text(phases: pd.DataFrame) -> str:
+    """"epoch 30" (or "epochs 10, 30" when cells differ): when the cells were compared."""
+    if "landscape_epoch" not in phases:
+        return "epoch unknown"
+    epochs = sorted({int(e) for e in phases["landscape_epoch"].dropna()})
+    return f"epoch{'s' if len(epochs) > 1 else ''} {', '.join(map(str, epochs))}"
+
+
+def metric_title(column: str, task: str = "classification") -> str:
+    """A heat map's human title: what the column measures and its unit."""
+    return METRIC_TITLES.get(column, column).format(**TASK_UNITS.get(task,
+                                                                     TASK_UNITS["classification"]))
+
+
+def heatmap(phases: pd.DataFrame, column: str, out: str | Path, thresholds: PhaseThresholds,
+            task: str = "classification") -> Path:
+    """A temperature × load heat map of one per-cell column (see :func:`heatmap_figure`)."""
+    return _save(heatmap_figure(phases, column, thresholds, task), out)
+
+
+def heatmap_figure(phases: pd.DataFrame, column: str, thresholds: PhaseThresholds,
+                   task: str = "classification"):
+    """The heat map of one per-cell column as a matplotlib Figure, values written in the cells.
+
+    Titled with the metric's name, unit and the epoch it was measured at. Signed metrics
+    (:data:`SIGNED_METRICS`) get a diverging map centred at 0, and mc its ±``mc_tolerance``
+    band on the colour bar, so the phases' "barrier" side reads at once; CKA gets its
+    threshold there. Empty cells are hatched grey, written "diverged" or "no value", and a
+    note under the picture says why (:data:`NAN_REASONS`)."""
+    plt = _pyplot()
+    grid = _grid(phases, column)
+    values = grid.values.astype(float)
+    finite = values[np.isfinite(values)]
+    fig, ax = plt.subplots(figsize=(1.3 * grid.shape[1] + 3, 1.0 * grid.shape[0] + 2.2))
+    cmap, norm = _colour_scale(column, finite, thresholds)
+    im = ax.imshow(values, origin="lower", cmap=cmap, norm=norm, aspect="auto")
+    diverged = _grid(phases, "phase").values == "diverged" if "phase" in phases else \
+        np.zeros(values.shape, bool)
+    for (r, c), v in np.ndenumerate(values):
+        if np.isfinite(v):
+            ax.text(c, r, f"{v:.3g}", ha="center", va="center", fontsize=9,
+                    color=_text_colour(cmap, norm(v)))
+        else:
+            _hatch(ax, r, c, "grey")
+            ax.text(c, r, "diverged" if diverged[r, c] else "no value", ha="center",
+                    va="center", fontsize=8, color="black")
+    title = f"{metric_title(column, task)}, {epoch_text(phases)}"
+    if not finite.size:  # e.g. HT-SR α of a zoo whose layers are all too small to analyse
+        title += "\n(no finite values)"
+    _axes(ax, phases, grid, f"{phases['zoo'].iloc[0]}: {title}")
+    bar = fig.colorbar(im, ax=ax, label=column)
+    _mark_thresholds(bar, column, thresholds)
+    note = _nan_note(column, np.isnan(values) & ~diverged, np.isnan(values) & diverged)
+    if note:
+        fig.text(0.01, 0.01, note, fontsize=8, ha="left", va="bottom", wrap=True)
+    fig.tight_layout(rect=(0, 0.06 if note else 0, 1, 1))
+    return fig
+
+
+def _colour_scale(column: str, finite: np.ndarray, thresholds: PhaseThresholds):
+    """(cmap, norm): viridis over the data, or for a signed metric a diverging map whose white
+    is 0, symmetric (so equal distances read as equal colours) and wide enough to show mc's
+    tolerance band even when every value is inside it. CKA's range takes in its threshold."""
+    from matplotlib.colors import Normalize, TwoSlopeNorm
+
+    if column not in SIGNED_METRICS:
+        lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
+        if column == "cka":  # its threshold on the bar, even when every cell is on one side
+            lo, hi = min(lo, thresholds.cka - 0.02), max(hi, thresholds.cka + 0.02)
+        return "viridis", Normalize(lo, hi if hi > lo else lo + 1.0)
+    reach = max([1.5 * thresholds.mc_tolerance, *np.abs(finite)])
+    return "RdBu", TwoSlopeNorm(vcenter=0.0, vmin=-reach, vmax=reach)
+
+
+def _text_colour(cmap: str, level: float) -> str:
+    """Black on the bright part of the map, white on the dark (viridis' top, RdBu's middle)."""
+    bright = level > 0.6 if cmap == "viridis" else 0.2 < level < 0.8
+    return "black" if bright else "white"
+
+
+def _mark_thresholds(bar, column: str, thresholds: PhaseThresholds) -> None:
+    """Dashed lines and labelled ticks on the colour bar at the phase thresholds that read
+    this metric (mc: the ±tolerance band, hatched; CKA: the IV-A | IV-B threshold)."""
+    tol = thresholds.mc_tolerance
+    marks = {"mc": {-tol: f"−{tol:g} barrier below", tol: f"+{tol:g}"},
+             "cka": {thresholds.cka: f"{thresholds.cka:g} IV-A | IV-B"}}.get(column, {})
+    lo, hi = bar.mappable.norm.vmin, bar.mappable.norm.vmax
+    marks = {v: t for v, t in marks.items() if lo <= v <= hi}
+    if not marks:
+        return
+    for value in marks:
+        bar.ax.axhline(value, color="black", lw=1.2, ls="--")
+    if column == "mc":
+        bar.ax.axhspan(-tol, tol, facecolor="none", hatch="..", edgecolor="black", lw=0,
+                       zorder=3)
+        bar.set_label(f"mc; hatched band |mc| ≤ {tol:g} = connected")
+    near = 0.08 * (hi - lo)  # automatic ticks this close to a threshold would overprint it
+    ticks = [t for t in bar.get_ticks() if lo <= t <= hi
+             and all(abs(t - v) > near for v in marks)]
+    bar.set_ticks(sorted([*ticks, *marks]))
+    bar.set_ticklabels([marks.get(t, f"{t:g}") for t in sorted([*ticks, *marks])])
+    bar.ax.set_ylim(lo, hi)
+
+
+def _hatch(ax, r: int, c: int, colour: str, fill: bool = True) -> None:
+    """Hatch one grid cell (an empty one grey, a borderline one over its phase colour)."""
+    plt = _pyplot()
+    ax.add_patch(plt.Rectangle((c - 0.5, r - 0.5), 1, 1, facecolor="#eeeeee" if fill else "none",
+                               edgecolor=colour, hatch="//", lw=0, zorder=2))
+
+
+def _nan_note(column: str, empty: np.ndarray, diverged: np.ndarray) -> str:
+    """The sentence under a heat map that says why its hatched cells have no value."""
+    parts = []
+    if diverged.any():
+        parts.append("diverged: every seed of the cell diverged")
+    if empty.any():
+        parts.append(f"no value: {NAN_REASONS.get(column, 'no live seed')}")
+    return ("Hatched cells — " + "; ".join(parts) + ".") if parts else ""
+
+
+def margin_text(margin: float, rule: str) -> str:
+    """A label's margin as what it is: the deciding metric's distance to its threshold relative
+    to the threshold, in % with two significant figures (never "±0.00" for a near-tie, which
+    read as an uncertainty), and which threshold decided ("margin 17 % (mc)")."""
+    if not np.isfinite(margin):
+        return ""
+    pct = 100.0 * float(margin)
+    if pct < 0.01:
+        shown = "<0.01"
+    else:
+        decimals = 1 - int(np.floor(np.log10(pct)))
+        shown = f"{round(pct, decimals):.{max(0, decimals)}f}"
+        shown = shown.rstrip("0").rstrip(".") if "." in shown else shown
+    return f"margin {shown} % ({RULE_NAMES.get(rule, rule)})"
+
+
+def thresholds_text(thresholds: PhaseThresholds) -> str:
+    """The phase rules with their thresholds, one line, as the phase diagram states them."""
+    return (f"Thresholds: train error > {thresholds.train_error:g} % = high loss (I, II); "
+            f"mc < −{thresholds.mc_tolerance:g} % = barrier (I, III), else connected; "
+            f"connected low loss: CKA < {thresholds.cka:g} = IV-A, else IV-B.")
+
+
+def phase_diagram(phases: pd.DataFrame, out: str | Path, thresholds: PhaseThresholds) -> Path:
+    """The phase diagram as a PNG (see :func:`phase_diagram_figure`)."""
+    return _save(phase_diagram_figure(phases, thresholds), out)
+
+
+def phase_diagram_figure(phases: pd.DataFrame, thresholds: PhaseThresholds):
+    """Cells coloured by phase with label and margin written in, boundaries between phases
+    drawn, borderline cells (margin < :data:`BORDERLINE_MARGIN`) hatched, and the thresholds
+    that decided every label stated under the grid: a matplotlib Figure."""
     plt = _pyplot()
     labels = _grid(phases, "phase")
-    margins = _grid(phases, "margin")
-    fig, ax = plt.subplots(figsize=(1.3 * labels.shape[1] + 2.5, 1.0 * labels.shape[0] + 1.5))
+    margins = _grid(phases, "margin").values.astype(float)
+    rules = _grid(phases, "margin_rule").values
+    fig, ax = plt.subplots(figsize=(1.6 * labels.shape[1] + 3.5, 1.0 * labels.shape[0] + 2.6))
     for (r, c), phase in np.ndenumerate(labels.values):
         ax.add_patch(plt.Rectangle((c - 0.5, r - 0.5), 1, 1, color=PHASE_COLORS.get(phase, "w")))
-        ax.text(c, r, f"{phase}\n±{margins.values[r, c]:.2f}", ha="center", va="center",
-                fontsize=9, color="white" if phase not in ("unlabelled",) else "black")
+        if margins[r, c] < BORDERLINE_MARGIN:
+            _hatch(ax, r, c, "white", fill=False)
+        margin = margin_text(margins[r, c], rules[r, c])
+        style = {"ha": "center", "zorder": 3, "color": "black" if phase == "unlabelled" else
+                 "white", "bbox": {"facecolor": PHASE_COLORS.get(phase, "w"), "lw": 0, "pad": 1}}
+        ax.text(c, r, phase, va="bottom" if margin else "center", fontsize=11,
+                fontweight="bold", **style)
+        if margin:
+            ax.text(c, r - 0.05, margin, va="top", fontsize=8, **style)
     _boundaries(ax, labels.values)
     ax.set_xlim(-0.5, labels.shape[1] - 0.5)
     ax.set_ylim(-0.5, labels.shape[0] - 0.5)
-    _axes(ax, phases, labels, f"{phases['zoo'].iloc[0]}: loss-landscape phases")
+    _axes(ax, phases, labels,
+          f"{phases['zoo'].iloc[0]}: loss-landscape phases, {epoch_text(phases)}")
     present = [p for p in PHASE_COLORS if p in set(labels.values.ravel())]
-    ax.legend(handles=[plt.Rectangle((0, 0), 1, 1, color=PHASE_COLORS[p]) for p in present],
-              labels=present, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="phase")
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return Path(out)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=PHASE_COLORS[p]) for p in present]
+    handles.append(plt.Rectangle((0, 0), 1, 1, facecolor="#888888", edgecolor="white",
+                                 hatch="//", lw=0))
+    ax.legend(handles=handles, title="phase",
+              labels=[*present, f"borderline:\nmargin < {100 * BORDERLINE_MARGIN:g} %"],
+              loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.text(0.01, 0.01, thresholds_text(thresholds) + "\nMargin: how far the deciding metric "
+             "is from its threshold, relative to that threshold (train err, mc or CKA).",
+             fontsize=8, ha="left", va="bottom", wrap=True)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig
 
 
 def _boundaries(ax, labels: np.ndarray) -> None:

@@ -1,0 +1,109 @@
+"""The pictures read correctly without the code: margins, thresholds, titles, colour scales and
+empty cells, checked on the matplotlib Figures the plotting functions build."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.colors import TwoSlopeNorm
+
+from phasezoo.phases import label_cells
+from phasezoo.plots import (BORDERLINE_MARGIN, heatmap, heatmap_figure, margin_text,
+                            phase_diagram, phase_diagram_figure)
+from phasezoo.settings import PhaseThresholds
+
+THRESHOLDS = PhaseThresholds(train_error=1.5, mc_tolerance=2.5, cka=0.9)
+
+
+def _table() -> pd.DataFrame:
+    """A 2 × 2 grid at epoch 30: one diverged cell, one a hair above the train-error
+    threshold (margin 0.0002), one low-loss connected cell, one barrier whose CKA is NaN."""
+    rows = []
+    for (t, load), (err, mc, cka) in zip(
+            [(16, 2), (32, 2), (16, 4), (32, 4)],
+            [(np.nan, np.nan, np.nan), (1.5003, 5.0, 0.95), (0.2, 0.5, 0.999), (0.2, -9.0, np.nan)]):
+        rows.append({"zoo": "demo", "cell": f"batch_size-{t}_width-{load}",
+                     "temperature_name": "batch_size", "temperature_value": float(t),
+                     "load_name": "width", "load_value": float(load), "landscape_epoch": 30,
+                     "train_error": err, "mc": mc, "cka": cka, "test_accuracy": 1 - err / 100,
+                     "diverged_fraction": 1.0 if np.isnan(err) else 0.0})
+    return label_cells(pd.DataFrame(rows), **THRESHOLDS.as_dict())
+
+
+def _texts(fig) -> list[str]:
+    """Every text a reader sees: figure notes, titles, cell texts, legends, axis labels, ticks."""
+    out = [t.get_text() for t in fig.texts]
+    for ax in fig.axes:
+        out += [ax.get_title(), ax.get_xlabel(), ax.get_ylabel()]
+        out += [t.get_text() for t in ax.texts]
+        out += [t.get_text() for t in ax.get_yticklabels() + ax.get_xticklabels()]
+        if ax.get_legend():
+            out += [t.get_text() for t in ax.get_legend().get_texts()]
+    return out
+
+
+def test_margin_text_is_a_relative_distance_not_an_uncertainty():
+    assert margin_text(0.0002, "train_error") == "margin 0.02 % (train err)"
+    assert margin_text(0.1747, "mc_tolerance") == "margin 17 % (mc)"
+    assert margin_text(12.33, "cka") == "margin 1200 % (CKA)"
+    assert margin_text(1e-7, "mc_tolerance") == "margin <0.01 % (mc)"
+    assert margin_text(float("nan"), "") == ""
+
+
+def test_phase_diagram_states_thresholds_margins_and_borderline_cells():
+    table = _table()
+    assert table["phase"].tolist() == ["diverged", "II", "IV-B", "III"]
+    fig = phase_diagram_figure(table, THRESHOLDS)
+    texts = "\n".join(_texts(fig))
+    assert "±" not in texts and "margin 0.02 % (train err)" in texts
+    for stated in ("train error > 1.5 %", "mc < −2.5 %", "CKA < 0.9"):
+        assert stated in texts
+    assert "epoch 30" in fig.axes[0].get_title()
+    assert f"margin < {100 * BORDERLINE_MARGIN:g} %" in texts
+    hatched = [p for p in fig.axes[0].patches if p.get_hatch()]
+    assert len(hatched) == 1  # only the 0.02 % cell is borderline
+    assert hatched[0].get_xy() == (0.5, -0.5)  # column 32, row width 2
+
+
+def test_heatmap_titles_name_metric_unit_and_epoch():
+    for column, title in [("mc", "Mode connectivity mc (train error %), epoch 30"),
+                          ("cka", "CKA between seeds' outputs (0–1), epoch 30"),
+                          ("test_accuracy", "Test accuracy (fraction), epoch 30")]:
+        assert title in heatmap_figure(_table(), column, THRESHOLDS).axes[0].get_title()
+    pinn = heatmap_figure(_table(), "test_accuracy", THRESHOLDS, task="pinn-convection")
+    assert "relative L2 error" in pinn.axes[0].get_title()
+
+
+def test_signed_mc_is_diverging_about_zero_with_its_tolerance_marked():
+    fig = heatmap_figure(_table(), "mc", THRESHOLDS)
+    image = fig.axes[0].images[0]
+    assert isinstance(image.norm, TwoSlopeNorm) and image.norm.vcenter == 0
+    assert image.norm.vmin == -image.norm.vmax == pytest.approx(-9.0)
+    bar = fig.axes[1]
+    ticks = list(bar.get_yticks())
+    assert -2.5 in ticks and 2.5 in ticks
+    assert any("barrier" in t.get_text() for t in bar.get_yticklabels())
+    assert "|mc| ≤ 2.5 = connected" in bar.get_ylabel()
+
+
+def test_cka_marks_its_threshold_and_unsigned_metrics_stay_sequential():
+    fig = heatmap_figure(_table(), "cka", THRESHOLDS)
+    assert not isinstance(fig.axes[0].images[0].norm, TwoSlopeNorm)
+    assert any("0.9 IV-A | IV-B" == t.get_text() for t in fig.axes[1].get_yticklabels())
+
+
+def test_empty_cells_are_hatched_and_explained():
+    fig = heatmap_figure(_table(), "cka", THRESHOLDS)
+    cells = [t.get_text() for t in fig.axes[0].texts]
+    assert "diverged" in cells and "no value" in cells
+    assert len([p for p in fig.axes[0].patches if p.get_hatch()]) == 2
+    note = " ".join(t.get_text() for t in fig.texts)
+    assert "every seed of the cell diverged" in note and "constant (collapsed)" in note
+    full = heatmap_figure(_table().assign(cka=0.95), "cka", THRESHOLDS)
+    assert not full.texts  # nothing to explain
+
+
+def test_pictures_are_written(tmp_path):
+    assert phase_diagram(_table(), tmp_path / "p.png", THRESHOLDS).stat().st_size > 0
+    assert heatmap(_table(), "mc", tmp_path / "mc.png", THRESHOLDS).stat().st_size > 0
