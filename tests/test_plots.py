@@ -107,3 +107,17 @@ def test_empty_cells_are_hatched_and_explained():
 def test_pictures_are_written(tmp_path):
     assert phase_diagram(_table(), tmp_path / "p.png", THRESHOLDS).stat().st_size > 0
     assert heatmap(_table(), "mc", tmp_path / "mc.png", THRESHOLDS).stat().st_size > 0
+
+
+def test_diagnosis_picture_speaks_in_human_labels():
+    from phasezoo.wsl.diagnose import figure
+    from phasezoo.wsl.diagnosis import METHODS, TASKS
+
+    entries = [{"task": t, "case": c, "method": m, "accuracy": 70.0}
+               for t in TASKS for c in ("random", "scale_transfer") for m in METHODS]
+    fig = figure({"subject": "demo", "entries": entries})
+    ticks = [t.get_text() for t in fig.axes[0].get_xticklabels() + fig.axes[0].get_yticklabels()]
+    assert "MD tree" in ticks and any("temperature too small or too large?" in t for t in ticks)
+    internal = {*TASKS, *METHODS, "scale_transfer"}
+    assert not [t for t in ticks for name in internal if name in t.split()]
+    assert not any("_" in t or "+dt" in t for t in ticks)

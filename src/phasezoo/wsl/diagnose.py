@@ -13,6 +13,19 @@ from phasezoo.splits import ZooSplits
 from phasezoo.wsl.diagnosis import METHODS, TASKS, DiagnosisUnsupported, fit_diagnosis, labelled
 from phasezoo.wsl.report import write_report_files
 
+# What the picture shows instead of the internal names: a reader of diagnosis.png has not seen
+# the code. The markdown table keeps the internal names (they are the JSON keys).
+TASK_LABELS = {"bs_failure": "temperature too small or too large?",
+               "width_vs_batch": "width or batch size to blame?",
+               "data_vs_batch": "data amount or batch size to blame?"}
+CASE_LABELS = {"random": "random split", "scale_transfer": "scale transfer"}
+METHOD_LABELS = {"md_tree": "MD tree", "md_tree[exhaustive]": "MD tree, exhaustive fit",
+                 "md_tree[cka]": "MD tree on CKA", "hyper+dt": "tree: hyperparameters",
+                 "val+dt": "tree: validation metrics", "metrics+dt": "tree: landscape metrics",
+                 "htsr+dt": "tree: train error + HT-SR α",
+                 "metrics+htsr+dt": "tree: landscape + HT-SR α"}
+
+
 def score_split(train: pd.DataFrame, test: pd.DataFrame, task: str, method: str) -> dict:
     """Fit on ``train``, score on ``test``: accuracy, rows, and why not when unsupported."""
     if not len(labelled(train, task)) or not len(labelled(test, task)):
@@ -75,7 +88,18 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def plot(result: dict[str, Any], out: str | Path) -> Path:
-    """The table as a picture: accuracy per scenario (rows) and method (columns)."""
+    """The table as a picture (see :func:`figure`), written as a PNG."""
+    import matplotlib.pyplot as plt
+
+    fig = figure(result)
+    fig.savefig(out, dpi=120, format="png")
+    plt.close(fig)
+    return Path(out)
+
+
+def figure(result: dict[str, Any]):
+    """Accuracy per scenario (rows: task and scenario) and method (columns), in human labels
+    (:data:`TASK_LABELS`, :data:`CASE_LABELS`, :data:`METHOD_LABELS`): a matplotlib Figure."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -83,7 +107,7 @@ def plot(result: dict[str, Any], out: str | Path) -> Path:
 
     scored = pd.DataFrame([e for e in result["entries"] if "accuracy" in e])
     rows = len(scored.drop_duplicates(["task", "case"])) if len(scored) else 1
-    fig, ax = plt.subplots(figsize=(10, 2 + 0.45 * rows))
+    fig, ax = plt.subplots(figsize=(11, 2.6 + 0.45 * rows))
     if scored.empty:
         ax.text(0.5, 0.5, "no scenario had labelled cells on both sides", ha="center")
         ax.axis("off")
@@ -91,18 +115,18 @@ def plot(result: dict[str, Any], out: str | Path) -> Path:
         grid = scored.pivot_table(index=["task", "case"], columns="method", values="accuracy")
         grid = grid[[m for m in METHODS if m in grid.columns]]
         im = ax.imshow(grid.to_numpy(), cmap="viridis", vmin=0, vmax=100, aspect="auto")
-        ax.set_xticks(range(grid.shape[1]), grid.columns, rotation=30, ha="right")
-        ax.set_yticks(range(grid.shape[0]), [f"{t}: {c}" for t, c in grid.index])
+        ax.set_xticks(range(grid.shape[1]), [METHOD_LABELS.get(m, m) for m in grid.columns],
+                      rotation=30, ha="right")
+        ax.set_yticks(range(grid.shape[0]), [f"{TASK_LABELS.get(t, t)}\n{CASE_LABELS.get(c, c)}"
+                                             for t, c in grid.index], fontsize=8)
         for (i, j), v in np.ndenumerate(grid.to_numpy()):
             if np.isfinite(v):
                 ax.text(j, i, f"{v:.0f}", ha="center", va="center",
                         color="white" if v < 60 else "black", fontsize=8)
-        fig.colorbar(im, ax=ax, label="test accuracy (%)")
+        fig.colorbar(im, ax=ax, label="test accuracy (%), cells labelled non-optimal")
     ax.set_title(f"Diagnosis accuracy: {result['subject']}")
     fig.tight_layout()
-    fig.savefig(out, dpi=120, format="png")
-    plt.close(fig)
-    return Path(out)
+    return fig
 
 
 def write_report(result: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
