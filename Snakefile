@@ -1,5 +1,6 @@
 # phasezoo: config → fetch → train → measure → phases → publish → benchmark, studies. See README.md.
 configfile: "config/config.yaml"
+report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"

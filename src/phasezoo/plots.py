@@ -124,7 +124,8 @@ def heatmap_figure(phases: pd.DataFrame, column: str, thresholds: PhaseThreshold
     grid = _grid(phases, column)
     values = grid.values.astype(float)
     finite = values[np.isfinite(values)]
-    fig, ax = plt.subplots(figsize=(1.3 * grid.shape[1] + 3, 1.0 * grid.shape[0] + 2.2))
+    fig, ax = plt.subplots(figsize=(max(7.0, 1.3 * grid.shape[1] + 3.5),
+                                    max(4.5, 1.0 * grid.shape[0] + 2.2)))
     cmap, norm = _colour_scale(column, finite, thresholds)
     im = ax.imshow(values, origin="lower", cmap=cmap, norm=norm, aspect="auto")
     diverged = _grid(phases, "phase").values == "diverged" if "phase" in phases else \
@@ -137,9 +138,9 @@ def heatmap_figure(phases: pd.DataFrame, column: str, thresholds: PhaseThreshold
             _hatch(ax, r, c, "grey")
             ax.text(c, r, "diverged" if diverged[r, c] else "no value", ha="center",
                     va="center", fontsize=8, color="black")
-    title = f"{metric_title(column, task)}, {epoch_text(phases)}"
+    title = f"{metric_title(column, task)}\n{epoch_text(phases)}"
     if not finite.size:  # e.g. HT-SR α of a zoo whose layers are all too small to analyse
-        title += "\n(no finite values)"
+        title += " (no finite values)"
     _axes(ax, phases, grid, f"{phases['zoo'].iloc[0]}: {title}")
     bar = fig.colorbar(im, ax=ax, label=column)
     _mark_thresholds(bar, column, thresholds)
@@ -175,7 +176,7 @@ def _mark_thresholds(bar, column: str, thresholds: PhaseThresholds) -> None:
     """Dashed lines and labelled ticks on the colour bar at the phase thresholds that read
     this metric (mc: the ±tolerance band, hatched; CKA: the IV-A | IV-B threshold)."""
     tol = thresholds.mc_tolerance
-    marks = {"mc": {-tol: f"−{tol:g} barrier below", tol: f"+{tol:g}"},
+    marks = {"mc": {-tol: f"−{tol:g}", tol: f"+{tol:g}"},
              "cka": {thresholds.cka: f"{thresholds.cka:g} IV-A | IV-B"}}.get(column, {})
     lo, hi = bar.mappable.norm.vmin, bar.mappable.norm.vmax
     marks = {v: t for v, t in marks.items() if lo <= v <= hi}
@@ -186,7 +187,8 @@ def _mark_thresholds(bar, column: str, thresholds: PhaseThresholds) -> None:
     if column == "mc":
         bar.ax.axhspan(-tol, tol, facecolor="none", hatch="..", edgecolor="black", lw=0,
                        zorder=3)
-        bar.set_label(f"mc; hatched band |mc| ≤ {tol:g} = connected")
+        bar.set_label(f"mc (train error %)\nhatched |mc| ≤ {tol:g}: connected; < −{tol:g}: barrier",
+                      fontsize=8)
     near = 0.08 * (hi - lo)  # automatic ticks this close to a threshold would overprint it
     ticks = [t for t in bar.get_ticks() if lo <= t <= hi
              and all(abs(t - v) > near for v in marks)]
@@ -248,7 +250,8 @@ def phase_diagram_figure(phases: pd.DataFrame, thresholds: PhaseThresholds):
     labels = _grid(phases, "phase")
     margins = _grid(phases, "margin").values.astype(float)
     rules = _grid(phases, "margin_rule").values
-    fig, ax = plt.subplots(figsize=(1.6 * labels.shape[1] + 3.5, 1.0 * labels.shape[0] + 2.6))
+    fig, ax = plt.subplots(figsize=(max(8.0, 1.6 * labels.shape[1] + 3.5),
+                                    max(4.5, 1.0 * labels.shape[0] + 2.6)))
     for (r, c), phase in np.ndenumerate(labels.values):
         ax.add_patch(plt.Rectangle((c - 0.5, r - 0.5), 1, 1, color=PHASE_COLORS.get(phase, "w")))
         if margins[r, c] < BORDERLINE_MARGIN:

@@ -38,7 +38,12 @@ rule benchmark:
         zoo=rules.publish.output.record,
     output:
         json=f"{RESULTS}/{{zoo}}/benchmark.json",
-        table=f"{RESULTS}/{{zoo}}/benchmark.md",
+        table=report(
+            f"{RESULTS}/{{zoo}}/benchmark.md",
+            caption="../report/table.rst",
+            category="WSL benchmark",
+            subcategory="{zoo}",
+        ),
         plot=report(
             f"{RESULTS}/{{zoo}}/benchmark.png",
             caption="../report/benchmark.rst",
@@ -61,7 +66,7 @@ rule benchmark:
         "benchmark {wildcards.zoo}"
     shell:
         "phasezoo benchmark {params.zoo:q} --out {params.out:q} --seeds {params.seeds} --stream"
-        " > {log:q} 2>&1"
+        " --quiet > {log:q} 2>&1"
 
 
 rule benchmark_transfer:
@@ -91,7 +96,7 @@ rule benchmark_transfer:
         "benchmark {wildcards.zoo} (trained on {wildcards.source})"
     shell:
         "phasezoo benchmark {params.zoo:q} --train-zoo {params.source:q} --out {params.out:q}"
-        " --seeds {params.seeds} --stream > {log:q} 2>&1"
+        " --seeds {params.seeds} --stream --quiet > {log:q} 2>&1"
 
 
 rule diagnose:
@@ -104,7 +109,12 @@ rule diagnose:
         sources=lambda wildcards: [f"{ZOOS}/.{a}.verified" for a in transfer_sources(wildcards.zoo)],
     output:
         json=f"{RESULTS}/{{zoo}}/diagnosis.json",
-        table=f"{RESULTS}/{{zoo}}/diagnosis.md",
+        table=report(
+            f"{RESULTS}/{{zoo}}/diagnosis.md",
+            caption="../report/table.rst",
+            category="Model diagnosis",
+            subcategory="{zoo}",
+        ),
         plot=report(
             f"{RESULTS}/{{zoo}}/diagnosis.png",
             caption="../report/diagnosis.rst",
@@ -139,7 +149,12 @@ rule studies:
         zoo=rules.publish.output.record,
     output:
         json=f"{RESULTS}/{{zoo}}/studies.json",
-        table=f"{RESULTS}/{{zoo}}/studies.md",
+        table=report(
+            f"{RESULTS}/{{zoo}}/studies.md",
+            caption="../report/table.rst",
+            category="Downstream studies",
+            subcategory="{zoo}",
+        ),
         plot=report(
             f"{RESULTS}/{{zoo}}/studies.png",
             caption="../report/studies.rst",

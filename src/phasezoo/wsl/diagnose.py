@@ -123,6 +123,9 @@ def figure(result: dict[str, Any]):
             if np.isfinite(v):
                 ax.text(j, i, f"{v:.0f}", ha="center", va="center",
                         color="white" if v < 60 else "black", fontsize=8)
+            else:  # e.g. MD tree on CKA answers only the temperature question
+                ax.text(j, i, "skipped\n(see diagnosis.md)", ha="center", va="center",
+                        color="grey", fontsize=7)
         fig.colorbar(im, ax=ax, label="test accuracy (%), cells labelled non-optimal")
     ax.set_title(f"Diagnosis accuracy: {result['subject']}")
     fig.tight_layout()
