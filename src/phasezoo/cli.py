@@ -251,6 +251,20 @@ def cmd_verify(a: argparse.Namespace) -> None:
     print(f"{a.zoo_dir}: OK, {verify(a.zoo_dir)} rows")
 
 
+def cmd_page(a: argparse.Namespace) -> None:
+    """Snapshot a finished run's outputs and write its page from them (:mod:`phasezoo.zoo_page`)."""
+    import json
+
+    from phasezoo.zoo_page import render, snapshot
+
+    run = json.loads(Path(a.run).read_text()) if a.run else None
+    page = Path(a.out)
+    snap = snapshot(Path(a.results), Path(a.snapshot) if a.snapshot else page.with_suffix(""),
+                    run)
+    write_atomic(page, lambda tmp: tmp.write_text(render(snap, page)))
+    print(page)
+
+
 def _write_parquet(table, path: Path) -> None:
     """Write a table by atomic rename, so a killed job leaves no complete-looking file, then
     seal it (:mod:`phasezoo.integrity`)."""
@@ -311,6 +325,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True,
                    help="folder for zoos/<zoo>, hf-cache/ and rehearsal.json")
     p.set_defaults(fn=cmd_rehearse)
+    p = sub.add_parser("page", help="a zoo's results page from its run's outputs → docs/<zoo>.md",
+                       description="Copy a finished run's phase table, report tables, pictures "
+                                   "and timing into a snapshot folder, and write the page from "
+                                   "that folder alone (so it can be regenerated and checked).")
+    p.add_argument("results", help="the zoo's results folder, e.g. results-showcase/showcase")
+    p.add_argument("--out", required=True, help="the page, e.g. docs/showcase.md")
+    p.add_argument("--snapshot", help="folder for the copied outputs (default: the page's path "
+                                      "without .md)")
+    p.add_argument("--run", help="JSON with the run's wall time etc. (make showcase writes it)")
+    p.set_defaults(fn=cmd_page)
     p = sub.add_parser("verify", help="check a published zoo's checksums and schema")
     p.add_argument("zoo_dir", help="folder of a published zoo")
     p.set_defaults(fn=cmd_verify)

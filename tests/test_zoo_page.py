@@ -1,0 +1,63 @@
+"""A zoo's page is generated from its run's outputs, and the committed page is exactly what its
+committed snapshot generates (so no figure on it is typed by hand or drifts)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from phasezoo.cli import main
+from phasezoo.zoo_page import render
+from tests.test_workflow import REPO
+
+PHASES = ["I", "II", "II", "III", "IV-A", "IV-B", "IV-B", "IV-B"]
+
+
+def _results(tmp_path: Path) -> Path:
+    results = tmp_path / "results" / "z"
+    (results / "plots").mkdir(parents=True)
+    pd.DataFrame({"cell": [f"c{i}" for i in range(len(PHASES))],
+                  "temperature_value": range(len(PHASES)), "load_value": 4.0,
+                  "train_error": 0.5, "test_accuracy": 0.9, "mc": -3.0, "cka": float("nan"),
+                  "phase": PHASES, "margin": 0.25, "margin_rule": "mc_tolerance",
+                  "ln_hessian_trace": 1.0}).to_parquet(results / "phases.parquet")
+    for name in ("benchmark", "studies", "diagnosis"):
+        (results / f"{name}.md").write_text(f"# {name} of z\n\n| a |\n|---|\n| 1 |\n")
+    for name in ("phase_diagram", "mc"):
+        (results / "plots" / f"{name}.png").write_bytes(b"\x89PNG")
+    return results
+
+
+def test_the_page_shows_the_runs_own_outputs(tmp_path):
+    run = tmp_path / "run.json"
+    run.write_text(json.dumps({"seconds": 1500, "cores": 2, "command": "make showcase"}))
+    page = tmp_path / "docs" / "z.md"
+    assert main(["page", str(_results(tmp_path)), "--out", str(page), "--run", str(run)]) == 0
+    text = page.read_text()
+    for phase, n in pd.Series(PHASES).value_counts().items():
+        assert f"| {phase} | {n} |" in text
+    assert "25.0 min of wall time on 2 CPU cores" in text
+    assert "### benchmark of z" in text and "\n# benchmark" not in text  # demoted under a section
+    links = [line.split("](")[1].rstrip(")") for line in text.splitlines() if line.startswith("![")]
+    assert sorted(Path(link).name for link in links) == ["mc.png", "phase_diagram.png"]
+    assert all((page.parent / link).is_file() for link in links)
+    assert "| c0 | 0 | 4 | 0.5 | 0.9 | -3 | — | I | 0.25 | mc_tolerance |" in text
+    assert "ln_hessian_trace" not in text  # only the columns the page explains
+
+
+def test_a_run_that_did_not_finish_writes_no_page(tmp_path, capsys):
+    results = _results(tmp_path)
+    (results / "studies.md").unlink()
+    page = tmp_path / "z.md"
+    assert main(["page", str(results), "--out", str(page)]) == 2
+    assert "studies.md: missing" in capsys.readouterr().err and not page.exists()
+
+
+@pytest.mark.parametrize("name", ["showcase"])
+def test_the_committed_page_is_what_its_snapshot_generates(name):
+    page, snap = REPO / "docs" / f"{name}.md", REPO / "docs" / name
+    assert page.is_file() and snap.is_dir(), f"{page} and {snap}/ come from `make {name}`"
+    assert render(snap, page) == page.read_text()
