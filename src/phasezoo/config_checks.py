@@ -50,6 +50,20 @@ def schema() -> dict[str, Any]:
     return yaml.safe_load(text)
 
 
+def zoo_default(section: str, key: str) -> Any:
+    """The schema's default of a zoo's ``section.key`` (``benchmark.seeds``): what a command's
+    option defaults to, so the CLI run by hand and the workflow's run of a config that leaves
+    the key out are one value, kept in one place."""
+    return _zoo_properties()[section]["properties"][key]["default"]
+
+
+@functools.lru_cache(maxsize=1)
+def _zoo_properties() -> dict[str, Any]:
+    """The schema's zoo sections, read once per process (every CLI call builds its options'
+    defaults from them; the schema takes ~60 ms to parse). Callers only read scalars from it."""
+    return schema()["$defs"]["zoo"]["properties"]
+
+
 def read_config_file(path: str | Path) -> Any:
     """A config file's YAML, strictly: a missing file, non-UTF-8 text, a syntax error or a
     duplicate key is one ConfigError line naming the file. The Snakefile re-reads every config

@@ -48,9 +48,13 @@ def cmd_benchmark(a: argparse.Namespace) -> None:
         table, baselines = final_checkpoints(table), baselines | UNTERTHINER
     for spec in a.method or []:
         name, factory = load_method(spec)
+        if name in methods or name in baselines:
+            raise ValueError(f"--method {spec}: its name '{name}' is already scored; give it "
+                             "another with a `name` attribute")
         methods[name] = factory
     js, md = write_report(run_benchmark(table, seeds=a.seeds, baselines=baselines,
-                                        train_zoo=train_zoo, splits=splits, methods=methods),
+                                        train_zoo=train_zoo, splits=splits, methods=methods,
+                                        progress=not a.quiet),
                           a.out)
     print(md.read_text())
     print(js)
@@ -96,10 +100,16 @@ def cmd_diagnose(a: argparse.Namespace) -> None:
 
 def add_report_commands(sub) -> None:
     """Add the report subcommands to the CLI's subparsers ``sub``."""
+    from phasezoo.config_checks import zoo_default
+
     p = _report_parser(sub, "benchmark", "phase-aware WSL benchmark of a zoo",
                        "Baselines × tasks × cell-grouped splits on any zoo that "
                        "datasets.load_dataset reads (a local folder or a hub id).")
-    p.add_argument("--seeds", type=int, default=3, help="repeats of every split (default 3)")
+    p.add_argument("--seeds", type=int, default=zoo_default("benchmark", "seeds"),
+                   help="repeats of every split (default %(default)s: the config schema's "
+                        "benchmark.seeds default, which the workflow runs unless a zoo's config "
+                        "sets it; the demo config sets 1)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--train-zoo", help="zoo transfer: fit on this zoo (folder or hub id), test "
                                        "on ZOO")
     p.add_argument("--stream", action="store_true",
@@ -133,9 +143,11 @@ def add_report_commands(sub) -> None:
                         "passes it for the zoo its own config built)")
     p.add_argument("--transfer-dataset", help="fine-tune every model on this registered dataset "
                                               "(head replaced) against a from-scratch baseline")
-    p.add_argument("--finetune-epochs", type=int, default=5, help="default: %(default)s")
-    p.add_argument("--finetune-lr", type=float, default=0.01, help="default: %(default)s")
-    p.add_argument("--finetune-batch-size", type=int, default=64, help="default: %(default)s")
+    for key, kind in (("epochs", int), ("lr", float), ("batch_size", int)):  # the schema's
+        p.add_argument(f"--finetune-{key.replace('_', '-')}", type=kind,
+                       default=zoo_default("studies", f"finetune_{key}"),
+                       help="default: %(default)s (the config schema's studies.finetune_"
+                            f"{key})")
     p.set_defaults(fn=cmd_studies)
     p = _report_parser(sub, "diagnose", "model diagnosis (the MD tree) on a zoo",
                        "From each cell's landscape metrics, is its temperature too small or too "

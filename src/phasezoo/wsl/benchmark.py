@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from functools import partial
 from itertools import product
 from typing import Any, Callable
 
@@ -208,31 +209,47 @@ def architecture_subsets(table: ZooTable) -> list[tuple[str, ZooTable]]:
 
 
 FitPredict = Callable[[Split, int], "np.ndarray | None"]
+# Why a split was not scored (:func:`_records`), as the report says it for a baseline or method
+# that scored none.
+TOO_FEW_CELLS = "too few cells to train, validate and test on"
+ONE_TARGET = "one target value (or class) in its training cells"
+NO_FEATURE = "no usable feature on the training rows"  # a baseline's fit-predict gave None
+NOT_ITS_SPLITS = "the method scores none of these splits or seeds (its `splits`, `seeds`)"
+
+
+def split_list(meta: pd.DataFrame, task: Task, seed: int, zoo_splits: ZooSplits | None,
+               train_zoo: str | None) -> list[Split]:
+    """The splits one seed scores: zoo transfer with ``train_zoo``, one random split for a
+    fixed-architecture subset (``zoo_splits`` None), else the zoo's splits for the task."""
+    if train_zoo is not None:
+        return [zoo_transfer(meta, train_zoo, seed)]
+    if zoo_splits is None:
+        return [random_split(meta, seed)]
+    return splits_for(zoo_splits, meta, task, seed)
 
 
 def _records(table: ZooTable, task: Task, name: str, fit_predict: FitPredict, seeds: int,
-             zoo_splits: ZooSplits | None, label: str = "",
-             train_zoo: str | None = None) -> list[dict]:
+             zoo_splits: ZooSplits | None, label: str = "", train_zoo: str | None = None,
+             tick: Callable[[], object] = lambda: None, misses: list[str] | None = None,
+             unfit: str = NO_FEATURE) -> list[dict]:
     """Scores of one baseline or method on one task, every split and seed (``zoo_splits``
     None: a fixed-architecture subset, scored on its own random split). ``fit_predict(split,
-    seed)`` returns the test rows' predictions, or None when it has nothing to fit on."""
+    seed)`` returns the test rows' predictions, or None when it has nothing to fit on.
+    ``tick()`` runs after every split (the progress bar); each split not scored adds its
+    reason to ``misses`` (``unfit`` where ``fit_predict`` gave None)."""
     meta, y, out = table.meta, task.target(table.meta), []
+    misses = [] if misses is None else misses
     for seed in range(seeds):
-        if train_zoo is not None:
-            splits = [zoo_transfer(meta, train_zoo, seed)]
-        elif zoo_splits is None:
-            splits = [random_split(meta, seed)]
-        else:
-            splits = splits_for(zoo_splits, meta, task, seed)
-        for split in splits:
+        for split in split_list(meta, task, seed, zoo_splits, train_zoo):
             if min(len(split.train), len(split.val), len(split.test)) == 0:
-                continue  # too few cells for this split (e.g. a one-cell zoo)
-            if len(np.unique(y[split.train])) < 2:
-                continue  # nothing to learn: one target value (or class) in training
-            pred = fit_predict(split, seed)
-            if pred is None:
-                continue  # no usable feature on this split's training rows
-            out.append(_record(task, name, split, seed, label, meta, y, np.asarray(pred)))
+                misses.append(TOO_FEW_CELLS)  # e.g. a one-cell zoo
+            elif len(np.unique(y[split.train])) < 2:
+                misses.append(ONE_TARGET)  # nothing to learn
+            elif (pred := fit_predict(split, seed)) is None:
+                misses.append(unfit)
+            else:
+                out.append(_record(task, name, split, seed, label, meta, y, np.asarray(pred)))
+            tick()
     return out
 
 
@@ -245,8 +262,11 @@ def _record(task: Task, name: str, split: Split, seed: int, label: str, meta: pd
     per_phase = {p: scores(task.kind, y[split.test][phases == p], pred[phases == p])
                  for p in np.unique(phases)}
     cells = meta["cell"].to_numpy()[split.test]
+    fit_cells = meta["cell"].to_numpy()[np.concatenate([split.train, split.val])]
     return {"task": task.name, "split": split.name + label, "baseline": name, "seed": seed,
-            "n_test": int(len(split.test)), **scores(task.kind, y[split.test], pred),
+            "n_test": int(len(split.test)), "test_cells": int(len(np.unique(cells))),
+            "train_cells": int(len(np.unique(fit_cells))),
+            **scores(task.kind, y[split.test], pred),
             "bootstrap_std": bootstrap_std(task.kind, y[split.test], pred, cells, seed),
             "per_phase": per_phase}
 
@@ -282,13 +302,16 @@ def _method(factory: MethodFactory, table: ZooTable, task: Task,
 def run_benchmark(table: ZooTable, seeds: int = 3, baselines: dict = BASELINES,
                   tasks: tuple[Task, ...] = TASKS, train_zoo: str | None = None,
                   splits: ZooSplits | None = None,
-                  methods: dict[str, MethodFactory] | None = None) -> dict[str, Any]:
+                  methods: dict[str, MethodFactory] | None = None,
+                  progress: bool = False) -> dict[str, Any]:
     """Every baseline on every task and split; per-seed scores summarised as mean ± std.
 
     ``methods``: user or learned methods (:mod:`phasezoo.wsl.methods`) by name, scored like
-    the baselines; one that raises MethodUnsupported is listed as skipped with its reason.
+    the baselines; one that raises MethodUnsupported is listed as skipped with its reason, as
+    is every baseline or method that scored no split (with why: too few cells, ...).
     ``splits``: the zoo's shipped splits (:func:`phasezoo.wsl.table.zoo_splits_of`); by default
-    computed from the table's cells the same way.
+    computed from the table's cells the same way. ``progress``: a bar over every (task,
+    baseline or method, split, seed) fit.
 
     ``raw+linear`` runs on each fixed-architecture subset (random split only: one width's
     cells are too few to hold out a phase or a scale). With ``train_zoo`` (a table of several
@@ -296,7 +319,7 @@ def run_benchmark(table: ZooTable, seeds: int = 3, baselines: dict = BASELINES,
     test on the others.
     """
     splits = splits or computed_splits(table.meta)
-    records, skipped = [], {}
+    skipped: dict[str, str] = {}
     features: dict[str, np.ndarray] = {}
     for name, (extractor, _) in baselines.items():
         if extractor in ("hyperparameters", "raw_weights"):
@@ -308,48 +331,104 @@ def run_benchmark(table: ZooTable, seeds: int = 3, baselines: dict = BASELINES,
     raw = [name for name, (e, _) in baselines.items() if e == "raw_weights"]
     if raw and table.weights is None:  # a streamed zoo over the raw budget
         skipped |= dict.fromkeys(raw, table.note)
-    subsets = ([(label, sub, EXTRACTORS["raw_weights"](sub, ""))
-                for label, sub in architecture_subsets(table)]
-               if raw and table.weights is not None else [])
-    for task, (name, (extractor, family)) in product(tasks, baselines.items()):
-        if name in skipped:
-            continue
-        if extractor == "raw_weights":
-            for label, sub, x in subsets:
-                records += _records(sub, task, name, _baseline(x, task.target(sub.meta), family,
-                                                               task.kind),
-                                    seeds, None if label else splits, label, train_zoo=train_zoo)
-            continue
-        x = (EXTRACTORS[extractor](table, task.name) if extractor == "hyperparameters"
-             else features[extractor])
-        records += _records(table, task, name, _baseline(x, task.target(table.meta), family,
-                                                         task.kind),
-                            seeds, splits, train_zoo=train_zoo)
-    records += _method_records(table, tasks, methods or {}, seeds, splits, train_zoo, skipped,
-                               features)
+    jobs = (_baseline_jobs(table, tasks, baselines, splits, features, skipped)
+            + _method_jobs(table, tasks, methods or {}, splits, features))
+    records = _run_jobs(jobs, seeds, train_zoo, skipped, progress)
     return {"zoo": sorted(table.meta["zoo"].unique()), "n_checkpoints": len(table),
             "seeds": seeds, "splits": f"zoo transfer from {train_zoo}" if train_zoo
             else splits.source, "skipped_baselines": skipped,
             "summary": summarize(records), "runs": records}
 
 
-def _method_records(table: ZooTable, tasks: tuple[Task, ...], methods: dict[str, MethodFactory],
-                    seeds: int, splits: ZooSplits, train_zoo: str | None,
-                    skipped: dict[str, str], cache: dict[str, np.ndarray]) -> list[dict]:
-    """Every method on every task and split; a method that refuses the zoo is skipped.
+@dataclass(frozen=True)
+class _Job:
+    """One baseline or method on one task: its table (a fixed-architecture subset for
+    raw+linear, ``label`` naming it), its splits (None: a random split), and its fit-predict
+    step, built when the job runs (a task's own features are computed then)."""
+
+    name: str
+    task: Task
+    table: ZooTable
+    splits: ZooSplits | None
+    make: Callable[[], FitPredict]
+    label: str = ""
+    unfit: str = NO_FEATURE  # why its fit-predict step gave None
+
+
+def _baseline_jobs(table: ZooTable, tasks: tuple[Task, ...], baselines: dict, splits: ZooSplits,
+                   features: dict[str, np.ndarray], skipped: dict[str, str]) -> list[_Job]:
+    """Every (task, baseline) not skipped, task by task; raw+linear once per fixed-architecture
+    subset (:func:`architecture_subsets`)."""
+    raw = any(e == "raw_weights" for n, (e, _) in baselines.items() if n not in skipped)
+    subsets = ([(label, sub, EXTRACTORS["raw_weights"](sub, ""))
+                for label, sub in architecture_subsets(table)] if raw else [])
+    jobs = []
+    for task, (name, (extractor, family)) in product(tasks, baselines.items()):
+        if name in skipped:
+            continue
+        if extractor == "raw_weights":
+            jobs += [_Job(name, task, sub, None if label else splits,
+                          partial(_baseline, x, task.target(sub.meta), family, task.kind), label)
+                     for label, sub, x in subsets]
+            continue
+        jobs.append(_Job(name, task, table, splits,
+                         partial(_feature_baseline, table, task, extractor, family, features)))
+    return jobs
+
+
+def _feature_baseline(table: ZooTable, task: Task, extractor: str, family: str,
+                      features: dict[str, np.ndarray]) -> FitPredict:
+    """A baseline on the zoo's shared features, or on the hyperparameters less the task's own
+    grid column (computed per task)."""
+    x = (EXTRACTORS[extractor](table, task.name) if extractor == "hyperparameters"
+         else features[extractor])
+    return _baseline(x, task.target(table.meta), family, task.kind)
+
+
+def _method_jobs(table: ZooTable, tasks: tuple[Task, ...], methods: dict[str, MethodFactory],
+                 splits: ZooSplits, cache: dict[str, np.ndarray]) -> list[_Job]:
+    """Every method on every task it scores (its factory's ``tasks``, all when absent).
     ``cache``: the built-in features already computed, by extractor, which methods share."""
-    out = []
-    for name, factory in methods.items():
-        try:
-            for task in tasks:
-                if task.name not in getattr(factory, "tasks", (task.name,)):
-                    continue  # the method scores only some tasks
-                out += _records(table, task, name, _method(factory, table, task, cache), seeds,
-                                splits, train_zoo=train_zoo)
-        except MethodUnsupported as err:
-            skipped[name] = str(err)
-            out = [r for r in out if r["baseline"] != name]
-    return out
+    return [_Job(name, task, table, splits, partial(_method, factory, table, task, cache),
+                 unfit=NOT_ITS_SPLITS)
+            for name, factory in methods.items() for task in tasks
+            if task.name in getattr(factory, "tasks", (task.name,))]
+
+
+def _run_jobs(jobs: list[_Job], seeds: int, train_zoo: str | None, skipped: dict[str, str],
+              progress: bool) -> list[dict]:
+    """The records of every job, under one progress bar over all their (split, seed) fits.
+
+    A method that raises MethodUnsupported is added to ``skipped`` with its reason and its
+    records dropped; so is any job's name that scored no split, with the commonest reason.
+    """
+    from collections import Counter
+
+    from tqdm.auto import tqdm
+
+    units = [sum(len(split_list(j.table.meta, j.task, s, j.splits, train_zoo))
+                 for s in range(seeds)) for j in jobs]
+    records: list[dict] = []
+    misses: dict[str, list[str]] = {}
+    with tqdm(total=sum(units), desc="benchmark", unit="fit", disable=not progress) as bar:
+        for job, n in zip(jobs, units, strict=True):
+            start = bar.n
+            if job.name not in skipped:
+                bar.set_postfix_str(f"{job.task.name} {job.name}{job.label}", refresh=False)
+                try:
+                    records += _records(job.table, job.task, job.name, job.make(), seeds,
+                                        job.splits, job.label, train_zoo, bar.update,
+                                        misses.setdefault(job.name, []), job.unfit)
+                except MethodUnsupported as err:
+                    skipped[job.name] = str(err)
+                    records = [r for r in records if r["baseline"] != job.name]
+            bar.update(n - (bar.n - start))  # what was not run counts as done
+    scored = {r["baseline"] for r in records}
+    for name, why in misses.items():
+        if name not in scored and name not in skipped:
+            skipped[name] = ("no split was scored: " + Counter(why).most_common(1)[0][0]
+                             if why else "no split to score")
+    return records
 
 
 def summarize(records: list[dict]) -> list[dict]:
@@ -360,7 +439,11 @@ def summarize(records: list[dict]) -> list[dict]:
     metrics = [c for c in ("r2", "kendall_tau", "accuracy", "macro_f1") if c in df]
     out = []
     for (task, split, baseline), g in df.groupby(["task", "split", "baseline"], sort=False):
-        entry = {"task": task, "split": split, "baseline": baseline, "n_test": int(g["n_test"].iloc[0])}
+        entry = {"task": task, "split": split, "baseline": baseline,
+                 "n_test": int(g["n_test"].iloc[0]),
+                 # the fewest over seeds: a warning about few cells holds for every seed
+                 "test_cells": int(g["test_cells"].min()),
+                 "train_cells": int(g["train_cells"].min())}
         for m in metrics:
             vals = g[m].dropna()
             if len(vals):

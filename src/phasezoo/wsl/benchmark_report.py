@@ -11,18 +11,23 @@ import numpy as np
 from phasezoo.wsl.report import write_report_files
 
 
+FEW_TEST_CELLS = 4  # a score on this many test cells or fewer carries a warning
+
+
 def markdown(result: dict[str, Any]) -> str:
     """The summary as a table: one row per (task, split), one column per baseline (headline
-    score: R² for regression, accuracy for classification; mean ± std over seeds)."""
+    score: R² for regression, accuracy for classification; mean ± std over seeds).
+
+    A score that needs a caveat carries a footnote number: R² below 0 (worse than predicting
+    the training mean; with how many cells it was fit on) and scores on at most
+    :data:`FEW_TEST_CELLS` test cells. A baseline or method that scored nothing is listed with
+    why, so no column is dropped without a word.
+    """
     rows: dict[tuple[str, str], dict[str, str]] = {}
     baselines: list[str] = []
+    notes: list[str] = []
     for e in result["summary"]:
-        score = e.get("r2") or e.get("accuracy")
-        if score is None:
-            continue
-        spread = score["std"] if np.isfinite(score["std"]) else e["bootstrap_std"]
-        rows.setdefault((e["task"], e["split"]), {})[e["baseline"]] = \
-            f"{score['mean']:.3f} ± {spread:.3f}"
+        rows.setdefault((e["task"], e["split"]), {})[e["baseline"]] = _cell(e, notes)
         if e["baseline"] not in baselines:
             baselines.append(e["baseline"])
     lines = [f"# WSL benchmark: {', '.join(result['zoo'])} ({result['n_checkpoints']} checkpoints, "
@@ -39,9 +44,34 @@ def markdown(result: dict[str, Any]) -> str:
                      + " |")
     if not rows:
         lines.append("\nNo split had enough cells to train, validate and test on.")
-    for name, why in result["skipped_baselines"].items():
-        lines.append(f"\n{name} skipped: {why}")
+    if notes:
+        lines += ["", *(f"[{i}] {note}  " for i, note in enumerate(notes, 1))]
+    if result["skipped_baselines"]:
+        lines += ["", "## Not applicable to this zoo", "",
+                  *(f"- {name}: {why}" for name, why in result["skipped_baselines"].items())]
     return "\n".join(lines) + "\n"
+
+
+def _cell(entry: dict[str, Any], notes: list[str]) -> str:
+    """One table cell: the headline score ± its spread, with footnote numbers for its caveats
+    (each distinct caveat text gets one number, added to ``notes``)."""
+    score = entry.get("r2") or entry.get("accuracy")
+    if score is None:  # summarize() keeps no score that was NaN on every seed
+        return "— (one target value in the test cells)"
+    spread = score["std"] if np.isfinite(score["std"]) else entry["bootstrap_std"]
+    text = f"{score['mean']:.3f}" + (f" ± {spread:.3f}" if np.isfinite(spread) else "")
+    caveats = []
+    if "r2" in entry and score["mean"] < 0:
+        caveats.append(f"below the mean predictor (R² < 0); {entry['train_cells']} training "
+                       "cells")
+    if entry["test_cells"] <= FEW_TEST_CELLS:
+        caveats.append(f"scored on {entry['test_cells']} test cell"
+                       f"{'s' if entry['test_cells'] != 1 else ''}: too few to trust")
+    for caveat in caveats:
+        if caveat not in notes:
+            notes.append(caveat)
+        text += f" [{notes.index(caveat) + 1}]"
+    return text
 
 
 def plot(result: dict[str, Any], out: str | Path) -> Path:

@@ -96,7 +96,7 @@ MethodFactory = Callable[[], Method]
 
 def load_method(spec: str) -> tuple[str, MethodFactory]:
     """``(name, factory)`` from ``module:factory`` or ``path/to/file.py:factory``; the name is
-    the factory's ``name`` attribute if it has one, else ``factory``.
+    the method's own (:func:`method_name`), the column heading of its scores.
 
     Raises:
         ValueError: naming the spec and what could not be found.
@@ -111,7 +111,23 @@ def load_method(spec: str) -> tuple[str, MethodFactory]:
     factory = getattr(module, attr, None)
     if not callable(factory):
         raise ValueError(f"--method {spec}: {target} has no callable '{attr}'")
-    return str(getattr(factory, "name", attr)), factory
+    return method_name(factory, attr), factory
+
+
+def method_name(factory: MethodFactory, attr: str) -> str:
+    """The method's own name: the factory's ``name`` attribute, else (a factory function) the
+    ``name`` attribute of a method it builds, else the factory's ``__name__`` (a class's or a
+    function's), else ``attr``, the name the spec looked it up by.
+
+    Why not ``attr`` first: a module often exports its method under an alias (``factory``),
+    and every such method was then headed ``factory`` in the table. Building one method only
+    runs its constructor, which every split runs anyway.
+    """
+    name = getattr(factory, "name", None)
+    if not name and not isinstance(factory, type):
+        name = getattr(factory(), "name", None)
+    name = name or getattr(factory, "__name__", None)
+    return str(attr if not name or name == "<lambda>" else name)
 
 
 def _import(target: str):

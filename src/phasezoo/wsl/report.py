@@ -1,11 +1,16 @@
 """Writing a report's files (JSON, markdown, figure) so that a killed job leaves no complete-looking
 result: each file goes to a temporary name in the same folder and is renamed into place
 (:func:`phasezoo.atomic.write_atomic`), and the JSON — the file the workflow and users read as
-"done" — is renamed last, after any stale copy of it is removed first."""
+"done" — is renamed last, after any stale copy of it is removed first.
+
+The JSON is strict (RFC 8259): a score that does not exist (NaN, an infinity) is written as
+``null`` (:func:`strict_json`), because Python's ``NaN`` token breaks every other reader
+(``jq``, JavaScript, Go, Rust's serde)."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,5 +30,28 @@ def write_report_files(out_dir: str | Path, stem: str, result: dict[str, Any], m
     js.unlink(missing_ok=True)
     write_atomic(png, lambda tmp: plot(result, tmp))
     write_atomic(md, lambda tmp: tmp.write_text(markdown))
-    write_atomic(js, lambda tmp: tmp.write_text(json.dumps(result, indent=1, default=float)))
+    write_atomic(js, lambda tmp: tmp.write_text(strict_json(result)))
     return js, md
+
+
+def strict_json(value: Any) -> str:
+    """``value`` as strict JSON text: NaN and ±infinity (Python or NumPy floats) become null.
+
+    Raises:
+        TypeError: for a value JSON cannot hold (an object other than NumPy scalars).
+    """
+    return json.dumps(_finite(value), indent=1, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NumPy scalars and arrays turned into Python ones and every non-finite
+    float into None, through dicts, lists and tuples."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if hasattr(value, "tolist"):  # a NumPy scalar or array
+        return _finite(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -8,6 +8,11 @@ of sparsities, with three allocations of the sparsity over layers: global (one t
 all layers), uniform (every layer pruned to the sparsity) and AlphaPruning's (from each layer's
 HT-SR α, :mod:`phasezoo.wsl.alphaprune`). The per-cell numbers are summarised per phase, and a
 Kruskal–Wallis test across phases says whether the phase separates them.
+
+A study that cannot apply to a cell (AlphaPruning's allocation with one prunable layer,
+TempBalance with fewer than two layers to balance, ...) is not run on it, and the report names
+each study that applies to no cell with its reason (:func:`not_applicable`) instead of a table
+of zeros.
 """
 
 from __future__ import annotations
@@ -27,10 +32,11 @@ from torch import nn
 from phasezoo.evaluation import evaluate
 from phasezoo.sources import is_local, source_problem
 from phasezoo.tasks import TASK_SCORES, Task, score_sign
-from phasezoo.weights import build_model
+from phasezoo.weights import build_model, skeleton
 from phasezoo.wsl import alphaprune
 from phasezoo.wsl.finetune import (TB_FRACTIONS, FinetuneSettings, cell_tempbalance,
                                    cell_transfer, finetuned, transfer_split)
+from phasezoo.wsl.tempbalance import MIN_EIGS, tuned_layers
 
 SPARSITIES = (0.5, 0.8, 0.9, 0.95)
 ALLOCATIONS = ("uniform", "alpha")  # per-layer arms beside global pruning ("pruned_*")
@@ -145,9 +151,11 @@ def pruned_in_place(model: nn.Module,
 
 
 def cell_study(models: Iterable[nn.Module], x: torch.Tensor, y: torch.Tensor,
-               batch_size: int = 1000, task: Task | None = None) -> dict[str, float]:
+               batch_size: int = 1000, task: Task | None = None,
+               allocation: bool = True) -> dict[str, float]:
     """Averaging and pruning numbers of one cell's seeds (models in eval mode); "accuracy" is the
-    task's score (:mod:`phasezoo.tasks`: relative L2 error for a PINN zoo).
+    task's score (:mod:`phasezoo.tasks`: relative L2 error for a PINN zoo). ``allocation``:
+    also the per-layer pruning arms (off where they cannot differ, :func:`not_applicable`).
 
     ``models`` is consumed one at a time (pass a lazy sequence to build each when needed): each
     is scored, added to the running averages, pruned per layer on a copy (:func:`layer_pruned`),
@@ -168,7 +176,7 @@ def cell_study(models: Iterable[nn.Module], x: torch.Tensor, y: torch.Tensor,
         if can_align(m):  # plain chains (mlp, cnn): small, so the reference is kept whole
             aligned.add(m if reference is None else weight_match(reference, m))
             reference = copy.deepcopy(m) if reference is None else reference
-        for key, p in layer_pruned(m):
+        for key, p in (layer_pruned(m) if allocation else ()):
             per_layer[key].append(score(p))
         for s, p in pruned_in_place(m, SPARSITIES):
             pruned[s].append(score(p))
@@ -181,7 +189,8 @@ def cell_study(models: Iterable[nn.Module], x: torch.Tensor, y: torch.Tensor,
            "aligned_average_accuracy": (score(aligned.load_into(last)) if aligned.count > 1
                                         else math.nan)}
     return (row | {f"pruned_{s:g}_accuracy": float(np.mean(pruned[s])) for s in SPARSITIES}
-            | {f"{arm}_{s:g}_accuracy": float(np.mean(v)) for (arm, s), v in per_layer.items()})
+            | {f"{arm}_{s:g}_accuracy": float(np.mean(v)) for (arm, s), v in per_layer.items()
+               if v})
 
 
 def layer_pruned(model: nn.Module) -> Iterator[tuple[tuple[str, float], nn.Module]]:
@@ -197,6 +206,74 @@ def layer_pruned(model: nn.Module) -> Iterator[tuple[tuple[str, float], nn.Modul
                       else alphaprune.alpha_sparsities(alphas, sizes, s))
             yield (arm, s), alphaprune.prune_layers(work, shares)
         del work
+
+
+# Each study and the measures (by_phase's, by prefix) it reports: a study that cannot apply to
+# a zoo is named with its reason (:func:`not_applicable`) in place of a table of zeros or NaN.
+STUDY_MEASURES = {"weight averaging": ("naive_gain",),
+                  "weight matching": ("aligned_gain",),
+                  "AlphaPruning allocation": ("alpha_vs_",),
+                  "fine-tuning transfer": ("finetune_",),
+                  "TempBalance": ("tb_gain_",)}
+NO_TRANSFER = "no transfer dataset (--transfer-dataset; config studies.transfer_dataset)"
+
+
+def study_limits(model: nn.Module, seeds: int) -> dict[str, int]:
+    """What decides which studies can apply to one cell: its number of seeds and, of its
+    architecture (a skeleton on ``meta`` will do), whether weight matching handles it, its
+    hidden layers, its prunable layers (:func:`alphaprune.prunable`) and the layers
+    TempBalance tunes (:func:`phasezoo.wsl.tempbalance.tuned_layers`)."""
+    return {"seeds": seeds, "alignable": int(can_align(model)),
+            "hidden": len(_layers(model)) - 1, "prunable": len(alphaprune.prunable(model)),
+            "tuned": len(tuned_layers(model))}
+
+
+def not_applicable(limits: dict[str, int], transfer_dataset: str | None) -> dict[str, str]:
+    """Each study that cannot apply under ``limits`` (:func:`study_limits`; a zoo's: the
+    largest over its cells) and why: its numbers would be 0 or undefined by construction."""
+    def layers(n: int, what: str) -> str:
+        return f"{n} {what} layer{'' if n == 1 else 's'}"
+
+    out = {}
+    if limits["seeds"] < 2:
+        out["weight averaging"] = out["weight matching"] = (
+            f"{limits['seeds']} model per cell: its average is the model")
+    elif not limits["alignable"]:
+        out["weight matching"] = ("weight matching handles a plain chain of Linear/Conv2d "
+                                  "layers (mlp, cnn), not this architecture")
+    elif limits["hidden"] < 1:
+        out["weight matching"] = "no hidden layer: no unit to permute"
+    if limits["prunable"] < 2:
+        out["AlphaPruning allocation"] = (
+            f"{layers(limits['prunable'], 'prunable')} (all but the output layer): with fewer "
+            "than 2 every allocation is the same, so every difference would be 0")
+    if transfer_dataset is None:
+        out["fine-tuning transfer"] = out["TempBalance"] = NO_TRANSFER
+    elif limits["tuned"] < 2:
+        out["TempBalance"] = (
+            f"{layers(limits['tuned'], 'eligible')} (Linear/Conv2d between the first and the "
+            f"last, ≥ {MIN_EIGS} eigenvalues): its rates differ only between 2 or more, so "
+            "every gain would be 0")
+    return out
+
+
+def zoo_applicability(cell_limits: list[dict[str, int]],
+                      transfer_dataset: str | None) -> tuple[dict[str, str], dict[str, str]]:
+    """``(not_applicable, partly)`` over a zoo's cells: the studies that apply to no cell (with
+    why, for the cell nearest to applying: the largest limits), and those left out on some
+    cells only ("k of n cells: why" of the first such cell)."""
+    if not cell_limits:
+        return {}, {}
+    widest = {k: max(c[k] for c in cell_limits) for k in cell_limits[0]}
+    nowhere = not_applicable(widest, transfer_dataset)
+    per_cell = [not_applicable(c, transfer_dataset) for c in cell_limits]
+    partly = {}
+    for study in STUDY_MEASURES:
+        missing = [na[study] for na in per_cell if study in na]
+        if missing and study not in nowhere:
+            partly[study] = (f"not measured on {len(missing)} of {len(per_cell)} cells "
+                             f"({missing[0]}); its means are over the others")
+    return nowhere, partly
 
 
 class LazyModels(Sequence):
@@ -319,11 +396,17 @@ def _network(allowed: bool) -> Iterator[list[str]]:
         socket.getaddrinfo, socket.socket.connect, socket.socket.connect_ex = real
 
 
-def by_phase(cells: pd.DataFrame, sign: int = 1) -> dict[str, Any]:
+def by_phase(cells: pd.DataFrame, sign: int = 1,
+             skip: Iterable[str] = ()) -> dict[str, Any]:
     """Per phase: mean ± std over cells of each study's score change; Kruskal–Wallis p-value
     across phases ("does the phase predict it?"). ``sign`` (:func:`phasezoo.tasks.score_sign`)
     orients the changes so that a positive gain and a positive drop mean what they say when the
-    score is an error (PINN zoos: relative L2 error)."""
+    score is an error (PINN zoos: relative L2 error). ``skip``: studies (:data:`STUDY_MEASURES`)
+    left out, as not applicable.
+
+    Where no test can be made the p-value is NaN (null in the JSON) and ``kruskal_note`` says
+    why: ``one phase`` (fewer than two phases with a value), ``constant`` (one value in all).
+    """
     from scipy.stats import kruskal
 
     member = cells["member_accuracy"]
@@ -342,7 +425,9 @@ def by_phase(cells: pd.DataFrame, sign: int = 1) -> dict[str, Any]:
     if "finetune_gain" in cells:
         measures += ["finetune_accuracy", "finetune_gain"]
     measures += [f"tb_gain_{f:g}" for f in TB_FRACTIONS if f"tb_gain_{f:g}" in cells]
-    out: dict[str, Any] = {"per_phase": {}, "kruskal_p": {}}
+    dropped = tuple(p for study in skip for p in STUDY_MEASURES[study])
+    measures = [m for m in measures if not m.startswith(dropped)]
+    out: dict[str, Any] = {"per_phase": {}, "kruskal_p": {}, "kruskal_note": {}}
     for phase, g in cells.groupby("phase"):
         out["per_phase"][phase] = {"cells": int(len(g)), **{
             m: {"mean": float(g[m].mean()), "std": float(g[m].std(ddof=1)) if len(g) > 1
@@ -350,9 +435,22 @@ def by_phase(cells: pd.DataFrame, sign: int = 1) -> dict[str, Any]:
     for m in measures:
         groups = [g[m].dropna().to_numpy() for _, g in cells.groupby("phase")]
         groups = [v for v in groups if len(v)]
-        ok = len(groups) > 1 and len({float(x) for v in groups for x in v}) > 1
-        out["kruskal_p"][m] = float(kruskal(*groups).pvalue) if ok else math.nan
+        note = kruskal_problem(groups)
+        out["kruskal_p"][m] = math.nan if note else float(kruskal(*groups).pvalue)
+        if note:
+            out["kruskal_note"][m] = note
     return out
+
+
+def kruskal_problem(groups: list[np.ndarray]) -> str | None:
+    """Why a Kruskal–Wallis test across these groups (one per phase, no NaN) means nothing, or
+    None: with fewer than two groups there is nothing to compare, and over one value in all
+    the statistic is 0/0."""
+    if len(groups) < 2:
+        return "one phase"
+    if len({float(x) for v in groups for x in v}) < 2:
+        return "constant"
+    return None
 
 
 def run_studies(zoo: str, data_root: str = "data", progress: bool = True,
@@ -381,7 +479,7 @@ def run_studies(zoo: str, data_root: str = "data", progress: bool = True,
     if not len(table):
         raise ValueError(f"{zoo}: no checkpoint to study (every row diverged)")
     last = table.meta["epoch"] == table.meta["epoch"].max()
-    rows, splits = [], {}
+    rows, splits, limits = [], {}, []
     # Built before any cell is studied: an unknown dataset or a non-image zoo fails at once.
     second = (transfer_split(transfer_dataset, data_root,
                              tuple(table.layouts[0]["architecture"]["kwargs"]["input_shape"]))
@@ -402,20 +500,26 @@ def run_studies(zoo: str, data_root: str = "data", progress: bool = True,
         test = splits[key]
         models = LazyModels(lambda j: build_model(table.layouts[idx[j]], table.reader(idx[j])),
                             len(idx))
+        limits.append(study_limits(skeleton(table.layouts[idx[0]]), len(idx)))
+        skip = not_applicable(limits[-1], transfer_dataset)  # not run: 0 or NaN by construction
         row = {"cell": cell, "phase": g["phase"].iloc[0],
-               **cell_study(models, test.x_test, test.y_test, task=test.task)}
+               **cell_study(models, test.x_test, test.y_test, task=test.task,
+                            allocation="AlphaPruning allocation" not in skip)}
         if second is not None:
             fresh = LazyModels(lambda j: _fresh(table.layouts[idx[j]], seeds[j]), len(idx))
             tuned = finetuned(models, second, finetune, seeds)  # both studies' uniform arm
             row |= cell_transfer(models, fresh, second, finetune, seeds, tuned=tuned)
-            row |= cell_tempbalance(models, second, finetune, seeds, uniform_full=tuned)
+            if "TempBalance" not in skip:
+                row |= cell_tempbalance(models, second, finetune, seeds, uniform_full=tuned)
         rows.append(row)
     cells = pd.DataFrame(rows)
     kind = next(iter(splits.values())).task.kind
+    nowhere, partly = zoo_applicability(limits, transfer_dataset)
     return {"zoo": sorted(table.meta["zoo"].unique()), "epoch": int(table.meta["epoch"].max()),
             "task": kind, "score": TASK_SCORES[kind], "transfer_dataset": transfer_dataset,
-            "sparsities": list(SPARSITIES), "cells": cells.to_dict(orient="records"),
-            **by_phase(cells, score_sign(kind))}
+            "sparsities": list(SPARSITIES), "not_applicable": nowhere,
+            "partly_applicable": partly, "cells": cells.to_dict(orient="records"),
+            **by_phase(cells, score_sign(kind), skip=nowhere)}
 
 
 def _fresh(layout: dict, seed: int) -> nn.Module:

@@ -33,6 +33,7 @@ def markdown(result: dict[str, Any]) -> str:
              "", f"Score: {result.get('score', 'accuracy')}; gains and drops are signed so that a "
              "positive gain is an improvement and a positive drop a loss, whatever the score.",
              "", *_phase_table(result, measures)]
+    lines += _applicability(result)
     if allocation:
         lines += ["", "## Pruning allocation", "",
                   "Accuracy after magnitude pruning with AlphaPruning's α allocation (ε = "
@@ -54,10 +55,36 @@ def _phase_table(result: dict[str, Any], measures: list[str]) -> list[str]:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for phase, d in result["per_phase"].items():
         lines.append(f"| {phase} | {d['cells']} | " + " | ".join(
-            f"{d[m]['mean']:+.3f} ± {d[m]['std']:.3f}" for m in measures) + " |")
+            _mean_std(d[m]["mean"], d[m]["std"]) for m in measures) + " |")
     lines.append("| Kruskal–Wallis p | | " + " | ".join(
-        f"{result['kruskal_p'][m]:.3g}" for m in measures) + " |")
+        p_value(result, m) for m in measures) + " |")
     return lines
+
+
+def _mean_std(mean: float | None, std: float | None) -> str:
+    """``+m ± s``; the mean alone when there is no spread (one cell), ``—`` with no value."""
+    if mean is None or not np.isfinite(mean):
+        return "— (no cell measured)"
+    return f"{mean:+.3f}" + (f" ± {std:.3f}" if std is not None and np.isfinite(std) else "")
+
+
+def p_value(result: dict[str, Any], measure: str, digits: int = 3) -> str:
+    """A measure's Kruskal–Wallis p, or ``— (why)`` where no test was made (one phase, a
+    constant: :func:`phasezoo.wsl.studies.kruskal_problem`)."""
+    p = result["kruskal_p"][measure]
+    if p is not None and np.isfinite(p):
+        return f"{p:.{digits}g}"
+    return f"— ({result.get('kruskal_note', {}).get(measure, 'no test')})"
+
+
+def _applicability(result: dict[str, Any]) -> list[str]:
+    """The studies that apply to no cell, and those left out on some cells, with why."""
+    nowhere, partly = result.get("not_applicable", {}), result.get("partly_applicable", {})
+    if not nowhere and not partly:
+        return []
+    return ["", "## Not applicable to this zoo", "",
+            *(f"- {study}: not applicable, {why}" for study, why in nowhere.items()),
+            *(f"- {study}: {why}" for study, why in partly.items())]
 
 
 def _by_sparsity(ax, result: dict[str, Any], key: str, ylabel: str, xlabel: str,
@@ -73,8 +100,7 @@ def _by_sparsity(ax, result: dict[str, Any], key: str, ylabel: str, xlabel: str,
                     color=PHASE_COLORS.get(phase), label=f"{phase} ({d['cells']} cells)")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(f"{title} (Kruskal–Wallis p at 0.8: "
-                 f"{result['kruskal_p'][key.format(0.8)]:.2g})")
+    ax.set_title(f"{title} (Kruskal–Wallis p at 0.8: {p_value(result, key.format(0.8), 2)})")
     ax.legend(fontsize=8)
 
 
@@ -98,18 +124,20 @@ def plot(result: dict[str, Any], out: str | Path) -> Path:
                      "sparsity (per-layer magnitude pruning)", "AlphaPruning vs uniform")
         axes[2].axhline(0, color="black", lw=0.5)
     x = np.arange(len(phases))
-    bars = [("naive_gain", "averaging, naive"), ("aligned_gain", "averaging, weight-matched")]
-    if "finetune_gain" in result["kruskal_p"]:
-        bars.append(("finetune_gain", f"fine-tuned on {result['transfer_dataset']} − scratch"))
+    bars = [(m, label) for m, label in (("naive_gain", "averaging, naive"),
+                                        ("aligned_gain", "averaging, weight-matched"),
+                                        ("finetune_gain", f"fine-tuned on "
+                                         f"{result['transfer_dataset']} − scratch"))
+            if m in result["kruskal_p"]]
     tb = sorted((m for m in result["kruskal_p"] if m.startswith("tb_gain_")),
                 key=lambda m: float(m.rsplit("_", 1)[1]))
     if tb:  # the smallest data fraction, where the seed's claim says TempBalance helps most
         bars.append((tb[0], f"TempBalance − uniform rate ({tb[0].rsplit('_', 1)[1]} of the data)"))
-    width = 0.8 / len(bars)
+    width = 0.8 / max(len(bars), 1)
     for j, (key, label) in enumerate(bars):
         right.bar(x + width * j, [d[key]["mean"] for d in phases.values()], width,
                   yerr=np.nan_to_num([d[key]["std"] for d in phases.values()]), capsize=3,
-                  label=f"{label} (p {result['kruskal_p'][key]:.2g})")
+                  label=f"{label} (p {p_value(result, key, 2)})")
     right.set_xticks(x + 0.4 - width / 2, list(phases))
     right.axhline(0, color="black", lw=0.5)
     right.set_ylabel("test accuracy gain")
