@@ -60,6 +60,7 @@ def test_benchmark_json_of_a_zoo_with_undefined_scores_is_strict(tmp_path):
     per_phase = [v["r2"] for r in parsed["runs"] for v in r["per_phase"].values()]
     assert None in per_phase
     assert "— (one target value in the test cells)" in markdown(result)  # leave_phase_out
+    assert markdown(parsed) == markdown(result)  # a report read back renders the same
 
 
 # --- the benchmark's table -------------------------------------------------------------------
@@ -289,6 +290,9 @@ def test_the_studies_report_names_what_does_not_apply_and_prints_no_nan(tmp_path
     parsed = strict_loads((tmp_path / "studies.json").read_text())
     assert parsed["kruskal_p"]["pruned_0.5_drop"] is None
     assert parsed["not_applicable"] == na
+    from phasezoo.wsl.studies_report import markdown as studies_markdown
+
+    assert studies_markdown(parsed) == md  # a report read back renders the same
 
 
 def test_studies_on_a_published_one_hidden_layer_zoo_skip_what_cannot_apply(published,

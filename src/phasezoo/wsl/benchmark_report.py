@@ -58,20 +58,26 @@ def _cell(entry: dict[str, Any], notes: list[str]) -> str:
     score = entry.get("r2") or entry.get("accuracy")
     if score is None:  # summarize() keeps no score that was NaN on every seed
         return "— (one target value in the test cells)"
-    spread = score["std"] if np.isfinite(score["std"]) else entry["bootstrap_std"]
-    text = f"{score['mean']:.3f}" + (f" ± {spread:.3f}" if np.isfinite(spread) else "")
+    spread = score["std"] if _finite(score["std"]) else entry["bootstrap_std"]
+    text = f"{score['mean']:.3f}" + (f" ± {spread:.3f}" if _finite(spread) else "")
     caveats = []
+    fit, test = entry.get("train_cells"), entry.get("test_cells")  # absent in older results
     if "r2" in entry and score["mean"] < 0:
-        caveats.append(f"below the mean predictor (R² < 0); {entry['train_cells']} training "
-                       "cells")
-    if entry["test_cells"] <= FEW_TEST_CELLS:
-        caveats.append(f"scored on {entry['test_cells']} test cell"
-                       f"{'s' if entry['test_cells'] != 1 else ''}: too few to trust")
+        caveats.append("below the mean predictor (R² < 0)"
+                       + (f"; {fit} training cells" if fit is not None else ""))
+    if test is not None and test <= FEW_TEST_CELLS:
+        caveats.append(f"scored on {test} test cell{'s' if test != 1 else ''}: too few to "
+                       "trust")
     for caveat in caveats:
         if caveat not in notes:
             notes.append(caveat)
         text += f" [{notes.index(caveat) + 1}]"
     return text
+
+
+def _finite(x: float | None) -> bool:
+    """A number to print: not NaN, not an infinity, not null (a result read back from JSON)."""
+    return x is not None and bool(np.isfinite(x))
 
 
 def plot(result: dict[str, Any], out: str | Path) -> Path:
