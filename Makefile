@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo unlock test test-fast test-slurm lint clean
+.PHONY: demo showcase unlock test test-fast test-slurm lint clean
 
 # TORCH=cpu installs torch's CPU-only wheels (the pinned versions, from torch's CPU index)
 # before the rest: a venv of ~1.5 GB instead of ~6.2 GB with the CUDA libraries.
@@ -28,6 +28,16 @@ demo: $(STAMP)
 	@echo "Outputs: zoos/mnist-mlp (the published zoo), results/mnist-mlp (phases.parquet,"
 	@echo "plots/, benchmark.md, studies.md, diagnosis.md); snakemake --report report.html collects them."
 
+# The showcase zoo (config/showcase.yaml: 525 MLPs, every phase) end to end, then its page
+# docs/showcase.md from the run's own outputs, with the run's wall time (from empty results).
+SHOWCASE := results-showcase/showcase
+showcase: $(STAMP)
+	start=$$(date +%s) && PATH=$(BIN):$$PATH $(BIN)/phasezoo run --configfile config/showcase.yaml \
+	  && printf '{"seconds": %s, "cores": %s, "command": "make showcase", "machine": "%s"}\n' \
+	  $$(( $$(date +%s) - start )) $$(nproc) "$$(uname -m), $$(nproc) CPU cores" > $(SHOWCASE)/run.json
+	PATH=$(BIN):$$PATH $(BIN)/phasezoo verify zoos-showcase/showcase
+	PATH=$(BIN):$$PATH $(BIN)/phasezoo page $(SHOWCASE) --out docs/showcase.md --run $(SHOWCASE)/run.json
+
 unlock: $(STAMP)
 	PATH=$(BIN):$$PATH $(BIN)/python workflow/scripts/unlock.py
 
@@ -47,4 +57,5 @@ lint: $(STAMP)
 	PATH=$(BIN):$$PATH $(BIN)/phasezoo run --lint
 
 clean:
-	rm -rf results zoos logs .snakemake results-test zoos-test results-slurm zoos-slurm results-mini zoos-mini
+	rm -rf results zoos logs .snakemake results-test zoos-test results-slurm zoos-slurm results-mini zoos-mini \
+	  results-showcase zoos-showcase
