@@ -11,6 +11,7 @@ import pytest
 from phasezoo import estimate as est
 from phasezoo.config import ZooSpec, load_config
 from tests.conftest import DATA_ROOT
+from tests.test_workflow import REPO
 
 TEXT = {"name": "text", "options": {"source": "pydoc", "seq_len": 32, "max_bytes": 60_000}}
 CONVECTION = {"name": "convection", "options": {"n_residual": 300, "n_initial": 40,
@@ -165,3 +166,20 @@ def test_published_sizes_grow_with_rows_and_hold_every_weight():
 
     row = est.markdown([cost]).splitlines()[2]
     assert row.endswith(f"| {human_bytes(cost.zoo_bytes)} | {human_bytes(cost.arrow_cache_bytes)} |")
+
+
+def test_the_cpu_estimate_counts_jobs_side_by_side(monkeypatch):
+    """With free arithmetic and dispatch, a CPU run of the showcase is its 42 job start-ups
+    (7 learning-rate groups' train jobs, 35 measure jobs) spread over the cores."""
+    from phasezoo.config import load_config
+    from phasezoo.estimate import estimate, machine
+
+    zoo = load_config(REPO / "config" / "showcase.yaml").zoo("showcase")
+    monkeypatch.setattr(est, "CPU_FLOPS", math.inf)
+    monkeypatch.setattr(est, "CPU_OP_S", 0.0)
+    for cores in (1, 2, 4):
+        cost = estimate(zoo, on=machine("cpu", cores))
+        assert cost.machine == "CPU" and cost.gpu_hours == 0
+        assert cost.wall_hours * 3600 == pytest.approx((7 + 35) * est.JOB_STARTUP_S / cores)
+    with pytest.raises(ValueError, match="--machine tpu: not a machine"):
+        machine("tpu")

@@ -96,10 +96,12 @@ def cmd_list(a: argparse.Namespace) -> None:
 
 
 def cmd_estimate(a: argparse.Namespace) -> None:
-    from phasezoo.estimate import estimate, markdown
+    from phasezoo.estimate import estimate, machine, markdown
 
+    on = machine(a.machine, a.cores)
     configs = [load_config(path) for path in a.config]
-    print(markdown([estimate(z, cfg.data_root) for cfg in configs for z in cfg.zoos.values()]))
+    print(markdown([estimate(z, cfg.data_root, on) for cfg in configs
+                    for z in cfg.zoos.values()]))
 
 
 def cmd_fetch(a: argparse.Namespace) -> None:
@@ -344,6 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "FLOPs and a cost-model GPU-hour estimate of every zoo of the "
                                    "configs, as a markdown table (see phasezoo.estimate).")
     p.add_argument("config", nargs="+", help="config YAML(s)")
+    p.add_argument("--machine", choices=["gpu", "cpu"], default="gpu",
+                   help="cost model: one GPU (default) or a CPU running --cores jobs at once")
+    p.add_argument("--cores", type=int, default=2, help="CPU cores (--machine cpu; default 2)")
     p.set_defaults(fn=cmd_estimate)
     p = sub.add_parser("list", help="list registered models, datasets or metrics")
     p.add_argument("what", choices=["models", "datasets", "metrics"])

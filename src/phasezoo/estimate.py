@@ -35,6 +35,15 @@ from phasezoo.sources import HUB_PREFIX
 
 GPU_FLOPS = 20e12        # sustained fp32/TF32 FLOP/s of one H100-class GPU on these small models
 LAUNCH_S = 20e-6         # one kernel launch in eager PyTorch
+# The CPU machine (`phasezoo estimate --machine cpu`): this project's 2-core x86 machines. The
+# FLOP rate is the stacked trainer's measured effective rate, the population benchmark's roofline
+# fraction (~0.2, benchmarks/train_population.py) of the 179 GFLOP/s a large float32 GEMM
+# reaches here; an eager op costs ~10 µs of dispatch; every job process pays ~2 s to import
+# torch (README, Performance).
+CPU_FLOPS = 36e9
+CPU_OP_S = 10e-6
+CPU_CORES = 2
+JOB_STARTUP_S = 2.0
 KERNELS_PER_MODULE = 10  # forward, backward and SGD update kernels per leaf module and step
 TRAIN_FLOPS_FACTOR = 3   # forward + backward ≈ 3 forwards
 # A published row's bytes beyond its weights and layout (its scalar, string and list columns),
@@ -47,6 +56,28 @@ ARROW_ROW_BYTES, ARROW_CACHE_BYTES = 520, 19_000
 # about 3× the FLOPs of a plain forward + backward.
 INPUT_DERIVATIVE_FACTOR = {"pinn-convection": 3}  # by task kind (phasezoo.tasks)
 DATA_ROOT = "data"  # the schema's default data_root
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What the cost model assumes of the machine: its sustained FLOP/s, the cost of one kernel
+    launch (GPU) or op dispatch (CPU), the jobs it runs side by side and a job's start-up."""
+
+    name: str
+    flops: float
+    launch_s: float
+    cores: int = 1
+    startup_s: float = 0.0
+
+
+def machine(name: str = "gpu", cores: int = CPU_CORES) -> Machine:
+    """``gpu`` (one H100-class GPU, jobs one after another) or ``cpu`` (``cores`` jobs side by
+    side, one core each). Read at call time, so a recalibrated constant takes effect."""
+    if name == "gpu":
+        return Machine("GPU", GPU_FLOPS, LAUNCH_S)
+    if name == "cpu":
+        return Machine("CPU", CPU_FLOPS / CPU_CORES, CPU_OP_S, cores, JOB_STARTUP_S)
+    raise ValueError(f"--machine {name}: not a machine; machines are gpu, cpu")
 
 
 @dataclass
@@ -70,6 +101,9 @@ class ZooCost:
     # False when the data size is only bounded (a hub corpus taken as max_bytes long): the
     # FLOPs and hours are then upper bounds.
     exact_data: bool = True
+    machine: str = "GPU"
+    # The train and measure jobs' wall time on the machine's cores, start-ups included.
+    wall_hours: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -207,10 +241,14 @@ def architecture_cost(zoo: ZooSpec, width: int) -> Architecture:
                             + 8 * len(HTSR_LAYER_COLUMNS) * len(layer_names(model))))
 
 
-def estimate(zoo: ZooSpec, data_root: str | Path = DATA_ROOT) -> ZooCost:
-    """Size and cost-model GPU hours of every model of ``zoo`` (train + measure stages);
-    ``data_root`` is the config's, where a local text corpus lies."""
+def estimate(zoo: ZooSpec, data_root: str | Path = DATA_ROOT,
+             on: Machine | None = None) -> ZooCost:
+    """Size and cost-model hours of every model of ``zoo`` (train + measure stages) on machine
+    ``on`` (default: one GPU); ``data_root`` is the config's, where a local text corpus lies."""
+    from phasezoo.jobs import train_groups
     from phasezoo.landscape.pairs import seed_pairs
+
+    on = on or machine("gpu")
 
     data = data_shape(zoo, data_root)
     n_train, n_test = data.n_train, data.n_test
@@ -228,10 +266,10 @@ def estimate(zoo: ZooSpec, data_root: str | Path = DATA_ROOT) -> ZooCost:
         n = max(1, round(fraction * n_train))
         steps = train.epochs * math.ceil(n / int(hp["batch_size"]))
         train_flops = factor * TRAIN_FLOPS_FACTOR * fwd * n * train.epochs
-        launches = steps * leaves * KERNELS_PER_MODULE * LAUNCH_S
+        launches = steps * leaves * KERNELS_PER_MODULE * on.launch_s
         # A stacked cell launches each kernel once for all its seeds (phasezoo.stacked).
-        step_time = (max(seeds * train_flops / GPU_FLOPS, launches) / seeds if stacked
-                     else max(train_flops / GPU_FLOPS, launches))
+        step_time = (max(seeds * train_flops / on.flops, launches) / seeds if stacked
+                     else max(train_flops / on.flops, launches))
         eval_flops = fwd * (n + n_test) * (train.epochs + 1)
         hessian_flops = (4 * fwd * 2 * metrics.hessian_max_iter
                          * metrics.hessian_batches * metrics.hessian_batch_size)
@@ -246,19 +284,21 @@ def estimate(zoo: ZooSpec, data_root: str | Path = DATA_ROOT) -> ZooCost:
                       + 2 * (metrics.interpolation_points + metrics.mc_points)) * fwd * n
         measure = (seeds * kept * (factor * hessian_flops + fwd * (n + n_test))
                    + seeds * factor * topo_flops
-                   + pairs * factor * pair_flops) / GPU_FLOPS
-        slowest = max(slowest, seeds * (step_time + factor * eval_flops / GPU_FLOPS))
+                   + pairs * factor * pair_flops) / on.flops
+        slowest = max(slowest, seeds * (step_time + factor * eval_flops / on.flops))
         slowest_measure = max(slowest_measure, measure)
-        seconds += seeds * (step_time + factor * eval_flops / GPU_FLOPS) + measure
+        seconds += seeds * (step_time + factor * eval_flops / on.flops) + measure
         flops_total += seeds * train_flops
     n_cells = len(zoo.cells())
+    jobs = len(train_groups(zoo)) + n_cells  # train jobs (one per group) and measure jobs
+    wall = (seconds + jobs * on.startup_s) / on.cores
     return ZooCost(zoo.name, zoo.model.name, zoo.dataset.name, n_cells,
                    n_cells * seeds, n_cells * seeds * len(train.keep_epochs),
                    min(a.parameters for a in arch.values()),
                    max(a.parameters for a in arch.values()),
                    flops_total / 1e15, seconds / 3600, slowest / 3600, slowest_measure / 3600,
                    *published_bytes(zoo, arch, rows_per_cell=seeds * len(train.keep_epochs)),
-                   data.exact)
+                   data.exact, on.name, wall / 3600)
 
 
 def published_bytes(zoo: ZooSpec, arch: dict[int, Architecture], rows_per_cell: int,
@@ -283,10 +323,13 @@ UPPER_BOUND_NOTE = ("≤: upper bound. The zoo's text corpus is streamed from th
 def markdown(costs: list[ZooCost]) -> str:
     """The README's catalogue table; figures that rest on an assumed data size are marked ≤ and
     explained under the table."""
+    m = costs[0].machine if costs else "GPU"
+    wall = m != "GPU"  # a CPU's jobs run side by side: their wall time, start-ups included
     lines = ["| zoo | model | data | cells | models | checkpoints | parameters | train PFLOP "
-             "| GPU-hours (est.) | slowest cell (GPU-h, est.) | published (HDF5) "
-             "| Arrow cache |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             f"| {m}-hours (est.) | slowest cell ({m}-h, est.) | "
+             + ("train + measure wall (est.) | " if wall else "")
+             + "published (HDF5) | Arrow cache |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if wall else "")]
     for c in costs:
         params = (_human(c.min_parameters) if c.min_parameters == c.max_parameters
                   else f"{_human(c.min_parameters)}–{_human(c.max_parameters)}")
@@ -294,7 +337,8 @@ def markdown(costs: list[ZooCost]) -> str:
         lines.append(f"| {c.zoo} | {c.model} | {c.dataset} | {c.cells} | {c.models} | "
                      f"{c.checkpoints} | {params} | {bound}{_num(c.train_pflop)} | "
                      f"{bound}{_num(c.gpu_hours)} | {bound}{_num(c.slowest_cell_hours)} | "
-                     f"{human_bytes(c.zoo_bytes)} | {human_bytes(c.arrow_cache_bytes)} |")
+                     + (f"{bound}{c.wall_hours * 60:.0f} min | " if wall else "")
+                     + f"{human_bytes(c.zoo_bytes)} | {human_bytes(c.arrow_cache_bytes)} |")
     if not all(c.exact_data for c in costs):
         lines += ["", UPPER_BOUND_NOTE]
     return "\n".join(lines)
