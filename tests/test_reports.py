@@ -314,3 +314,19 @@ def test_studies_on_a_published_one_hidden_layer_zoo_skip_what_cannot_apply(publ
     md = (out / "studies.md").read_text()
     assert "- AlphaPruning allocation: not applicable, 1 prunable layer" in md
     assert "nan" not in md.lower()
+
+
+def test_regression_predictions_stay_in_the_fitted_targets_range():
+    """An extrapolating model cannot score R² −10^19 on a bounded target: its predictions are
+    clipped to what it was fit on, and the clipping is counted."""
+    from phasezoo.wsl.benchmark import clip_to_fit_range, scores
+
+    fitted = np.array([0.2, 0.5, 0.9])
+    wild = np.array([0.3, 1e19, -1e19, 0.95])
+    clipped, n = clip_to_fit_range("regression", wild, fitted)
+    assert n == 3 and list(clipped) == [0.3, 0.9, 0.2, 0.9]
+    y = np.array([0.25, 0.85, 0.3, 0.9])
+    assert scores("regression", y, clipped)["r2"] > -1 > scores("regression", y, wild)["r2"]
+    labels = np.array([1, 7])
+    same, n = clip_to_fit_range("classification", labels, fitted)
+    assert n == 0 and list(same) == [1, 7]

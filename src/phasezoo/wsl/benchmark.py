@@ -258,6 +258,7 @@ def _record(task: Task, name: str, split: Split, seed: int, label: str, meta: pd
     """One scored split: overall, per phase, and the bootstrap spread over test cells."""
     if len(pred) != len(split.test):
         raise ValueError(f"{name}: {len(pred)} predictions for {len(split.test)} test rows")
+    pred, clipped = clip_to_fit_range(task.kind, pred, y[np.concatenate([split.train, split.val])])
     phases = meta["phase"].to_numpy()[split.test]
     per_phase = {p: scores(task.kind, y[split.test][phases == p], pred[phases == p])
                  for p in np.unique(phases)}
@@ -265,10 +266,28 @@ def _record(task: Task, name: str, split: Split, seed: int, label: str, meta: pd
     fit_cells = meta["cell"].to_numpy()[np.concatenate([split.train, split.val])]
     return {"task": task.name, "split": split.name + label, "baseline": name, "seed": seed,
             "n_test": int(len(split.test)), "test_cells": int(len(np.unique(cells))),
-            "train_cells": int(len(np.unique(fit_cells))),
+            "train_cells": int(len(np.unique(fit_cells))), "clipped": clipped,
             **scores(task.kind, y[split.test], pred),
             "bootstrap_std": bootstrap_std(task.kind, y[split.test], pred, cells, seed),
             "per_phase": per_phase}
+
+
+def clip_to_fit_range(kind: str, pred: np.ndarray, fitted: np.ndarray) -> tuple[np.ndarray, int]:
+    """Regression predictions clipped to the range of the targets the model was fit on, and how
+    many were clipped (classification: unchanged, 0).
+
+    Why: every regression target here is bounded (an accuracy, a gap, log2 of a grid value),
+    and a linear model or MLP extrapolating on weights far outside its training rows (a hot
+    learning rate's grown weights) predicted values of ±10^19, an R² of −10^19 that says nothing
+    about the method but its extrapolation. Applied to every baseline and method alike; the
+    record keeps the count (``clipped``).
+    """
+    if kind != "regression" or not len(fitted):
+        return pred, 0
+    pred = np.asarray(pred, dtype=np.float64)
+    low, high = np.nanmin(fitted), np.nanmax(fitted)
+    outside = int(np.sum((pred < low) | (pred > high)))
+    return np.clip(pred, low, high), outside
 
 
 def _baseline(x: np.ndarray, y: np.ndarray, family: str, kind: str) -> FitPredict:

@@ -36,6 +36,8 @@ def markdown(result: dict[str, Any]) -> str:
              "seed: over a bootstrap of the test cells). Splits are grouped by cell; "
              "`leave_phase_out:P` tests on the cells of phase P, `scale_transfer` on the larger "
              "half of the load values, `random[width=w]` on one fixed-architecture subset. "
+             "Regression predictions are clipped to the range of the targets each model was fit "
+             "on (every target is bounded; `clipped` in the JSON counts them). "
              f"Splits: {result.get('splits', 'computed')}.", "",
              "| task | split | " + " | ".join(baselines) + " |",
              "|---|---|" + "---|" * len(baselines)]
