@@ -61,3 +61,16 @@ def test_the_committed_page_is_what_its_snapshot_generates(name):
     page, snap = REPO / "docs" / f"{name}.md", REPO / "docs" / name
     assert page.is_file() and snap.is_dir(), f"{page} and {snap}/ come from `make {name}`"
     assert render(snap, page) == page.read_text()
+
+
+def test_the_readme_states_the_showcase_runs_own_time_and_estimate():
+    """The README's showcase minutes are the run's record and the CPU estimate, not typed."""
+    from phasezoo.config import load_config
+    from phasezoo.estimate import estimate, machine
+
+    readme = (REPO / "README.md").read_text()
+    run = json.loads((REPO / "docs" / "showcase" / "run.json").read_text())
+    assert f"**{run['seconds'] / 60:.0f} min** (`docs/showcase/run.json`)" in readme
+    zoo = load_config(REPO / "config" / "showcase.yaml").zoo("showcase")
+    predicted = estimate(zoo, on=machine("cpu", run["cores"])).wall_hours * 60
+    assert f"predicts {predicted:.0f} min for its train" in readme
