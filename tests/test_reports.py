@@ -330,3 +330,27 @@ def test_regression_predictions_stay_in_the_fitted_targets_range():
     labels = np.array([1, 7])
     same, n = clip_to_fit_range("classification", labels, fitted)
     assert n == 0 and list(same) == [1, 7]
+
+
+def test_the_benchmark_picture_shows_what_it_draws():
+    """Its legend names only the baselines drawn (one scored only on subsets is not), sits
+    outside the panels, and a score below −1 is marked as cut; one colour per baseline."""
+    from phasezoo.wsl.benchmark_report import figure
+
+    def entry(baseline, split, mean):
+        return {"task": "test_accuracy", "split": split, "baseline": baseline,
+                "r2": {"mean": mean, "std": 0.1}, "bootstrap_std": 0.1}
+    result = {"summary": [entry("a", "random", 0.8), entry("b", "random", -7.0),
+                          entry("a", "scale_transfer", 0.5), entry("b", "scale_transfer", 0.2),
+                          entry("sub", "random[width=4]", 0.9)]}
+    fig = figure(result)
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["a", "b", "below −1: bar cut"]
+    ax = fig.axes[0]
+    assert not ax.get_legend()
+    heights = [round(p.get_height(), 6) for p in ax.patches]
+    assert heights == [0.8, 0.5, -1.0, 0.2]
+    colors = {p.get_facecolor() for p in ax.patches[:2]}
+    assert len(colors) == 1 and colors != {p.get_facecolor() for p in ax.patches[2:]}
+    cut = [line for line in ax.lines if line.get_marker() == "v"]
+    assert len(cut) == 1 and list(cut[0].get_xdata()) == [0.4]

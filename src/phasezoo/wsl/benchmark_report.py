@@ -83,11 +83,24 @@ def _finite(x: float | None) -> bool:
 
 
 def plot(result: dict[str, Any], out: str | Path) -> Path:
-    """One panel per task: each baseline's headline score per split (bars, ± the spread)."""
+    """``benchmark.png``: :func:`figure`, saved."""
+    import matplotlib.pyplot as plt
+
+    fig = figure(result)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return Path(out)
+
+
+def figure(result: dict[str, Any]):
+    """One panel per task: each baseline's headline score per split (bars, ± the spread), one
+    colour per baseline in every panel, the legend above the panels (only baselines drawn)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     entries = [e for e in result["summary"] if ("r2" in e or "accuracy" in e)]
     tasks = list(dict.fromkeys(e["task"] for e in entries))
@@ -96,34 +109,65 @@ def plot(result: dict[str, Any], out: str | Path) -> Path:
         fig, ax = plt.subplots(figsize=(6, 2))
         ax.text(0.5, 0.5, "no split had enough cells", ha="center", va="center")
         ax.axis("off")
-        fig.savefig(out, dpi=110)
-        plt.close(fig)
-        return Path(out)
-    fig, axes = plt.subplots(len(tasks), 1, figsize=(11, 2.6 * len(tasks)), squeeze=False)
+        return fig
+    colors = {b: plt.get_cmap("tab10")(i % 10) for i, b in enumerate(baselines)}
+    fig, axes = plt.subplots(len(tasks), 1, figsize=(11, 2.6 * len(tasks) + 0.6), squeeze=False)
+    drawn, clipped = set(), False
     for ax, task in zip(axes[:, 0], tasks, strict=True):
         rows = [e for e in entries if e["task"] == task and "[" not in e["split"]]
-        splits = list(dict.fromkeys(e["split"] for e in rows))
-        width = 0.8 / max(1, len(baselines))
-        for j, b in enumerate(baselines):
-            vals, errs = [], []
-            for sp in splits:
-                e = next((r for r in rows if r["split"] == sp and r["baseline"] == b), None)
-                score = None if e is None else e.get("r2") or e.get("accuracy")
-                vals.append(np.nan if score is None else max(score["mean"], -1.0))
-                spread = np.nan if e is None else (score["std"] if score and np.isfinite(
-                    score["std"]) else e["bootstrap_std"])
-                errs.append(min(spread, 1.0) if np.isfinite(spread) else np.nan)
-            ax.bar(np.arange(len(splits)) + j * width, vals, width, yerr=errs, label=b)
-        ax.set_xticks(np.arange(len(splits)) + 0.4 - width / 2, splits, fontsize=8)
-        ax.set_ylabel("accuracy" if task == "phase" else "R² (clipped at −1)")
-        ax.set_title(task)
-        ax.axhline(0, color="black", lw=0.5)
-        ax.set_ylim(-1.1, 1.1)  # R² ≤ 1, accuracy ∈ [0, 1]; worse than −1 is drawn at −1
-    axes[0, 0].legend(fontsize=8, ncol=len(baselines), loc="lower left")
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return Path(out)
+        d, c = _panel(ax, rows, baselines, colors)
+        drawn, clipped = drawn | d, clipped or c
+        ax.set_ylabel("accuracy" if task == "phase" else "R²")
+        ax.set_title(TASK_TITLES.get(task, task))
+    handles = [Patch(color=colors[b], label=b) for b in baselines if b in drawn]
+    if clipped:
+        handles.append(Line2D([], [], marker="v", color="black", ls="", label="below −1: bar cut"))
+    fig.legend(handles=handles, loc="upper center", ncol=min(len(handles), 8), fontsize=8,
+               frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig.get_figheight()))
+    return fig
+
+
+# What each task asks, for a reader of the picture who has not seen the task names.
+TASK_TITLES = {"test_accuracy": "Predict a checkpoint's test accuracy from its weights",
+               "generalization_gap": "Predict its generalization gap (train − test accuracy)",
+               "phase": "Predict its cell's phase",
+               "temperature_value": "Predict log2 of its temperature value",
+               "load_value": "Predict log2 of its load value"}
+
+
+def _panel(ax, rows: list[dict], baselines: list[str], colors: dict) -> tuple[set[str], bool]:
+    """One task's bars: each baseline's headline score per split (± its spread), a score below
+    −1 cut at −1 and marked; the baselines drawn and whether any bar was cut."""
+    splits = list(dict.fromkeys(e["split"] for e in rows))
+    scored = {e["baseline"] for e in rows
+              if _finite((e.get("r2") or e.get("accuracy") or {}).get("mean"))}
+    baselines = [b for b in baselines if b in scored]  # a slot only for what this panel has
+    width = 0.8 / max(1, len(baselines))
+    drawn, cut = set(), False
+    for j, b in enumerate(baselines):
+        vals, errs = [], []
+        for sp in splits:
+            e = next((r for r in rows if r["split"] == sp and r["baseline"] == b), None)
+            score = None if e is None else e.get("r2") or e.get("accuracy")
+            mean = score["mean"] if score and _finite(score["mean"]) else np.nan
+            spread = np.nan if e is None else (score["std"] if score and _finite(score["std"])
+                                               else e.get("bootstrap_std"))
+            vals.append(mean)
+            errs.append(min(spread, 1.0) if _finite(spread) else np.nan)
+        vals = np.asarray(vals, dtype=float)
+        if np.isfinite(vals).any():
+            drawn.add(b)
+        x = np.arange(len(splits)) + j * width
+        ax.bar(x, np.maximum(vals, -1.0), width, yerr=errs, color=colors[b])
+        low = vals < -1.0
+        if low.any():
+            cut = True
+            ax.plot(x[low], np.full(low.sum(), -1.05), "v", color="black", ms=4)
+    ax.set_xticks(np.arange(len(splits)) + 0.4 - width / 2, splits, fontsize=8)
+    ax.axhline(0, color="black", lw=0.5)
+    ax.set_ylim(-1.12, 1.1)  # R² ≤ 1, accuracy ∈ [0, 1]; worse than −1 is cut at −1 and marked
+    return drawn, cut
 
 
 def write_report(result: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
