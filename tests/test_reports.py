@@ -354,3 +354,24 @@ def test_the_benchmark_picture_shows_what_it_draws():
     assert len(colors) == 1 and colors != {p.get_facecolor() for p in ax.patches[2:]}
     cut = [line for line in ax.lines if line.get_marker() == "v"]
     assert len(cut) == 1 and list(cut[0].get_xdata()) == [0.4]
+
+
+def test_the_studies_picture_draws_a_result_read_back_from_its_json(tmp_path):
+    """A phase of one cell has no spread (null in the strict JSON): the picture still draws,
+    and its method bars use no phase colour (a colour means a phase in the other panels)."""
+    import matplotlib.image
+
+    from phasezoo.plots import PHASE_COLORS
+    from phasezoo.wsl.studies_report import METHOD_COLORS, plot
+
+    sparsities = [0.5, 0.8]
+    measures = ["naive_gain", "aligned_gain"] + [f"pruned_{s:g}_drop" for s in sparsities]
+    per_phase = {p: {"cells": n, **{m: {"mean": 0.1, "std": None if n == 1 else 0.05}
+                                    for m in measures}}
+                 for p, n in (("I", 3), ("IV-A", 1))}
+    result = {"zoo": ["z"], "epoch": 3, "sparsities": sparsities, "per_phase": per_phase,
+              "kruskal_p": {m: None for m in measures}, "transfer_dataset": None}
+    back = json.loads(json.dumps(result))
+    out = plot(back, tmp_path / "studies.png")
+    assert matplotlib.image.imread(out).shape[0] > 100
+    assert not {c.lower() for c in METHOD_COLORS} & {c.lower() for c in PHASE_COLORS.values()}

@@ -94,14 +94,22 @@ def _by_sparsity(ax, result: dict[str, Any], key: str, ylabel: str, xlabel: str,
 
     sparsities = result["sparsities"]
     for phase, d in result["per_phase"].items():
-        mean = [d[key.format(s)]["mean"] for s in sparsities]
-        std = [d[key.format(s)]["std"] for s in sparsities]
+        # as floats: a result read back from its JSON holds null where a value is undefined
+        mean = np.array([d[key.format(s)]["mean"] for s in sparsities], dtype=float)
+        std = np.array([d[key.format(s)]["std"] for s in sparsities], dtype=float)
         ax.errorbar(sparsities, mean, yerr=np.nan_to_num(std), marker="o", capsize=3,
                     color=PHASE_COLORS.get(phase), label=f"{phase} ({d['cells']} cells)")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(f"{title} (Kruskal–Wallis p at 0.8: {p_value(result, key.format(0.8), 2)})")
     ax.legend(fontsize=8)
+
+
+# The middle panel's methods, in greys and hatches: the other panels' colours are the phases'
+# (phasezoo.plots.PHASE_COLORS), so a colour never means a phase in one panel and a method in
+# the next.
+METHOD_COLORS = ("#4d4d4d", "#a6a6a6", "#ffffff", "#d9d9d9")
+METHOD_HATCHES = ("", "", "//", "..")
 
 
 def plot(result: dict[str, Any], out: str | Path) -> Path:
@@ -115,7 +123,7 @@ def plot(result: dict[str, Any], out: str | Path) -> Path:
 
     phases = result["per_phase"]
     allocation = "alpha_vs_uniform_0.8" in result["kruskal_p"]
-    fig, axes = plt.subplots(1, 3 if allocation else 2, figsize=(16 if allocation else 11, 4))
+    fig, axes = plt.subplots(1, 3 if allocation else 2, figsize=(16 if allocation else 11, 5))
     left, right = axes[0], axes[1]
     _by_sparsity(left, result, "pruned_{:g}_drop", "test accuracy lost",
                  "sparsity (global magnitude pruning)", "pruning")
@@ -135,14 +143,21 @@ def plot(result: dict[str, Any], out: str | Path) -> Path:
         bars.append((tb[0], f"TempBalance − uniform rate ({tb[0].rsplit('_', 1)[1]} of the data)"))
     width = 0.8 / max(len(bars), 1)
     for j, (key, label) in enumerate(bars):
-        right.bar(x + width * j, [d[key]["mean"] for d in phases.values()], width,
-                  yerr=np.nan_to_num([d[key]["std"] for d in phases.values()]), capsize=3,
+        right.bar(x + width * j, np.array([d[key]["mean"] for d in phases.values()], dtype=float),
+                  width, capsize=3,
+                  yerr=np.nan_to_num(np.array([d[key]["std"] for d in phases.values()],
+                                              dtype=float)),
+                  color=METHOD_COLORS[j % len(METHOD_COLORS)], edgecolor="black", lw=0.5,
+                  hatch=METHOD_HATCHES[j % len(METHOD_HATCHES)],
                   label=f"{label} (p {p_value(result, key, 2)})")
     right.set_xticks(x + 0.4 - width / 2, list(phases))
+    right.set_xlabel("phase")
     right.axhline(0, color="black", lw=0.5)
     right.set_ylabel("test accuracy gain")
     right.set_title("seed averaging and fine-tuning transfer")
-    right.legend(fontsize=8)
+    # below the axes: inside, it covered the bars
+    right.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=1,
+                 frameon=False)
     fig.suptitle(f"{', '.join(result['zoo'])}: downstream studies by phase (epoch {result['epoch']})")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
