@@ -169,8 +169,9 @@ def test_published_sizes_grow_with_rows_and_hold_every_weight():
 
 
 def test_the_cpu_estimate_counts_jobs_side_by_side(monkeypatch):
-    """With free arithmetic and dispatch, a CPU run of the showcase is its 42 job start-ups
-    (7 learning-rate groups' train jobs, 35 measure jobs) spread over the cores."""
+    """With free arithmetic and dispatch, a CPU run of the showcase is its job start-ups (one
+    train job per width, its learning rates stacked, and one measure job per cell) spread over
+    the cores."""
     from phasezoo.config import load_config
     from phasezoo.estimate import estimate, machine
 
@@ -180,6 +181,8 @@ def test_the_cpu_estimate_counts_jobs_side_by_side(monkeypatch):
     for cores in (1, 2, 4):
         cost = estimate(zoo, on=machine("cpu", cores))
         assert cost.machine == "CPU" and cost.gpu_hours == 0
-        assert cost.wall_hours * 3600 == pytest.approx((7 + 35) * est.JOB_STARTUP_S / cores)
+        widths, rates = len(zoo.load.values), len(zoo.temperature.values)
+        jobs = widths + widths * rates
+        assert cost.wall_hours * 3600 == pytest.approx(jobs * est.JOB_STARTUP_S / cores)
     with pytest.raises(ValueError, match="--machine tpu: not a machine"):
         machine("tpu")
