@@ -65,7 +65,7 @@ def test_a_grid_past_max_cells_is_refused_unless_the_limit_is_raised():
 def test_verify_names_a_missing_folder_and_a_file_that_is_not_part_of_the_zoo(published, tmp_path):
     import shutil
 
-    from phasezoo.zoo import VerifyError, verify
+    from phasezoo.verify import VerifyError, verify
 
     with pytest.raises(VerifyError, match="no such zoo folder"):
         verify(tmp_path / "absent")
@@ -157,7 +157,8 @@ def test_a_failed_publish_keeps_the_last_good_zoo_and_leaves_no_half_written_fol
 
     from phasezoo import zoo as zoo_module
     from phasezoo.config import load_config
-    from phasezoo.zoo import publish, verify
+    from phasezoo.verify import verify
+    from phasezoo.zoo import publish
 
     cfg, _, _, zoo_dir = published
     results = tmp_path / "results"

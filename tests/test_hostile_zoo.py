@@ -18,7 +18,8 @@ import pytest
 import yaml
 
 from phasezoo.cli import main
-from phasezoo.zoo import VerifyError, content_addressed, load_model, verify, write_checksums
+from phasezoo.verify import VerifyError, verify
+from phasezoo.zoo import content_addressed, load_model, write_checksums
 
 
 def _copy(published, tmp_path: Path) -> Path:

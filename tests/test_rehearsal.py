@@ -19,7 +19,8 @@ from phasezoo.config import load_config
 from phasezoo.estimate import architecture_cost, published_bytes
 from phasezoo.rehearsal import initial_population, largest_cell, rehearse
 from phasezoo.weights import flatten_state
-from phasezoo.zoo import VerifyError, load_model, verify, write_checksums, write_shard
+from phasezoo.verify import VerifyError, verify
+from phasezoo.zoo import load_model, write_checksums, write_shard
 
 MINI = "config/zoos/resnet50-cifar10-mini.yaml"
 

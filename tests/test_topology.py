@@ -213,7 +213,8 @@ def _rewrite_planes(shard, edit) -> None:
 def test_verify_names_a_plane_that_is_not_one_square_grid(published, tmp_path):
     import shutil
 
-    from phasezoo.zoo import VerifyError, verify, write_checksums
+    from phasezoo.verify import VerifyError, verify
+    from phasezoo.zoo import write_checksums
 
     zoo = tmp_path / "zoo"
     shutil.copytree(published[3], zoo)
@@ -228,7 +229,8 @@ def test_verify_names_planes_of_two_sizes_across_shards(published, tmp_path):
     """One zoo, one grid: a shard whose planes are 5 × 5 beside shards of 21 × 21 is refused."""
     import shutil
 
-    from phasezoo.zoo import VerifyError, verify, write_checksums
+    from phasezoo.verify import VerifyError, verify
+    from phasezoo.zoo import write_checksums
 
     zoo = tmp_path / "zoo"
     shutil.copytree(published[3], zoo)

@@ -305,7 +305,7 @@ def test_a_published_zoo_ships_its_splits_and_the_benchmark_reads_them(published
 
     from phasezoo.splits import SHIPPED_SEEDS, computed_splits
     from phasezoo.wsl.table import load_zoo, zoo_splits_of
-    from phasezoo.zoo import VerifyError, verify
+    from phasezoo.verify import VerifyError, verify
 
     zoo_dir = published[3]
     assert "splits.json" in (zoo_dir / "SHA256SUMS").read_text()

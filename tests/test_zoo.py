@@ -16,7 +16,8 @@ from phasezoo.checkpoints import read_population
 from phasezoo.cli import main
 from phasezoo.data import cell_split
 from phasezoo.evaluation import evaluate, logits_of
-from phasezoo.zoo import REQUIRED_COLUMNS, VerifyError, load_model, verify
+from phasezoo.verify import VerifyError, verify
+from phasezoo.zoo import REQUIRED_COLUMNS, load_model
 
 
 def _copy(zoo_dir, tmp_path):

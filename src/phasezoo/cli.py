@@ -220,7 +220,8 @@ def cmd_phases(a: argparse.Namespace) -> None:
 
 @stage("publish", "description", "metrics", "phases")
 def cmd_publish(a: argparse.Namespace) -> None:
-    from phasezoo.zoo import publish, verify
+    from phasezoo.verify import verify
+    from phasezoo.zoo import publish
 
     cfg, zoo = _zoo(a)
     out = publish(zoo, cfg.results_dir, cfg.zoos_dir)
@@ -248,7 +249,7 @@ def cmd_rehearse(a: argparse.Namespace) -> None:
 
 
 def cmd_verify(a: argparse.Namespace) -> None:
-    from phasezoo.zoo import verify
+    from phasezoo.verify import verify
 
     print(f"{a.zoo_dir}: OK, {verify(a.zoo_dir)} rows")
 

@@ -215,7 +215,7 @@ def _publish_step(zoo: ZooSpec, cells: list[Cell], seeds: list[int], out: Path) 
 
 
 def _verify_step(zoo_dir: Path) -> str:
-    from phasezoo.zoo import verify
+    from phasezoo.verify import verify
 
     return f"{verify(zoo_dir)} rows"
 

@@ -20,7 +20,7 @@ LOAD_COLUMN = {"width": "width", "data_fraction": "data", "beta": "beta"}
 
 def zoo_rows(path_or_id: str) -> pd.DataFrame:
     """The metadata of a published zoo (no weights), through ``datasets.load_dataset``, the
-    zoo verified first (:func:`phasezoo.zoo.verified_zoo`).
+    zoo verified first (:func:`phasezoo.verify.verified_zoo`).
 
     Raises:
         ValueError: if the zoo does not verify, or naming the first column the diagnosis needs
@@ -28,7 +28,7 @@ def zoo_rows(path_or_id: str) -> pd.DataFrame:
     """
     import datasets
 
-    from phasezoo.zoo import verified_zoo
+    from phasezoo.verify import verified_zoo
 
     ds = datasets.load_dataset(str(verified_zoo(path_or_id)), split="train")
     missing = [c for c in ZOO_COLUMNS if c not in ds.column_names]

@@ -57,7 +57,7 @@ def load_zoo(path_or_id: str, split: str = "train", stream: bool = False,
     its largest tensor in float64, plus what is kept. The features are the same as without
     streaming. ``weights=False`` reads none (``table.reader(i)`` reads row ``i`` when needed).
 
-    The zoo is verified first (:func:`phasezoo.zoo.verified_zoo`; a hub id is downloaded and its
+    The zoo is verified first (:func:`phasezoo.verify.verified_zoo`; a hub id is downloaded and its
     folder verified): a damaged or crafted zoo is named in one line before a row is read.
 
     Raises:
@@ -66,7 +66,7 @@ def load_zoo(path_or_id: str, split: str = "train", stream: bool = False,
     """
     import datasets
 
-    from phasezoo.zoo import verified_zoo
+    from phasezoo.verify import verified_zoo
 
     folder = verified_zoo(path_or_id)
     ds = datasets.load_dataset(str(folder), split=split).with_format("numpy")
@@ -170,10 +170,10 @@ def concat(tables: list[ZooTable]) -> ZooTable:
 
 def zoo_splits_of(path_or_id: str, meta: pd.DataFrame) -> ZooSplits:
     """The benchmark splits a zoo ships (``splits.json`` in its folder, or in the verified
-    download of a hub id, :func:`phasezoo.zoo.hub_folder`; checked by
+    download of a hub id, :func:`phasezoo.verify.hub_folder`; checked by
     :func:`phasezoo.splits.read_splits`), else the same splits computed from its rows; the
     result's ``source`` says which, and the report repeats it."""
-    from phasezoo.zoo import hub_folder
+    from phasezoo.verify import hub_folder
 
     local = Path(path_or_id)
     path = (local if local.is_dir() else hub_folder(str(path_or_id))) / SPLITS_FILE
