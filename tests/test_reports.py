@@ -9,7 +9,6 @@ import math
 
 import numpy as np
 import pandas as pd
-import pytest
 import torch
 
 from phasezoo.models import create_model
