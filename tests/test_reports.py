@@ -8,6 +8,7 @@ import json
 import math
 
 import numpy as np
+import pytest
 import pandas as pd
 import torch
 
@@ -374,3 +375,25 @@ def test_the_studies_picture_draws_a_result_read_back_from_its_json(tmp_path):
     out = plot(back, tmp_path / "studies.png")
     assert matplotlib.image.imread(out).shape[0] > 100
     assert not {c.lower() for c in METHOD_COLORS} & {c.lower() for c in PHASE_COLORS.values()}
+
+
+def test_bootstrap_skips_resamples_of_one_target_value() -> None:
+    """Three cells, two sharing a target (as cells at one learning rate do): a resample of only
+    those two has an undefined R². Before, sklearn scored it from the rounding of the mean
+    (≈ −10³⁰); now the spread is that of the defined resamples, checked by recomputing it."""
+    from sklearn.metrics import r2_score
+
+    from phasezoo.wsl.benchmark import BOOTSTRAP_SAMPLES, bootstrap_std
+
+    cells = np.repeat(np.array(["a", "b", "c"]), 39)
+    y = np.where(cells == "c", np.log2(0.1), np.log2(0.01))
+    pred = y + np.random.default_rng(1).normal(0, 0.5, len(y))
+    rng, groups, vals = np.random.default_rng(7), [np.flatnonzero(cells == c) for c in "abc"], []
+    for _ in range(BOOTSTRAP_SAMPLES):
+        rows = np.concatenate([groups[i] for i in rng.integers(0, 3, 3)])
+        if np.ptp(y[rows]) > 0:
+            vals.append(r2_score(y[rows], pred[rows]))
+    assert len(vals) < BOOTSTRAP_SAMPLES  # some resamples did hold one target value
+    got = bootstrap_std("regression", y, pred, cells, seed=7)
+    assert got == pytest.approx(float(np.std(vals)), rel=1e-12)
+    assert got < 10

@@ -54,7 +54,7 @@ def cmd_benchmark(a: argparse.Namespace) -> None:
         methods[name] = factory
     js, md = write_report(run_benchmark(table, seeds=a.seeds, baselines=baselines,
                                         train_zoo=train_zoo, splits=splits, methods=methods,
-                                        progress=not a.quiet),
+                                        progress=not a.quiet, curve=not a.no_curve),
                           a.out)
     print(md.read_text())
     print(js)
@@ -128,6 +128,9 @@ def add_report_commands(sub) -> None:
                    help="only these built-in baselines (default: all; README lists them)")
     p.add_argument("--no-learned", action="store_true",
                    help="skip the learned baselines (nfn), which train a network per split")
+    p.add_argument("--no-curve", action="store_true",
+                   help="skip the learning curve (the learned baselines' R² against the number "
+                        "of training cells; 4 refits of each per seed)")
     p.set_defaults(fn=cmd_benchmark)
     p = _report_parser(sub, "studies", "weight averaging and pruning by phase",
                        "Does a cell's phase predict how well weight averaging "

@@ -22,6 +22,8 @@ from scipy.stats import kendalltau
 from sklearn.exceptions import ConvergenceWarning
 
 from phasezoo.wsl.features import EXTRACTORS
+from phasezoo.wsl.learning_curve import (CURVE_FRACTIONS, CURVE_TASK, curve_records,
+                                         nested_splits, summarize_curve)
 from phasezoo.wsl.methods import MethodFactory, MethodUnsupported, Rows
 from phasezoo.wsl.nfn import NFNMethod
 from phasezoo.splits import Split, ZooSplits, computed_splits, random_split, zoo_transfer
@@ -132,7 +134,10 @@ def bootstrap_std(kind: str, y: np.ndarray, pred: np.ndarray, cells: np.ndarray,
     vals = []
     for _ in range(BOOTSTRAP_SAMPLES):
         rows = np.concatenate([groups[i] for i in rng.integers(0, len(groups), len(groups))])
-        if len(rows) > 1:
+        # R² of one target value is undefined (as in :func:`scores`): a resample of cells that
+        # share it (e.g. all at one learning rate) is skipped, not scored as R² ≈ −10³⁰ from
+        # the rounding of its mean.
+        if len(rows) > 1 and (kind != "regression" or np.ptp(y[rows]) > 0):
             vals.append(score(y[rows], pred[rows]))
     return float(np.std(vals)) if vals else math.nan
 
@@ -322,7 +327,7 @@ def run_benchmark(table: ZooTable, seeds: int = 3, baselines: dict = BASELINES,
                   tasks: tuple[Task, ...] = TASKS, train_zoo: str | None = None,
                   splits: ZooSplits | None = None,
                   methods: dict[str, MethodFactory] | None = None,
-                  progress: bool = False) -> dict[str, Any]:
+                  progress: bool = False, curve: bool = False) -> dict[str, Any]:
     """Every baseline on every task and split; per-seed scores summarised as mean ± std.
 
     ``methods``: user or learned methods (:mod:`phasezoo.wsl.methods`) by name, scored like
@@ -330,7 +335,8 @@ def run_benchmark(table: ZooTable, seeds: int = 3, baselines: dict = BASELINES,
     is every baseline or method that scored no split (with why: too few cells, ...).
     ``splits``: the zoo's shipped splits (:func:`phasezoo.wsl.table.zoo_splits_of`); by default
     computed from the table's cells the same way. ``progress``: a bar over every (task,
-    baseline or method, split, seed) fit.
+    baseline or method, split, seed) fit. ``curve``: add the learned baselines' learning curve
+    (:func:`learning_curve`) under ``learning_curve``.
 
     ``raw+linear`` runs on each fixed-architecture subset (random split only: one width's
     cells are too few to hold out a phase or a scale). With ``train_zoo`` (a table of several
@@ -353,10 +359,50 @@ def run_benchmark(table: ZooTable, seeds: int = 3, baselines: dict = BASELINES,
     jobs = (_baseline_jobs(table, tasks, baselines, splits, features, skipped)
             + _method_jobs(table, tasks, methods or {}, splits, features))
     records = _run_jobs(jobs, seeds, train_zoo, skipped, progress)
-    return {"zoo": sorted(table.meta["zoo"].unique()), "n_checkpoints": len(table),
-            "seeds": seeds, "splits": f"zoo transfer from {train_zoo}" if train_zoo
-            else splits.source, "skipped_baselines": skipped,
-            "summary": summarize(records), "runs": records}
+    result = {"zoo": sorted(table.meta["zoo"].unique()), "n_checkpoints": len(table),
+              "seeds": seeds, "splits": f"zoo transfer from {train_zoo}" if train_zoo
+              else splits.source, "skipped_baselines": skipped,
+              "summary": summarize(records), "runs": records}
+    if curve and train_zoo is None:
+        result["learning_curve"] = learning_curve(table, splits, seeds, baselines, methods or {},
+                                                  features, skipped, progress)
+    return result
+
+
+CURVE_BAR = "hparams+gbm"  # drawn beside the learned baselines: the bar they must beat
+
+
+def learning_curve(table: ZooTable, splits: ZooSplits, seeds: int, baselines: dict,
+                   methods: dict[str, MethodFactory], features: dict[str, np.ndarray],
+                   skipped: dict[str, str], progress: bool = False) -> dict[str, Any]:
+    """R² on :data:`CURVE_TASK` against the number of training cells (random split, nested
+    subsets of its training cells, :mod:`phasezoo.wsl.learning_curve`) for the learned ones:
+    the neural-network baselines (family ``mlp``) and every method, with the hyperparameter
+    bar beside them. Baselines and methods in ``skipped`` are left out."""
+    from tqdm.auto import tqdm
+
+    task = next(t for t in TASKS if t.name == CURVE_TASK)
+    meta, y = table.meta, task.target(table.meta)
+    steps = {n: _feature_baseline(table, task, e, f, features) for n, (e, f) in baselines.items()
+             if (n == CURVE_BAR or f == "mlp") and n not in skipped}
+    steps |= {n: _method(factory, table, task, features) for n, factory in methods.items()
+              if n not in skipped and task.name in getattr(factory, "tasks", (task.name,))}
+    steps = {n: partial(_fit_if_varied, step, y) for n, step in steps.items()}
+    randoms = [s for seed in range(seeds) for s in splits.for_seed(meta, seed)
+               if s.name == "random"]
+    total = sum(len(nested_splits(meta, s, i)) for i, s in enumerate(randoms)) * len(steps)
+    with tqdm(total=total, desc="learning curve", unit="fit", disable=not progress) as bar:
+        runs = curve_records(meta, randoms, steps, lambda split, seed, pred: _record(
+            task, "", split, seed, "", meta, y, pred), bar.update)
+    return {"task": task.name, "split": "random", "fractions": list(CURVE_FRACTIONS),
+            "points": summarize_curve(runs),
+            "runs": [{k: r[k] for k in ("baseline", "seed", "train_cells", "r2",
+                                        "bootstrap_std")} for r in runs]}
+
+
+def _fit_if_varied(step: FitPredict, y: np.ndarray, split: Split, seed: int) -> np.ndarray | None:
+    """``step``'s predictions, or None when the training rows hold one target value."""
+    return None if len(np.unique(y[split.train])) < 2 else step(split, seed)
 
 
 @dataclass(frozen=True)

@@ -48,10 +48,41 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append("\nNo split had enough cells to train, validate and test on.")
     if notes:
         lines += ["", *(f"[{i}] {note}  " for i, note in enumerate(notes, 1))]
+    if "learning_curve" in result:
+        lines += ["", *curve_markdown(result["learning_curve"])]
     if result["skipped_baselines"]:
         lines += ["", "## Not applicable to this zoo", "",
                   *(f"- {name}: {why}" for name, why in result["skipped_baselines"].items())]
     return "\n".join(lines) + "\n"
+
+
+def curve_markdown(curve: dict[str, Any]) -> list[str]:
+    """The learning curve's section: one row per baseline, one column per number of training
+    cells (R² ± its spread), or why it has no point."""
+    points = curve["points"]
+    head = ["## Learning curve", "",
+            f"R² on `{curve['task']}` against the number of training cells: the {curve['split']} "
+            "split's training cells taken in nested subsets, its validation and test cells the "
+            "same at every point. The learned baselines, and the hyperparameter bar beside them."]
+    if not points:
+        return head + ["", "No point was scored: no learned baseline applies to this zoo, or its "
+                       "random split has too few training cells (see below)."]
+    sizes = sorted({p["train_cells"] for p in points})
+    names = list(dict.fromkeys(p["baseline"] for p in points))
+    rows = ["| baseline | " + " | ".join(f"{k} cells" for k in sizes) + " |",
+            "|---|" + "---|" * len(sizes)]
+    for name in names:
+        by_k = {p["train_cells"]: p for p in points if p["baseline"] == name}
+        rows.append(f"| {name} | " + " | ".join(_curve_cell(by_k.get(k)) for k in sizes) + " |")
+    return head + [""] + rows
+
+
+def _curve_cell(point: dict[str, Any] | None) -> str:
+    """One learning-curve value: R² ± the spread over seeds (bootstrap with one seed)."""
+    if point is None or not _finite(point["r2"]):
+        return "–"
+    spread = point["std"] if _finite(point["std"]) else point["bootstrap_std"]
+    return f"{point['r2']:.3f}" + (f" ± {spread:.3f}" if _finite(spread) else "")
 
 
 def _cell(entry: dict[str, Any], notes: list[str]) -> str:
@@ -111,9 +142,13 @@ def figure(result: dict[str, Any]):
         ax.axis("off")
         return fig
     colors = {b: plt.get_cmap("tab10")(i % 10) for i, b in enumerate(baselines)}
-    fig, axes = plt.subplots(len(tasks), 1, figsize=(11, 2.6 * len(tasks) + 0.6), squeeze=False)
+    points = result.get("learning_curve", {}).get("points", [])
+    panels = len(tasks) + bool(points)
+    fig, axes = plt.subplots(panels, 1, figsize=(11, 2.6 * panels + 0.6), squeeze=False)
+    if points:
+        _curve_panel(axes[-1, 0], result["learning_curve"], colors)
     drawn, clipped = set(), False
-    for ax, task in zip(axes[:, 0], tasks, strict=True):
+    for ax, task in zip(axes[:, 0], tasks):
         rows = [e for e in entries if e["task"] == task and "[" not in e["split"]]
         d, c = _panel(ax, rows, baselines, colors)
         drawn, clipped = drawn | d, clipped or c
@@ -134,6 +169,28 @@ TASK_TITLES = {"test_accuracy": "Predict a checkpoint's test accuracy from its w
                "phase": "Predict its cell's phase",
                "temperature_value": "Predict log2 of its temperature value",
                "load_value": "Predict log2 of its load value"}
+
+
+def _curve_panel(ax, curve: dict[str, Any], colors: dict) -> None:
+    """The learning curve: R² against training cells (log scale), one line per baseline in its
+    colour of the other panels, ± its spread as a band."""
+    for name in dict.fromkeys(p["baseline"] for p in curve["points"]):
+        pts = [p for p in curve["points"] if p["baseline"] == name and _finite(p["r2"])]
+        k = np.array([p["train_cells"] for p in pts], dtype=float)
+        r2 = np.array([p["r2"] for p in pts])
+        spread = np.array([p["std"] if _finite(p["std"]) else p["bootstrap_std"] for p in pts],
+                          dtype=float)
+        ax.plot(k, np.maximum(r2, -1.0), "o-", color=colors.get(name, "grey"), label=name)
+        ax.fill_between(k, np.maximum(r2 - spread, -1.0), np.minimum(r2 + spread, 1.0),
+                        color=colors.get(name, "grey"), alpha=0.15)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("training cells (validation and test cells fixed)")
+    ax.set_ylabel("R²")
+    ax.set_ylim(-1.05, 1.05)
+    ax.axhline(0, color="black", lw=0.5)
+    ax.legend(fontsize=8, frameon=False, loc="lower right")
+    ax.set_title(f"Learning curve: {TASK_TITLES.get(curve['task'], curve['task']).lower()} "
+                 "(R² below −1 drawn at −1)")
 
 
 def _panel(ax, rows: list[dict], baselines: list[str], colors: dict) -> tuple[set[str], bool]:
