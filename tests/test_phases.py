@@ -21,6 +21,7 @@ def test_phases_table_aggregates_seeds_at_the_last_kept_epoch(published):
     assert row["train_error"] == pytest.approx(100 * (1 - last["train_accuracy"].mean()))
     assert row["cka"] == pytest.approx(pairs["cka"].mean()) and 0 < row["cka"] <= 1
     assert row["phase"] in ("I", "II", "III", "IV-A", "IV-B")
+    assert row["sensitive"] == bool(row["sensitive_to"])  # the zoo's label sensitivity, δ 10 %
     assert (results / "plots" / "phase_diagram.png").is_file()
 
 
@@ -57,7 +58,7 @@ def test_threshold_edges(column, below, above):
     from phasezoo.phases import DEFAULT_THRESHOLDS, label_cells
 
     t = DEFAULT_THRESHOLDS
-    edge = {"train_error": t.train_error, "mc": -t.mc_tolerance, "cka": t.cka}[column]
+    edge = {"train_error": t["train_error"], "mc": -t["mc_tolerance"], "cka": t["cka"]}[column]
     base = {"train_error": 0.1, "mc": 0.0, "cka": 0.95}
     rows = []
     for value in (edge - 1e-9, edge, edge + 1e-9):

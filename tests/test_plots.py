@@ -8,12 +8,13 @@ import pandas as pd
 import pytest
 from matplotlib.colors import TwoSlopeNorm
 
-from phasezoo.phases import label_cells
-from phasezoo.plots import (BORDERLINE_MARGIN, heatmap, heatmap_figure, margin_text,
-                            phase_diagram, phase_diagram_figure)
+from phasezoo.boundaries import label_zoo
+from phasezoo.plots import (heatmap, heatmap_figure, margin_text, phase_diagram,
+                            phase_diagram_figure, sensitivity_text, thresholds_text)
 from phasezoo.settings import PhaseThresholds
 
-THRESHOLDS = PhaseThresholds(train_error=1.5, mc_tolerance=2.5, cka=0.9)
+THRESHOLDS = PhaseThresholds(train_error=1.5, mc_tolerance=2.5, cka=0.9, cka_rule="anchor",
+                             cka_rule_min_cells=8, sensitivity=0.1)
 
 
 def _table() -> pd.DataFrame:
@@ -28,7 +29,7 @@ def _table() -> pd.DataFrame:
                      "load_name": "width", "load_value": float(load), "landscape_epoch": 30,
                      "train_error": err, "mc": mc, "cka": cka, "test_accuracy": 1 - err / 100,
                      "diverged_fraction": 1.0 if np.isnan(err) else 0.0})
-    return label_cells(pd.DataFrame(rows), **THRESHOLDS.as_dict())
+    return label_zoo(pd.DataFrame(rows), THRESHOLDS)
 
 
 def _texts(fig) -> list[str]:
@@ -51,19 +52,40 @@ def test_margin_text_is_a_relative_distance_not_an_uncertainty():
     assert margin_text(float("nan"), "") == ""
 
 
-def test_phase_diagram_states_thresholds_margins_and_borderline_cells():
+def test_phase_diagram_states_thresholds_margins_and_sensitive_cells():
     table = _table()
     assert table["phase"].tolist() == ["diverged", "II", "IV-B", "III"]
+    # 1.5003 % → II; at a train-error threshold 10 % higher it is low-loss connected: IV-B
+    assert table["sensitive_to"].tolist() == ["", "train_error", "", ""]
     fig = phase_diagram_figure(table, THRESHOLDS)
     texts = "\n".join(_texts(fig))
     assert "±" not in texts and "margin 0.02 % (train err)" in texts
     for stated in ("train error > 1.5 %", "mc < −2.5 %", "CKA < 0.9"):
         assert stated in texts
     assert "epoch 30" in fig.axes[0].get_title()
-    assert f"margin < {100 * BORDERLINE_MARGIN:g} %" in texts
+    assert "if one threshold moves\n10 % up or down" in sensitivity_text(0.1) in texts
+    assert "Conventions, not measured boundaries" in texts
     hatched = [p for p in fig.axes[0].patches if p.get_hatch()]
-    assert len(hatched) == 1  # only the 0.02 % cell is borderline
+    assert len(hatched) == 1  # only the cell the ±10 % move relabels
     assert hatched[0].get_xy() == (0.5, -0.5)  # column 32, row width 2
+
+
+def test_phase_diagram_hatches_what_the_table_calls_sensitive_not_its_margin():
+    """The hatching follows ``sensitive`` (the relabel at ±δ), so a wider δ hatches more."""
+    wide = label_zoo(_table().drop(columns=["phase", "margin", "margin_rule", "sensitive",
+                                            "sensitive_to"]),
+                     PhaseThresholds(**{**THRESHOLDS.as_dict(), "sensitivity": 0.9}))
+    assert wide["sensitive"].sum() == 3  # all but the diverged cell
+    fig = phase_diagram_figure(wide, PhaseThresholds(**{**THRESHOLDS.as_dict(),
+                                                        "sensitivity": 0.9}))
+    assert len([p for p in fig.axes[0].patches if p.get_hatch()]) == 3
+    assert sensitivity_text(0.9) in _texts(fig)
+
+
+def test_thresholds_text_names_the_cka_rule_that_split_the_cells():
+    zoo = PhaseThresholds(**{**THRESHOLDS.as_dict(), "cka": 0.91234, "cka_rule": "zoo-median"})
+    assert "CKA < 0.912 = IV-A, else IV-B (CKA split: this zoo's median)" in thresholds_text(zoo)
+    assert "(CKA split: the protocol's fixed value)" in thresholds_text(THRESHOLDS)
 
 
 def test_heatmap_titles_name_metric_unit_and_epoch():

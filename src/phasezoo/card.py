@@ -230,7 +230,8 @@ def render_card(zoo: ZooSpec, phases: pd.DataFrame, n_rows: int, data_info: dict
         "## Training and metric settings", "", "```json",
         json.dumps({"train": _sorted(zoo.train), "metrics": _sorted(zoo.metrics),
                     "phase_thresholds": _sorted(zoo.phases)}, indent=1),
-        "```", "", *protocol_section(zoo.metrics, zoo.phases),
+        "```", "", *protocol_section(zoo.metrics),
+        *boundaries_section(zoo.metrics.protocol, zoo.phases, phases),
         "## Columns", "", "| column | meaning |", "|---|---|",
         *[f"| `{c}` | {d} |" for c, d in COLUMN_DOCS.items()], "", _SPLITS,
         _LOADING.format(zoo=zoo.name),
@@ -243,11 +244,10 @@ def _sorted(section: Section) -> dict[str, Any]:
     return dict(sorted(section.as_dict().items()))
 
 
-def protocol_section(metrics: MetricsSettings, phases: PhaseThresholds) -> list[str]:
+def protocol_section(metrics: MetricsSettings) -> list[str]:
     """The card's Metric protocol section: which anchor's recipe measured mc, CKA and the
-    Hessian, the keys this zoo changed, where phasezoo differs on purpose, and the source of
-    the phase thresholds."""
-    from phasezoo.protocols import ANCHORS, DEVIATIONS, THRESHOLD_SOURCES, overrides
+    Hessian, the keys this zoo changed, and where phasezoo differs on purpose."""
+    from phasezoo.protocols import ANCHORS, DEVIATIONS, overrides
 
     name = metrics.protocol
     changed = overrides(metrics.as_dict())
@@ -257,8 +257,62 @@ def protocol_section(metrics: MetricsSettings, phases: PhaseThresholds) -> list[
             + (f"Changed from the protocol by this zoo's config: `{json.dumps(changed)}`."
                if changed else "No protocol key is changed by this zoo's config."), "",
             "Where phasezoo differs from the anchors on purpose:", "",
-            *[f"- {d}" for d in DEVIATIONS], "",
-            f"Phase thresholds `{json.dumps(_sorted(phases))}`: {THRESHOLD_SOURCES[name]}", ""]
+            *[f"- {d}" for d in DEVIATIONS], ""]
+
+
+def boundaries_section(protocol: str, settings: PhaseThresholds, table: pd.DataFrame) -> list[str]:
+    """The card's Phase boundaries section: each threshold as what it is (a convention, its
+    rule and its data), which CKA rule labelled this zoo beside the other rule's value, and how
+    many labels change when one threshold moves by ±``phases.sensitivity``. A table without
+    the labeller's columns (a rehearsal's) gets the thresholds only."""
+    from phasezoo.protocols import PHASE_THRESHOLDS, THRESHOLD_SOURCES
+
+    rows = []
+    for key, src in THRESHOLD_SOURCES[protocol].items():
+        value, own = getattr(settings, key), PHASE_THRESHOLDS[protocol][key]
+        kind = src["kind"] if value == own else f"set by this zoo's config (`{protocol}`: {own:g})"
+        rows.append(f"| `{key}` | {value:g} | {kind} | {src['rule']} | {src['data']} |")
+    lines = ["## Phase boundaries", "",
+             "No threshold below is a measured phase boundary: neither anchor's code holds one, "
+             "so each is a convention placed on that anchor's published metrics by the rule "
+             "shown (`phasezoo.protocols`; docs/protocols.md, \"Phase boundaries: conventions "
+             "and their data\"). train_error in %; a cell is a barrier when mc < −mc_tolerance.",
+             "", "| threshold | value | kind | rule | data |", "|---|---|---|---|---|", *rows, ""]
+    if not {"train_error", "mc", "sensitive"} <= set(table):
+        return lines
+    return [*lines, cka_rule_text(settings, table), "", sensitivity_text(settings, table), ""]
+
+
+def cka_rule_text(settings: PhaseThresholds, table: pd.DataFrame) -> str:
+    """Which CKA split labelled the zoo, with the other rule's value beside it."""
+    from phasezoo.boundaries import cka_split
+
+    split = cka_split(table, settings)
+    median = (f"{split.zoo_median:.3f}, the median of its {split.cells} low-loss connected "
+              "cells (it splits them in half by construction)"
+              if np.isfinite(split.zoo_median) else
+              f"not defined: {split.cells} low-loss connected cells, fewer than "
+              f"`phases.cka_rule_min_cells` = {split.min_cells}")
+    return (f"IV-A | IV-B labelled by `phases.cka_rule: {split.rule}`, CKA split "
+            f"{split.value:.3g}. Anchor value: {split.anchor:g}; this zoo's own value "
+            f"(`zoo-median`): {median}.")
+
+
+def sensitivity_text(settings: PhaseThresholds, table: pd.DataFrame) -> str:
+    """How many labels change when one threshold alone moves by ±δ, per threshold, and which
+    cells (the ``sensitive`` cells are hatched in the phase diagram)."""
+    from phasezoo.boundaries import sensitive_counts
+    from phasezoo.phases import PHASES
+
+    labelled = table[table["phase"].isin(PHASES)]
+    hit = labelled[labelled["sensitive"]]
+    per = [f"{k} {n}" for k, n in sensitive_counts(hit).items()]
+    cells = ", ".join(f"`{c}` ({p}: {s})" for c, p, s in
+                      zip(hit["cell"], hit["phase"], hit["sensitive_to"]))
+    return (f"Label sensitivity: {len(hit)} of {len(labelled)} labelled cells change label when "
+            f"one threshold alone moves by ±{100 * settings.sensitivity:g} % "
+            f"(`phases.sensitivity`): by {', '.join(per)}"
+            + (f". Cells: {cells}." if cells else "."))
 
 
 def task_section(kind: str) -> list[str]:

@@ -12,7 +12,10 @@ that anchor's published metrics on its own scale, because neither anchor's code 
 boundaries (PTMZ's README gives the taxonomy as a qualitative table). The MD tree's fitted
 thresholds (train error 0.5 %, −10, CKA 0.5) are not phase boundaries: they split another label
 (temperature too small or too large) and their −10 is on another connectivity (``mc_peak``,
-the worst interior point). A config's ``phases`` keys override the protocol's.
+the worst interior point). Each threshold is a convention placed on an anchor's data, not a
+measured boundary (``THRESHOLD_SOURCES``); a config's ``phases`` keys override the protocol's, and
+``phases.cka_rule: zoo-median`` takes the CKA split from the zoo's own cells
+(:mod:`phasezoo.boundaries`, which also reports each label's sensitivity to the thresholds).
 Every label carries a ``margin``: the distance to the nearest threshold that decided it, divided
 by that threshold's scale (train_error, mc_tolerance, cka), and ``margin_rule`` names it.
 """
@@ -27,14 +30,14 @@ import pandas as pd
 from phasezoo.config import ZooSpec
 from phasezoo.integrity import check
 from phasezoo.protocols import PHASE_THRESHOLDS
-from phasezoo.settings import PhaseThresholds
 from phasezoo.task_kinds import error_percent
 
 UNLABELLED, DIVERGED = "unlabelled", "diverged"
 PHASES = ("I", "II", "III", "IV-A", "IV-B")
 
 
-DEFAULT_THRESHOLDS = PhaseThresholds.of(PHASE_THRESHOLDS["ptmz"])  # the default protocol's
+THRESHOLD_KEYS = ("train_error", "mc_tolerance", "cka")  # the keys of ``phases`` that label
+DEFAULT_THRESHOLDS: dict[str, float] = dict(PHASE_THRESHOLDS["ptmz"])  # the default protocol's
 
 
 def label_cells(cells: pd.DataFrame, **thresholds: float) -> pd.DataFrame:
@@ -54,11 +57,11 @@ def label_cells(cells: pd.DataFrame, **thresholds: float) -> pd.DataFrame:
     Raises:
         ValueError: naming a missing column or an unknown threshold.
     """
-    known = DEFAULT_THRESHOLDS.as_dict()
-    unknown = set(thresholds) - set(known)
+    unknown = set(thresholds) - set(THRESHOLD_KEYS)
     if unknown:
-        raise ValueError(f"unknown phase thresholds {sorted(unknown)}; known: {sorted(known)}")
-    t = PhaseThresholds.of(known | thresholds)
+        raise ValueError(f"unknown phase thresholds {sorted(unknown)}; known: "
+                         f"{sorted(THRESHOLD_KEYS)}")
+    t = DEFAULT_THRESHOLDS | thresholds
     for col in ("train_error", "mc"):
         if col not in cells:
             raise ValueError(f"label_cells: column '{col}' is required")
@@ -70,25 +73,27 @@ def label_cells(cells: pd.DataFrame, **thresholds: float) -> pd.DataFrame:
     return out
 
 
-def _label_row(row: dict, t: PhaseThresholds) -> tuple[str, float, str]:
+def _label_row(row: dict, t: dict[str, float]) -> tuple[str, float, str]:
+    """(phase, margin, margin_rule) of one cell under thresholds ``t`` (every THRESHOLD_KEYS)."""
     if row.get("diverged_fraction", 0.0) == 1.0:
         return DIVERGED, float("nan"), ""
     err, mc = row["train_error"], row["mc"]
     if not (np.isfinite(err) and np.isfinite(mc)):
         return UNLABELLED, float("nan"), ""
-    margins = {"train_error": abs(err - t.train_error) / t.train_error,
-               "mc_tolerance": abs(mc + t.mc_tolerance) / t.mc_tolerance}
-    if err > t.train_error:
-        phase = "I" if mc < -t.mc_tolerance else "II"
-    elif mc < -t.mc_tolerance:
+    tol = t["mc_tolerance"]
+    margins = {"train_error": abs(err - t["train_error"]) / t["train_error"],
+               "mc_tolerance": abs(mc + tol) / tol}
+    if err > t["train_error"]:
+        phase = "I" if mc < -tol else "II"
+    elif mc < -tol:
         phase = "III"
     else:
         cka = row.get("cka", float("nan"))
         if not np.isfinite(cka):
             raise ValueError(f"label_cells: cell {row.get('cell', '?')} is low-loss and "
                              "connected: column 'cka' is required to tell IV-A from IV-B")
-        phase = "IV-A" if cka < t.cka else "IV-B"
-        margins["cka"] = abs(cka - t.cka) / t.cka
+        phase = "IV-A" if cka < t["cka"] else "IV-B"
+        margins["cka"] = abs(cka - t["cka"]) / t["cka"]
     rule = min(margins, key=margins.get)
     return phase, float(margins[rule]), rule
 
@@ -136,7 +141,9 @@ def _ln_mean(table: pd.DataFrame, column: str) -> float:
 
 
 def zoo_phases(zoo: ZooSpec, results_dir: str | Path) -> pd.DataFrame:
-    """One row per cell of ``zoo``: grid coordinates, aggregates and the phase label."""
+    """One row per cell of ``zoo``: grid coordinates, aggregates, the phase label by the zoo's
+    ``phases`` settings and its sensitivity (:func:`phasezoo.boundaries.label_zoo`)."""
+    from phasezoo.boundaries import label_zoo
     from phasezoo.registries import dataset_tasks  # not phasezoo.data: no torch here
 
     task, rows = dataset_tasks()[zoo.dataset.name], []
@@ -151,7 +158,7 @@ def zoo_phases(zoo: ZooSpec, results_dir: str | Path) -> pd.DataFrame:
                      "temperature_value": float(cell.temperature[1]),
                      "load_name": cell.load[0], "load_value": float(cell.load[1]),
                      "landscape_epoch": epoch, **agg})
-    return label_cells(pd.DataFrame(rows), **zoo.phases.as_dict())
+    return label_zoo(pd.DataFrame(rows), zoo.phases)
 
 
 def profile_planes(phases: pd.DataFrame, results_dir: str | Path) -> list[dict]:

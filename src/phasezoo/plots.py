@@ -21,9 +21,6 @@ HEATMAP_METRICS = ("test_accuracy", "train_loss", "ln_hessian_top_eigenvalue",
                    "farms_alpha_mean", "topo_minima", "topo_total_persistence")
 PHASE_COLORS = {"I": "#d62728", "II": "#ff7f0e", "III": "#9467bd", "IV-A": "#2ca02c",
                 "IV-B": "#1f77b4", "diverged": "#7f7f7f", "unlabelled": "#dddddd"}
-# A cell whose label sits closer than this to its deciding threshold (relative margin) is drawn
-# hatched: a small change in the metric, a seed, or the threshold would relabel it.
-BORDERLINE_MARGIN = 0.1
 # What each heat map shows, with its unit: a reader of the picture has not seen the columns.
 # "{score}" and "{loss}" take the task's (TASK_UNITS).
 METRIC_TITLES = {
@@ -121,6 +118,7 @@ def heatmap_figure(phases: pd.DataFrame, column: str, thresholds: PhaseThreshold
     threshold there. Empty cells are hatched grey, written "diverged" or "no value", and a
     note under the picture says why (:data:`NAN_REASONS`)."""
     plt = _pyplot()
+    thresholds = labelled_by(phases, thresholds)
     grid = _grid(phases, column)
     values = grid.values.astype(float)
     finite = values[np.isfinite(values)]
@@ -177,7 +175,7 @@ def _mark_thresholds(bar, column: str, thresholds: PhaseThresholds) -> None:
     this metric (mc: the ±tolerance band, hatched; CKA: the IV-A | IV-B threshold)."""
     tol = thresholds.mc_tolerance
     marks = {"mc": {-tol: f"−{tol:g}", tol: f"+{tol:g}"},
-             "cka": {thresholds.cka: f"{thresholds.cka:g} IV-A | IV-B"}}.get(column, {})
+             "cka": {thresholds.cka: f"{thresholds.cka:.3g} IV-A | IV-B"}}.get(column, {})
     lo, hi = bar.mappable.norm.vmin, bar.mappable.norm.vmax
     marks = {v: t for v, t in marks.items() if lo <= v <= hi}
     if not marks:
@@ -230,11 +228,32 @@ def margin_text(margin: float, rule: str) -> str:
     return f"margin {shown} % ({RULE_NAMES.get(rule, rule)})"
 
 
+# Where the CKA split comes from, by ``phases.cka_rule`` (phasezoo.boundaries).
+CKA_RULE_TEXT = {"anchor": "the protocol's fixed value", "zoo-median": "this zoo's median"}
+
+
+def labelled_by(phases: pd.DataFrame, thresholds: PhaseThresholds) -> PhaseThresholds:
+    """The thresholds that labelled ``phases``: the zoo's ``phases`` settings with the CKA split
+    its ``cka_rule`` gives on these cells (so a zoo-median split is stated, not the anchor's)."""
+    from phasezoo.boundaries import resolved_thresholds
+
+    return resolved_thresholds(phases, thresholds)
+
+
 def thresholds_text(thresholds: PhaseThresholds) -> str:
-    """The phase rules with their thresholds, one line, as the phase diagram states them."""
-    return (f"Thresholds: train error > {thresholds.train_error:g} % = high loss (I, II); "
-            f"mc < −{thresholds.mc_tolerance:g} % = barrier (I, III), else connected; "
-            f"connected low loss: CKA < {thresholds.cka:g} = IV-A, else IV-B.")
+    """The phase rules with the thresholds that labelled the cells (``cka`` as its rule
+    resolved it, :func:`phasezoo.boundaries.resolved_thresholds`), one line, as the phase
+    diagram states them: each is a convention, so the picture names it as one."""
+    rule = CKA_RULE_TEXT.get(thresholds.cka_rule, thresholds.cka_rule)
+    return (f"Conventions, not measured boundaries: train error > {thresholds.train_error:g} % "
+            f"= high loss (I, II); mc < −{thresholds.mc_tolerance:g} % = barrier (I, III), else "
+            f"connected; connected low loss: CKA < {thresholds.cka:.3g} = IV-A, else IV-B "
+            f"(CKA split: {rule}).")
+
+
+def sensitivity_text(delta: float) -> str:
+    """What a hatched cell of the phase diagram means (its legend entry)."""
+    return f"hatched: label changes\nif one threshold moves\n{100 * delta:g} % up or down"
 
 
 def phase_diagram(phases: pd.DataFrame, out: str | Path, thresholds: PhaseThresholds) -> Path:
@@ -244,17 +263,20 @@ def phase_diagram(phases: pd.DataFrame, out: str | Path, thresholds: PhaseThresh
 
 def phase_diagram_figure(phases: pd.DataFrame, thresholds: PhaseThresholds):
     """Cells coloured by phase with label and margin written in, boundaries between phases
-    drawn, borderline cells (margin < :data:`BORDERLINE_MARGIN`) hatched, and the thresholds
-    that decided every label stated under the grid: a matplotlib Figure."""
+    drawn, sensitive cells (the table's ``sensitive``: the label changes when one threshold
+    alone moves by ±``thresholds.sensitivity``) hatched, and the thresholds that decided every
+    label stated under the grid: a matplotlib Figure."""
     plt = _pyplot()
+    thresholds = labelled_by(phases, thresholds)
     labels = _grid(phases, "phase")
     margins = _grid(phases, "margin").values.astype(float)
     rules = _grid(phases, "margin_rule").values
+    sensitive = _grid(phases, "sensitive").values.astype(bool)
     fig, ax = plt.subplots(figsize=(max(8.0, 1.6 * labels.shape[1] + 3.5),
                                     max(4.5, 1.0 * labels.shape[0] + 2.6)))
     for (r, c), phase in np.ndenumerate(labels.values):
         ax.add_patch(plt.Rectangle((c - 0.5, r - 0.5), 1, 1, color=PHASE_COLORS.get(phase, "w")))
-        if margins[r, c] < BORDERLINE_MARGIN:
+        if sensitive[r, c]:
             _hatch(ax, r, c, "white", fill=False)
         margin = margin_text(margins[r, c], rules[r, c])
         style = {"ha": "center", "zorder": 3, "color": "black" if phase == "unlabelled" else
@@ -273,7 +295,7 @@ def phase_diagram_figure(phases: pd.DataFrame, thresholds: PhaseThresholds):
     handles.append(plt.Rectangle((0, 0), 1, 1, facecolor="#888888", edgecolor="white",
                                  hatch="//", lw=0))
     ax.legend(handles=handles, title="phase",
-              labels=[*present, f"borderline:\nmargin < {100 * BORDERLINE_MARGIN:g} %"],
+              labels=[*present, sensitivity_text(thresholds.sensitivity)],
               loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.text(0.01, 0.01, thresholds_text(thresholds) + "\nMargin: how far the deciding metric "
              "is from its threshold, relative to that threshold (train err, mc or CKA).",

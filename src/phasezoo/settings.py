@@ -121,13 +121,19 @@ class MetricsSettings(Section):
 
 @dataclass(frozen=True)
 class PhaseThresholds(Section):
-    """``phases``: the thresholds that turn a cell's aggregates into its phase (%, %, CKA)."""
+    """``phases``: the thresholds that turn a cell's aggregates into its phase (%, %, CKA), the
+    rule that sets the CKA split (the anchor's fixed value or this zoo's own median), and the
+    relative move of each threshold under which a label counts as sensitive
+    (:mod:`phasezoo.boundaries`)."""
 
     SECTION: ClassVar[str] = "phases"
     train_error: float
     mc_tolerance: float
     cka: float
 
+    cka_rule: str
+    cka_rule_min_cells: int
+    sensitivity: float
 
 @dataclass(frozen=True)
 class BenchmarkSettings(Section):
