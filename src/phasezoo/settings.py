@@ -130,10 +130,10 @@ class PhaseThresholds(Section):
     train_error: float
     mc_tolerance: float
     cka: float
-
     cka_rule: str
     cka_rule_min_cells: int
     sensitivity: float
+
 
 @dataclass(frozen=True)
 class BenchmarkSettings(Section):
