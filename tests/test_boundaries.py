@@ -9,8 +9,14 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from anchor_grids import DELTA, doc_table, md_tree_cells, ptmz_cells, published_grids, \
-    published_table
+from anchor_grids import (
+    DELTA,
+    doc_table,
+    md_tree_cells,
+    ptmz_cells,
+    published_grids,
+    published_table,
+)
 from conftest import TINY
 
 from phasezoo.boundaries import cka_split, grid_summary, label_zoo, sensitivity

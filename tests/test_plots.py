@@ -9,8 +9,15 @@ import pytest
 from matplotlib.colors import TwoSlopeNorm
 
 from phasezoo.boundaries import label_zoo
-from phasezoo.plots import (heatmap, heatmap_figure, margin_text, phase_diagram,
-                            phase_diagram_figure, sensitivity_text, thresholds_text)
+from phasezoo.plots import (
+    heatmap,
+    heatmap_figure,
+    margin_text,
+    phase_diagram,
+    phase_diagram_figure,
+    sensitivity_text,
+    thresholds_text,
+)
 from phasezoo.settings import PhaseThresholds
 
 THRESHOLDS = PhaseThresholds(train_error=1.5, mc_tolerance=2.5, cka=0.9, cka_rule="anchor",

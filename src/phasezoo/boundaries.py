@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -158,9 +158,9 @@ def grid_summary(cells: pd.DataFrame, thresholds: Mapping[str, float],
 def summary_table(grids: Mapping[str, tuple[pd.DataFrame, Mapping[str, float]]],
                   delta: float) -> str:
     """A markdown table of :func:`grid_summary` for each named grid (cells, thresholds)."""
-    lines = [f"| grid | thresholds (train error %, mc tol., CKA) | cells | "
-             f"{' | '.join(PHASES)} | within ±{100 * delta:g} % | by train_error / "
-             "mc_tolerance / cka | own median CKA (cells) |",
+    lines = [(f"| grid | thresholds (train error %, mc tol., CKA) | cells | "
+              f"{' | '.join(PHASES)} | within ±{100 * delta:g} % | by train_error / "
+              "mc_tolerance / cka | own median CKA (cells) |"),
              "|---|---|---|" + "---|" * len(PHASES) + "---|---|---|"]
     for name, (cells, t) in grids.items():
         s = grid_summary(cells, t, delta)

@@ -272,11 +272,11 @@ def boundaries_section(protocol: str, settings: PhaseThresholds, table: pd.DataF
         value, own = getattr(settings, key), PHASE_THRESHOLDS[protocol][key]
         kind = src["kind"] if value == own else f"set by this zoo's config (`{protocol}`: {own:g})"
         rows.append(f"| `{key}` | {value:g} | {kind} | {src['rule']} | {src['data']} |")
-    lines = ["## Phase boundaries", "",
-             "No threshold below is a measured phase boundary: neither anchor's code holds one, "
+    intro = ("No threshold below is a measured phase boundary: neither anchor's code holds one, "
              "so each is a convention placed on that anchor's published metrics by the rule "
              "shown (`phasezoo.protocols`; docs/protocols.md, \"Phase boundaries: conventions "
-             "and their data\"). train_error in %; a cell is a barrier when mc < −mc_tolerance.",
+             "and their data\"). train_error in %; a cell is a barrier when mc < −mc_tolerance.")
+    lines = ["## Phase boundaries", "", intro,
              "", "| threshold | value | kind | rule | data |", "|---|---|---|---|---|", *rows, ""]
     if not {"train_error", "mc", "sensitive"} <= set(table):
         return lines
