@@ -86,7 +86,7 @@ def _metrics(**keys) -> MetricsSettings:
 def test_cka_per_batch_and_pooled_equal_a_hand_computation(pooling, output):
     split, a, b = _split(), _linear(0), _linear(1)
     cfg = _metrics(cka_batches=3, cka_batch_size=8, cka_pooling=pooling, cka_output=output)
-    batches = cka_batches(split, cfg)
+    batches = cka_batches(split, cfg, 0)
     assert [len(x) for x in batches] == [8, 8, 8]
     with torch.no_grad():
         outs = [(a(x), b(x)) for x in batches]
@@ -103,7 +103,7 @@ def test_cka_per_batch_and_pooled_equal_a_hand_computation(pooling, output):
 
 def test_cka_test_batches_are_evenly_spaced_over_the_test_split():
     split = _split(40)
-    batches = cka_batches(split, _metrics(cka_batches=2, cka_batch_size=5))
+    batches = cka_batches(split, _metrics(cka_batches=2, cka_batch_size=5), 0)
     idx = torch.linspace(0, 39, 10).round().long()
     torch.testing.assert_close(torch.cat(batches), split.x_test[idx])
 
@@ -113,7 +113,7 @@ def test_mixup_batches_mix_each_sample_with_one_other_by_one_beta_weight_per_bat
     split = Split(torch.eye(n), torch.zeros(n, dtype=torch.long), torch.eye(n),
                   torch.zeros(n, dtype=torch.long), 2)
     cfg = _metrics(cka_data="train-mixup", cka_batches=6, cka_batch_size=8, cka_mixup_alpha=16.0)
-    batches = cka_batches(split, cfg)
+    batches = cka_batches(split, cfg, 0)
     assert len(batches) == 6 and all(len(x) == 8 for x in batches)
     sources = set()
     lams = []
@@ -126,7 +126,7 @@ def test_mixup_batches_mix_each_sample_with_one_other_by_one_beta_weight_per_bat
         sources |= {int(i) for i in x.nonzero()[:, 1]}
     assert len(sources) == 48  # 6 × 8 distinct training samples from one shuffle
     assert all(0.5 <= lam < 0.9 for lam in lams)  # max(λ, 1 − λ), λ ~ Beta(16, 16)
-    again = cka_batches(split, cfg)
+    again = cka_batches(split, cfg, 0)
     assert all(torch.equal(p, q) for p, q in zip(batches, again, strict=True))  # seeded
 
 

@@ -331,9 +331,10 @@ def _check_metrics(where: str, zoo: dict[str, Any]) -> None:
     metric variants the task has no meaning for, and a profile grid without the model at its
     centre."""
     metrics, kept = zoo["metrics"], zoo["train"]["keep_epochs"]
-    if metrics["max_pairs"] == 0:
-        raise ConfigError(f"{where}.metrics.max_pairs: 0 compares no seed pair; use -1 (all "
-                          "pairs) or a number ≥ 1")
+    for key in ("max_pairs", "cka_max_pairs"):
+        if metrics[key] == 0:
+            raise ConfigError(f"{where}.metrics.{key}: 0 compares no seed pair; use -1 (all "
+                              "pairs) or a number ≥ 1")
     if metrics["cka_data"] == "train-mixup" and _task(zoo) != IMAGE_TASK:
         raise ConfigError(f"{where}.metrics.cka_data: train-mixup mixes input images; "
                           f"'{zoo['dataset']['name']}' inputs are not images (use test)")

@@ -6,8 +6,9 @@ device (no memory, no data) and one sample's forward is counted by torch's ``Flo
 measurement: each training step takes the longer of its FLOPs at :data:`GPU_FLOPS` and its kernel
 launches (:data:`KERNELS_PER_MODULE` per leaf module, :data:`LAUNCH_S` each: small models at
 small batches are launch-bound), plus the per-epoch train/test evaluation and the measure stage
-(Hessian HVPs, the seed pairs ``metrics.max_pairs`` selects). Calibrate the two constants on
-your GPU before planning a cluster allocation.
+(Hessian HVPs, the curves of the seed pairs ``metrics.max_pairs`` selects, the CKA of those
+``cka_max_pairs`` selects). Calibrate the two constants on your GPU before planning a cluster
+allocation.
 
 Data sizes come from the config and the datasets' own defaults. A text corpus is measured when it
 is offline (pydoc, local files); a hub corpus is only streamed when the zoo trains, so it is taken
@@ -278,13 +279,16 @@ def estimate(zoo: ZooSpec, data_root: str | Path = DATA_ROOT,
                                           + fwd * metrics.topology_steps ** 2)
                       * metrics.hessian_batches * metrics.hessian_batch_size)
         kept = len(train.keep_epochs)
-        pairs = len(seed_pairs(seeds, metrics.max_pairs))  # the pairs the measure stage runs
+        pairs = len(seed_pairs(seeds, metrics.max_pairs))  # the curves the measure stage runs
+        # CKA (its own pairs, cka_max_pairs): both members' forward passes over the CKA sample
+        cka_flops = (2 * fwd * metrics.cka_batches * metrics.cka_batch_size
+                     * len(seed_pairs(seeds, metrics.cka_max_pairs)))
         # each path point: a BatchNorm recompute pass and an evaluation pass over the train set
         pair_flops = (TRAIN_FLOPS_FACTOR * metrics.mc_epochs
                       + 2 * (metrics.interpolation_points + metrics.mc_points)) * fwd * n
         measure = (seeds * kept * (factor * hessian_flops + fwd * (n + n_test))
                    + seeds * factor * topo_flops
-                   + pairs * factor * pair_flops) / on.flops
+                   + pairs * factor * pair_flops + cka_flops) / on.flops
         slowest = max(slowest, seeds * (step_time + factor * eval_flops / on.flops))
         slowest_measure = max(slowest_measure, measure)
         seconds += seeds * (step_time + factor * eval_flops / on.flops) + measure

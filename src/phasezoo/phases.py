@@ -117,7 +117,8 @@ def aggregate_cell(metrics: pd.DataFrame, pairs: pd.DataFrame, epoch: int,
     :mod:`phasezoo.tasks`), the natural log of the seed-mean Hessian λmax and trace (as both
     anchors take it: ``np.log(np.mean(...))``), and the pair means of mode connectivity
     (train error %, and loss; ``mc_chord`` and the MD tree's ``mc_peak`` too), linear barrier
-    and CKA; the topological profile's minima and total persistence (NaN when it is off)."""
+    and CKA; the topological profile's minima and total persistence (NaN when it is off); and
+    how many pairs each mean rests on (:func:`pair_counts`)."""
     at = metrics[metrics["epoch"] == epoch]
     live = at[~at["diverged"]]
     return {"train_loss": live["train_loss"].mean(), "test_loss": live["test_loss"].mean(),
@@ -131,7 +132,22 @@ def aggregate_cell(metrics: pd.DataFrame, pairs: pd.DataFrame, epoch: int,
             "mc": pairs["mc"].mean(), "mc_loss": pairs["mc_loss"].mean(),
             **{c: pairs[c].mean() if c in pairs else np.nan for c in ("mc_chord", "mc_peak")},
             "linear_barrier": pairs["linear_barrier"].mean(), "cka": pairs["cka"].mean(),
-            "diverged_fraction": float(at["diverged"].mean()) if len(at) else np.nan}
+            "diverged_fraction": float(at["diverged"].mean()) if len(at) else np.nan,
+            **pair_counts(pairs)}
+
+
+def pair_counts(pairs: pd.DataFrame) -> dict[str, float]:
+    """How many pairs the cell's CKA and mc means rest on, and what they leave out, so a mean
+    over few pairs, or one that silently drops collapsed models, shows in the cell table:
+    ``cka_pairs`` (finite CKA), ``cka_nan_pairs`` (both members live, CKA NaN: a constant
+    output), ``mc_end_ties`` (pairs whose mc sign rounding decided,
+    :func:`phasezoo.landscape.connectivity.end_tie`). NaN for a table without the columns
+    (one measured before them, or a published zoo's cell means)."""
+    if "cka_nan" not in pairs or "mc_end_tie" not in pairs:
+        return dict.fromkeys(("cka_pairs", "cka_nan_pairs", "mc_end_ties"), np.nan)
+    return {"cka_pairs": float((pairs["cka_nan"] == 0).sum()),
+            "cka_nan_pairs": float((pairs["cka_nan"] == 1).sum()),
+            "mc_end_ties": float((pairs["mc_end_tie"] == 1).sum())}
 
 
 def _ln_mean(table: pd.DataFrame, column: str) -> float:

@@ -12,20 +12,20 @@ from __future__ import annotations
 from typing import Any
 
 PROTOCOL_KEYS = ("mc_points", "mc_epochs", "mc_lr", "mc_momentum", "mc_batch_size",
-                 "mc_weight_decay", "mc_schedule", "mc_init", "max_pairs", "cka_output",
-                 "cka_data", "cka_batches", "cka_batch_size", "cka_pooling", "cka_mixup_alpha",
-                 "hessian_batches", "hessian_batch_size")
+                 "mc_weight_decay", "mc_schedule", "mc_init", "max_pairs", "cka_max_pairs",
+                 "cka_output", "cka_data", "cka_batches", "cka_batch_size", "cka_pooling",
+                 "cka_mixup_alpha", "hessian_batches", "hessian_batch_size")
 
 _CURVES = {"mc_points": 5, "mc_momentum": 0.9, "mc_batch_size": 128, "mc_weight_decay": 5e-4}
 
 PROTOCOLS: dict[str, dict[str, Any]] = {
     "ptmz": {**_CURVES, "mc_epochs": 10, "mc_lr": 0.1, "mc_schedule": "compounded",
-             "mc_init": "midpoint", "max_pairs": -1,
+             "mc_init": "midpoint", "max_pairs": -1, "cka_max_pairs": -1,
              "cka_output": "logits", "cka_data": "test", "cka_batches": 10, "cka_batch_size": 128,
              "cka_pooling": "batch-mean", "cka_mixup_alpha": 16.0,
              "hessian_batches": 10, "hessian_batch_size": 64},
     "llt": {**_CURVES, "mc_epochs": 50, "mc_lr": 0.01, "mc_schedule": "from-base",
-            "mc_init": "random", "max_pairs": 1,
+            "mc_init": "random", "max_pairs": 1, "cka_max_pairs": -1,
             "cka_output": "softmax", "cka_data": "train-mixup", "cka_batches": 6,
             "cka_batch_size": 128, "cka_pooling": "pooled", "cka_mixup_alpha": 16.0,
             "hessian_batches": 1, "hessian_batch_size": 200},
@@ -97,9 +97,15 @@ DEVIATIONS = (
     "Hessian λmax by Lanczos and trace by Hutchinson probes to a standard-error target "
     "(the anchors: PyHessian's power iteration and its stopping rule)",
     "CKA test samples evenly spaced over the test split (the anchors: its first batches)",
-    "curves trained, and BatchNorm recomputed, on the un-augmented training split",
-    "LLT's mixup CKA batches drawn once per cell (seed `mc_seed`) and shared by its pairs "
-    "(LLT draws fresh ones for every pair)",
+    "curves trained, BatchNorm recomputed and the curve's error evaluated on the un-augmented "
+    "training split (PTMZ evaluates on its augmented training loader)",
+    "LLT's mixup CKA batches drawn once per cell and shared by its pairs (LLT draws fresh ones "
+    "for every ordered pair)",
+    "each pair's curve (shuffles, t draws, LLT's random control point) and each cell's CKA "
+    "batches draw from their own streams, derived from `mc_seed`, the cell and the pair "
+    "(the anchors: one process seed per run)",
+    "a fixed `mc_epochs` at every data fraction (LLT's scripts train the curve "
+    "int(10 / fraction) × 5 epochs, the same number of steps at every fraction)",
     "`mc_loss` on the plain loss (the anchors' curve loss adds the L2 term)",
 )
 

@@ -95,6 +95,7 @@ class MetricsSettings(Section):
     cka_mixup_alpha: float
     interpolation_points: int
     max_pairs: int
+    cka_max_pairs: int
     mc_epochs: int
     mc_lr: float
     mc_momentum: float

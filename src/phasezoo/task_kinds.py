@@ -54,3 +54,23 @@ def error_percent(kind: str, score: np.ndarray | float) -> np.ndarray | float:
     if kind not in TASK_SCORES:
         raise ValueError(f"unknown task '{kind}'; tasks are {sorted(TASK_SCORES)}")
     return 100.0 * score if kind == "pinn-convection" else 100.0 * (1.0 - score)
+
+
+def counted_error_percent(kind: str, score: float, n: int) -> float:
+    """The error (%) of a path point whose score counts c correct of ``n`` targets, in the
+    anchors' own arithmetic: ``100.0 - c * 100.0 / n`` (their ``test_acc_loss`` returns
+    ``correct * 100.0 / len(dataset)`` and the curve code takes ``100.0 - accuracy``).
+
+    Why not :func:`error_percent`: at an end tie of ``mc`` (no interior point deviates more than
+    the ends) the two ends deviate equally from the midline in exact arithmetic, so the last bit
+    of each error decides which end argmax picks, and with it mc's sign; ``100·(1 − c/n)`` rounds
+    differently from the anchors' form on about 28 % of count pairs. ``c = round(score · n)`` is
+    exact for a score computed as ``c / n``. A PINN's score is a relative L2 error with no
+    counts: it keeps :func:`error_percent`'s ``100 · score``. NaN for a NaN score.
+    """
+    if kind == "pinn-convection" or not np.isfinite(score):
+        return float(error_percent(kind, score))
+    if kind not in TASK_SCORES:
+        raise ValueError(f"unknown task '{kind}'; tasks are {sorted(TASK_SCORES)}")
+    correct = round(float(score) * n)
+    return 100.0 - correct * 100.0 / n

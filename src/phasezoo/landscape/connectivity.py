@@ -19,6 +19,11 @@ endpoints are on the chord, so t* is always interior, a straight path scores 0 a
 the seeds changes nothing (the loss-barrier convention of Frankle et al. 2020, signed as mc).
 It is an extra column; the anchors' ``mc`` stays the one the phases use. So is ``mc_peak``,
 the MD tree's connectivity feature (:func:`mc_peak`).
+
+At such an end pick the two ends deviate equally in exact arithmetic (an end tie), so rounding
+picks the end: path errors are computed in the anchors' own arithmetic
+(:func:`phasezoo.task_kinds.counted_error_percent`), which reproduces their pick, and
+``mc_end_tie`` (:func:`end_tie`) reports the pairs where it happened.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from phasezoo.evaluation import evaluate
 from phasezoo.optim import SGD
 from phasezoo.protocols import curve_lrs
 from phasezoo.runtime import generator, seeded
-from phasezoo.tasks import error_percent
+from phasezoo.task_kinds import counted_error_percent
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,7 @@ class CurveSettings:
     momentum: float = 0.9
     batch_size: int = 128
     points: int = 5
-    seed: int = 0
+    seed: int = 0  # the pair's stream (phasezoo.landscape.pairs.pair_seed)
     weight_decay: float = 5e-4  # ½·wd·‖θ(t)‖² added to the loss
     schedule: str = "compounded"  # see phasezoo.protocols.curve_lrs
     init: str = "midpoint"  # or "random"
@@ -111,14 +116,29 @@ def recompute_bn_stats(model: nn.Module, x: torch.Tensor, batch_size: int) -> nn
 
 def _path_values(models: list[nn.Module], split: Split, batch_size: int,
                  bn_batch_size: int) -> np.ndarray:
-    """Train error (%) and train loss at each point of a path, BatchNorm recomputed in batches
-    of ``bn_batch_size``: (points, 2)."""
-    out = []
+    """Train error (%, in the anchors' arithmetic: :func:`counted_error_percent`) and train
+    loss at each point of a path, BatchNorm recomputed in batches of ``bn_batch_size``:
+    (points, 2)."""
+    out, targets = [], split.y_train.numel()  # what a score counts: every target (LM: token)
     for m in models:
         recompute_bn_stats(m, split.x_train, bn_batch_size)
         loss, score = evaluate(m, split.x_train, split.y_train, batch_size, split.task)
-        out.append((error_percent(split.task.kind, score), loss))
+        out.append((counted_error_percent(split.task.kind, score, targets), loss))
     return np.array(out)
+
+
+def end_tie(values: np.ndarray) -> float:
+    """1.0 when mc's argmax is decided by rounding: the ends differ and no interior point
+    deviates from the midline more than they do (both ends deviate by exactly |v0 − v1|/2, so
+    mc = ±|v0 − v1|/2 and which end's sign it takes is a float rounding); 0.0 otherwise; NaN
+    when a value is not finite. Errors from counts are multiples of 100/n, so a point that
+    deviates more does so by far more than a rounding."""
+    v = np.asarray(values, dtype=float)
+    if not np.isfinite(v).all():
+        return float("nan")
+    mid = 0.5 * (v[0] + v[-1])
+    ends = max(abs(v[0] - mid), abs(v[-1] - mid))
+    return float(v[0] != v[-1] and bool(np.all(np.abs(v[1:-1] - mid) <= ends)))
 
 
 def interpolation_barrier(a: nn.Module, b: nn.Module, split: Split, points: int,
@@ -192,7 +212,8 @@ def _at(template: nn.Module, params: dict[str, torch.Tensor]) -> nn.Module:
 
 def mode_connectivity(a: nn.Module, b: nn.Module, split: Split, cfg: CurveSettings,
                       eval_batch_size: int = 1000) -> dict[str, float]:
-    """Bezier mode connectivity between two models on train error (%) and train loss."""
+    """Bezier mode connectivity between two models on train error (%) and train loss, and
+    whether its train-error mc is an end tie (:func:`end_tie`: its sign set by rounding)."""
     pc = train_bezier(a, b, split, cfg)
     p0, p1 = _params(a), _params(b)
     path = [_at(a, bezier(p0, pc, p1, float(t))) for t in np.linspace(0.0, 1.0, cfg.points)]
@@ -201,7 +222,7 @@ def mode_connectivity(a: nn.Module, b: nn.Module, split: Split, cfg: CurveSettin
     mc_loss, _ = mc_of(values[:, 1])
     mc_chord, _ = mc_of(values[:, 0], reference="chord")
     return {"mc": mc_error, "mc_t": t_error, "mc_loss": mc_loss, "mc_chord": mc_chord,
-            "mc_peak": mc_peak(values[:, 0])}
+            "mc_peak": mc_peak(values[:, 0]), "mc_end_tie": end_tie(values[:, 0])}
 
 
 def mc_peak(errors: np.ndarray) -> float:

@@ -1,8 +1,21 @@
-"""The per-cell pair table: every compared seed pair at the landscape epoch (``pairs.parquet``)."""
+"""The per-cell pair table: every compared seed pair at the landscape epoch (``pairs.parquet``).
+
+Two sets of pairs: CKA's (``metrics.cka_max_pairs``) and the curves' (``max_pairs``: the linear
+barrier and Bezier mode connectivity). LLT averages CKA over every seed pair but trains its curve
+on pair 0-1 only, so the two differ under ``llt``; a row is kept for each pair in either set,
+with NaN in the columns of the measurement its pair was not in.
+
+Each pair draws its own random numbers (the curve's shuffles and t draws, LLT's random control
+point) from :func:`pair_seed`, and each cell its mixup CKA batches from :func:`cell_seed`, both
+derived from ``metrics.mc_seed``: one stream for the whole grid would make its error common to
+every pair and cell, so pair means would not average it out.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -16,15 +29,40 @@ from phasezoo.settings import MetricsSettings
 from phasezoo.landscape.connectivity import CurveSettings, interpolation_barrier, mode_connectivity
 from phasezoo.landscape.similarity import cka_batches, pair_cka
 
-PAIR_COLUMNS = ("cka", "linear_barrier", "linear_barrier_t", "mc", "mc_t", "mc_loss",
-                "mc_chord", "mc_peak")
+CURVE_COLUMNS = ("linear_barrier", "linear_barrier_t", "mc", "mc_t", "mc_loss", "mc_chord",
+                 "mc_peak", "mc_end_tie")
+# cka_nan: 1.0 when both members are live and their CKA is NaN (a collapsed, constant output),
+# 0.0 when it is finite, NaN when it was not measured (a diverged member, or not a CKA pair).
+PAIR_COLUMNS = ("cka", "cka_nan", *CURVE_COLUMNS)
+STREAM_BOUND = 2 ** 31  # derived seeds lie in [0, 2**31): a torch, numpy and Python seed alike
 
 
-def curve_settings(cfg: MetricsSettings) -> CurveSettings:
-    """The Bezier settings of a zoo's ``metrics`` config section (protocol keys filled)."""
+def stream_seed(*parts: int | str) -> int:
+    """A seed derived from ``parts`` by SHA-256 of their canonical text (``repr`` of each,
+    joined by ``|``), reduced below :data:`STREAM_BOUND`. Stable across processes, platforms and
+    Python versions, which Python's salted ``hash`` of a string is not."""
+    text = "|".join(repr(p) for p in parts)
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") % STREAM_BOUND
+
+
+def pair_seed(mc_seed: int, cell: str, seed_a: int, seed_b: int) -> int:
+    """The random stream of one seed pair's curve: (``metrics.mc_seed``, cell id, the members'
+    seeds), so no two pairs of a zoo, nor one pair in two cells, share their numbers."""
+    return stream_seed("pair", int(mc_seed), str(cell), int(seed_a), int(seed_b))
+
+
+def cell_seed(mc_seed: int, cell: str) -> int:
+    """The random stream of one cell's CKA batches (LLT's mixup draws): (``mc_seed``, cell id);
+    shared by the cell's pairs, so their CKAs compare the same inputs."""
+    return stream_seed("cka", int(mc_seed), str(cell))
+
+
+def curve_settings(cfg: MetricsSettings, seed: int) -> CurveSettings:
+    """The Bezier settings of a zoo's ``metrics`` config section (protocol keys filled), drawing
+    from ``seed`` (a pair's :func:`pair_seed`)."""
     return CurveSettings(epochs=cfg.mc_epochs, lr=cfg.mc_lr, momentum=cfg.mc_momentum,
                          batch_size=cfg.mc_batch_size, points=cfg.mc_points,
-                         seed=cfg.mc_seed, weight_decay=cfg.mc_weight_decay,
+                         seed=seed, weight_decay=cfg.mc_weight_decay,
                          schedule=cfg.mc_schedule, init=cfg.mc_init)
 
 
@@ -34,28 +72,45 @@ def seed_pairs(n: int, max_pairs: int) -> list[tuple[int, int]]:
     return pairs if max_pairs < 0 else pairs[:max_pairs]
 
 
+def compared_pairs(n: int, cfg: MetricsSettings) -> list[tuple[tuple[int, int], bool, bool]]:
+    """Each pair of ``n`` seeds that either set takes, in order, with whether its CKA
+    (``cka_max_pairs``) and its curves (``max_pairs``) are measured."""
+    cka, curves = set(seed_pairs(n, cfg.cka_max_pairs)), set(seed_pairs(n, cfg.max_pairs))
+    return [(p, p in cka, p in curves) for p in seed_pairs(n, -1) if p in cka or p in curves]
+
+
 def pair_row(pop: Population, split: Split, i: int, j: int, k: int, cfg: MetricsSettings,
-             cka_inputs: list[torch.Tensor]) -> dict:
-    """CKA (on ``cka_inputs``, the cell's :func:`cka_batches`), linear barrier and Bezier mode
-    connectivity of members i and j at kept index k."""
+             cka_inputs: list[torch.Tensor] | None, curves: bool) -> dict:
+    """CKA (on ``cka_inputs``, the cell's :func:`cka_batches`; None: not a CKA pair) and, when
+    ``curves``, the linear barrier and Bezier mode connectivity of members i and j at kept
+    index k, the curve drawing from the pair's own stream (:func:`pair_seed`)."""
     bs = pop.hparams["eval_batch_size"]
     a, b = pop.model(i, k).to(split.x_train.device), pop.model(j, k).to(split.x_train.device)
-    row = {"cka": pair_cka(a, b, split, cka_inputs, cfg, bs)}
-    row |= interpolation_barrier(a, b, split, cfg.interpolation_points, bs)
-    return row | mode_connectivity(a, b, split, curve_settings(cfg), bs)
+    row = {}
+    if cka_inputs is not None:
+        cka = pair_cka(a, b, split, cka_inputs, cfg, bs)
+        row |= {"cka": cka, "cka_nan": float(math.isnan(cka))}
+    if curves:
+        seed = pair_seed(cfg.mc_seed, pop.cell, int(pop.seeds[i]), int(pop.seeds[j]))
+        row |= interpolation_barrier(a, b, split, cfg.interpolation_points, bs)
+        row |= mode_connectivity(a, b, split, curve_settings(cfg, seed), bs)
+    return row
 
 
 def pair_rows(pop: Population, split: Split, epoch_index: int, cfg: MetricsSettings,
               progress: bool = True) -> pd.DataFrame:
-    """One row per compared seed pair; a pair with a diverged member gets NaN metrics."""
+    """One row per compared seed pair (:func:`compared_pairs`); a pair with a diverged member
+    gets NaN metrics."""
     epoch = int(pop.kept_epochs[epoch_index])
-    rows, cka_inputs = [], cka_batches(split, cfg)  # the same for every pair of the cell
-    for i, j in tqdm(seed_pairs(len(pop.seeds), cfg.max_pairs), desc=f"pairs {pop.cell}",
-                     unit="pair", disable=not progress):
+    rows = []
+    inputs = cka_batches(split, cfg, cell_seed(cfg.mc_seed, pop.cell))  # shared by the pairs
+    for (i, j), cka, curves in tqdm(compared_pairs(len(pop.seeds), cfg),
+                                    desc=f"pairs {pop.cell}", unit="pair",
+                                    disable=not progress):
         row = {"cell": pop.cell, "epoch": epoch, "seed_a": int(pop.seeds[i]),
                "seed_b": int(pop.seeds[j])} | dict.fromkeys(PAIR_COLUMNS, float("nan"))
         if not (pop.diverged_at(i, epoch) or pop.diverged_at(j, epoch)):
-            row |= pair_row(pop, split, i, j, epoch_index, cfg, cka_inputs)
+            row |= pair_row(pop, split, i, j, epoch_index, cfg, inputs if cka else None, curves)
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -34,12 +34,13 @@ def cka_indices(n: int, k: int) -> torch.Tensor:
     return torch.linspace(0, n - 1, min(k, n)).round().long().unique()
 
 
-def cka_batches(split: Split, cfg: MetricsSettings) -> list[torch.Tensor]:
+def cka_batches(split: Split, cfg: MetricsSettings, seed: int) -> list[torch.Tensor]:
     """The protocol's CKA inputs, batch by batch (the same for every pair of a cell).
 
     ``test``: ``cka_batches × cka_batch_size`` evenly spaced test samples, in order, cut into
-    batches. ``train-mixup`` (LLT's ``--mixup-CKA``): that many training samples from one seeded
-    shuffle; each batch is mixed with a permutation of itself, x·λ + x[π]·(1 − λ), one
+    batches (``seed`` unused). ``train-mixup`` (LLT's ``--mixup-CKA``): that many training
+    samples from one shuffle drawn from ``seed`` (the cell's stream,
+    :func:`phasezoo.landscape.pairs.cell_seed`); each batch is mixed with a permutation of itself, x·λ + x[π]·(1 − λ), one
     λ ~ Beta(α, α) per batch. A split with fewer samples gives fewer batches of nearly equal
     size (:func:`_batches`), never a last batch of one or two samples, whose CKA is NaN or 1.
     """
@@ -47,7 +48,7 @@ def cka_batches(split: Split, cfg: MetricsSettings) -> list[torch.Tensor]:
     if cfg.cka_data == "test":
         x = split.x_test[cka_indices(len(split.x_test), size * count).to(split.x_test.device)]
         return [x[idx] for idx in _batches(len(x), size)]
-    gen, rng = generator(cfg.mc_seed), np.random.default_rng(cfg.mc_seed)
+    gen, rng = generator(seed), np.random.default_rng(seed)
     order = torch.randperm(len(split.x_train), generator=gen)[:size * count]
     batches = []
     for part in _batches(len(order), size):
