@@ -177,21 +177,29 @@ def test_farms_windows_follow_reference_grid():
     assert odd.shape == (9, 20, 100) and torch.equal(odd[0], w[60:80, 0:100])
 
 
-def _farms_reference_alpha(matrix: torch.Tensor, r: int = 100, q: float = 1.0,
-                           ops: int = 9) -> float:
-    """FARMS's reference code for a Linear weight, transliterated: ``fixed_sampling`` (its
-    Python slicing included), then ``analysis_esd`` with ``fix_fingers='median'``,
-    ``xmin_pos=2``, ``filter_zeros=False`` (HUST-AI-HYZ/FARMS, Image_Classification)."""
+def _farms_reference_windows(matrix: torch.Tensor, r: int = 100, q: float = 1.0,
+                             ops: int = 9) -> list[torch.Tensor]:
+    """FARMS's reference ``fixed_sampling`` for a Linear weight, transliterated (its Python
+    slicing included; HUST-AI-HYZ/FARMS, Image_Classification)."""
     rows, cols = matrix.shape
     c = int(r * q)
     row_step, col_step = max(1, (rows - r) // (ops - 1)), max(1, (cols - c) // (ops - 1))
     n_rows = min(ops, max(1, (rows - r) // row_step + 1))
     n_cols = min(ops, max(1, (cols - c) // col_step + 1))
-    eigs = []
+    windows = []
     for i in range(n_rows):
         for j in range(n_cols):
             r0, c0 = min(i * row_step, rows - r), min(j * col_step, cols - c)
-            eigs.append(torch.square(torch.linalg.svdvals(matrix[r0:r0 + r, c0:c0 + c])))
+            windows.append(matrix[r0:r0 + r, c0:c0 + c])
+    return windows
+
+
+def _farms_reference_alpha(matrix: torch.Tensor, r: int = 100, q: float = 1.0,
+                           ops: int = 9) -> float:
+    """FARMS's reference code for a Linear weight, transliterated: ``fixed_sampling``, then
+    ``analysis_esd`` with ``fix_fingers='median'``, ``xmin_pos=2``, ``filter_zeros=False``."""
+    eigs = [torch.square(torch.linalg.svdvals(w)) for w in _farms_reference_windows(matrix, r, q,
+                                                                                     ops)]
     e = torch.sort(torch.cat(eigs).double()).values
     i = int(len(e) / 2)
     n = float(len(e) - i)
@@ -207,6 +215,41 @@ def test_farms_alpha_equals_its_reference_code_for_every_linear_shape(shape):
         lin.weight.copy_(torch.randn(*shape, generator=g))
     ours = htsr.analyze(nn.Sequential(lin))["farms_alpha"][0]
     assert ours == pytest.approx(_farms_reference_alpha(lin.weight.detach()), rel=1e-5)
+
+
+def _gaussian_linear(rows: int, cols: int) -> nn.Linear:
+    g = torch.Generator().manual_seed(rows * 1000 + cols)
+    lin = nn.Linear(cols, rows, bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(torch.randn(rows, cols, generator=g))
+    return lin
+
+
+@pytest.mark.parametrize("shape", [(51, 784), (64, 300), (80, 784), (92, 784), (93, 784),
+                                   (99, 784), (784, 95), (60, 70)])
+def test_farms_window_evals_follow_the_reference_slicing(shape):
+    """On a dimension of 51–99 the reference's windows hold its last 1–49 entries; the column
+    counts the eigenvalues of the reference's own windows, and α is still the reference's."""
+    lin = _gaussian_linear(*shape)
+    df = htsr.analyze(nn.Sequential(lin))
+    windows = _farms_reference_windows(lin.weight.detach())
+    assert {min(w.shape) for w in windows} == {df["farms_window_evals"][0]}
+    assert df["farms_alpha"][0] == pytest.approx(_farms_reference_alpha(lin.weight.detach()),
+                                                 rel=1e-5)
+
+
+def test_farms_mean_leaves_out_layers_below_the_plain_alpha_minimum():
+    """Windows of 100, 8 (kept: the minimum) and 4 eigenvalues (left out of the mean only)."""
+    model = nn.Sequential(_gaussian_linear(128, 784), nn.ReLU(), _gaussian_linear(92, 128),
+                          nn.ReLU(), _gaussian_linear(96, 92))
+    df = htsr.analyze(model)
+    assert list(df["farms_window_evals"]) == [100, 8, 4]
+    assert htsr.FARMS_MIN_WINDOW_EVALS == htsr.MIN_EVALS == 8
+    ref = [_farms_reference_alpha(m.weight.detach()) for m in model if isinstance(m, nn.Linear)]
+    assert list(df["farms_alpha"]) == pytest.approx(ref, rel=1e-5)  # every layer keeps its α
+    assert htsr.summarize(df)["farms_alpha_mean"] == pytest.approx(np.mean(ref[:2]), rel=1e-5)
+    assert abs(np.mean(ref) - np.mean(ref[:2])) > 0.1  # the left-out layer mattered
+    assert np.isnan(htsr.analyze(model, farms=False)["farms_window_evals"]).all()
 
 
 def test_farms_alpha_independent_of_aspect_ratio():
@@ -257,6 +300,7 @@ def test_farms_conv_blocks_average():
     df = htsr.analyze(nn.Sequential(conv), farms_fit="ks")
     assert df["farms_alpha"][0] == pytest.approx(np.mean(fits), rel=1e-9)
     assert df.attrs["farms"]["fit"] == "weightwatcher-ks"
+    assert df["farms_window_evals"][0] == 9 * 8  # a block: 9 slices of 8 × 8, one fit
 
 
 # ----------------------------------------------------------------------------------------------

@@ -158,6 +158,15 @@ def test_htsr_baseline_reads_the_layer_lists_and_names_a_missing_column():
     assert "htsr+gbm" in result["skipped_baselines"]
 
 
+def test_htsr_features_leave_out_the_farms_window_size():
+    """``layer_farms_window_evals`` follows the layer's shape, not training: not a feature."""
+    models = [_mlp(i) for i in range(4)]
+    table = _table(models, _meta(4, cells=2), [np.array([2.0 + i, 3.0]) for i in range(4)])
+    table.layer_columns["layer_farms_window_evals"] = [np.array([64.0, 10.0])] * 4
+    x = EXTRACTORS["htsr"](table, "")
+    np.testing.assert_array_equal(x, np.stack(table.layer_columns["layer_alpha"]))
+
+
 def test_zoo_transfer_trains_on_one_zoo_and_tests_on_the_other():
     from phasezoo.splits import zoo_transfer
     from phasezoo.wsl.table import concat

@@ -104,7 +104,8 @@ HTSR_COLUMNS = ("alpha_mean", "alpha_weighted_mean", "farms_alpha_mean", "stable
 HTSR_LAYER_COLUMNS = {"alpha": "layer_alpha", "farms_alpha": "layer_farms_alpha",
                       "alpha_weighted": "layer_alpha_weighted", "stable_rank": "layer_stable_rank",
                       "log_spectral_norm": "layer_log_spectral_norm",
-                      "log_frobenius_norm": "layer_log_frobenius_norm"}
+                      "log_frobenius_norm": "layer_log_frobenius_norm",
+                      "farms_window_evals": "layer_farms_window_evals"}
 
 
 def htsr_columns(models: list[nn.Module], settings: MetricsSettings) -> list[dict[str, object]]:

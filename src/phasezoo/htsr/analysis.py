@@ -17,6 +17,7 @@ from phasezoo.htsr.farms import (
     farms_alphas,
     farms_conv_blocks,
     farms_linear_windows,
+    window_evals,
 )
 from phasezoo.htsr.fit import PowerLawFit, fit_many
 from phasezoo.htsr.plan import LayerPlan
@@ -26,9 +27,13 @@ MIN_EVALS = 8  # WW DEFAULT_MIN_EVALS (the code's value; its docstring says 10)
 MAX_EVALS = 15000  # WW DEFAULT_MAX_EVALS
 MAX_N = 50000  # WW DEFAULT_MAX_N
 CONV_EIG_SCALE = 0.5  # WW conv2d_norm: slices × √(1/2)
+# A FARMS window with fewer eigenvalues than WW's layer minimum is one WW would not fit as a
+# layer: such layers keep their farms_alpha but are left out of farms_alpha_mean (summarize).
+FARMS_MIN_WINDOW_EVALS = MIN_EVALS
 COLUMNS = ["layer", "type", "shape", "alpha", "xmin", "ks_distance", "sigma", "num_pl_spikes",
            "lambda_max", "alpha_weighted", "stable_rank", "log_frobenius_norm",
-           "log_spectral_norm", "log_alpha_norm", "num_eigenvalues", "farms_alpha"]
+           "log_spectral_norm", "log_alpha_norm", "num_eigenvalues", "farms_alpha",
+           "farms_window_evals"]
 
 
 def layer_names(model: nn.Module) -> list[str]:
@@ -93,8 +98,9 @@ def _plan_model(model: nn.Module, jobs: EigenJobs, *, farms: bool, farms_window:
         if w.dim() == 2:
             plan = LayerPlan(name, "linear", shape_str, jobs.add(w[None]), 1.0)
             if farms:
-                plan.farms.append(jobs.add(farms_linear_windows(w, farms_window, farms_q,
-                                                                 farms_ops)))
+                windows = farms_linear_windows(w, farms_window, farms_q, farms_ops)
+                plan.farms.append(jobs.add(windows))
+                plan.farms_window_evals = window_evals(windows)
         else:
             slices = _conv_slices(w)
             plan = LayerPlan(name, "conv2d", shape_str, jobs.add(slices), CONV_EIG_SCALE)
@@ -102,6 +108,7 @@ def _plan_model(model: nn.Module, jobs: EigenJobs, *, farms: bool, farms_window:
                 blocks = farms_conv_blocks(slices, farms_q)
                 first = jobs.add(blocks.reshape(-1, *blocks.shape[2:]))
                 per = blocks.shape[1]
+                plan.farms_window_evals = window_evals(blocks)
                 plan.farms = [Slot(first.key, first.start + b * per, first.start + (b + 1) * per)
                               for b in range(blocks.shape[0])]
         plans.append(plan)
@@ -171,7 +178,7 @@ def analyze_many(models: list[nn.Module], *, farms: bool = True, farms_window: i
                     "ops": farms_ops, "filter_zeros": farms_filter_zeros} if farms else {})
     rows = [{"layer": p.name, "type": p.kind, "shape": p.shape, "alpha": f.alpha, "xmin": f.xmin,
              "ks_distance": f.ks_distance, "sigma": f.sigma, **_norm_metrics(e, f),
-             "farms_alpha": fa}
+             "farms_alpha": fa, "farms_window_evals": p.farms_window_evals}
             for p, e, f, fa in zip(layers, esds, fits, farms_alpha, strict=True)]
     return _frames(rows, [len(plans) for plans, _ in planned], [sk for _, sk in planned],
                    farms_attrs)
@@ -182,7 +189,8 @@ def analyze(model: nn.Module, *, farms: bool = True, **options: object) -> pd.Da
 
     Columns: ``layer, type, shape, alpha, xmin, ks_distance, sigma, num_pl_spikes, lambda_max,
     alpha_weighted, stable_rank, log_frobenius_norm, log_spectral_norm, log_alpha_norm,
-    num_eigenvalues, farms_alpha``. ``df.attrs["skipped"]`` lists the layers WeightWatcher's rules
+    num_eigenvalues, farms_alpha, farms_window_evals`` (eigenvalues per FARMS window, WW's M·rf
+    count; NaN without FARMS). ``df.attrs["skipped"]`` lists the layers WeightWatcher's rules
     skip (``{"layer", "reason"}``); ``df.attrs["farms"]`` the FARMS settings and fit.
     ``options``: the keyword arguments of :func:`analyze_many`.
     """
@@ -190,14 +198,22 @@ def analyze(model: nn.Module, *, farms: bool = True, **options: object) -> pd.Da
 
 
 def summarize(df: pd.DataFrame) -> dict[str, float]:
-    """Model-level means of the layer metrics (WW's ``get_summary`` averages over layers too)."""
-    def mean(col: str) -> float:
-        return float(df[col].mean()) if len(df) else math.nan
+    """Model-level means of the layer metrics (WW's ``get_summary`` averages over layers too).
+
+    ``farms_alpha_mean`` leaves out layers whose FARMS windows hold fewer than
+    :data:`FARMS_MIN_WINDOW_EVALS` eigenvalues (``farms_window_evals``): their α is a fit to a
+    few eigenvalues per window that WW's own rule would not fit (NaN if every layer is such).
+    """
+    def mean(col: str, keep: pd.Series | None = None) -> float:
+        values = df[col] if keep is None else df[col][keep]
+        return float(values.mean()) if len(values) else math.nan
+
+    farms_ok = df["farms_window_evals"] >= FARMS_MIN_WINDOW_EVALS
 
     return {
         "alpha_mean": mean("alpha"),
         "alpha_weighted_mean": mean("alpha_weighted"),
-        "farms_alpha_mean": mean("farms_alpha"),
+        "farms_alpha_mean": mean("farms_alpha", farms_ok),
         "stable_rank_mean": mean("stable_rank"),
         "log_spectral_norm_mean": mean("log_spectral_norm"),
         "log_frobenius_norm_mean": mean("log_frobenius_norm"),

@@ -46,6 +46,18 @@ def farms_linear_windows(w: torch.Tensor, r: int, q: float, ops: int) -> torch.T
     return w[ri[:, None, :, None], ci[None, :, None, :]].reshape(-1, ri.shape[1], ci.shape[1])
 
 
+def window_evals(windows: torch.Tensor) -> int:
+    """Eigenvalues of one FARMS window as WeightWatcher's layer rule counts them (M·rf): the
+    smaller side of a ``(…, rows, cols)`` linear window, or of a conv block's ``(…, rf, rows,
+    cols)`` slices times its rf kernel positions (the slices one fit pools).
+
+    Why counted: the reference's slicing gives a dimension of 51–99 windows of only its last
+    1–49 entries, so FARMS α can come from a handful of eigenvalues per window.
+    """
+    side = min(int(windows.shape[-2]), int(windows.shape[-1]))
+    return side * (int(windows.shape[-3]) if windows.dim() == 4 else 1)
+
+
 def farms_conv_blocks(slices: torch.Tensor, q: float) -> torch.Tensor:
     """FARMS's square blocks of WW's conv slices, ``(blocks, kernel positions, nr, nc)``."""
     if slices.shape[1] < slices.shape[2]:

@@ -4,6 +4,7 @@ ESDs a plan names), so neither imports the other's internals."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from phasezoo.htsr.spectra import Slot
@@ -19,3 +20,4 @@ class LayerPlan:
     main: Slot
     scale: float
     farms: list[Slot] = field(default_factory=list)
+    farms_window_evals: float = math.nan  # eigenvalues per FARMS window (NaN: FARMS off)

@@ -15,6 +15,9 @@ import numpy as np
 from phasezoo.wsl.table import ZooTable
 
 Extractor = Callable[[ZooTable, str], np.ndarray]
+# Per-layer lists that describe how a metric was measured, not the weights: FARMS's window size
+# follows the layer's shape alone, so as a feature it would only repeat the width.
+NOT_HTSR_FEATURES = frozenset({"layer_farms_window_evals"})
 QUINTILES = (1, 25, 50, 75, 99)  # LayerQuintiles (Unterthiner et al. 2020's percentile features)
 ORDER_STATISTICS = (0, 25, 50, 75, 100)  # their per-layer statistics: min, quartiles, max
 PERCENTILE_SETS = (QUINTILES, ORDER_STATISTICS)  # what a streamed table precomputes
@@ -107,7 +110,8 @@ def htsr_features(table: ZooTable, target: str = "") -> np.ndarray:
     if not table.layer_columns:
         raise ValueError("HT-SR features: the zoo has no layer_* columns (published before "
                          "phasezoo 0.1's HT-SR metrics?)")
-    cols = [np.stack(table.layer_columns[c]) for c in sorted(table.layer_columns)]
+    cols = [np.stack(table.layer_columns[c]) for c in sorted(table.layer_columns)
+            if c not in NOT_HTSR_FEATURES]
     return np.concatenate(cols, axis=1)
 
 
