@@ -53,6 +53,29 @@ def test_top_eigenvalue_matches_exact(seed):
     assert hessian_top_eigenvalue(model, F.cross_entropy, batches) == pytest.approx(lam, rel=1e-4)
 
 
+def test_zoo_eigenvalue_is_the_exact_one_on_its_declared_split():
+    """``hessian_top_eigenvalue`` is declared on training data (docs/protocols.md; PTMZ publishes
+    its test loader's): the metric equals the exact λmax of the training sample, and the test
+    data's exact λmax, which differs, is not what it returns."""
+    from dataclasses import replace
+
+    from phasezoo.config import load_config
+    from phasezoo.data import Split
+    from phasezoo.metrics import Context, hessian
+
+    model, train = tiny_problem(0)
+    (x, y), _ = tiny_problem(1)[1]
+    test = [(3 * x, y)]  # another distribution: its λmax differs clearly from the train one
+    split = Split(*train[0], *test[0], num_classes=3)
+    settings = replace(load_config("config/config.yaml").zoo("mnist-mlp").metrics,
+                       hessian_batches=2, hessian_batch_size=8)  # 16 of the 16 samples
+    got = hessian(model, split, Context.for_cell({}, settings, split))["hessian_top_eigenvalue"]
+    on_train = float(torch.linalg.eigvalsh(exact_hessian(model, train[:1]))[-1])
+    on_test = float(torch.linalg.eigvalsh(exact_hessian(model, test))[-1])
+    assert got == pytest.approx(on_train, rel=1e-4)
+    assert abs(on_test / on_train - 1) > 0.1
+
+
 def test_operator_is_the_exact_hessian():
     model, batches = tiny_problem()
     h = exact_hessian(model, batches)

@@ -64,8 +64,10 @@ COLUMN_DOCS: dict[str, str] = {
     "alpha_mean": "mean over analysed layers of the HT-SR power-law α of the ESD of WᵀW "
                   "(WeightWatcher 0.7.7 conventions and KS fit; see phasezoo.htsr)",
     "alpha_weighted_mean": "layer mean of α·log10 λmax",
-    "farms_alpha_mean": "layer mean of FARMS α (fit and window settings: `metrics.farms_fit` "
-                        "in the settings above; NaN when `metrics.farms` is off)",
+    "farms_alpha_mean": "layer mean of FARMS α over the layers whose FARMS windows hold at "
+                        "least 8 eigenvalues (`layer_farms_window_evals`; fit and window "
+                        "settings: `metrics.farms_fit` in the settings above; NaN when "
+                        "`metrics.farms` is off)",
     "stable_rank_mean": "layer mean of Σλ/λmax",
     "log_spectral_norm_mean": "layer mean of log10 λmax",
     "log_frobenius_norm_mean": "layer mean of log10 Σλ (squared Frobenius norm)",
@@ -73,6 +75,10 @@ COLUMN_DOCS: dict[str, str] = {
                    "and Conv2d, module order): α; NaN where WeightWatcher's rules skip the layer "
                    "(fewer than 8 eigenvalues) or the fit fails",
     "layer_farms_alpha": "list per `htsr_layers`: FARMS α (mean over a conv layer's blocks)",
+    "layer_farms_window_evals": "list per `htsr_layers`: eigenvalues per FARMS window (smaller "
+                                "side × kernel positions; a dimension of 51–99 gives windows "
+                                "of its last 1–49 entries); layers below 8 keep their "
+                                "`layer_farms_alpha` but are left out of `farms_alpha_mean`",
     "layer_alpha_weighted": "list per `htsr_layers`: α·log10 λmax",
     "layer_stable_rank": "list per `htsr_layers`: Σλ/λmax",
     "layer_log_spectral_norm": "list per `htsr_layers`: log10 λmax",

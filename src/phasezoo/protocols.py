@@ -107,6 +107,8 @@ DEVIATIONS = (
     "a fixed `mc_epochs` at every data fraction (LLT's scripts train the curve "
     "int(10 / fraction) × 5 epochs, the same number of steps at every fraction)",
     "`mc_loss` on the plain loss (the anchors' curve loss adds the L2 term)",
+    "Hessian λmax on the training sample (PTMZ publishes its test loader's: 6–11 × larger on "
+    "the default zoo's low-loss cells; docs/protocols.md)",
 )
 
 
