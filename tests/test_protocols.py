@@ -185,7 +185,8 @@ def test_the_card_names_the_protocol_its_deviations_and_the_thresholds_source(pu
     assert "`ptmz`: mode connectivity, CKA and the Hessian measured as the phase-transition" in card
     assert ('Changed from the protocol by this zoo\'s config: `{"cka_batches": 2, '
             '"cka_batch_size": 100}`') in card  # the tiny config's own CKA sample
-    assert "Hessian λmax by Lanczos" in card and "Phase thresholds `{" in card
+    assert "Hessian λmax by Lanczos" in card and "## Phase boundaries" in card
+    assert "| `cka` | 0.93 | convention" in card  # each threshold as what it is
     assert "`cell_mc_chord`" in card
 
 
