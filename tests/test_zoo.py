@@ -50,6 +50,26 @@ def test_load_dataset_rows_and_columns(published):
         np.testing.assert_array_equal(row[col], expected[col])
 
 
+def test_rows_carry_what_the_cell_means_rest_on(published):
+    """The pair counts and the label's sensitivity, published per row, equal a plain count over
+    the cell's own pairs.parquet and phases.parquet."""
+    import math
+
+    import pandas as pd
+
+    _, cell, _, zoo_dir = published
+    results = zoo_dir.parents[1] / "results" / "tiny"
+    pairs = pd.read_parquet(results / cell.id / "pairs.parquet").to_dict("records")
+    phase = pd.read_parquet(results / "phases.parquet").set_index("cell").loc[cell.id]
+    finite = sum(1 for p in pairs if math.isfinite(p["cka"]))
+    ties = sum(1 for p in pairs if p["mc_end_tie"] == 1.0)
+    ds = datasets.load_dataset(str(zoo_dir), split="train")
+    assert set(ds["cell_cka_pairs"]) == {finite} and finite >= 1
+    assert set(ds["cell_cka_nan_pairs"]) == {0}  # no collapsed model in the tiny cell
+    assert set(ds["cell_mc_end_ties"]) == {ties}
+    assert set(ds["phase_sensitive_to"]) == {phase["sensitive_to"]}
+
+
 def test_every_row_rebuilds_the_model_that_produced_its_metrics(published):
     cfg, cell, train_h5, zoo_dir = published
     ds = datasets.load_dataset(str(zoo_dir), split="train")

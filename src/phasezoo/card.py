@@ -26,12 +26,15 @@ from phasezoo.splits import SHIPPED_SEEDS, SPLITS_FILE
 # The shard layout's version. The publish rule takes it as a param, so a zoo written in an older
 # layout is re-published (not left stale) when phasezoo's format changes. 2: weights as a
 # contiguous rows × values float32 dataset (1: variable-length rows); 3: the cell_mc_peak and
-# landscape_epoch columns (for the diagnosis); 4: the topological profile's topo_* columns.
-FORMAT_VERSION = 4
+# landscape_epoch columns (for the diagnosis); 4: the topological profile's topo_* columns;
+# 5: the pair counts (cell_cka_pairs, cell_cka_nan_pairs, cell_mc_end_ties) and
+# phase_sensitive_to.
+FORMAT_VERSION = 5
 # The columns of the per-cell measurements (pairs.parquet): the measure rule takes it as a param,
 # so cells measured before a column existed are measured again. 2: mc_peak; 3: the topological
-# profile (topo_* in metrics.parquet).
-MEASURE_VERSION = 3
+# profile (topo_* in metrics.parquet); 4: the pair protocol of issue #33 (mc_end_tie, cka_nan,
+# cka_max_pairs, the anchors' error arithmetic, per-pair random streams).
+MEASURE_VERSION = 4
 READ_BATCH_BYTES = 256 * 2 ** 20
 # A downloaded card larger than this is refused before it is read (a 10,000-cell zoo's is ~1 MB).
 MAX_CARD_BYTES = 16 << 20
@@ -118,6 +121,15 @@ COLUMN_DOCS: dict[str, str] = {
     "phase_margin": "distance of the cell's deciding metric to its nearest threshold, relative "
                     "to that threshold (small = borderline)",
     "phase_margin_rule": "which threshold that is (train_error, mc_tolerance or cka)",
+    "phase_sensitive_to": "the thresholds (comma-separated) whose move alone by "
+                          "±`phases.sensitivity` changes the cell's label; empty when none does "
+                          "(the cells hatched in the phase diagram)",
+    "cell_cka_pairs": "seed pairs whose CKA is finite (what `cell_cka` averages)",
+    "cell_cka_nan_pairs": "seed pairs with both models live whose CKA is NaN (a model with "
+                          "constant outputs), left out of `cell_cka`",
+    "cell_mc_end_ties": "seed pairs whose mc was decided at an end of the curve (no interior "
+                        "point deviates more): mc is then ±half the ends' error difference, its "
+                        "sign a convention of which seed comes first",
     "weights": "the whole state_dict flattened to float32 (`large_list`; its length varies "
                "across widths)",
     "layout": "JSON: `architecture` (registry name + kwargs) and `entries` (name, shape, "

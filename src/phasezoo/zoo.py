@@ -45,6 +45,9 @@ REQUIRED_COLUMNS: dict[str, str] = {
 
 # Seed-pair means, per cell.
 CELL_PAIR_COLUMNS = ("cka", "mc", "mc_loss", "mc_chord", "mc_peak", "linear_barrier")
+# What those means rest on, per cell (phasezoo.phases.pair_counts): pairs with a finite CKA,
+# pairs whose CKA is NaN (a collapsed model), pairs whose mc sign an end tie decided.
+CELL_PAIR_COUNTS = ("cka_pairs", "cka_nan_pairs", "mc_end_ties")
 
 
 # Most values a row may hold: the datasets HDF5 builder turns a rows × values dataset into an Arrow
@@ -88,8 +91,11 @@ def cell_table(pop: Population, metrics: pd.DataFrame, pairs: pd.DataFrame,
                      **m.to_dict(), "diverged_epoch": int(pop.diverged_epoch[i]),
                      **{f"cell_{c}": pairs[c].mean() for c in CELL_PAIR_COLUMNS},
                      "landscape_epoch": int(phase_row["landscape_epoch"]),
+                     **{f"cell_{c}": float(phase_row.get(c, np.nan)) for c in CELL_PAIR_COUNTS},
                      "phase": phase_row["phase"], "phase_margin": float(phase_row["margin"]),
-                     "phase_margin_rule": phase_row["margin_rule"], "layout": layout})
+                     "phase_margin_rule": phase_row["margin_rule"],
+                     "phase_sensitive_to": str(phase_row.get("sensitive_to", "")),
+                     "layout": layout})
         keys.append((i, k))
     return pd.DataFrame(rows), keys
 
