@@ -1,10 +1,11 @@
-"""Hessian λmax on training data (phasezoo's `hessian_top_eigenvalue`) vs on test data (what
-PTMZ publishes as `log_hessian_top_ev_val`): how large is the undeclared difference?
+"""Hessian λmax on training data (`hessian_top_eigenvalue` under `llt`) vs on test data (what
+PTMZ publishes as `log_hessian_top_ev_val`, and `ptmz` follows): how large is the difference?
 
 PTMZ's `src/ptmz/loss_landscape/hessian_metric.py` builds two PyHessian objects per model, one on
 the first 10 × 64 samples of its train loader and one on its test loader, and its summary CSVs
 keep the trace of the first (`log_hessian_trace_train`) and the top eigenvalue of the second
-(`log_hessian_top_ev_val`). phasezoo measures both on a fixed sample of training data.
+(`log_hessian_top_ev_val`). phasezoo took both from a fixed training sample until
+`metrics.hessian_top_data` (ptmz: test) followed PTMZ; this measured why that matters.
 
 For the last kept checkpoint of every seed of a few default-zoo cells (trained now if
 `results/` lacks them) this prints λmax on the zoo's training sample, on a second training

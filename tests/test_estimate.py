@@ -125,6 +125,20 @@ def test_the_measure_stage_costs_the_pairs_it_compares(monkeypatch):
     assert every - one == pytest.approx(5 * (two - one))  # each pair costs the same
 
 
+def test_lambda_max_on_test_data_costs_one_more_lanczos_run(monkeypatch):
+    """``hessian_top_data: test`` (ptmz) runs Lanczos on the test sample besides the training
+    run the trace deflates with: by hand, ``hessian_max_iter`` HVPs (≈ 4 forward passes each)
+    per sample of the 10 × 64 sample, for each of the slowest cell's 3 seeds × 3 checkpoints."""
+    monkeypatch.setattr(est, "LAUNCH_S", 0.0)
+
+    def measure(data: str) -> float:
+        return est.estimate(_zoo(metrics={"hessian_top_data": data})).slowest_measure_hours
+
+    fwd = est.architecture_cost(_zoo(), 16).flops  # the wider, slower cell
+    extra = 3 * 3 * 4 * fwd * 100 * 10 * 64 / est.GPU_FLOPS / 3600
+    assert measure("test") - measure("train") == pytest.approx(extra)
+
+
 @pytest.mark.parametrize("n, text", [(0, "0"), (999, "999"), (1000, "1k"), (12_345, "12.3k"),
                                      (999_499, "999k"), (999_500, "1M"), (999_600, "1M"),
                                      (1_234_567, "1.23M"), (999_999_999, "1G"),

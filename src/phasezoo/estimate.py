@@ -6,8 +6,8 @@ device (no memory, no data) and one sample's forward is counted by torch's ``Flo
 measurement: each training step takes the longer of its FLOPs at :data:`GPU_FLOPS` and its kernel
 launches (:data:`KERNELS_PER_MODULE` per leaf module, :data:`LAUNCH_S` each: small models at
 small batches are launch-bound), plus the per-epoch train/test evaluation and the measure stage
-(Hessian HVPs, the curves of the seed pairs ``metrics.max_pairs`` selects, the CKA of those
-``cka_max_pairs`` selects). Calibrate the two constants on your GPU before planning a cluster
+(Hessian HVPs, with a second Lanczos run where λmax is on test data, the curves of the seed
+pairs ``metrics.max_pairs`` selects, the CKA of those ``cka_max_pairs`` selects). Calibrate the two constants on your GPU before planning a cluster
 allocation.
 
 Data sizes come from the config and the datasets' own defaults. A text corpus is measured when it
@@ -272,7 +272,10 @@ def estimate(zoo: ZooSpec, data_root: str | Path = DATA_ROOT,
         step_time = (max(seeds * train_flops / on.flops, launches) / seeds if stacked
                      else max(train_flops / on.flops, launches))
         eval_flops = fwd * (n + n_test) * (train.epochs + 1)
-        hessian_flops = (4 * fwd * 2 * metrics.hessian_max_iter
+        # λmax's Lanczos run and the trace's probes (each at most hessian_max_iter HVPs), plus a
+        # second Lanczos run when λmax is on other data than the trace (hessian_top_data: test)
+        hessian_runs = 3 if metrics.hessian_top_data == "test" else 2
+        hessian_flops = (4 * fwd * hessian_runs * metrics.hessian_max_iter
                          * metrics.hessian_batches * metrics.hessian_batch_size)
         # the topological profile: two eigenvectors and steps² loss passes, at one epoch
         topo_flops = (metrics.topology * (4 * fwd * 2 * metrics.topology_max_iter

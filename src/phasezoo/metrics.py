@@ -31,17 +31,26 @@ from phasezoo.weights import skeleton
 @dataclass
 class Context:
     """What a metric may use besides the model: the cell's hyperparameters, the zoo's ``metrics``
-    settings, and the fixed Hessian sample (drawn once per cell, shared by all checkpoints)."""
+    settings, and the fixed Hessian samples (drawn once per cell, shared by all checkpoints): the
+    training sample (trace, topological profile) and, where ``hessian_top_data`` is ``test``
+    (PTMZ's published λmax), a test sample for λmax; ``None`` when λmax uses the training one."""
 
     hparams: dict
     settings: MetricsSettings
     hessian_batches: list[tuple[torch.Tensor, torch.Tensor]]
+    hessian_top_batches: list[tuple[torch.Tensor, torch.Tensor]] | None = None
 
     @classmethod
     def for_cell(cls, hparams: dict, settings: MetricsSettings, split: Split) -> "Context":
+        """Draw the cell's Hessian samples: seeded by ``hessian_seed``, so every checkpoint and
+        every rerun sees the same examples."""
         batches = sample_batches(split.x_train, split.y_train, settings.hessian_batches,
                                  settings.hessian_batch_size, settings.hessian_seed)
-        return cls(hparams, settings, batches)
+        top = None
+        if settings.hessian_top_data == "test":
+            top = sample_batches(split.x_test, split.y_test, settings.hessian_batches,
+                                 settings.hessian_batch_size, settings.hessian_seed)
+        return cls(hparams, settings, batches, top)
 
 
 MetricFn = Callable[[nn.Module, Split, Context], dict[str, float]]
@@ -89,11 +98,12 @@ def norms(model: nn.Module, split: Split, ctx: Context) -> dict[str, float]:
 
 @register_metric("hessian_top_eigenvalue", "hessian_trace", "hessian_trace_stderr", "hessian_hvps")
 def hessian(model: nn.Module, split: Split, ctx: Context) -> dict[str, float]:
-    """λmax (Lanczos) and trace (deflated Hutchinson) of the train-loss Hessian on the fixed sample."""
+    """λmax (Lanczos) of the loss Hessian on the ``hessian_top_data`` sample and trace (deflated
+    Hutchinson) on the training sample; ``hessian_hvps`` counts both runs."""
     s = ctx.settings
     out = hessian_summary(model, split.task, ctx.hessian_batches, tol=s.hessian_tol,
                           trace_tol=s.hessian_trace_tol, max_iter=s.hessian_max_iter,
-                          seed=s.hessian_seed)
+                          seed=s.hessian_seed, top_batches=ctx.hessian_top_batches)
     return {"hessian_top_eigenvalue": out.top_eigenvalue, "hessian_trace": out.trace,
             "hessian_trace_stderr": out.trace_stderr, "hessian_hvps": float(out.hvps)}
 

@@ -14,7 +14,7 @@ from typing import Any
 PROTOCOL_KEYS = ("mc_points", "mc_epochs", "mc_lr", "mc_momentum", "mc_batch_size",
                  "mc_weight_decay", "mc_schedule", "mc_init", "max_pairs", "cka_max_pairs",
                  "cka_output", "cka_data", "cka_batches", "cka_batch_size", "cka_pooling",
-                 "cka_mixup_alpha", "hessian_batches", "hessian_batch_size")
+                 "cka_mixup_alpha", "hessian_batches", "hessian_batch_size", "hessian_top_data")
 
 _CURVES = {"mc_points": 5, "mc_momentum": 0.9, "mc_batch_size": 128, "mc_weight_decay": 5e-4}
 
@@ -23,12 +23,12 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
              "mc_init": "midpoint", "max_pairs": -1, "cka_max_pairs": -1,
              "cka_output": "logits", "cka_data": "test", "cka_batches": 10, "cka_batch_size": 128,
              "cka_pooling": "batch-mean", "cka_mixup_alpha": 16.0,
-             "hessian_batches": 10, "hessian_batch_size": 64},
+             "hessian_batches": 10, "hessian_batch_size": 64, "hessian_top_data": "test"},
     "llt": {**_CURVES, "mc_epochs": 50, "mc_lr": 0.01, "mc_schedule": "from-base",
             "mc_init": "random", "max_pairs": 1, "cka_max_pairs": -1,
             "cka_output": "softmax", "cka_data": "train-mixup", "cka_batches": 6,
             "cka_batch_size": 128, "cka_pooling": "pooled", "cka_mixup_alpha": 16.0,
-            "hessian_batches": 1, "hessian_batch_size": 200},
+            "hessian_batches": 1, "hessian_batch_size": 200, "hessian_top_data": "train"},
 }
 
 # Neither anchor's code holds phase boundaries: PTMZ's README gives the taxonomy as a qualitative
@@ -107,8 +107,8 @@ DEVIATIONS = (
     "a fixed `mc_epochs` at every data fraction (LLT's scripts train the curve "
     "int(10 / fraction) × 5 epochs, the same number of steps at every fraction)",
     "`mc_loss` on the plain loss (the anchors' curve loss adds the L2 term)",
-    "Hessian λmax on the training sample (PTMZ publishes its test loader's: 6–11 × larger on "
-    "the default zoo's low-loss cells; docs/protocols.md)",
+    "the Hessian's samples (train, and test for ptmz's λmax) drawn at random with "
+    "`hessian_seed` (the anchors: their loaders' first batches)",
 )
 
 

@@ -110,6 +110,7 @@ class MetricsSettings(Section):
     farms_filter_zeros: bool
     hessian_batches: int
     hessian_batch_size: int
+    hessian_top_data: str
     hessian_seed: int
     hessian_tol: float
     hessian_trace_tol: float

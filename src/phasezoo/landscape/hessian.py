@@ -214,17 +214,31 @@ def _deflated_trace(op: HessianOperator, run: Lanczos, tol: float, max_probes: i
 
 def hessian_summary(model: nn.Module, loss_fn: LossFn,
                     batches: Iterable[tuple[torch.Tensor, torch.Tensor]], *, tol: float = 1e-3,
-                    trace_tol: float = 1e-3, max_iter: int = 100, seed: int = 0) -> HessianSummary:
+                    trace_tol: float = 1e-3, max_iter: int = 100, seed: int = 0,
+                    top_batches: Iterable[tuple[torch.Tensor, torch.Tensor]] | None = None,
+                    ) -> HessianSummary:
     """λmax (Lanczos, residual ``tol``) and trace (deflated Hutchinson, relative stderr ``trace_tol``).
 
-    ``max_iter`` caps both the Lanczos steps and the trace probes.
+    ``max_iter`` caps both the Lanczos steps and the trace probes. ``top_batches`` puts λmax on
+    other data than the trace (PTMZ publishes its test loader's λmax beside the training trace):
+    the trace still deflates with its own Lanczos run on ``batches``, so that costs a second run,
+    counted in ``hvps`` and ``lanczos_steps``.
     """
+    other = None  # (λmax, Lanczos steps, HVPs) on top_batches, its graph freed before the trace's
+    if top_batches is not None:
+        top_op = HessianOperator(model, loss_fn, top_batches)
+        top_run = lanczos(top_op, _start(top_op.n, seed, top_op.params[0].detach()),
+                          min(max_iter, top_op.n), tol)
+        other = float(top_run.ritz()[0][-1]), len(top_run.alphas), top_op.hvps
+        del top_op, top_run
     op = HessianOperator(model, loss_fn, batches)
     like = op.params[0].detach()
     run = lanczos(op, _start(op.n, seed, like), min(max_iter, op.n), tol)
-    top = float(run.ritz()[0][-1])
+    top, steps, hvps = float(run.ritz()[0][-1]), len(run.alphas), 0
+    if other is not None:
+        top, steps, hvps = other[0], steps + other[1], other[2]
     trace, stderr, probes = _deflated_trace(op, run, trace_tol, max_iter, seed)
-    return HessianSummary(top, trace, stderr, len(run.alphas), probes, op.hvps)
+    return HessianSummary(top, trace, stderr, steps, probes, op.hvps + hvps)
 
 
 def hessian_top_eigenvalue(model: nn.Module, loss_fn: LossFn,
@@ -293,7 +307,8 @@ def hessian_density(model: nn.Module, loss_fn: LossFn,
 
 def sample_batches(x: torch.Tensor, y: torch.Tensor, n_batches: int, batch_size: int,
                    seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """A fixed, seeded sample of ``n_batches × batch_size`` training examples (without repeats)."""
+    """A fixed, seeded sample of ``n_batches × batch_size`` examples of (x, y), without repeats
+    (the training split for the trace, the test split for ptmz's λmax)."""
     n = min(len(x), n_batches * batch_size)
     idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n].to(x.device)
     return [(x[idx[i:i + batch_size]], y[idx[i:i + batch_size]]) for i in range(0, n, batch_size)]
