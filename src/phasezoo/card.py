@@ -62,7 +62,8 @@ COLUMN_DOCS: dict[str, str] = {
     "hessian_top_eigenvalue": "largest Hessian eigenvalue of the loss on the fixed sample of "
                               "`metrics.hessian_top_data` (ptmz: test split, as PTMZ publishes; "
                               "llt: training data) (Lanczos; see Metric variants)",
-    "hessian_trace": "Hessian trace on the same sample (Lanczos-deflated Hutchinson)",
+    "hessian_trace": "Hessian trace on the fixed training sample under both protocols "
+                     "(Lanczos-deflated Hutchinson)",
     "hessian_trace_stderr": "standard error of `hessian_trace`",
     "hessian_hvps": "Hessian-vector products spent on this checkpoint",
     "alpha_mean": "mean over analysed layers of the HT-SR power-law α of the ESD of WᵀW "
