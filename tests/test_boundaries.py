@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from anchor_grids import (
+from phasezoo_anchor_grids import (
     DELTA,
     doc_table,
     md_tree_cells,
@@ -17,7 +17,7 @@ from anchor_grids import (
     published_grids,
     published_table,
 )
-from conftest import TINY
+from phasezoo_testkit import TINY
 
 from phasezoo.boundaries import cka_split, grid_summary, label_zoo, sensitivity
 from phasezoo.config import load_config
@@ -127,7 +127,7 @@ def test_md_tree_full_data_gives_another_cka_split_than_the_pooled_fractions():
 
 
 def test_the_docs_table_is_the_labellers_output_on_the_published_grids():
-    """docs/protocols.md holds what tests/anchor_grids.py computes (regenerate: run it)."""
+    """docs/protocols.md holds what tests/phasezoo_anchor_grids.py computes (regenerate: run it)."""
     assert doc_table() == published_table()
 
 

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from phasezoo.config import load_config
-from tests.conftest import DATA_ROOT
-from tests.test_workflow import REPO, _env
+from phasezoo_testkit import DATA_ROOT
+from phasezoo_testkit import REPO, dag_env
 
 ZOOS = REPO / "config" / "zoos"
 FULL = sorted(p for p in ZOOS.glob("*.yaml") if not p.stem.endswith("-mini"))
@@ -84,7 +84,7 @@ def test_every_twin_keeps_the_architecture_and_axes_on_a_small_grid():
 def test_full_configs_build_their_dags(tmp_path):
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
            str(tmp_path), "-n", "--quiet", "rules", "--configfiles", *map(str, FULL)]
-    proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=REPO, env=dag_env(), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     counts = dict(line.split() for line in (proc.stdout + proc.stderr).splitlines()
                   if len(line.split()) == 2 and line.split()[1].isdigit())
@@ -112,7 +112,7 @@ def test_every_twin_runs_end_to_end_and_publishes_a_loadable_zoo(tmp_path):
     targets = [tmp_path / "zoos" / f".{z}.verified" for z in zoos] + downstream
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
            str(tmp_path), "--configfile", str(config), "-c2", "--quiet", "--", *map(str, targets)]
-    proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=REPO, env=dag_env(), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(zoos) == 12
     load = ("import sys, json, datasets\n"
@@ -131,7 +131,7 @@ def test_every_twin_runs_end_to_end_and_publishes_a_loadable_zoo(tmp_path):
         else:
             assert all(0 <= a <= 1 for a in row["acc"]), name
         verify = subprocess.run(["phasezoo", "verify", str(tmp_path / "zoos" / name)],
-                                env=_env(), capture_output=True, text=True)
+                                env=dag_env(), capture_output=True, text=True)
         assert verify.returncode == 0 and "OK, 16 rows" in verify.stdout, verify.stderr
         if name in DOWNSTREAM:
             results = tmp_path / "results" / name

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from phasezoo.cli import main
-from tests.conftest import TINY
+from phasezoo_testkit import TINY
 
 
 def _write(tmp_path, raw: dict | str, name: str = "cfg.yaml"):

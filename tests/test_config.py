@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from phasezoo.config import ConfigError, load_config
-from tests.conftest import TINY
+from phasezoo_testkit import TINY
 
 
 def _cfg(**zoo_changes):

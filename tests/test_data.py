@@ -18,7 +18,7 @@ from phasezoo import data
 from phasezoo.data import Split, cell_split, create_dataset, list_datasets, subset_fraction, task_kind
 from phasezoo.data import corpora, image_sets
 from phasezoo.data.image_sets import TinyImageNetSizes
-from tests.conftest import DATA_ROOT
+from phasezoo_testkit import DATA_ROOT
 
 N_TRAIN, N_TEST = 12, 6
 

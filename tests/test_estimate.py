@@ -10,8 +10,8 @@ import pytest
 
 from phasezoo import estimate as est
 from phasezoo.config import ZooSpec, load_config
-from tests.conftest import DATA_ROOT
-from tests.test_workflow import REPO
+from phasezoo_testkit import DATA_ROOT
+from phasezoo_testkit import REPO
 
 TEXT = {"name": "text", "options": {"source": "pydoc", "seq_len": 32, "max_bytes": 60_000}}
 CONVECTION = {"name": "convection", "options": {"n_residual": 300, "n_initial": 40,

@@ -14,7 +14,7 @@ from phasezoo.models import create_model
 from phasezoo.optim import SGD
 from phasezoo.wsl.finetune import (FinetuneSettings, cell_transfer, finetune, replace_head,
                                    transfer_split)
-from tests.conftest import DATA_ROOT
+from phasezoo_testkit import DATA_ROOT
 
 
 def _mlp(seed: int) -> nn.Module:

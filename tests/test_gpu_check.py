@@ -7,15 +7,15 @@ import json
 import subprocess
 import sys
 
-from tests.conftest import DATA_ROOT
-from tests.test_workflow import REPO, _env
+from phasezoo_testkit import DATA_ROOT
+from phasezoo_testkit import REPO, dag_env
 
 
 def test_gpu_check_runs_every_part_on_cpu(tmp_path):
     out = tmp_path / "gpu_check.json"
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--out",
                            str(out), "--device", "cpu", "--quick", "--data-root", str(DATA_ROOT)],
-                          cwd=REPO, env=_env(), capture_output=True, text=True, timeout=600)
+                          cwd=REPO, env=dag_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
     for part in ("rates", "sustained", "equivalence", "stacked_vs_loop", "twins"):

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from phasezoo.config import ConfigError, load_config
-from tests.test_workflow import REPO, run_dag
+from phasezoo_testkit import REPO, run_dag
 
 # Every shell metacharacter a path could smuggle: substitution, backticks, a command separator,
 # both quotes, a glob and a space.

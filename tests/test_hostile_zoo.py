@@ -312,7 +312,7 @@ def test_the_studies_download_only_with_allow_download(published, tmp_path, caps
     """A zoo naming torchvision's MNIST, absent from the data root: refused offline with one
     line; with --allow-download the loader is let through to the network (here: refused by a
     stub, so nothing is fetched by the test)."""
-    from tests.conftest import DATA_ROOT
+    from phasezoo_testkit import DATA_ROOT
 
     zoo = _copy(published, tmp_path)
     _edit_shard(zoo, lambda f: _hp(f, "hp_dataset", "mnist"))

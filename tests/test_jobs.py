@@ -17,8 +17,8 @@ from phasezoo.data import create_dataset, list_datasets, task_kind
 from phasezoo.jobs import LOOPED_TASKS, load_part, train_groups
 from phasezoo.tasks import Task
 from phasezoo.train import train_cell
-from tests.conftest import DATA_ROOT, TINY
-from tests.test_workflow import REPO, _env
+from phasezoo_testkit import DATA_ROOT, TINY
+from phasezoo_testkit import REPO, dag_env
 
 LR_ZOO = {"temperature": {"name": "lr", "values": [0.01, 0.05, 0.1]},
           "load": {"name": "width", "values": [4, 16]},
@@ -67,7 +67,7 @@ def test_snakemake_trains_each_load_value_of_a_rate_zoo_in_one_job(tmp_path):
     targets = [str(tmp_path / "results" / "tiny" / c.id / "train.h5") for c in cells]
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
            str(tmp_path), "--configfile", str(config), "--quiet", "-c2", *targets]
-    proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=REPO, env=dag_env(), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     logs = sorted(p.relative_to(tmp_path / "logs").as_posix()
                   for p in (tmp_path / "logs").rglob("*.log"))
@@ -87,7 +87,7 @@ def test_snakemake_trains_each_load_value_of_a_rate_zoo_in_one_job(tmp_path):
     raw["zoos"]["tiny"]["load"]["values"].append(32)
     config.write_text(yaml.safe_dump(raw))
     dry = subprocess.run([c for c in cmd[:-len(targets)] if c != "--quiet"] + ["-n"], cwd=REPO,
-                         env=_env(), capture_output=True, text=True)
+                         env=dag_env(), capture_output=True, text=True)
     assert dry.returncode == 0, dry.stderr[-3000:]
     rows = [line.split() for line in (dry.stdout + dry.stderr).splitlines()]
     counts = {r[0]: int(r[1]) for r in rows if len(r) == 2 and r[1].isdigit()}

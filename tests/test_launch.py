@@ -15,8 +15,8 @@ from snakemake.utils import update_config
 
 from phasezoo.config import ConfigError
 from phasezoo.launch import checked_arguments, merged_config, split_configfiles
-from tests.conftest import DATA_ROOT
-from tests.test_workflow import REPO
+from phasezoo_testkit import DATA_ROOT
+from phasezoo_testkit import REPO
 
 # The probe's config: Snakemake's template engine would create PWNED when reading it.
 EVIL = """__use_yte__: true

@@ -11,7 +11,7 @@ from phasezoo.wsl.benchmark import BASELINES, TASKS, markdown, run_benchmark
 from phasezoo.wsl.benchmark_report import figure
 from phasezoo.wsl.learning_curve import (MIN_CELLS, curve_records, curve_sizes, nested_splits,
                                          summarize_curve)
-from tests.test_wsl import _meta, _mlp, _table
+from phasezoo_testkit import zoo_meta, small_mlp, zoo_table
 
 
 def test_curve_sizes_are_distinct_rounded_fractions_with_a_floor() -> None:
@@ -21,7 +21,7 @@ def test_curve_sizes_are_distinct_rounded_fractions_with_a_floor() -> None:
 
 
 def test_nested_splits_grow_by_whole_cells_and_keep_validation_and_test() -> None:
-    meta = _meta(96, cells=48)
+    meta = zoo_meta(96, cells=48)
     split = random_split(meta, seed=3)
     subs = nested_splits(meta, split, seed=3)
     cells = meta["cell"].to_numpy()
@@ -42,7 +42,7 @@ def test_an_oracle_scores_one_and_the_mean_predictor_at_most_zero() -> None:
     mean (≤ 0 on any test set)."""
     from sklearn.metrics import r2_score
 
-    meta = _meta(96, cells=48)
+    meta = zoo_meta(96, cells=48)
     y = np.random.default_rng(0).normal(size=96)
     steps = {"oracle": lambda split, seed: y[split.test],
              "mean": lambda split, seed: np.full(len(split.test), y[split.train].mean())}
@@ -68,11 +68,11 @@ def test_the_curves_full_point_is_the_benchmarks_random_split_score() -> None:
     cells."""
     rng = np.random.default_rng(0)
     scales = rng.uniform(0.2, 2.0, 96)
-    models = [_mlp(i, s) for i, s in enumerate(scales)]
-    meta = _meta(96, cells=48, test_accuracy=1.0 / (1.0 + scales))
+    models = [small_mlp(i, s) for i, s in enumerate(scales)]
+    meta = zoo_meta(96, cells=48, test_accuracy=1.0 / (1.0 + scales))
     base = {k: BASELINES[k] for k in ("hparams+gbm", "stats+gbm", "stats+mlp")}
     task = tuple(t for t in TASKS if t.name == "test_accuracy")
-    result = run_benchmark(_table(models, meta), seeds=1, baselines=base, tasks=task, curve=True)
+    result = run_benchmark(zoo_table(models, meta), seeds=1, baselines=base, tasks=task, curve=True)
     curve = result["learning_curve"]
     names = {p["baseline"] for p in curve["points"]}
     assert names == {"hparams+gbm", "stats+mlp"}  # the learned one and the bar, not stats+gbm
@@ -90,9 +90,9 @@ def test_the_curves_full_point_is_the_benchmarks_random_split_score() -> None:
 
 
 def test_a_curve_with_no_point_says_why() -> None:
-    meta = _meta(24, cells=12)
-    models = [_mlp(i) for i in range(24)]
-    result = run_benchmark(_table(models, meta), seeds=1, baselines={"stats+gbm":
+    meta = zoo_meta(24, cells=12)
+    models = [small_mlp(i) for i in range(24)]
+    result = run_benchmark(zoo_table(models, meta), seeds=1, baselines={"stats+gbm":
                            BASELINES["stats+gbm"]}, tasks=TASKS[:1], curve=True)
     assert result["learning_curve"]["points"] == []
     assert "No point was scored" in markdown(result)

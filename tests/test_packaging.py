@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 
@@ -53,3 +54,12 @@ def test_format_doc_lists_every_column():
     doc = (REPO / "datasets_card.md").read_text()
     missing = [c for c in COLUMN_DOCS if f"`{c}`" not in doc]
     assert not missing
+
+
+def test_the_tests_use_a_cache_of_their_own():
+    """conftest points the Hugging Face cache at a fresh folder of this run's, not the user's."""
+    import datasets.config
+
+    home = os.environ["HF_HOME"]
+    assert Path(home).name.startswith("phasezoo-tests-hf-")
+    assert str(datasets.config.HF_DATASETS_CACHE).startswith(home)

@@ -193,7 +193,7 @@ def test_the_card_names_the_protocol_its_deviations_and_the_thresholds_source(pu
 def test_protocol_llt_rebuilds_the_same_zoos_metrics_under_its_recipe(published, tmp_path):
     import datasets
 
-    from tests.conftest import publish_stages
+    from phasezoo_testkit import publish_stages
 
     cfg, cell, train_h5, zoo_dir = published
     tiny = cfg.raw["zoos"]["tiny"]

@@ -17,7 +17,7 @@ from phasezoo.wsl.benchmark import TASKS, markdown, run_benchmark
 from phasezoo.wsl.methods import MethodUnsupported, load_method
 from phasezoo.wsl.studies import (NO_TRANSFER, SPARSITIES, by_phase, not_applicable,
                                   study_limits, zoo_applicability)
-from tests.test_wsl import _meta, _mlp, _table
+from phasezoo_testkit import zoo_meta, small_mlp, zoo_table
 
 TEST_ACCURACY = tuple(t for t in TASKS if t.name == "test_accuracy")
 
@@ -49,9 +49,9 @@ def test_benchmark_json_of_a_zoo_with_undefined_scores_is_strict(tmp_path):
     overall R²) is undefined, and the JSON holds null for them."""
     from phasezoo.wsl.benchmark import write_report
 
-    models = [_mlp(i) for i in range(24)]
-    meta = _meta(24, cells=12, test_accuracy=[0.5 + 0.1 * (i % 12 % 3) for i in range(24)])
-    result = run_benchmark(_table(models, meta), seeds=1, tasks=TEST_ACCURACY,
+    models = [small_mlp(i) for i in range(24)]
+    meta = zoo_meta(24, cells=12, test_accuracy=[0.5 + 0.1 * (i % 12 % 3) for i in range(24)])
+    result = run_benchmark(zoo_table(models, meta), seeds=1, tasks=TEST_ACCURACY,
                            baselines={"quintiles+linear": ("layer_quintiles", "linear")})
     assert any(not math.isfinite(v["r2"]) for r in result["runs"]
                for v in r["per_phase"].values())  # the case this test is about
@@ -121,9 +121,9 @@ def test_a_method_that_cannot_apply_is_listed_with_its_reason():
         def fit(self, *args):
             raise AssertionError("never called")
 
-    models = [_mlp(i) for i in range(24)]
-    meta = _meta(24, cells=12, test_accuracy=[0.5 + 0.05 * (i % 7) for i in range(24)])
-    result = run_benchmark(_table(models, meta), seeds=1, tasks=TEST_ACCURACY, baselines={},
+    models = [small_mlp(i) for i in range(24)]
+    meta = zoo_meta(24, cells=12, test_accuracy=[0.5 + 0.05 * (i % 7) for i in range(24)])
+    result = run_benchmark(zoo_table(models, meta), seeds=1, tasks=TEST_ACCURACY, baselines={},
                            methods={"refuses": Refuses, "never": NeverFits})
     assert result["summary"] == []
     assert result["skipped_baselines"]["refuses"] == "refuses: convolutions are not supported"
@@ -138,9 +138,9 @@ def test_records_count_the_cells_of_each_side_of_the_split():
     from phasezoo.splits import computed_splits
     from phasezoo.wsl.benchmark import splits_for
 
-    models = [_mlp(i) for i in range(24)]
-    meta = _meta(24, cells=12, test_accuracy=[0.5 + 0.05 * (i % 7) for i in range(24)])
-    result = run_benchmark(_table(models, meta), seeds=1, tasks=TEST_ACCURACY,
+    models = [small_mlp(i) for i in range(24)]
+    meta = zoo_meta(24, cells=12, test_accuracy=[0.5 + 0.05 * (i % 7) for i in range(24)])
+    result = run_benchmark(zoo_table(models, meta), seeds=1, tasks=TEST_ACCURACY,
                            baselines={"quintiles+linear": ("layer_quintiles", "linear")})
     by_split = {s.name: s for s in splits_for(computed_splits(meta), meta, TEST_ACCURACY[0], 0)}
     assert result["runs"]
@@ -157,16 +157,16 @@ def test_the_benchmark_shows_one_progress_bar_over_every_fit(capsys):
     from phasezoo.splits import computed_splits
     from phasezoo.wsl.benchmark import splits_for
 
-    models = [_mlp(i) for i in range(24)]
-    meta = _meta(24, cells=12, test_accuracy=[0.5 + 0.05 * (i % 7) for i in range(24)])
+    models = [small_mlp(i) for i in range(24)]
+    meta = zoo_meta(24, cells=12, test_accuracy=[0.5 + 0.05 * (i % 7) for i in range(24)])
     base = {"quintiles+linear": ("layer_quintiles", "linear")}
-    run_benchmark(_table(models, meta), seeds=2, tasks=TEST_ACCURACY, baselines=base,
+    run_benchmark(zoo_table(models, meta), seeds=2, tasks=TEST_ACCURACY, baselines=base,
                   progress=True)
     fits = sum(len(splits_for(computed_splits(meta), meta, TEST_ACCURACY[0], s))
                for s in range(2))
     err = capsys.readouterr().err
     assert "benchmark" in err and f"{fits}/{fits}" in err
-    run_benchmark(_table(models, meta), seeds=1, tasks=TEST_ACCURACY, baselines=base)
+    run_benchmark(zoo_table(models, meta), seeds=1, tasks=TEST_ACCURACY, baselines=base)
     assert capsys.readouterr().err == ""  # progress off by default (the library call)
 
 
@@ -300,7 +300,7 @@ def test_studies_on_a_published_one_hidden_layer_zoo_skip_what_cannot_apply(publ
     """The tiny zoo's MLP has one hidden layer (one prunable layer, none TempBalance tunes):
     the allocation arms are not run, and the report says why instead of a table of zeros."""
     from phasezoo.cli import main
-    from tests.conftest import DATA_ROOT
+    from phasezoo_testkit import DATA_ROOT
 
     out = tmp_path / "out"
     assert main(["studies", str(published[3]), "--out", str(out), "--data-root",

@@ -13,7 +13,7 @@ from phasezoo.config import Cell
 from phasezoo.data import Split, create_dataset
 from phasezoo.stacked import StackedModel, unsupported_modules
 from phasezoo.train import build_member, train_epoch, train_epoch_stacked, train_members
-from tests.conftest import DATA_ROOT
+from phasezoo_testkit import DATA_ROOT
 
 CPU = torch.device("cpu")
 HP = {"batch_size": 32, "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4, "schedule": "constant",

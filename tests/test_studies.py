@@ -145,7 +145,7 @@ def test_a_killed_studies_report_leaves_no_complete_looking_json(tmp_path, monke
 
 def test_an_unknown_transfer_dataset_fails_before_any_cell_is_studied(published, monkeypatch):
     from phasezoo.wsl import studies
-    from tests.conftest import DATA_ROOT
+    from phasezoo_testkit import DATA_ROOT
 
     studied = []
     monkeypatch.setattr(studies, "cell_study", lambda *a, **k: studied.append(1) or {})
@@ -162,8 +162,8 @@ def test_studies_fine_tune_each_model_with_its_own_seed(published, tmp_path):
     from phasezoo.wsl.finetune import FinetuneSettings, finetune, transfer_split
     from phasezoo.wsl.studies import _fresh, run_studies
     from phasezoo.wsl.table import load_zoo
-    from tests.conftest import DATA_ROOT
-    from tests.test_wsl import edited_zoo_copy
+    from phasezoo_testkit import DATA_ROOT
+    from phasezoo_testkit import edited_zoo_copy
 
     def seed_0_diverges_last(f):
         last = f["epoch"][:] == f["epoch"][:].max()

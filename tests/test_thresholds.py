@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from anchor_grids import md_tree_cells, ptmz_cells
+from phasezoo_anchor_grids import md_tree_cells, ptmz_cells
 
 from phasezoo.phases import label_cells
 from phasezoo.protocols import PHASE_THRESHOLDS, THRESHOLD_SOURCES

@@ -13,7 +13,7 @@ from phasezoo.config import load_config
 from phasezoo.stacked import StackedModel
 from phasezoo.schedules import lr_at
 from phasezoo.train import partial_path, train_cell
-from tests.conftest import tiny_config
+from phasezoo_testkit import tiny_config
 
 CPU = torch.device("cpu")
 

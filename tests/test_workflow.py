@@ -12,25 +12,13 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import DATA_ROOT
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _env() -> dict:
-    bin_dir = str(Path(sys.executable).parent)
-    return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+from phasezoo_testkit import DATA_ROOT
+from phasezoo_testkit import REPO, dag_env, run_dag
 
 
-def run_dag(raw: dict, config: Path) -> list[str]:
-    """Write ``raw`` to ``config`` and run the whole DAG on it (2 cores) in ``config``'s folder;
-    the command, to run again."""
-    config.write_text(yaml.safe_dump(raw))
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
-           str(config.parent), "--configfile", str(config), "-c2", "--quiet"]
-    proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return cmd
+
+
+
 
 
 @pytest.mark.slow
@@ -51,7 +39,7 @@ def test_snakemake_dag_publishes_a_loadable_zoo(tmp_path):
                          check=True).stdout.split()
     assert int(out[0]) == 4 * 2 * 2  # cells × seeds × kept epochs
     assert int(out[1]) > 0
-    verify = subprocess.run(["phasezoo", "verify", str(zoo)], env=_env(), capture_output=True,
+    verify = subprocess.run(["phasezoo", "verify", str(zoo)], env=dag_env(), capture_output=True,
                             text=True)
     assert verify.returncode == 0 and "OK, 16 rows" in verify.stdout
     # The WSL benchmark ran on the published zoo, read back through datasets.
@@ -67,7 +55,7 @@ def test_snakemake_dag_publishes_a_loadable_zoo(tmp_path):
     assert all(sum(c.values()) == 4 for c in diag["labels"].values())
     assert {e["method"] for e in diag["entries"]} >= {"md_tree", "hyper+dt", "htsr+dt"}
     # Run again: nothing to do (every output is complete and up to date).
-    dry = subprocess.run(cmd + ["-n"], cwd=REPO, env=_env(), capture_output=True, text=True)
+    dry = subprocess.run(cmd + ["-n"], cwd=REPO, env=dag_env(), capture_output=True, text=True)
     assert "Nothing to be done" in dry.stdout + dry.stderr
     # A width added to the grid (and the description and an axis's plot spacing changed): only
     # the two new cells train and are measured.
@@ -93,7 +81,7 @@ def test_snakemake_dag_publishes_a_loadable_zoo(tmp_path):
 
 def _planned_jobs(cmd: list[str], rules: tuple[str, ...]) -> dict[str, int]:
     """The job-stats table ("<rule> <count>") of a dry run, for ``rules``."""
-    dry = subprocess.run([c for c in cmd if c != "--quiet"] + ["-n"], cwd=REPO, env=_env(),
+    dry = subprocess.run([c for c in cmd if c != "--quiet"] + ["-n"], cwd=REPO, env=dag_env(),
                          capture_output=True, text=True)
     rows = [line.split() for line in (dry.stdout + dry.stderr).splitlines()]
     return {r[0]: int(r[1]) for r in rows if len(r) == 2 and r[1].isdigit() and r[0] in rules}
@@ -106,7 +94,7 @@ def test_snakemake_rejects_a_bad_config_before_running(tmp_path):
                       "    load: {name: width, values: [2]}\n    train: {epochs: -3}\n")
     proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
                            "--directory", str(tmp_path), "--configfile", str(config), "-c1"],
-                          cwd=REPO, env=_env(), capture_output=True, text=True)
+                          cwd=REPO, env=dag_env(), capture_output=True, text=True)
     assert proc.returncode != 0
     assert "zoos.x.train.epochs: -3 is less than the minimum of 1" in proc.stdout + proc.stderr
     assert not (tmp_path / "results").exists()
@@ -114,7 +102,7 @@ def test_snakemake_rejects_a_bad_config_before_running(tmp_path):
     config.write_text((REPO / "config" / "test.yaml").read_text() + "    train: {epochs: 1}\n")
     proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
                            "--directory", str(tmp_path), "--configfile", str(config), "-n"],
-                          cwd=REPO, env=_env(), capture_output=True, text=True)
+                          cwd=REPO, env=dag_env(), capture_output=True, text=True)
     assert proc.returncode != 0
     assert "line 17, column 5: invalid YAML: duplicate key 'train' (first on line 14)" in (
         proc.stdout + proc.stderr)
@@ -155,11 +143,11 @@ def test_sigkilled_training_resumes_to_the_same_zoo(tmp_path):
                 str(tmp_path), "--configfile", str(config), "-c1", "--quiet", *extra]
 
     reference = _kill_config(tmp_path, "uninterrupted")
-    subprocess.run(snakemake(reference), cwd=REPO, env=_env(), check=True, capture_output=True)
+    subprocess.run(snakemake(reference), cwd=REPO, env=dag_env(), check=True, capture_output=True)
 
     config = _kill_config(tmp_path, "killed")
     cell_dir = tmp_path / "killed" / "results" / "tiny" / "batch_size-16_width-16"
-    proc = subprocess.Popen(snakemake(config), cwd=REPO, env=_env(), start_new_session=True,
+    proc = subprocess.Popen(snakemake(config), cwd=REPO, env=dag_env(), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while not (cell_dir / "train.h5.partial").exists() and time.time() < deadline:
@@ -168,15 +156,15 @@ def test_sigkilled_training_resumes_to_the_same_zoo(tmp_path):
     proc.wait()
     assert (cell_dir / "train.h5.partial").exists() and not (cell_dir / "train.h5").exists()
 
-    blocked = subprocess.run(snakemake(config), cwd=REPO, env=_env(), capture_output=True,
+    blocked = subprocess.run(snakemake(config), cwd=REPO, env=dag_env(), capture_output=True,
                              text=True)
     assert blocked.returncode != 0 and "LockException" in blocked.stdout + blocked.stderr
     # the README's recovery step: remove the stale lock (no Snakemake runs here), run again
     unlock = subprocess.run([sys.executable, str(REPO / "workflow" / "scripts" / "unlock.py"),
-                             str(tmp_path), "--configfile", str(config)], env=_env(),
+                             str(tmp_path), "--configfile", str(config)], env=dag_env(),
                             capture_output=True, text=True)
     assert unlock.returncode == 0 and "removed the stale lock" in unlock.stdout, unlock.stderr
-    subprocess.run(snakemake(config), cwd=REPO, env=_env(), check=True, capture_output=True)
+    subprocess.run(snakemake(config), cwd=REPO, env=dag_env(), check=True, capture_output=True)
     assert not (cell_dir / "train.h5.partial").exists()
     assert "resum" in (tmp_path / "logs" / "tiny" / "batch_size-16_width-16" / "train.log").read_text()
     a = _zoo_rows(tmp_path / "uninterrupted" / "zoos" / "tiny")

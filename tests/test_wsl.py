@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -15,69 +14,31 @@ from phasezoo.wsl.benchmark import BASELINES, TASKS, markdown, run_benchmark
 from phasezoo.wsl.features import EXTRACTORS, layer_quintiles, layer_statistics
 from phasezoo.splits import leave_phase_out, random_split, scale_transfer
 from phasezoo.wsl.table import ZooTable
-
-ARCH = {"name": "mlp", "kwargs": {"width": 6, "input_shape": [1, 3, 3], "num_classes": 3,
-                                  "depth": 2}}
+from phasezoo_testkit import ARCH, edited_zoo_copy, permute_hidden, small_mlp, zoo_meta, zoo_table
 
 
-def _mlp(seed: int, scale: float = 1.0) -> nn.Module:
-    from phasezoo.models import create_model
-
-    torch.manual_seed(seed)
-    model = create_model("mlp", **ARCH["kwargs"])
-    with torch.no_grad():
-        for p in model.parameters():
-            p.mul_(scale)
-    return model
 
 
-def _permute_hidden(model: nn.Module, seed: int) -> nn.Module:
-    """Permute the units of both hidden layers: the same function, other weights."""
-    import copy
-
-    out = copy.deepcopy(model)
-    g = torch.Generator().manual_seed(seed)
-    lin = [m for m in out if isinstance(m, nn.Linear)]
-    with torch.no_grad():
-        for a, b in zip(lin[:-1], lin[1:], strict=True):
-            perm = torch.randperm(a.out_features, generator=g)
-            a.weight.copy_(a.weight[perm])
-            a.bias.copy_(a.bias[perm])
-            b.weight.copy_(b.weight[:, perm])
-    return out
 
 
-def _table(models: list[nn.Module], meta: pd.DataFrame, layer_alpha=None) -> ZooTable:
-    layouts = [describe(m, ARCH) for m in models]
-    layers = {} if layer_alpha is None else {"layer_alpha": list(layer_alpha)}
-    return ZooTable(meta, [flatten_state(m).numpy() for m in models], layouts, layers)
 
 
-def _meta(n: int, cells: int = 12, **cols) -> pd.DataFrame:
-    cell = np.arange(n) % cells
-    return pd.DataFrame({
-        "model_id": [f"z/c{c}/seed-{i}" for i, c in enumerate(cell)], "zoo": "z",
-        "cell": [f"c{c}" for c in cell], "seed": np.arange(n) // cells, "epoch": 5,
-        "temperature_name": "batch_size", "temperature_value": 2.0 ** (4 + cell % 4),
-        "load_name": "width", "load_value": 2.0 ** (1 + cell // 4),
-        "train_accuracy": 0.9, "test_accuracy": 0.8,
-        "phase": np.where(cell % 3 == 0, "I", np.where(cell % 3 == 1, "II", "IV-B")),
-        "diverged": False, **cols})
+
 
 
 @pytest.mark.parametrize("name", ["layer_quintiles", "layer_statistics"])
 def test_weight_features_are_invariant_to_hidden_unit_permutations(name):
-    models = [_mlp(s) for s in range(3)]
-    permuted = [_permute_hidden(m, 10 + i) for i, m in enumerate(models)]
+    models = [small_mlp(s) for s in range(3)]
+    permuted = [permute_hidden(m, 10 + i) for i, m in enumerate(models)]
     x = torch.randn(5, 1, 3, 3)
     assert torch.allclose(models[0](x), permuted[0](x), atol=1e-6)  # same function
     assert not np.array_equal(flatten_state(models[0]).numpy(), flatten_state(permuted[0]).numpy())
-    a = EXTRACTORS[name](_table(models, _meta(3, cells=3)), "")
-    b = EXTRACTORS[name](_table(permuted, _meta(3, cells=3)), "")
+    a = EXTRACTORS[name](zoo_table(models, zoo_meta(3, cells=3)), "")
+    b = EXTRACTORS[name](zoo_table(permuted, zoo_meta(3, cells=3)), "")
     np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
     raw = EXTRACTORS["raw_weights"]
-    assert not np.allclose(raw(_table(models, _meta(3, cells=3)), ""),
-                           raw(_table(permuted, _meta(3, cells=3)), ""))  # the raw baseline is not
+    assert not np.allclose(raw(zoo_table(models, zoo_meta(3, cells=3)), ""),
+                           raw(zoo_table(permuted, zoo_meta(3, cells=3)), ""))  # the raw baseline is not
 
 
 def test_htsr_features_are_permutation_invariant():
@@ -98,18 +59,18 @@ def test_htsr_features_are_permutation_invariant():
 
 
 def test_layer_statistics_by_hand():
-    model = _mlp(0)
-    stats = layer_statistics(_table([model], _meta(1, cells=1)), "")[0]
+    model = small_mlp(0)
+    stats = layer_statistics(zoo_table([model], zoo_meta(1, cells=1)), "")[0]
     w = model[1].weight.detach().double().numpy().ravel()
     expected = [*np.percentile(w, [0, 25, 50, 75, 100]), w.mean(), w.var()]
     np.testing.assert_allclose(stats[:7], expected, rtol=1e-12)
-    q = layer_quintiles(_table([model], _meta(1, cells=1)), "")[0]
+    q = layer_quintiles(zoo_table([model], zoo_meta(1, cells=1)), "")[0]
     np.testing.assert_allclose(q[:5], np.percentile(w, [1, 25, 50, 75, 99]), rtol=1e-12)
     assert len(stats) == 7 * 6  # 6 trainable tensors (3 weights, 3 biases) × 7 statistics
 
 
 def test_splits_never_split_a_cell():
-    meta = _meta(48)
+    meta = zoo_meta(48)
     for seed in range(3):
         splits = [random_split(meta, seed), scale_transfer(meta, seed), *leave_phase_out(meta, seed)]
         for s in splits:
@@ -131,37 +92,37 @@ def test_planted_signal_is_recovered_and_shuffled_labels_are_not():
     rng = np.random.default_rng(0)
     n = 96
     scales = rng.uniform(0.2, 2.0, n)
-    models = [_mlp(i, s) for i, s in enumerate(scales)]
-    meta = _meta(n, cells=48, test_accuracy=1.0 / (1.0 + scales))
+    models = [small_mlp(i, s) for i, s in enumerate(scales)]
+    meta = zoo_meta(n, cells=48, test_accuracy=1.0 / (1.0 + scales))
     task = tuple(t for t in TASKS if t.name == "test_accuracy")
     stats = {"stats+gbm": BASELINES["stats+gbm"], "hparams+gbm": BASELINES["hparams+gbm"]}
-    result = run_benchmark(_table(models, meta), seeds=2, baselines=stats, tasks=task)
+    result = run_benchmark(zoo_table(models, meta), seeds=2, baselines=stats, tasks=task)
     by = {(e["split"], e["baseline"]): e for e in result["summary"]}
     assert by[("random", "stats+gbm")]["r2"]["mean"] > 0.9
     assert by[("random", "hparams+gbm")]["r2"]["mean"] < 0.2  # the grid says nothing of it
     shuffled = meta.assign(test_accuracy=rng.permutation(meta["test_accuracy"].to_numpy()))
-    noise = run_benchmark(_table(models, shuffled), seeds=2, baselines=stats, tasks=task)
+    noise = run_benchmark(zoo_table(models, shuffled), seeds=2, baselines=stats, tasks=task)
     noise_by = {(e["split"], e["baseline"]): e for e in noise["summary"]}
     assert noise_by[("random", "stats+gbm")]["r2"]["mean"] < 0.3
     assert "| test_accuracy | random |" in markdown(result)
 
 
 def test_htsr_baseline_reads_the_layer_lists_and_names_a_missing_column():
-    models = [_mlp(i) for i in range(24)]
+    models = [small_mlp(i) for i in range(24)]
     alpha = [np.array([2.0 + i % 5, np.nan, 3.0]) for i in range(24)]
-    meta = _meta(24, cells=12, test_accuracy=[0.5 + 0.1 * (i % 5) for i in range(24)])
-    x = EXTRACTORS["htsr"](_table(models, meta, alpha), "")
+    meta = zoo_meta(24, cells=12, test_accuracy=[0.5 + 0.1 * (i % 5) for i in range(24)])
+    x = EXTRACTORS["htsr"](zoo_table(models, meta, alpha), "")
     assert x.shape == (24, 3) and np.isnan(x[:, 1]).all()
     with pytest.raises(ValueError, match="no layer_\\* columns"):
-        EXTRACTORS["htsr"](_table(models, meta), "")
-    result = run_benchmark(_table(models, meta), seeds=1, tasks=TASKS[:1])
+        EXTRACTORS["htsr"](zoo_table(models, meta), "")
+    result = run_benchmark(zoo_table(models, meta), seeds=1, tasks=TASKS[:1])
     assert "htsr+gbm" in result["skipped_baselines"]
 
 
 def test_htsr_features_leave_out_the_farms_window_size():
     """``layer_farms_window_evals`` follows the layer's shape, not training: not a feature."""
-    models = [_mlp(i) for i in range(4)]
-    table = _table(models, _meta(4, cells=2), [np.array([2.0 + i, 3.0]) for i in range(4)])
+    models = [small_mlp(i) for i in range(4)]
+    table = zoo_table(models, zoo_meta(4, cells=2), [np.array([2.0 + i, 3.0]) for i in range(4)])
     table.layer_columns["layer_farms_window_evals"] = [np.array([64.0, 10.0])] * 4
     x = EXTRACTORS["htsr"](table, "")
     np.testing.assert_array_equal(x, np.stack(table.layer_columns["layer_alpha"]))
@@ -173,11 +134,11 @@ def test_zoo_transfer_trains_on_one_zoo_and_tests_on_the_other():
 
     rng = np.random.default_rng(1)
     scales = rng.uniform(0.2, 2.0, 96)
-    models = [_mlp(i, s) for i, s in enumerate(scales)]
-    meta = _meta(96, cells=48, test_accuracy=1.0 / (1.0 + scales))
-    a = _table(models[:48], meta.iloc[:48].reset_index(drop=True))
+    models = [small_mlp(i, s) for i, s in enumerate(scales)]
+    meta = zoo_meta(96, cells=48, test_accuracy=1.0 / (1.0 + scales))
+    a = zoo_table(models[:48], meta.iloc[:48].reset_index(drop=True))
     b_meta = meta.iloc[48:].reset_index(drop=True).assign(zoo="other")
-    both = concat([a, _table(models[48:], b_meta)])
+    both = concat([a, zoo_table(models[48:], b_meta)])
     split = zoo_transfer(both.meta, "z", 0)
     assert set(both.meta["zoo"].iloc[split.test]) == {"other"}
     assert set(both.meta["zoo"].iloc[np.concatenate([split.train, split.val])]) == {"z"}
@@ -189,8 +150,8 @@ def test_zoo_transfer_trains_on_one_zoo_and_tests_on_the_other():
 
 
 def test_a_zoo_too_small_to_split_reports_so(tmp_path):
-    models = [_mlp(i) for i in range(2)]
-    result = run_benchmark(_table(models, _meta(2, cells=1)), seeds=1)
+    models = [small_mlp(i) for i in range(2)]
+    result = run_benchmark(zoo_table(models, zoo_meta(2, cells=1)), seeds=1)
     assert result["summary"] == []
     assert "No split had enough cells" in markdown(result)
     from phasezoo.wsl.benchmark import write_report
@@ -222,13 +183,13 @@ def _mixed_depth_models() -> tuple[list[nn.Module], list[dict]]:
 
     shallow = {**ARCH, "kwargs": {**ARCH["kwargs"], "depth": 1}}
     torch.manual_seed(0)
-    models = [_mlp(0), _mlp(1), create_model("mlp", **shallow["kwargs"])]
+    models = [small_mlp(0), small_mlp(1), create_model("mlp", **shallow["kwargs"])]
     return models, [describe(m, ARCH) for m in models[:2]] + [describe(models[2], shallow)]
 
 
 def test_a_zoo_mixing_layer_counts_is_named_as_such():
     models, layouts = _mixed_depth_models()
-    table = ZooTable(_meta(3, cells=3), [flatten_state(m).numpy() for m in models], layouts, {})
+    table = ZooTable(zoo_meta(3, cells=3), [flatten_state(m).numpy() for m in models], layouts, {})
     with pytest.raises(ValueError, match=r"mixes architectures \(trainable tensors per model: "
                                          r"\[4, 6\]\)"):
         layer_statistics(table)
@@ -242,7 +203,7 @@ def test_a_streamed_zoo_mixing_layer_counts_is_not_blamed_on_the_budget():
     models, layouts = _mixed_depth_models()
     ds = datasets.Dataset.from_dict({"weights": [flatten_state(m).numpy() for m in models]})
     table = _stream_weights(ds, np.ones(3, dtype=bool),
-                            ZooTable(_meta(3, cells=3), None, layouts, {}), raw_max_mb=0)
+                            ZooTable(zoo_meta(3, cells=3), None, layouts, {}), raw_max_mb=0)
     assert table.weights is None and "streaming budget" in table.note  # raw weights: the budget
     for fn in (layer_statistics, layer_quintiles):  # statistics: the architectures
         with pytest.raises(ValueError, match=r"mixes architectures .*\[4, 6\]"):
@@ -252,25 +213,6 @@ def test_a_streamed_zoo_mixing_layer_counts_is_not_blamed_on_the_budget():
     assert "streaming budget" in result["skipped_baselines"]["raw+linear"]
 
 
-def edited_zoo_copy(zoo, dest, edit):
-    """A copy of a one-shard published zoo at ``dest`` with ``edit(h5py.File)`` applied to its
-    shard, renamed as publish names shards (by content: ``datasets`` caches a local zoo by its
-    card and file names, so an edit in place would read the cached rows)."""
-    import shutil
-
-    import h5py
-
-    from phasezoo.zoo import content_addressed, write_checksums
-
-    shutil.copytree(zoo, dest)
-    (shard,) = sorted((dest / "data").glob("*.h5"))
-    with h5py.File(shard, "r+") as f:
-        edit(f)
-    renamed = content_addressed(shard)
-    card = dest / "README.md"
-    card.write_text(card.read_text().replace(shard.name, renamed.name))
-    write_checksums(dest)  # the readers verify a zoo first
-    return dest
 
 
 def test_zoo_rows_without_a_score_are_dropped_with_the_diverged(published, tmp_path):
@@ -293,7 +235,7 @@ def test_zoo_rows_without_a_score_are_dropped_with_the_diverged(published, tmp_p
 def test_a_killed_report_leaves_no_complete_looking_json(tmp_path, monkeypatch):
     from phasezoo.wsl import benchmark_report as benchmark
 
-    result = run_benchmark(_table([_mlp(i) for i in range(2)], _meta(2, cells=1)), seeds=1)
+    result = run_benchmark(zoo_table([small_mlp(i) for i in range(2)], zoo_meta(2, cells=1)), seeds=1)
     js, md = benchmark.write_report(result, tmp_path)
     assert json.loads(js.read_text())["seeds"] == 1
 
@@ -340,14 +282,14 @@ def test_the_benchmark_scores_on_the_splits_a_zoo_ships(tmp_path):
     """A split file naming one test cell: the benchmark tests on exactly that cell's rows."""
     from phasezoo.splits import read_splits
 
-    models, meta = [_mlp(i) for i in range(48)], _meta(48)
+    models, meta = [small_mlp(i) for i in range(48)], zoo_meta(48)
     cells = sorted(meta["cell"].unique())
     path = tmp_path / "splits.json"
     path.write_text(json.dumps({"format": 1, "splits": [
         {"name": "random", "seed": 0, "train": cells[2:], "val": cells[1:2], "test": cells[:1]}]}))
     splits = read_splits(path, meta)
     task = tuple(t for t in TASKS if t.name == "test_accuracy")
-    result = run_benchmark(_table(models, meta.assign(test_accuracy=np.linspace(0, 1, 48))),
+    result = run_benchmark(zoo_table(models, meta.assign(test_accuracy=np.linspace(0, 1, 48))),
                            seeds=1, baselines={"hparams+gbm": BASELINES["hparams+gbm"]},
                            tasks=task, splits=splits)
     assert [(r["split"], r["n_test"]) for r in result["runs"]] == [("random", 4)]
@@ -358,7 +300,7 @@ def test_a_hostile_splits_file_is_refused_with_its_name(tmp_path, monkeypatch):
     from phasezoo import splits as splits_module
     from phasezoo.splits import read_splits
 
-    meta = _meta(24)
+    meta = zoo_meta(24)
     path = tmp_path / "splits.json"
     path.write_text(json.dumps({"format": 1, "splits": [
         {"name": "random", "seed": 0, "train": ["c0"], "val": ["c1"], "test": ["../../etc"]}]}))
@@ -379,7 +321,7 @@ def test_a_hostile_splits_file_is_refused_with_its_name(tmp_path, monkeypatch):
 def test_splits_do_not_depend_on_the_order_rows_were_read_in():
     from phasezoo.splits import computed_splits
 
-    meta = _meta(48)
+    meta = zoo_meta(48)
     shuffled = meta.sample(frac=1.0, random_state=3).reset_index(drop=True)
     for a, b in zip(computed_splits(meta).for_seed(meta, 1),
                     computed_splits(shuffled).for_seed(shuffled, 1), strict=True):

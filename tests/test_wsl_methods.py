@@ -11,7 +11,7 @@ import pytest
 from phasezoo.wsl.benchmark import (BASELINES, GRIDS, TASKS, estimator, final_checkpoints,
                                     markdown, run_benchmark, scores)
 from phasezoo.wsl.methods import VISIBLE_COLUMNS, MethodUnsupported, Rows, load_method
-from tests.test_wsl import _meta, _mlp, _permute_hidden, _table
+from phasezoo_testkit import zoo_meta, small_mlp, permute_hidden, zoo_table
 
 TEST_ACCURACY = tuple(t for t in TASKS if t.name == "test_accuracy")
 
@@ -37,13 +37,13 @@ class _StatsGBM:
 def _planted(n: int = 96):
     rng = np.random.default_rng(0)
     scales = rng.uniform(0.2, 2.0, n)
-    return ([_mlp(i, s) for i, s in enumerate(scales)],
-            _meta(n, cells=48, test_accuracy=1.0 / (1.0 + scales)))
+    return ([small_mlp(i, s) for i, s in enumerate(scales)],
+            zoo_meta(n, cells=48, test_accuracy=1.0 / (1.0 + scales)))
 
 
 def test_a_method_is_scored_exactly_like_the_baseline_it_reimplements():
     models, meta = _planted()
-    result = run_benchmark(_table(models, meta), seeds=2, tasks=TEST_ACCURACY,
+    result = run_benchmark(zoo_table(models, meta), seeds=2, tasks=TEST_ACCURACY,
                            baselines={"stats+gbm": BASELINES["stats+gbm"]},
                            methods={"mine": _StatsGBM})
     by = {(e["split"], e["baseline"]): e for e in result["summary"]}
@@ -54,7 +54,7 @@ def test_a_method_is_scored_exactly_like_the_baseline_it_reimplements():
 
 def test_rows_never_show_a_target_and_hide_the_predicted_axis():
     models, meta = _planted(24)
-    table = _table(models, meta)
+    table = zoo_table(models, meta)
     seen = []
 
     class Spy:
@@ -80,7 +80,7 @@ def test_the_cli_scores_the_example_method_and_names_a_bad_spec(tmp_path, capsys
     from phasezoo.wsl import table as table_module
 
     models, meta = _planted(48)
-    monkeypatch.setattr(table_module, "load_zoo", lambda *a, **k: _table(models, meta))
+    monkeypatch.setattr(table_module, "load_zoo", lambda *a, **k: zoo_table(models, meta))
     assert main(["benchmark", str(tmp_path), "--out", str(tmp_path), "--seeds", "1",
                  "--baselines", "hparams+gbm", "--no-learned",
                  "--method", "examples/wsl_method.py:NormRidge"]) == 0
@@ -106,12 +106,12 @@ def test_nfn_predictions_do_not_change_when_hidden_units_are_permuted():
     from phasezoo.wsl.nfn import NFNMethod, NFNSettings
 
     models, meta = _planted(48)
-    table = _table(models, meta)
+    table = zoo_table(models, meta)
     idx = np.arange(48)
     method = NFNMethod(NFNSettings(epochs=3))
     y = meta["test_accuracy"].to_numpy()
     method.fit(Rows(table, idx[:32]), y[:32], Rows(table, idx[32:40]), y[32:40], "regression", 0)
-    permuted = _table([_permute_hidden(m, 7) for m in models], meta)
+    permuted = zoo_table([permute_hidden(m, 7) for m in models], meta)
     a, b = method.predict(Rows(table, idx[40:])), method.predict(Rows(permuted, idx[40:]))
     assert np.abs(a - b).max() < 1e-5 and np.ptp(a) > 0  # same function, same prediction
 
@@ -123,7 +123,7 @@ def test_learned_baselines_recover_a_planted_signal():
     from phasezoo.wsl.nfn import NFNMethod
 
     models, meta = _planted()
-    result = run_benchmark(_table(models, meta), seeds=1, tasks=TEST_ACCURACY,
+    result = run_benchmark(zoo_table(models, meta), seeds=1, tasks=TEST_ACCURACY,
                            baselines={"stats+mlp": BASELINES["stats+mlp"],
                                       "hparams+gbm": BASELINES["hparams+gbm"]},
                            methods={"nfn": NFNMethod})
@@ -137,7 +137,7 @@ def test_nfn_refuses_a_zoo_that_is_not_an_mlp_and_the_report_says_why():
     from phasezoo.wsl.nfn import NFNMethod, linear_chain
 
     models, meta = _planted(24)
-    table = _table(models, meta)
+    table = zoo_table(models, meta)
     assert linear_chain(table.layouts[0]) is not None
     conv = copy.deepcopy(table.layouts[0])
     conv["entries"][0]["shape"] = [6, 1, 3, 3]
@@ -158,7 +158,7 @@ def test_unterthiner_configuration_final_checkpoints_and_statistics_by_hand():
     models, meta = _planted(24)
     meta["epoch"] = np.where(np.arange(24) % 2, 10, 5)
     meta["model_id"] = [f"m{i // 2}" for i in range(24)]  # two checkpoints per run
-    table = _table(models, meta)
+    table = zoo_table(models, meta)
     final = final_checkpoints(table)
     assert len(final) == 12 and set(final.meta["epoch"]) == {10}
     x = unterthiner_statistics(final)

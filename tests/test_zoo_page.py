@@ -11,7 +11,7 @@ import pytest
 
 from phasezoo.cli import main
 from phasezoo.zoo_page import render
-from tests.test_workflow import REPO
+from phasezoo_testkit import REPO
 
 PHASES = ["I", "II", "II", "III", "IV-A", "IV-B", "IV-B", "IV-B"]
 

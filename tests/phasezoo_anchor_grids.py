@@ -2,7 +2,7 @@
 ``cka``) that :func:`phasezoo.phases.label_cells` reads, and the per-grid table of
 ``docs/protocols.md`` ("Phase boundaries: conventions and their data") computed from them.
 
-Regenerate the doc table with ``.venv/bin/python tests/anchor_grids.py``;
+Regenerate the doc table with ``.venv/bin/python tests/phasezoo_anchor_grids.py``;
 ``tests/test_boundaries.py`` fails when the committed table differs.
 """
 
@@ -17,7 +17,7 @@ from phasezoo.protocols import PHASE_THRESHOLDS
 
 DATA = Path(__file__).parent / "data"
 DOC = Path(__file__).parents[1] / "docs" / "protocols.md"
-DOC_MARKERS = ("<!-- boundaries-table: start (tests/anchor_grids.py) -->",
+DOC_MARKERS = ("<!-- boundaries-table: start (tests/phasezoo_anchor_grids.py) -->",
                "<!-- boundaries-table: end -->")
 DELTA = 0.1  # the schema's default phases.sensitivity
 
