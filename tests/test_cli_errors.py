@@ -31,7 +31,7 @@ def test_validate_takes_config_option_and_positional(tmp_path, capsys):
                  ["validate", str(path), "--config", str(path)]):
         assert main(argv) == 0
         assert capsys.readouterr().out.splitlines()[:2] == [
-            "tiny: 1 cells × 2 seeds (batch_size × width)", "  batch_size-256_width-4"]
+            "tiny: 1 cells × 2 seeds (batch_size × width)", "  batch_size-256_width-16"]
     other = _write(tmp_path, TINY, "other.yaml")
     assert _one_line_error(capsys, ["validate", str(path), "--config", str(other)]) == (
         f"phasezoo validate: error: two configs given: {path} and --config {other}; give one")

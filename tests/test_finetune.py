@@ -59,9 +59,11 @@ def test_mnist_pretraining_beats_scratch_on_sklearn_digits():
                         FinetuneSettings(epochs=1), seeds=range(8))
     # one epoch on 1,497 digits: the MNIST features transfer (0.77 here), a fresh MLP is behind
     # (0.69; seeds 10–17 give 0.76 vs 0.70); with 5 epochs both reach ~0.94, which is why the
-    # default zoo tunes for one epoch
-    assert out["finetune_accuracy"] > 0.74
-    assert out["finetune_gain"] > 0.03
+    # default zoo tunes for one epoch. The claim is the sign: one run's gain spreads over
+    # −0.05…+0.18 (sd ≈ 0.07), so the mean of 8 has sd ≈ 0.025 and the measured +0.08 is > 3 sd
+    # from 0; accuracy above 0.5 (chance is 0.1) says the fine-tune learned at all.
+    assert out["finetune_gain"] > 0
+    assert out["finetune_accuracy"] > 0.5
     assert out["finetune_gain"] == out["finetune_accuracy"] - out["scratch_accuracy"]
 
 

@@ -210,8 +210,32 @@ def test_protocol_llt_rebuilds_the_same_zoos_metrics_under_its_recipe(published,
     llt = datasets.load_dataset(str(llt_dir), split="train")
     ptmz = datasets.load_dataset(str(zoo_dir), split="train")
     assert llt["model_id"] == ptmz["model_id"] and llt["weights"] == ptmz["weights"]
-    assert llt["cell_cka"][0] != ptmz["cell_cka"][0]  # softmax on mixed-up training batches
-    assert llt["hessian_top_eigenvalue"] != ptmz["hessian_top_eigenvalue"]  # 1 × 200 samples
+    # The values are LLT's recipe, recomputed step by step from the documented settings on the
+    # population's own models: CKA of softmax outputs on the cell's mixed-up training batches
+    # (one pooled CKA, pair 0-1), λmax on 1 × 200 training samples.
+    import torch.nn.functional as F
+
+    from phasezoo.checkpoints import read_population
+    from phasezoo.data import cell_split
+    from phasezoo.landscape import hessian_top_eigenvalue, sample_batches
+    from phasezoo.landscape.pairs import cell_seed
+
+    s = load_config(raw).zoo("tiny").metrics
+    assert (s.cka_output, s.cka_data, s.cka_pooling) == ("softmax", "train-mixup", "pooled")
+    assert (s.hessian_batches, s.hessian_batch_size, s.hessian_top_data) == (1, 200, "train")
+    pop, split = read_population(train_h5), cell_split(cell.hparams, cfg.data_root)
+    k = len(pop.kept_epochs) - 1  # the landscape epoch: the last kept one
+    a, b = pop.model(0, k), pop.model(1, k)
+    cka = pair_cka(a, b, split, cka_batches(split, s, cell_seed(s.mc_seed, cell.id)), s,
+                   cell.hparams["eval_batch_size"])
+    assert llt["cell_cka"][0] == pytest.approx(cka, rel=1e-9)
+    assert abs(cka - ptmz["cell_cka"][0]) > 1e-3  # the recipes differ measurably here
+    sample = sample_batches(split.x_train, split.y_train, 1, 200, s.hessian_seed)
+    top = hessian_top_eigenvalue(a, F.cross_entropy, sample, tol=s.hessian_tol,
+                                 max_iter=s.hessian_max_iter, seed=s.hessian_seed)
+    last = next(r for r in llt if r["seed"] == int(pop.seeds[0])
+                and r["epoch"] == int(pop.kept_epochs[k]))
+    assert last["hessian_top_eigenvalue"] == pytest.approx(top, rel=1e-5)
 
 
 def test_every_protocol_sets_every_protocol_key_and_the_schema_types_them():

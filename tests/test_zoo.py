@@ -48,6 +48,34 @@ def test_load_dataset_rows_and_columns(published):
     for col in HTSR_LAYER_COLUMNS.values():
         assert len(row[col]) == len(names)
         np.testing.assert_array_equal(row[col], expected[col])
+    for col in ("layer_alpha", "layer_farms_alpha", "layer_stable_rank"):
+        assert np.isfinite(row[col]).all(), col  # width 16: every layer fitted
+
+
+def test_published_alpha_is_weightwatchers_on_the_loaded_model(published):
+    """The per-layer α of a published row against WeightWatcher 0.7.7 run on the model that
+    ``load_model`` rebuilds from the row (an independent implementation; 1e-6 relative, the
+    agreement tests/test_htsr.py holds on every model)."""
+    import contextlib
+    import io
+    import warnings
+
+    from phasezoo.zoo import load_model
+
+    saved = warnings.filters[:]
+    import weightwatcher  # its import silences every warning; restored below
+
+    warnings.filters[:] = saved
+    ds = datasets.load_dataset(str(published[3]), split="train")
+    for row in (ds[0], ds[len(ds) - 1]):  # an initial and a trained checkpoint
+        with contextlib.redirect_stdout(io.StringIO()):
+            ref = weightwatcher.WeightWatcher(model=load_model(row)).analyze(
+                plot=False, randomize=False, mp_fit=False, vectors=False, detX=False,
+                savefig=False)
+        assert list(ref["longname"]) == json.loads(row["layout"])["htsr_layers"]
+        np.testing.assert_allclose(row["layer_alpha"], ref["alpha"].to_numpy(float), rtol=1e-6)
+        np.testing.assert_allclose(row["layer_stable_rank"], ref["stable_rank"].to_numpy(float),
+                                   rtol=1e-6)
 
 
 def test_rows_carry_what_the_cell_means_rest_on(published):
