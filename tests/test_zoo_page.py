@@ -74,3 +74,15 @@ def test_the_readme_states_the_showcase_runs_own_time_and_estimate():
     zoo = load_config(REPO / "config" / "showcase.yaml").zoo("showcase")
     predicted = estimate(zoo, on=machine("cpu", run["cores"])).wall_hours * 60
     assert f"predicts {predicted:.0f} min for its train" in readme
+
+
+def test_the_cell_table_names_each_cells_sensitive_thresholds(tmp_path):
+    """A cell no threshold move relabels reads "none", not a missing value."""
+    results = _results(tmp_path)
+    table = pd.read_parquet(results / "phases.parquet")
+    table["sensitive_to"] = ["cka", *[""] * (len(table) - 1)]
+    table.to_parquet(results / "phases.parquet")
+    page = tmp_path / "z.md"
+    assert main(["page", str(results), "--out", str(page)]) == 0
+    rows = [line for line in page.read_text().splitlines() if line.startswith("| c")]
+    assert rows[0].endswith("| mc_tolerance | cka |") and rows[1].endswith("| mc_tolerance | none |")

@@ -24,7 +24,7 @@ REPORTS = (("benchmark.md", "Weight-space learning benchmark"),
            ("diagnosis.md", "Model diagnosis"))
 PHASE_ORDER = ("I", "II", "III", "IV-A", "IV-B", "diverged")
 CELL_COLUMNS = ("temperature_value", "load_value", "train_error", "test_accuracy", "mc", "cka",
-                "phase", "margin", "margin_rule")
+                "phase", "margin", "margin_rule", "sensitive_to")
 RUN_FILE = "run.json"  # {"seconds": wall time of the run, "cores": ..., "command": ...}
 
 
@@ -43,6 +43,8 @@ def snapshot(results: Path, out: Path, run: dict[str, Any] | None = None) -> Pat
         shutil.rmtree(out)
     (out / "img").mkdir(parents=True)
     table = pd.read_parquet(results / "phases.parquet")
+    if "sensitive_to" in table:  # "" (no threshold's move changes the label) reads back as NaN
+        table["sensitive_to"] = table["sensitive_to"].replace("", "none")
     table[["cell", *[c for c in CELL_COLUMNS if c in table]]].to_csv(out / "phases.csv",
                                                                      index=False)
     for name, _ in REPORTS:
@@ -88,7 +90,9 @@ def _phase_lines(table: pd.DataFrame, rel: Path) -> list[str]:
     lines += [f"| {p} | {int(counts[p])} |" for p in order]
     lines += ["", f"![phase diagram]({(rel / 'img' / 'phase_diagram.png').as_posix()})", "",
               "<details><summary>Every cell (seed means at the landscape epoch; margin: relative "
-              "distance of the deciding metric to its threshold)</summary>", "",
+              "distance of the deciding metric to its threshold; sensitive_to: the thresholds "
+              "whose move alone by ±`phases.sensitivity` changes the label, the cells hatched "
+              "in the diagram)</summary>", "",
               _markdown_table(table), "", "</details>", ""]
     return lines
 
