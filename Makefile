@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo demo-page showcase unlock test test-fast test-slurm lint clean
+.PHONY: demo demo-page showcase deep grid unlock test test-fast test-slurm lint clean
 
 # TORCH=cpu installs torch's CPU-only wheels (the pinned versions, from torch's CPU index)
 # before the rest: a venv of ~1.5 GB instead of ~6.2 GB with the CUDA libraries.
@@ -38,14 +38,26 @@ demo: $(STAMP)
 demo-page: $(STAMP)
 	PATH=$(BIN):$$PATH $(BIN)/phasezoo page $(DEMO) --out docs/mnist-mlp.md --run $(DEMO)/run.json
 
-# The showcase zoo (config/showcase.yaml: 520 MLPs, every phase) end to end, then its page
-# docs/showcase.md from the run's own outputs, with the run's wall time (from empty results).
-SHOWCASE := results-showcase/showcase
+# $(call zoo_page,CONFIG,RESULTS,ZOO,PAGE,COMMAND): CONFIG's DAG end to end, its wall time in
+# RESULTS/run.json, the published ZOO verified, and PAGE written from the run's own outputs
+# (phasezoo page). Run from empty results folders for the time to mean the whole run.
+define zoo_page
+start=$$(date +%s) && PATH=$(BIN):$$PATH $(BIN)/phasezoo run --configfile $(1) \
+  && $(call run_json,$(5),$(2)/run.json)
+PATH=$(BIN):$$PATH $(BIN)/phasezoo verify $(3)
+PATH=$(BIN):$$PATH $(BIN)/phasezoo page $(2) --out $(4) --run $(2)/run.json
+endef
+
+# The showcase zoo (config/showcase.yaml: 520 MLPs, every phase) and its page docs/showcase.md.
 showcase: $(STAMP)
-	start=$$(date +%s) && PATH=$(BIN):$$PATH $(BIN)/phasezoo run --configfile config/showcase.yaml \
-	  && $(call run_json,make showcase,$(SHOWCASE)/run.json)
-	PATH=$(BIN):$$PATH $(BIN)/phasezoo verify zoos-showcase/showcase
-	PATH=$(BIN):$$PATH $(BIN)/phasezoo page $(SHOWCASE) --out docs/showcase.md --run $(SHOWCASE)/run.json
+	$(call zoo_page,config/showcase.yaml,results-showcase/showcase,zoos-showcase/showcase,docs/showcase.md,make showcase)
+
+# The two study configs' zoos and pages: 4-hidden-layer MLPs (TempBalance has layers to
+# balance; docs/mnist-mlp-deep.md) and a denser 7 × 6 grid for the diagnosis (docs/mnist-mlp-grid.md).
+deep: $(STAMP)
+	$(call zoo_page,config/deep.yaml,results-deep/mnist-mlp-deep,zoos-deep/mnist-mlp-deep,docs/mnist-mlp-deep.md,make deep)
+grid: $(STAMP)
+	$(call zoo_page,config/diagnosis.yaml,results-diagnosis/mnist-mlp-grid,zoos-diagnosis/mnist-mlp-grid,docs/mnist-mlp-grid.md,make grid)
 
 unlock: $(STAMP)
 	PATH=$(BIN):$$PATH $(BIN)/python workflow/scripts/unlock.py
@@ -67,4 +79,4 @@ lint: $(STAMP)
 
 clean:
 	rm -rf results zoos logs .snakemake results-test zoos-test results-slurm zoos-slurm results-mini zoos-mini \
-	  results-showcase zoos-showcase
+	  results-showcase zoos-showcase results-deep zoos-deep results-diagnosis zoos-diagnosis
