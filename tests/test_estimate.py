@@ -200,3 +200,16 @@ def test_the_cpu_estimate_counts_jobs_side_by_side(monkeypatch):
         assert cost.wall_hours * 3600 == pytest.approx(jobs * est.JOB_STARTUP_S / cores)
     with pytest.raises(ValueError, match="--machine tpu: not a machine"):
         machine("tpu")
+
+
+def test_the_catalogue_page_is_what_estimate_prints(capsys):
+    """docs/catalogue.md's table is the output of `phasezoo estimate` on the 12 full configs, as
+    the page says (regenerate it with that command when a cost constant changes)."""
+    from phasezoo.cli import main
+
+    paths = sorted(str(p) for p in (REPO / "config" / "zoos").glob("*.yaml")
+                   if not p.stem.endswith("-mini"))
+    assert len(paths) == 12 and main(["estimate", *paths]) == 0
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    page = (REPO / "docs" / "catalogue.md").read_text().splitlines()
+    assert printed and printed == [line for line in page if line.startswith("| ")][:len(printed)]
