@@ -62,7 +62,9 @@ grid: $(STAMP)
 unlock: $(STAMP)
 	PATH=$(BIN):$$PATH $(BIN)/python workflow/scripts/unlock.py
 
+# ruff first (pyproject's [tool.ruff]: errors that are bugs, not style), then the suite
 test: $(STAMP)
+	$(BIN)/ruff check src tests workflow benchmarks examples
 	PATH=$(BIN):$$PATH $(BIN)/python -m pytest
 
 test-fast: $(STAMP)

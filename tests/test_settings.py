@@ -44,7 +44,7 @@ def test_every_stage_reads_the_grid_and_a_section_it_does_not_declare_is_an_erro
     assert zoo.train.epochs == 30 and zoo.cells()  # the grid is readable
     with pytest.raises(ConfigError, match=r"^zoos.mnist-mlp.metrics: stage 'train' reads it but "
                                           r"does not declare it"):
-        zoo.metrics.max_pairs
+        _ = zoo.metrics.max_pairs
 
 
 def test_a_stage_run_from_its_job_config_file_reads_only_declared_sections(tmp_path, capsys):

@@ -46,7 +46,7 @@ def zoo_cells(rows: pd.DataFrame) -> pd.DataFrame:
     from phasezoo.phases import aggregate_cell
 
     out = []
-    for cell, group in rows.groupby("cell", sort=True):
+    for _, group in rows.groupby("cell", sort=True):
         first = group.iloc[0]
         epoch = int(first["landscape_epoch"])
         pairs = pd.DataFrame([{c: first[f"cell_{c}"] for c in

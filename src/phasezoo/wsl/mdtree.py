@@ -128,7 +128,7 @@ def fit_thresholds(spec: TreeSpec, frame: pd.DataFrame, labels: np.ndarray,
 
     if search == "sweep":
         for slot, (lo, hi) in enumerate(spec.bounds):
-            t[slot] = minimize_scalar(lambda v: -accuracy(v, slot), method="bounded",
+            t[slot] = minimize_scalar(lambda v, s=slot: -accuracy(v, s), method="bounded",
                                       bounds=(lo, hi)).x
         return t
     if search != "exhaustive":

@@ -498,15 +498,16 @@ def run_studies(zoo: str, data_root: str = "data", progress: bool = True,
             except ValueError as e:
                 raise ValueError(f"{zoo}: cell {cell}: {e}") from None
         test = splits[key]
-        models = LazyModels(lambda j: build_model(table.layouts[idx[j]], table.reader(idx[j])),
-                            len(idx))
+        models = LazyModels(lambda j, idx=idx: build_model(table.layouts[idx[j]],
+                                                           table.reader(idx[j])), len(idx))
         limits.append(study_limits(skeleton(table.layouts[idx[0]]), len(idx)))
         skip = not_applicable(limits[-1], transfer_dataset)  # not run: 0 or NaN by construction
         row = {"cell": cell, "phase": g["phase"].iloc[0],
                **cell_study(models, test.x_test, test.y_test, task=test.task,
                             allocation="AlphaPruning allocation" not in skip)}
         if second is not None:
-            fresh = LazyModels(lambda j: _fresh(table.layouts[idx[j]], seeds[j]), len(idx))
+            fresh = LazyModels(lambda j, idx=idx, seeds=seeds: _fresh(table.layouts[idx[j]],
+                                                                      seeds[j]), len(idx))
             tuned = finetuned(models, second, finetune, seeds)  # both studies' uniform arm
             row |= cell_transfer(models, fresh, second, finetune, seeds, tuned=tuned)
             if "TempBalance" not in skip:
