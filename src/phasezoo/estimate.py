@@ -40,7 +40,7 @@ LAUNCH_S = 20e-6         # one kernel launch in eager PyTorch
 # FLOP rate is the stacked trainer's measured effective rate, the population benchmark's roofline
 # fraction (~0.2, benchmarks/train_population.py) of the 179 GFLOP/s a large float32 GEMM
 # reaches here; an eager op costs ~10 µs of dispatch; every job process pays ~2 s to import
-# torch (README, Performance).
+# torch (docs/performance.md).
 CPU_FLOPS = 36e9
 CPU_OP_S = 10e-6
 CPU_CORES = 2
@@ -328,8 +328,8 @@ UPPER_BOUND_NOTE = ("≤: upper bound. The zoo's text corpus is streamed from th
 
 
 def markdown(costs: list[ZooCost]) -> str:
-    """The README's catalogue table; figures that rest on an assumed data size are marked ≤ and
-    explained under the table."""
+    """The catalogue table (docs/catalogue.md); figures that rest on an assumed data size are
+    marked ≤ and explained under the table."""
     m = costs[0].machine if costs else "GPU"
     wall = m != "GPU"  # a CPU's jobs run side by side: their wall time, start-ups included
     lines = ["| zoo | model | data | cells | models | checkpoints | parameters | train PFLOP "

@@ -125,7 +125,7 @@ def add_report_commands(sub) -> None:
                    help="Unterthiner et al. (2020)'s configuration: the final checkpoint of every "
                         "run, plus stats+gbm with their statistics and a larger boosted model")
     p.add_argument("--baselines", nargs="+", metavar="NAME",
-                   help="only these built-in baselines (default: all; README lists them)")
+                   help="only these built-in baselines (default: all; docs/wsl.md lists them)")
     p.add_argument("--no-learned", action="store_true",
                    help="skip the learned baselines (nfn), which train a network per split")
     p.add_argument("--no-curve", action="store_true",

@@ -244,7 +244,7 @@ def cell_group(wildcards):
     return job_group(CFG.zoo(wildcards.zoo), MAX_GROUP_MINUTES)
 
 
-# Scheduler arguments from the environment (README: On a cluster), for the jobs that go to the
+# Scheduler arguments from the environment (docs/cluster.md), for the jobs that go to the
 # cluster (train, measure). Present only when set: the Slurm plugin passes a resource that is
 # there but empty (`-C ''`), and a profile expression giving None stalled its submissions.
 SCHEDULER_ENV = {"qos": "PHASEZOO_SLURM_QOS", "constraint": "PHASEZOO_SLURM_CONSTRAINT",
