@@ -211,3 +211,13 @@ def test_the_cli_diagnoses_a_published_zoo_with_a_transfer_source(published, tmp
     assert result["labels"]["bs_failure"] == {"optimal": 1}
     assert main(["diagnose", str(MD_TREE_CSV), "--out", str(tmp_path / "x"), "--train-zoo",
                  zoo]) == 2  # transfer is for zoos, not for the MD tree's CSV
+
+
+def test_the_committed_paper_table_is_what_the_cases_give():
+    """docs/md-tree/diagnosis.md (linked from docs/diagnosis.md) is the diagnosis of the MD
+    tree's CSV as `phasezoo diagnose` writes it now: no figure of it is typed."""
+    from phasezoo.wsl.diagnose import markdown
+    from phasezoo.wsl.mdtree_paper import md_tree_report, read_md_tree_csv
+
+    page = Path(__file__).parents[1] / "docs" / "md-tree" / "diagnosis.md"
+    assert markdown(md_tree_report(read_md_tree_csv(MD_TREE_CSV))) == page.read_text()

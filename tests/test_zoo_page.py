@@ -56,21 +56,28 @@ def test_a_run_that_did_not_finish_writes_no_page(tmp_path, capsys):
     assert "studies.md: missing" in capsys.readouterr().err and not page.exists()
 
 
-@pytest.mark.parametrize("name", ["showcase"])
+# each committed page and the make target that writes it
+PAGES = {"showcase": "make showcase", "mnist-mlp": "make demo && make demo-page",
+         "mnist-mlp-deep": "make deep", "mnist-mlp-grid": "make grid"}
+
+
+@pytest.mark.parametrize("name", list(PAGES))
 def test_the_committed_page_is_what_its_snapshot_generates(name):
     page, snap = REPO / "docs" / f"{name}.md", REPO / "docs" / name
-    assert page.is_file() and snap.is_dir(), f"{page} and {snap}/ come from `make {name}`"
+    assert page.is_file() and snap.is_dir(), f"{page} and {snap}/ come from `{PAGES[name]}`"
     assert render(snap, page) == page.read_text()
 
 
 def test_the_readme_states_the_showcase_runs_own_time_and_estimate():
-    """The README's showcase minutes are the run's record and the CPU estimate, not typed."""
+    """The README's minutes for the default and showcase zoos are their runs' records, and the
+    showcase's estimate is phasezoo estimate's, not typed."""
     from phasezoo.config import load_config
     from phasezoo.estimate import estimate, machine
 
     readme = (REPO / "README.md").read_text()
-    run = json.loads((REPO / "docs" / "showcase" / "run.json").read_text())
-    assert f"**{run['seconds'] / 60:.0f} min** (`docs/showcase/run.json`)" in readme
+    for name in ("mnist-mlp", "showcase"):
+        run = json.loads((REPO / "docs" / name / "run.json").read_text())
+        assert f"**{run['seconds'] / 60:.0f} min** (`docs/{name}/run.json`)" in readme
     zoo = load_config(REPO / "config" / "showcase.yaml").zoo("showcase")
     predicted = estimate(zoo, on=machine("cpu", run["cores"])).wall_hours * 60
     assert f"predicts {predicted:.0f} min for its train" in readme
