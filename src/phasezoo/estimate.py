@@ -248,6 +248,7 @@ def estimate(zoo: ZooSpec, data_root: str | Path = DATA_ROOT,
     ``on`` (default: one GPU); ``data_root`` is the config's, where a local text corpus lies."""
     from phasezoo.jobs import train_groups
     from phasezoo.landscape.pairs import seed_pairs
+    from phasezoo.protocols import curve_epochs
 
     on = on or machine("gpu")
 
@@ -287,7 +288,9 @@ def estimate(zoo: ZooSpec, data_root: str | Path = DATA_ROOT,
         cka_flops = (2 * fwd * metrics.cka_batches * metrics.cka_batch_size
                      * len(seed_pairs(seeds, metrics.cka_max_pairs)))
         # each path point: a BatchNorm recompute pass and an evaluation pass over the train set
-        pair_flops = (TRAIN_FLOPS_FACTOR * metrics.mc_epochs
+        # the curve's epochs at this cell's data fraction (mc_epochs_rule: LLT scales them)
+        mc_epochs = curve_epochs(metrics.mc_epochs, metrics.mc_epochs_rule, fraction)
+        pair_flops = (TRAIN_FLOPS_FACTOR * mc_epochs
                       + 2 * (metrics.interpolation_points + metrics.mc_points)) * fwd * n
         measure = (seeds * kept * (factor * hessian_flops + fwd * (n + n_test))
                    + seeds * factor * topo_flops

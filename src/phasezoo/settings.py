@@ -97,6 +97,7 @@ class MetricsSettings(Section):
     max_pairs: int
     cka_max_pairs: int
     mc_epochs: int
+    mc_epochs_rule: str
     mc_lr: float
     mc_momentum: float
     mc_batch_size: int
@@ -104,6 +105,7 @@ class MetricsSettings(Section):
     mc_schedule: str
     mc_init: str
     mc_points: int
+    mc_eval_data: str
     mc_seed: int
     farms: bool
     farms_fit: str

@@ -115,14 +115,16 @@ def recompute_bn_stats(model: nn.Module, x: torch.Tensor, batch_size: int) -> nn
 
 
 def _path_values(models: list[nn.Module], split: Split, batch_size: int,
-                 bn_batch_size: int) -> np.ndarray:
+                 bn_batch_size: int, x: torch.Tensor | None = None) -> np.ndarray:
     """Train error (%, in the anchors' arithmetic: :func:`counted_error_percent`) and train
     loss at each point of a path, BatchNorm recomputed in batches of ``bn_batch_size``:
-    (points, 2)."""
+    (points, 2). ``x``: the training inputs every point sees, for BatchNorm and evaluation
+    alike (default the clean split; an augmented copy under ``mc_eval_data: augmented``)."""
+    x = split.x_train if x is None else x
     out, targets = [], split.y_train.numel()  # what a score counts: every target (LM: token)
     for m in models:
-        recompute_bn_stats(m, split.x_train, bn_batch_size)
-        loss, score = evaluate(m, split.x_train, split.y_train, batch_size, split.task)
+        recompute_bn_stats(m, x, bn_batch_size)
+        loss, score = evaluate(m, x, split.y_train, batch_size, split.task)
         out.append((counted_error_percent(split.task.kind, score, targets), loss))
     return np.array(out)
 
@@ -142,10 +144,11 @@ def end_tie(values: np.ndarray) -> float:
 
 
 def interpolation_barrier(a: nn.Module, b: nn.Module, split: Split, points: int,
-                          batch_size: int) -> dict[str, float]:
-    """The straight-line (linear interpolation) barrier on train error, in the ``mc`` convention."""
+                          batch_size: int, x_eval: torch.Tensor | None = None) -> dict[str, float]:
+    """The straight-line (linear interpolation) barrier on train error, in the ``mc`` convention,
+    evaluated on ``x_eval`` (default the clean training inputs; see :func:`_path_values`)."""
     path = [interpolate(a, b, float(t)) for t in np.linspace(0.0, 1.0, points)]
-    mc, t_star = mc_of(_path_values(path, split, batch_size, batch_size)[:, 0])
+    mc, t_star = mc_of(_path_values(path, split, batch_size, batch_size, x_eval)[:, 0])
     return {"linear_barrier": mc, "linear_barrier_t": t_star}
 
 
@@ -211,13 +214,17 @@ def _at(template: nn.Module, params: dict[str, torch.Tensor]) -> nn.Module:
 
 
 def mode_connectivity(a: nn.Module, b: nn.Module, split: Split, cfg: CurveSettings,
-                      eval_batch_size: int = 1000) -> dict[str, float]:
+                      eval_batch_size: int = 1000,
+                      x_eval: torch.Tensor | None = None) -> dict[str, float]:
     """Bezier mode connectivity between two models on train error (%) and train loss, and
-    whether its train-error mc is an end tie (:func:`end_tie`: its sign set by rounding)."""
+    whether its train-error mc is an end tie (:func:`end_tie`: its sign set by rounding). The
+    curve trains on the clean split; its points are evaluated on ``x_eval`` (default the clean
+    training inputs; an augmented copy under ``mc_eval_data: augmented``)."""
     pc = train_bezier(a, b, split, cfg)
     p0, p1 = _params(a), _params(b)
     path = [_at(a, bezier(p0, pc, p1, float(t))) for t in np.linspace(0.0, 1.0, cfg.points)]
-    values = _path_values(path, split, eval_batch_size, cfg.batch_size)  # BN: the curve's batches
+    # BN: the curve's batch size, as the anchors' update_bn on the curve's loader
+    values = _path_values(path, split, eval_batch_size, cfg.batch_size, x_eval)
     mc_error, t_error = mc_of(values[:, 0])
     mc_loss, _ = mc_of(values[:, 1])
     mc_chord, _ = mc_of(values[:, 0], reference="chord")

@@ -22,9 +22,11 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from phasezoo.augment import augment, is_active
 from phasezoo.checkpoints import Population, open_population
 from phasezoo.data import Split
 from phasezoo.phases import landscape_epoch_of
+from phasezoo.protocols import curve_epochs
 from phasezoo.settings import MetricsSettings
 from phasezoo.landscape.connectivity import CurveSettings, interpolation_barrier, mode_connectivity
 from phasezoo.landscape.similarity import cka_batches, pair_cka
@@ -35,6 +37,7 @@ CURVE_COLUMNS = ("linear_barrier", "linear_barrier_t", "mc", "mc_t", "mc_loss", 
 # 0.0 when it is finite, NaN when it was not measured (a diverged member, or not a CKA pair).
 PAIR_COLUMNS = ("cka", "cka_nan", *CURVE_COLUMNS)
 STREAM_BOUND = 2 ** 31  # derived seeds lie in [0, 2**31): a torch, numpy and Python seed alike
+AUGMENT_CHUNK = 4096  # images augmented per draw table (bounds the crop's index tensors)
 
 
 def stream_seed(*parts: int | str) -> int:
@@ -57,13 +60,29 @@ def cell_seed(mc_seed: int, cell: str) -> int:
     return stream_seed("cka", int(mc_seed), str(cell))
 
 
-def curve_settings(cfg: MetricsSettings, seed: int) -> CurveSettings:
+def curve_settings(cfg: MetricsSettings, seed: int, data_fraction: float = 1.0) -> CurveSettings:
     """The Bezier settings of a zoo's ``metrics`` config section (protocol keys filled), drawing
-    from ``seed`` (a pair's :func:`pair_seed`)."""
-    return CurveSettings(epochs=cfg.mc_epochs, lr=cfg.mc_lr, momentum=cfg.mc_momentum,
+    from ``seed`` (a pair's :func:`pair_seed`), for a cell trained on ``data_fraction`` of its
+    split (its epochs follow ``mc_epochs_rule``: :func:`phasezoo.protocols.curve_epochs`)."""
+    epochs = curve_epochs(cfg.mc_epochs, cfg.mc_epochs_rule, data_fraction)
+    return CurveSettings(epochs=epochs, lr=cfg.mc_lr, momentum=cfg.mc_momentum,
                          batch_size=cfg.mc_batch_size, points=cfg.mc_points,
                          seed=seed, weight_decay=cfg.mc_weight_decay,
                          schedule=cfg.mc_schedule, init=cfg.mc_init)
+
+
+def path_inputs(split: Split, cfg: MetricsSettings, spec: dict | None,
+                seed: int) -> torch.Tensor:
+    """The training inputs a pair's path points are evaluated on (``mc_eval_data``): the clean
+    split, or, under ``augmented`` with an active ``train.augment`` ``spec``, one augmented copy
+    of it drawn from ``seed`` (the pair's stream). One copy for every point of both paths: fresh
+    draws per point would add augmentation noise to the differences mc measures."""
+    if cfg.mc_eval_data == "clean" or not is_active(spec):
+        return split.x_train
+    x = split.x_train
+    chunks = [augment(x[s:s + AUGMENT_CHUNK], spec, stream_seed("mc-augment", seed, s))
+              for s in range(0, len(x), AUGMENT_CHUNK)]
+    return torch.cat(chunks)
 
 
 def seed_pairs(n: int, max_pairs: int) -> list[tuple[int, int]]:
@@ -92,8 +111,10 @@ def pair_row(pop: Population, split: Split, i: int, j: int, k: int, cfg: Metrics
         row |= {"cka": cka, "cka_nan": float(math.isnan(cka))}
     if curves:
         seed = pair_seed(cfg.mc_seed, pop.cell, int(pop.seeds[i]), int(pop.seeds[j]))
-        row |= interpolation_barrier(a, b, split, cfg.interpolation_points, bs)
-        row |= mode_connectivity(a, b, split, curve_settings(cfg, seed), bs)
+        x_eval = path_inputs(split, cfg, pop.hparams.get("augment"), seed)
+        curve = curve_settings(cfg, seed, float(pop.hparams.get("data_fraction", 1.0)))
+        row |= interpolation_barrier(a, b, split, cfg.interpolation_points, bs, x_eval)
+        row |= mode_connectivity(a, b, split, curve, bs, x_eval)
     return row
 
 
