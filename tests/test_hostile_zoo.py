@@ -146,7 +146,7 @@ def test_the_card_row_count_and_read_batch_are_checked_against_the_shards(publis
     _edit_card(zoo, lambda h: h["dataset_info"]["splits"][0].update(num_examples=6))
     assert verify(zoo) == 6
     _edit_card(zoo, lambda h: h["configs"][0].update(batch_size=10 ** 9))
-    with pytest.raises(VerifyError, match=r"batch_size is 1000000000; rows of 3,190 values are "
+    with pytest.raises(VerifyError, match=r"batch_size is 1000000000; rows of 12,730 values are "
                                           r"read 1000 at a time"):
         verify(zoo)
 
@@ -208,7 +208,7 @@ def test_a_layout_claiming_a_huge_architecture_is_refused_before_it_is_built(pub
         load_model({**row, "layout": json.dumps(deep)})
     wide = {**deep, "architecture": {**deep["architecture"], "kwargs": {
         **deep["architecture"]["kwargs"], "depth": 1, "width": 3000}}}
-    with pytest.raises(ValueError, match="outgrows its 4 entries of 3,190 values"):
+    with pytest.raises(ValueError, match="outgrows its 4 entries of 12,730 values"):
         load_model({**row, "layout": json.dumps(wide)})
     assert time.perf_counter() - start < 2  # refused, not built (17 s before)
     with pytest.raises(ValueError, match="layout: .* more than a layout may hold"):

@@ -217,7 +217,8 @@ def test_protocol_llt_rebuilds_the_same_zoos_metrics_under_its_recipe(published,
 
     from phasezoo.checkpoints import read_population
     from phasezoo.data import cell_split
-    from phasezoo.landscape import hessian_top_eigenvalue, sample_batches
+    from phasezoo.landscape import hessian_top_eigenvalue
+    from phasezoo.landscape.hessian import sample_batches
     from phasezoo.landscape.pairs import cell_seed
 
     s = load_config(raw).zoo("tiny").metrics

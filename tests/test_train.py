@@ -191,7 +191,7 @@ def test_killed_group_resumes_and_a_new_rate_catches_up(tmp_path, monkeypatch):
         train_mod.train_cells(cells[:2], outs[:2], CPU, cfg.data_root, progress=False)
     monkeypatch.setattr(StackedModel, "sgd_step", real_step)
     part = train_mod.group_partial_path(cells[:2], outs[:2])
-    assert part == tmp_path / ".train-rates-width-4.partial"
+    assert part == tmp_path / ".train-rates-width-16.partial"
     assert part == train_mod.group_partial_path(cells, outs)  # one file whatever the rates
     with h5py.File(part) as f:
         assert sorted(f) == sorted(c.id for c in cells[:2])

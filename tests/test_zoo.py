@@ -47,7 +47,8 @@ def test_load_dataset_rows_and_columns(published):
     expected = htsr_columns([load_model(row)], cfg.zoo("tiny").metrics)[0]
     for col in HTSR_LAYER_COLUMNS.values():
         assert len(row[col]) == len(names)
-        np.testing.assert_array_equal(row[col], expected[col])
+        # the stage's batched pass and this one model's SVD differ in the last bits
+        np.testing.assert_allclose(row[col], expected[col], rtol=1e-12)
     for col in ("layer_alpha", "layer_farms_alpha", "layer_stable_rank"):
         assert np.isfinite(row[col]).all(), col  # width 16: every layer fitted
 
