@@ -267,7 +267,7 @@ def test_llt_curve_epochs_follow_its_data_fraction_rule_and_ptmz_stays_fixed(mon
     assert [int(10 / f) * 5 for f in (0.1, 0.3, 0.5, 0.7, 1.0)] == [500, 165, 100, 70, 50]
 
 
-def test_mc_epochs_rule_and_mc_eval_data_are_protocol_keys_that_reach_the_measure_jobs_config():
+def test_mc_epochs_rule_and_the_curves_data_are_protocol_keys_that_reach_the_measure_jobs_config():
     from phasezoo.cli import STAGES
     from phasezoo.protocols import overrides
 
@@ -275,10 +275,13 @@ def test_mc_epochs_rule_and_mc_eval_data_are_protocol_keys_that_reach_the_measur
     assert (job["ptmz"]["mc_epochs_rule"], job["llt"]["mc_epochs_rule"]) == (
         "fixed", "per-data-fraction")
     assert (job["ptmz"]["mc_eval_data"], job["llt"]["mc_eval_data"]) == ("augmented", "clean")
-    changed = _fraction_zoo("ptmz", mc_eval_data="clean", mc_epochs_rule="per-data-fraction")
+    assert (job["ptmz"]["mc_train_data"], job["llt"]["mc_train_data"]) == ("augmented", "clean")
+    changed = _fraction_zoo("ptmz", mc_eval_data="clean", mc_epochs_rule="per-data-fraction",
+                            mc_train_data="clean")
     section = changed.as_dict(STAGES["metrics"])["metrics"]
-    assert overrides(section) == {"mc_eval_data": "clean", "mc_epochs_rule": "per-data-fraction"}
-    for key in ("mc_eval_data", "mc_epochs_rule"):
+    assert overrides(section) == {"mc_eval_data": "clean", "mc_epochs_rule": "per-data-fraction",
+                                  "mc_train_data": "clean"}
+    for key in ("mc_eval_data", "mc_epochs_rule", "mc_train_data"):
         with pytest.raises(ConfigError, match=key):
             _fraction_zoo("ptmz", **{key: "sometimes"})
 
@@ -363,3 +366,28 @@ def test_ptmz_evaluates_the_path_on_the_zoos_augmented_images_and_clean_without_
 
 
 CURVE_COLUMNS_CHECKED = ("linear_barrier", "mc", "mc_loss", "mc_chord", "mc_peak")
+
+
+def test_the_pair_table_trains_its_curve_on_the_cells_augmentation_only_under_augmented(
+        monkeypatch):
+    """``mc_train_data``: the curve gets the cell's active ``train.augment`` under ``augmented``
+    (ptmz), nothing under ``clean`` (llt) or without an active augmentation."""
+    seen = []
+
+    def curve(a, b, split, cfg, bs, x_eval=None):
+        seen.append(cfg.augment)
+        return {}
+
+    monkeypatch.setattr(pairs_module, "mode_connectivity", curve)
+    spec = {"crop": 2, "flip": True, "rotation": 0}
+    ptmz = replace(load_config(_zoo({})).zoo("z").metrics, mc_epochs=0, max_pairs=1,
+                   cka_max_pairs=1, interpolation_points=3, cka_batches=1, cka_batch_size=8)
+    for cfg, hparams, want in ((ptmz, {"augment": spec}, spec),
+                               (ptmz, {}, None),
+                               (ptmz, {"augment": {"crop": 0, "flip": False}}, None),
+                               (replace(ptmz, mc_train_data="clean"), {"augment": spec}, None)):
+        seen.clear()
+        pop = _Cell([_tiny_cnn(1), _tiny_cnn(2)], "batch_size-32_width-4")
+        pop.hparams |= hparams
+        pair_rows(pop, _cnn_split(), 0, cfg, progress=False)
+        assert seen == [want], (cfg.mc_train_data, hparams)

@@ -4,6 +4,7 @@ inputs, LLT's random control point, and the config keys each protocol fills."""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 
 import numpy as np
@@ -309,6 +310,7 @@ def test_curve_epochs_follow_the_rule_and_the_default_configs_keep_their_curves(
     (ptmz, no augmentation) keep a fixed curve and clean evaluation, so their mc is unchanged."""
     import yaml
 
+    from phasezoo.landscape.pairs import curve_settings
     from phasezoo.protocols import curve_epochs
 
     for f, llt in ((0.1, 500), (0.2, 250), (0.3, 165), (0.5, 100), (0.7, 70), (0.9, 55),
@@ -324,3 +326,90 @@ def test_curve_epochs_follow_the_rule_and_the_default_configs_keep_their_curves(
             zoo = cfg.zoo(name)
             assert zoo.metrics.mc_epochs_rule == "fixed", (path, name)
             assert all("augment" not in c.hparams for c in zoo.cells()), (path, name)
+            for c in zoo.cells():  # curves train clean: the settings of before mc_train_data
+                curve = curve_settings(zoo.metrics, 7, 1.0, c.hparams.get("augment"))
+                assert curve.augment is None and curve == curve_settings(zoo.metrics, 7)
+
+
+# ---- the curve's training data: PTMZ's augmented loader (mc_train_data) --------------------
+
+def _tiny_cnn(seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, 3))
+
+
+def _images(n: int = 40) -> Split:
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(n, 3, 8, 8, generator=g)
+    y = torch.randint(0, 3, (n,), generator=g)
+    return Split(x, y, x[:8], y[:8], 3)
+
+
+def _reference_curve(a: nn.Module, b: nn.Module, split: Split, cfg: CurveSettings,
+                     spec: dict | None) -> dict[str, torch.Tensor]:
+    """The anchors' curve loop written out with torch's own SGD: midpoint start, one shuffle
+    and per-batch t ~ U(0, 1) from the curve's seed, θ(t) = (1−t)²θ0 + 2t(1−t)θc + t²θ1 with
+    the L2 term on θ(t), the rate set per epoch; each batch, under ``spec``, augmented
+    explicitly with the draws of (curve seed, epoch, step), as PTMZ's loader augments each."""
+    import torch.nn.functional as F
+    from torch.func import functional_call
+
+    from phasezoo.augment import augment
+    from phasezoo.runtime import stream_seed
+
+    p0 = {k: v.detach().clone() for k, v in a.named_parameters()}
+    p1 = {k: v.detach().clone() for k, v in b.named_parameters()}
+    pc = {k: (0.5 * (p0[k] + p1[k])).requires_grad_() for k in p0}
+    opt = torch.optim.SGD(list(pc.values()), lr=cfg.lr, momentum=cfg.momentum)
+    net = copy.deepcopy(a).train()
+    buffers = {k: v.clone() for k, v in net.named_buffers()}
+    gen, n = torch.Generator().manual_seed(cfg.seed), len(split.x_train)
+    for epoch, lr in enumerate(curve_lrs(cfg.lr, cfg.epochs, cfg.schedule), 1):
+        for group in opt.param_groups:
+            group["lr"] = lr
+        order = torch.randperm(n, generator=gen)
+        for step, s in enumerate(range(0, n, cfg.batch_size)):
+            idx = order[s:s + cfg.batch_size]
+            t = float(torch.rand((), generator=gen))
+            xb = split.x_train[idx]
+            if spec is not None:
+                xb = augment(xb, spec, stream_seed("mc-train-augment", cfg.seed, epoch, step))
+            theta = {k: (1 - t) ** 2 * p0[k] + 2 * t * (1 - t) * pc[k] + t ** 2 * p1[k]
+                     for k in p0}
+            logits = functional_call(net, {**theta, **buffers}, (xb,))
+            loss = (F.cross_entropy(logits, split.y_train[idx])
+                    + 0.5 * cfg.weight_decay * sum(w.pow(2).sum() for w in theta.values()))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return {k: v.detach() for k, v in pc.items()}
+
+
+def test_ptmz_trains_the_curve_on_the_zoos_augmentation_with_fresh_draws_per_batch():
+    """``mc_train_data: augmented`` (ptmz) on a zoo with ``train.augment``: the control point
+    equals the reference loop that augments each batch with the draws of (curve seed, epoch,
+    step); it differs from the clean-trained one and is reproducible. ``clean`` (llt), or no
+    active augmentation, trains on the clean batches: the reference loop without augmentation."""
+    from phasezoo.landscape.pairs import curve_settings
+
+    spec = {"crop": 2, "flip": True, "rotation": 15}
+    split, a, b = _images(), _tiny_cnn(1), _tiny_cnn(2)
+    metrics = _metrics(mc_epochs=3, mc_batch_size=16)  # 40 images: 3 steps per epoch
+    augmented = curve_settings(metrics, 11, 1.0, spec)
+    assert augmented.augment == spec and augmented.schedule == "compounded"
+    clean = curve_settings(replace(metrics, mc_train_data="clean"), 11, 1.0, spec)
+    assert clean.augment is None and clean == curve_settings(metrics, 11)
+    assert curve_settings(metrics, 11, 1.0, {"crop": 0, "flip": False}).augment is None
+
+    got = train_bezier(a, b, split, augmented)
+    want = _reference_curve(a, b, split, augmented, spec)
+    for k in want:
+        torch.testing.assert_close(got[k], want[k], rtol=1e-5, atol=1e-6)
+    again = train_bezier(a, b, split, augmented)
+    assert all(torch.equal(got[k], again[k]) for k in got)  # deterministic for its seed
+    plain = train_bezier(a, b, split, clean)
+    assert max(float((got[k] - plain[k]).abs().max()) for k in got) > 1e-3
+    want_plain = _reference_curve(a, b, split, clean, None)
+    for k in want_plain:
+        torch.testing.assert_close(plain[k], want_plain[k], rtol=1e-5, atol=1e-6)

@@ -11,23 +11,24 @@ from __future__ import annotations
 
 from typing import Any
 
-PROTOCOL_KEYS = ("mc_points", "mc_epochs", "mc_epochs_rule", "mc_eval_data", "mc_lr",
-                 "mc_momentum", "mc_batch_size", "mc_weight_decay", "mc_schedule", "mc_init", "max_pairs", "cka_max_pairs",
+PROTOCOL_KEYS = ("mc_points", "mc_epochs", "mc_epochs_rule", "mc_train_data", "mc_eval_data",
+                 "mc_lr", "mc_momentum", "mc_batch_size", "mc_weight_decay", "mc_schedule",
+                 "mc_init", "max_pairs", "cka_max_pairs",
                  "cka_output", "cka_data", "cka_batches", "cka_batch_size", "cka_pooling",
                  "cka_mixup_alpha", "hessian_batches", "hessian_batch_size", "hessian_top_data")
 
 _CURVES = {"mc_points": 5, "mc_momentum": 0.9, "mc_batch_size": 128, "mc_weight_decay": 5e-4}
 
 PROTOCOLS: dict[str, dict[str, Any]] = {
-    "ptmz": {**_CURVES, "mc_epochs": 10, "mc_epochs_rule": "fixed", "mc_eval_data": "augmented",
-             "mc_lr": 0.1, "mc_schedule": "compounded",
-             "mc_init": "midpoint", "max_pairs": -1, "cka_max_pairs": -1,
+    "ptmz": {**_CURVES, "mc_epochs": 10, "mc_epochs_rule": "fixed",
+             "mc_train_data": "augmented", "mc_eval_data": "augmented", "mc_lr": 0.1,
+             "mc_schedule": "compounded", "mc_init": "midpoint", "max_pairs": -1, "cka_max_pairs": -1,
              "cka_output": "logits", "cka_data": "test", "cka_batches": 10, "cka_batch_size": 128,
              "cka_pooling": "batch-mean", "cka_mixup_alpha": 16.0,
              "hessian_batches": 10, "hessian_batch_size": 64, "hessian_top_data": "test"},
     "llt": {**_CURVES, "mc_epochs": 50, "mc_epochs_rule": "per-data-fraction",
-            "mc_eval_data": "clean", "mc_lr": 0.01, "mc_schedule": "from-base",
-            "mc_init": "random", "max_pairs": 1, "cka_max_pairs": -1,
+            "mc_train_data": "clean", "mc_eval_data": "clean", "mc_lr": 0.01,
+            "mc_schedule": "from-base", "mc_init": "random", "max_pairs": 1, "cka_max_pairs": -1,
             "cka_output": "softmax", "cka_data": "train-mixup", "cka_batches": 6,
             "cka_batch_size": 128, "cka_pooling": "pooled", "cka_mixup_alpha": 16.0,
             "hessian_batches": 1, "hessian_batch_size": 200, "hessian_top_data": "train"},
@@ -99,14 +100,14 @@ DEVIATIONS = (
     "Hessian λmax by Lanczos and trace by Hutchinson probes to a standard-error target "
     "(the anchors: PyHessian's power iteration and its stopping rule)",
     "CKA test samples evenly spaced over the test split (the anchors: its first batches)",
-    "curves trained on the un-augmented training split (PTMZ trains them on its augmented "
-    "loader); under `mc_eval_data: augmented` every path point sees one fixed augmented copy of "
-    "the training split (PTMZ's loader draws fresh augmentations on every pass)",
+    "under `mc_eval_data: augmented` every path point sees one fixed augmented copy of the "
+    "training split (PTMZ's loader draws fresh augmentations on every pass)",
     "LLT's mixup CKA batches drawn once per cell and shared by its pairs (LLT draws fresh ones "
     "for every ordered pair)",
-    "each pair's curve (shuffles, t draws, LLT's random control point) and each cell's CKA "
-    "batches draw from their own streams, derived from `mc_seed`, the cell and the pair "
-    "(the anchors: one process seed per run)",
+    "each pair's curve (shuffles, t draws, training augmentations, LLT's random control point) "
+    "and each cell's CKA batches draw from their own streams, derived from `mc_seed`, the cell "
+    "and the pair (the anchors: one process seed per run; PTMZ's loader workers draw its "
+    "augmentations)",
     "`mc_loss` on the plain loss (the anchors' curve loss adds the L2 term)",
     "the Hessian's samples (train, and test for ptmz's λmax) drawn at random with "
     "`hessian_seed` (the anchors: their loaders' first batches)",

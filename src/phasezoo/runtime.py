@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from typing import Iterator
 
 import torch
@@ -20,6 +21,17 @@ def resolve_device(name: str = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device '{name}' requested but CUDA is not available (use 'auto' or 'cpu')")
     return device
+
+
+STREAM_BOUND = 2 ** 31  # derived seeds lie in [0, 2**31): a torch, numpy and Python seed alike
+
+
+def stream_seed(*parts: int | str) -> int:
+    """A seed derived from ``parts`` by SHA-256 of their canonical text (``repr`` of each,
+    joined by ``|``), reduced below :data:`STREAM_BOUND`. Stable across processes, platforms and
+    Python versions, which Python's salted ``hash`` of a string is not."""
+    text = "|".join(repr(p) for p in parts)
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") % STREAM_BOUND
 
 
 @contextlib.contextmanager

@@ -104,6 +104,7 @@ class MetricsSettings(Section):
     mc_weight_decay: float
     mc_schedule: str
     mc_init: str
+    mc_train_data: str
     mc_points: int
     mc_eval_data: str
     mc_seed: int

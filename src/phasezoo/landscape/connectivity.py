@@ -29,18 +29,19 @@ picks the end: path errors are computed in the anchors' own arithmetic
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call
 
+from phasezoo.augment import augment
 from phasezoo.data import Split
 from phasezoo.evaluation import evaluate
 from phasezoo.optim import SGD
 from phasezoo.protocols import curve_lrs
-from phasezoo.runtime import generator, seeded
+from phasezoo.runtime import generator, seeded, stream_seed
 from phasezoo.task_kinds import counted_error_percent
 
 
@@ -58,6 +59,9 @@ class CurveSettings:
     weight_decay: float = 5e-4  # ½·wd·‖θ(t)‖² added to the loss
     schedule: str = "compounded"  # see phasezoo.protocols.curve_lrs
     init: str = "midpoint"  # or "random"
+    # the zoo's train.augment applied to every training batch (mc_train_data: augmented), None:
+    # clean batches (phasezoo.landscape.pairs.curve_settings sets it only when it is active)
+    augment: dict | None = field(default=None, hash=False)
 
 
 def mc_of(values: np.ndarray, reference: str = "midline") -> tuple[float, float]:
@@ -159,6 +163,12 @@ def train_bezier(a: nn.Module, b: nn.Module, split: Split, cfg: CurveSettings) -
     ½·wd·‖θ(t)‖² (the anchors' ``l2_regularizer``, on every parameter of the point, not on θc):
     the expected loss along the curve (Garipov et al. 2018). The learning rate is set once per
     epoch (``cfg.schedule``, :func:`phasezoo.protocols.curve_lrs`).
+
+    With ``cfg.augment`` (``mc_train_data: augmented`` on a zoo with ``train.augment``) each
+    batch is augmented as the zoo's training augments it (:func:`phasezoo.augment.augment`),
+    fresh draws per batch as PTMZ's augmented training loader gives, seeded by
+    :func:`curve_augment_seed` (the curve's stream, epoch, step): the shuffles and t draws are
+    the clean curve's, and a seed gives the same control point.
     """
     p0, p1 = _params(a), _params(b)
     start = (random_point(a, cfg.seed) if cfg.init == "random"
@@ -168,7 +178,7 @@ def train_bezier(a: nn.Module, b: nn.Module, split: Split, cfg: CurveSettings) -
     buffers = {k: v.clone() for k, v in model.named_buffers()}
     opt = SGD(list(pc.values()), momentum=cfg.momentum)
     n, gen = len(split.x_train), generator(cfg.seed)
-    for lr in curve_lrs(cfg.lr, cfg.epochs, cfg.schedule):
+    for epoch, lr in enumerate(curve_lrs(cfg.lr, cfg.epochs, cfg.schedule), 1):
         order = torch.randperm(n, generator=gen).to(split.x_train.device)
         for s in range(0, n, cfg.batch_size):
             idx = order[s:s + cfg.batch_size]
@@ -176,13 +186,23 @@ def train_bezier(a: nn.Module, b: nn.Module, split: Split, cfg: CurveSettings) -
             point = bezier(p0, pc, p1, t)
             params = {**point, **buffers}
             opt.zero_grad()
+            xb = split.x_train[idx]
+            if cfg.augment is not None:
+                step = s // cfg.batch_size
+                xb = augment(xb, cfg.augment, curve_augment_seed(cfg.seed, epoch, step))
             loss = split.task.loss(lambda inp, p=params: functional_call(model, p, (inp,)),
-                                   split.x_train[idx], split.y_train[idx])
+                                   xb, split.y_train[idx])
             if cfg.weight_decay:
                 loss = loss + 0.5 * cfg.weight_decay * sum(w.pow(2).sum() for w in point.values())
             loss.backward()
             opt.step(lr)
     return {k: v.detach() for k, v in pc.items()}
+
+
+def curve_augment_seed(seed: int, epoch: int, step: int) -> int:
+    """The seed of a curve's augmentation draws at (``epoch``, 1-based, ``step``), derived from
+    its stream ``seed`` (a pair's ``pair_seed``) apart from its shuffle and t draws."""
+    return stream_seed("mc-train-augment", int(seed), int(epoch), int(step))
 
 
 @torch.no_grad()
@@ -218,8 +238,9 @@ def mode_connectivity(a: nn.Module, b: nn.Module, split: Split, cfg: CurveSettin
                       x_eval: torch.Tensor | None = None) -> dict[str, float]:
     """Bezier mode connectivity between two models on train error (%) and train loss, and
     whether its train-error mc is an end tie (:func:`end_tie`: its sign set by rounding). The
-    curve trains on the clean split; its points are evaluated on ``x_eval`` (default the clean
-    training inputs; an augmented copy under ``mc_eval_data: augmented``)."""
+    curve trains on the split's batches (augmented under ``cfg.augment``); its points are
+    evaluated on ``x_eval`` (default the clean training inputs; an augmented copy under
+    ``mc_eval_data: augmented``)."""
     pc = train_bezier(a, b, split, cfg)
     p0, p1 = _params(a), _params(b)
     path = [_at(a, bezier(p0, pc, p1, float(t))) for t in np.linspace(0.0, 1.0, cfg.points)]

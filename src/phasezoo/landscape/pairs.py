@@ -5,15 +5,15 @@ barrier and Bezier mode connectivity). LLT averages CKA over every seed pair but
 on pair 0-1 only, so the two differ under ``llt``; a row is kept for each pair in either set,
 with NaN in the columns of the measurement its pair was not in.
 
-Each pair draws its own random numbers (the curve's shuffles and t draws, LLT's random control
-point) from :func:`pair_seed`, and each cell its mixup CKA batches from :func:`cell_seed`, both
-derived from ``metrics.mc_seed``: one stream for the whole grid would make its error common to
-every pair and cell, so pair means would not average it out.
+Each pair draws its own random numbers (the curve's shuffles, t draws and training
+augmentations, LLT's random control point, the augmented copy its path is evaluated on) from
+:func:`pair_seed`, and each cell its mixup CKA batches from :func:`cell_seed`, both derived
+from ``metrics.mc_seed``: one stream for the whole grid would make its error common to every
+pair and cell, so pair means would not average it out.
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import math
 from pathlib import Path
@@ -27,6 +27,7 @@ from phasezoo.checkpoints import Population, open_population
 from phasezoo.data import Split
 from phasezoo.phases import landscape_epoch_of
 from phasezoo.protocols import curve_epochs
+from phasezoo.runtime import STREAM_BOUND, stream_seed  # noqa: F401 (the streams' bound, re-exported)
 from phasezoo.settings import MetricsSettings
 from phasezoo.landscape.connectivity import CurveSettings, interpolation_barrier, mode_connectivity
 from phasezoo.landscape.similarity import cka_batches, pair_cka
@@ -36,16 +37,7 @@ CURVE_COLUMNS = ("linear_barrier", "linear_barrier_t", "mc", "mc_t", "mc_loss", 
 # cka_nan: 1.0 when both members are live and their CKA is NaN (a collapsed, constant output),
 # 0.0 when it is finite, NaN when it was not measured (a diverged member, or not a CKA pair).
 PAIR_COLUMNS = ("cka", "cka_nan", *CURVE_COLUMNS)
-STREAM_BOUND = 2 ** 31  # derived seeds lie in [0, 2**31): a torch, numpy and Python seed alike
 AUGMENT_CHUNK = 4096  # images augmented per draw table (bounds the crop's index tensors)
-
-
-def stream_seed(*parts: int | str) -> int:
-    """A seed derived from ``parts`` by SHA-256 of their canonical text (``repr`` of each,
-    joined by ``|``), reduced below :data:`STREAM_BOUND`. Stable across processes, platforms and
-    Python versions, which Python's salted ``hash`` of a string is not."""
-    text = "|".join(repr(p) for p in parts)
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") % STREAM_BOUND
 
 
 def pair_seed(mc_seed: int, cell: str, seed_a: int, seed_b: int) -> int:
@@ -60,15 +52,19 @@ def cell_seed(mc_seed: int, cell: str) -> int:
     return stream_seed("cka", int(mc_seed), str(cell))
 
 
-def curve_settings(cfg: MetricsSettings, seed: int, data_fraction: float = 1.0) -> CurveSettings:
+def curve_settings(cfg: MetricsSettings, seed: int, data_fraction: float = 1.0,
+                   spec: dict | None = None) -> CurveSettings:
     """The Bezier settings of a zoo's ``metrics`` config section (protocol keys filled), drawing
     from ``seed`` (a pair's :func:`pair_seed`), for a cell trained on ``data_fraction`` of its
-    split (its epochs follow ``mc_epochs_rule``: :func:`phasezoo.protocols.curve_epochs`)."""
+    split (its epochs follow ``mc_epochs_rule``: :func:`phasezoo.protocols.curve_epochs`) with
+    ``spec`` its ``train.augment``: the curve's training batches are augmented with it under
+    ``mc_train_data: augmented`` when it is active, else clean (``augment=None``)."""
     epochs = curve_epochs(cfg.mc_epochs, cfg.mc_epochs_rule, data_fraction)
+    train_augment = spec if cfg.mc_train_data == "augmented" and is_active(spec) else None
     return CurveSettings(epochs=epochs, lr=cfg.mc_lr, momentum=cfg.mc_momentum,
                          batch_size=cfg.mc_batch_size, points=cfg.mc_points,
                          seed=seed, weight_decay=cfg.mc_weight_decay,
-                         schedule=cfg.mc_schedule, init=cfg.mc_init)
+                         schedule=cfg.mc_schedule, init=cfg.mc_init, augment=train_augment)
 
 
 def path_inputs(split: Split, cfg: MetricsSettings, spec: dict | None,
@@ -112,7 +108,8 @@ def pair_row(pop: Population, split: Split, i: int, j: int, k: int, cfg: Metrics
     if curves:
         seed = pair_seed(cfg.mc_seed, pop.cell, int(pop.seeds[i]), int(pop.seeds[j]))
         x_eval = path_inputs(split, cfg, pop.hparams.get("augment"), seed)
-        curve = curve_settings(cfg, seed, float(pop.hparams.get("data_fraction", 1.0)))
+        curve = curve_settings(cfg, seed, float(pop.hparams.get("data_fraction", 1.0)),
+                               pop.hparams.get("augment"))
         row |= interpolation_barrier(a, b, split, cfg.interpolation_points, bs, x_eval)
         row |= mode_connectivity(a, b, split, curve, bs, x_eval)
     return row
