@@ -3,7 +3,7 @@
 Both run side by side in this process on the same models and the same fixed sample (10 batches
 × 64 training images, the phase-transition zoo's setting). PyHessian 0.1 runs at its defaults
 (power iteration and Hutchinson, maxIter 100, tol 1e-3) in its multi-batch (dataloader) mode, with
-``model.zero_grad(set_to_none=True)`` before each construction (REFERENCE_NOTES: otherwise its
+``model.zero_grad(set_to_none=True)`` before each construction (docs/reference-libraries.md: otherwise its
 gradients accumulate and λmax comes out 2-12× too large). phasezoo runs at the zoo's config
 defaults (Lanczos tol 1e-3, deflated-Hutchinson trace tol 1e-2). Both are measured against the
 exact Hessian (dense, float64, from batched HVPs of every basis vector).

@@ -184,7 +184,7 @@ def small_cnn():
 def test_agrees_with_pyhessian_on_a_small_cnn():
     """PyHessian 0.1 (dataloader mode) on the same batches: same λ, trace within its noise.
 
-    PyHessian traps (REFERENCE_NOTES): ``cuda=False`` is required on CPU; its constructor
+    PyHessian traps (docs/reference-libraries.md): ``cuda=False`` is required on CPU; its constructor
     accumulates into ``.grad`` so ``zero_grad(set_to_none=True)`` must precede it; its power
     iteration stops at 1e-3 relative change; its Hutchinson returns the list of samples.
     """
