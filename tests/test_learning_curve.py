@@ -50,7 +50,7 @@ def test_an_oracle_scores_one_and_the_mean_predictor_at_most_zero() -> None:
     def record(split, seed, pred):
         return {"r2": r2_score(y[split.test], pred), "bootstrap_std": 0.0, "seed": seed}
 
-    splits = [random_split(meta, 0), random_split(meta, 1)]
+    splits = {0: random_split(meta, 0), 1: random_split(meta, 1)}
     runs = curve_records(meta, splits, steps, record)
     points = summarize_curve(runs)
     n_train = meta["cell"].iloc[splits[0].train].nunique()

@@ -388,9 +388,9 @@ def learning_curve(table: ZooTable, splits: ZooSplits, seeds: int, baselines: di
     steps |= {n: _method(factory, table, task, features) for n, factory in methods.items()
               if n not in skipped and task.name in getattr(factory, "tasks", (task.name,))}
     steps = {n: partial(_fit_if_varied, step, y) for n, step in steps.items()}
-    randoms = [s for seed in range(seeds) for s in splits.for_seed(meta, seed)
-               if s.name == "random"]
-    total = sum(len(nested_splits(meta, s, i)) for i, s in enumerate(randoms)) * len(steps)
+    randoms = {seed: s for seed in range(seeds) for s in splits.for_seed(meta, seed)
+               if s.name == "random"}
+    total = sum(len(nested_splits(meta, s, seed)) for seed, s in randoms.items()) * len(steps)
     with tqdm(total=total, desc="learning curve", unit="fit", disable=not progress) as bar:
         runs = curve_records(meta, randoms, steps, lambda split, seed, pred: _record(
             task, "", split, seed, "", meta, y, pred), bar.update)

@@ -44,14 +44,15 @@ def nested_splits(meta: pd.DataFrame, split: Split, seed: int,
     return out
 
 
-def curve_records(meta: pd.DataFrame, random_splits: list[Split],
+def curve_records(meta: pd.DataFrame, random_splits: dict[int, Split],
                   fit_predicts: dict[str, FitPredict], record: Record,
                   tick: Callable[[], object] = lambda: None) -> list[dict]:
     """Each fit-predict step scored on every nested training set of each seed's random split
     (``random_splits[seed]``); ``record`` scores one prediction as the benchmark does. A step
-    that returns None (a method that does not score this split or seed) adds no point."""
+    that returns None (a method that does not score this split or seed) adds no point.
+    ``random_splits``: each seed's random split, by seed (a seed without one is absent)."""
     cell_of, out = meta["cell"].to_numpy(), []
-    for seed, split in enumerate(random_splits):
+    for seed, split in random_splits.items():
         for sub in nested_splits(meta, split, seed):
             k = len(np.unique(cell_of[sub.train]))  # the point's x: its own training cells
             for name, fit_predict in fit_predicts.items():
