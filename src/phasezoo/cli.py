@@ -254,6 +254,14 @@ def cmd_verify(a: argparse.Namespace) -> None:
     print(f"{a.zoo_dir}: OK, {verify(a.zoo_dir)} rows")
 
 
+def cmd_export(a: argparse.Namespace) -> None:
+    """Rows of a zoo as files other tools read (:mod:`phasezoo.export`)."""
+    from phasezoo.export import export_zoo
+
+    paths = export_zoo(a.zoo, a.out, a.format, a.cell, a.phase, a.epoch, progress=not a.quiet)
+    print(f"{a.out}: {len(paths)} {a.format} file(s)")
+
+
 def cmd_page(a: argparse.Namespace) -> None:
     """Snapshot a finished run's outputs and write its page from them (:mod:`phasezoo.zoo_page`)."""
     import json
@@ -341,6 +349,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="check a published zoo's checksums and schema")
     p.add_argument("zoo_dir", help="folder of a published zoo")
     p.set_defaults(fn=cmd_verify)
+    p = sub.add_parser("export", help="a zoo's rows as safetensors files, one per model and "
+                                      "epoch, with the row's metadata",
+                       description="Write each selected row's module (its own parameter names) "
+                                   "as a safetensors file with the row's columns in its "
+                                   "metadata, for WeightWatcher, PyHessian, nfn, ...")
+    p.add_argument("zoo", help="folder of a published zoo, or a hub id")
+    p.add_argument("--format", choices=["safetensors"], default="safetensors",
+                   help="file format (default: %(default)s)")
+    p.add_argument("--out", required=True, help="folder for the files")
+    p.add_argument("--cell", nargs="+", help="only these cells")
+    p.add_argument("--phase", nargs="+", help="only these phases (I, II, III, IV-A, IV-B)")
+    p.add_argument("--epoch", type=int, nargs="+", help="only these kept epochs")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(fn=cmd_export)
     add_report_commands(sub)
     p = sub.add_parser("estimate", help="models, parameters and GPU-hour estimate of zoos",
                        description="Models, parameters (exact, built on the meta device), training "

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import copy
 import math
-import socket
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -30,13 +28,16 @@ import torch
 from torch import nn
 
 from phasezoo.evaluation import evaluate
-from phasezoo.sources import is_local, source_problem
+# a row's data, rebuilt as it names it (zoo_data_problem: tests/test_hostile_zoo.py imports it here)
+from phasezoo.rows import cell_hparams, zoo_cell_split, zoo_data_problem  # noqa: F401
 from phasezoo.tasks import TASK_SCORES, Task, score_sign
 from phasezoo.weights import build_model, skeleton
 from phasezoo.wsl import alphaprune
+from phasezoo.wsl import regimes as three_regimes
 from phasezoo.wsl.finetune import (TB_FRACTIONS, FinetuneSettings, cell_tempbalance,
                                    cell_transfer, finetuned, transfer_split)
 from phasezoo.wsl.tempbalance import MIN_EIGS, tuned_layers
+from phasezoo.wsl.regimes import RegimeSettings
 
 SPARSITIES = (0.5, 0.8, 0.9, 0.95)
 ALLOCATIONS = ("uniform", "alpha")  # per-layer arms beside global pruning ("pruned_*")
@@ -292,109 +293,6 @@ class LazyModels(Sequence):
         return self.build(i)
 
 
-def cell_hparams(row: pd.Series) -> dict[str, Any]:
-    """A cell's hyperparameters from a zoo row's ``hp_*`` columns (lists and mappings are stored
-    as JSON text)."""
-    import json
-
-    out = {}
-    for col, value in row.items():
-        if str(col).startswith("hp_"):
-            if isinstance(value, str) and value[:1] in "[{":
-                value = json.loads(value)
-            out[str(col)[3:]] = value.item() if hasattr(value, "item") else value
-    return out
-
-
-def zoo_data_problem(hp: dict[str, Any], input_shape: Sequence[int] | None,
-                     allow_local: bool = False) -> str | None:
-    """Why the studies may not rebuild the data a zoo's row names (None if they may).
-
-    Why: a zoo is downloaded, and its ``hp_*`` columns choose what the studies read. Only a
-    registered dataset, with no option naming a local file (``text``'s ``source=/etc/passwd``)
-    and images no larger than the zoo's own models take, ``input_shape`` (a crafted
-    ``image_size`` would resize every image to any size). ``allow_local`` (``--allow-local-data``,
-    which the workflow passes for the zoo it just built from its own config) admits a ``text``
-    source under ``data_root`` (:func:`phasezoo.sources.source_problem`).
-    """
-    from phasezoo.data import list_datasets
-
-    name, prep = hp.get("dataset"), hp.get("dataset_options", {})
-    if not isinstance(name, str) or name not in list_datasets():
-        return f"hp_dataset {str(name)[:100]!r} is not a registered dataset"
-    options = prep.get("options", {}) if isinstance(prep, dict) else None
-    if not isinstance(options, dict):
-        return "hp_dataset_options is not {options: {...}, ...}"
-    for key, value in options.items():
-        if _names_local_file(key, value) and not (
-                allow_local and key == "source" and source_problem(value) is None):
-            return (f"hp_dataset_options option {key}={value[:100]!r} names a local file; the "
-                    "studies never read a file a zoo names")
-    for key, dim in (("image_size", -1), ("channels", 0)):
-        value = prep.get(key)
-        if value is not None and (not input_shape or value != input_shape[dim]):
-            return (f"hp_dataset_options {key}={str(value)[:20]} is not the models' input "
-                    f"shape {list(input_shape or [])}")
-    return None
-
-
-def _names_local_file(key: str, value: Any) -> bool:
-    """Whether a dataset option names a local file: ``source`` unless a named or hub text
-    source (:func:`phasezoo.sources.is_local`), any other option when it holds a path."""
-    if not isinstance(value, str):
-        return False
-    if key == "source":
-        return is_local(value)
-    return "/" in value or "\\" in value or value.startswith("~")
-
-
-def zoo_cell_split(hp: dict[str, Any], data_root: str, input_shape: Sequence[int] | None,
-                   allow_download: bool = False, allow_local: bool = False) -> Any:
-    """A cell's data rebuilt as its zoo row names it (:func:`phasezoo.data.cell_split`), from
-    what is already in ``data_root`` or ships with a package: a download only with
-    ``allow_download`` (``--allow-download``).
-
-    Raises:
-        ValueError: one line, when the zoo names data it may not (:func:`zoo_data_problem`) or
-            data that would have to be downloaded.
-    """
-    from phasezoo.data import cell_split
-
-    problem = zoo_data_problem(hp, input_shape, allow_local)
-    if problem:
-        raise ValueError(problem)
-    with _network(allow_download) as attempts:
-        try:
-            return cell_split(hp, data_root)
-        except Exception:
-            if not attempts:
-                raise
-    raise ValueError(f"dataset '{hp['dataset']}' is not in {data_root} and would be downloaded "
-                     "(the zoo names it); pass --allow-download to let the studies download it")
-
-
-@contextmanager
-def _network(allowed: bool) -> Iterator[list[str]]:
-    """Inside, unless ``allowed``, every outgoing connection fails (``OSError``) and is recorded
-    in the list yielded. Why the network and not a list of datasets: every loader downloads
-    what is missing on its own (torchvision, ``datasets``, Tiny ImageNet's zip), and this covers
-    all of them, present and future."""
-    attempts: list[str] = []
-    if allowed:
-        yield attempts
-        return
-
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        attempts.append(str(args[-1] if args else kwargs))
-        raise OSError("phasezoo studies: downloads are off (--allow-download)")
-
-    real = socket.getaddrinfo, socket.socket.connect, socket.socket.connect_ex
-    socket.getaddrinfo = socket.socket.connect = socket.socket.connect_ex = refuse
-    try:
-        yield attempts
-    finally:
-        socket.getaddrinfo, socket.socket.connect, socket.socket.connect_ex = real
-
 
 def by_phase(cells: pd.DataFrame, sign: int = 1,
              skip: Iterable[str] = ()) -> dict[str, Any]:
@@ -456,7 +354,8 @@ def kruskal_problem(groups: list[np.ndarray]) -> str | None:
 def run_studies(zoo: str, data_root: str = "data", progress: bool = True,
                 transfer_dataset: str | None = None,
                 finetune: FinetuneSettings | None = None,
-                allow_download: bool = False, allow_local: bool = False) -> dict[str, Any]:
+                allow_download: bool = False, allow_local: bool = False,
+                regimes: RegimeSettings | None = None) -> dict[str, Any]:
     """Every cell of a zoo (folder or hub id) at its last kept epoch, then the per-phase summary.
 
     Each cell's test split is rebuilt from its ``hp_*`` columns through the dataset registry
@@ -464,7 +363,8 @@ def run_studies(zoo: str, data_root: str = "data", progress: bool = True,
     ``allow_download``, a local file the zoo names only with ``allow_local``); cells that share their
     data (all but a PINN zoo's, whose β is the load) share one split. With ``transfer_dataset``,
     every model is also fine-tuned on that dataset against a from-scratch baseline
-    (:mod:`phasezoo.wsl.finetune`).
+    (:mod:`phasezoo.wsl.finetune`). ``regimes``: the three-regime study's densities and
+    retraining budget (:mod:`phasezoo.wsl.regimes`; its section ``regimes`` of the result).
     """
     import json
 
@@ -485,6 +385,8 @@ def run_studies(zoo: str, data_root: str = "data", progress: bool = True,
                              tuple(table.layouts[0]["architecture"]["kwargs"]["input_shape"]))
               if transfer_dataset else None)
     finetune = finetune or FinetuneSettings()
+    regimes, points = regimes or RegimeSettings(), []
+    protocol, no_regimes = three_regimes.zoo_protocol_or_reason(zoo)
     for cell, g in tqdm(table.meta[last].groupby("cell", sort=False), desc="studies",
                         disable=not progress):
         hp = cell_hparams(g.iloc[0])
@@ -512,6 +414,9 @@ def run_studies(zoo: str, data_root: str = "data", progress: bool = True,
             row |= cell_transfer(models, fresh, second, finetune, seeds, tuned=tuned)
             if "TempBalance" not in skip:
                 row |= cell_tempbalance(models, second, finetune, seeds, uniform_full=tuned)
+        if protocol is not None and limits[-1]["prunable"]:
+            points += three_regimes.cell_points(models, seeds, test, three_regimes.coordinates(g),
+                                                regimes, protocol, hp.get("augment"))
         rows.append(row)
     cells = pd.DataFrame(rows)
     kind = next(iter(splits.values())).task.kind
@@ -520,7 +425,9 @@ def run_studies(zoo: str, data_root: str = "data", progress: bool = True,
             "task": kind, "score": TASK_SCORES[kind], "transfer_dataset": transfer_dataset,
             "sparsities": list(SPARSITIES), "not_applicable": nowhere,
             "partly_applicable": partly, "cells": cells.to_dict(orient="records"),
-            **by_phase(cells, score_sign(kind), skip=nowhere)}
+            **by_phase(cells, score_sign(kind), skip=nowhere),
+            "regimes": three_regimes.finish(points, max(c["prunable"] for c in limits), protocol,
+                                            no_regimes, regimes, kind)}
 
 
 def _fresh(layout: dict, seed: int) -> nn.Module:
