@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import h5py
 import numpy as np
@@ -20,6 +20,9 @@ from phasezoo.config import ZooSpec
 from phasezoo.settings import MetricsSettings, PhaseThresholds, Section
 from phasezoo.splits import SHIPPED_SEEDS, SPLITS_FILE
 
+if TYPE_CHECKING:  # phasezoo.data imports torch; the card needs only the type here
+    from phasezoo.data.registry import SourceTerms
+
 # How many rows the datasets HDF5 builder reads at a time: as many as fit READ_BATCH_BYTES of
 # weights, at least 2 (datasets buffers 1-row batches, up to 1,000 of them, before writing) and
 # at most 1,000 (its own writer batch).
@@ -28,13 +31,22 @@ from phasezoo.splits import SHIPPED_SEEDS, SPLITS_FILE
 # contiguous rows × values float32 dataset (1: variable-length rows); 3: the cell_mc_peak and
 # landscape_epoch columns (for the diagnosis); 4: the topological profile's topo_* columns;
 # 5: the pair counts (cell_cka_pairs, cell_cka_nan_pairs, cell_mc_end_ties) and
-# phase_sensitive_to.
-FORMAT_VERSION = 5
+# phase_sensitive_to; 6: one config per shipped split, the Hub's metadata (licence, sizes,
+# sources, viewer) and the build's provenance in the card.
+FORMAT_VERSION = 6
+# The licence of what phasezoo generates (weights, metrics, labels); the source data's own terms
+# are the card's Licence section (phasezoo.data.registry.SOURCE_TERMS).
+ZOO_LICENSE = "apache-2.0"
+# The Hub's size_categories (datasets/utils/resources/size_categories.json): (upper bound, name).
+SIZE_CATEGORIES = ((1e3, "n<1K"), (1e4, "1K<n<10K"), (1e5, "10K<n<100K"), (1e6, "100K<n<1M"),
+                   (1e7, "1M<n<10M"), (1e8, "10M<n<100M"), (1e9, "100M<n<1B"),
+                   (1e10, "1B<n<10B"), (1e11, "10B<n<100B"), (1e12, "100B<n<1T"))
 # The columns of the per-cell measurements (pairs.parquet): the measure rule takes it as a param,
 # so cells measured before a column existed are measured again. 2: mc_peak; 3: the topological
 # profile (topo_* in metrics.parquet); 4: the pair protocol of issue #33 (mc_end_tie, cka_nan,
-# cka_max_pairs, the anchors' error arithmetic, per-pair random streams).
-MEASURE_VERSION = 4
+# cka_max_pairs, the anchors' error arithmetic, per-pair random streams); 5: the local learning
+# coefficient (llc_* in metrics.parquet).
+MEASURE_VERSION = 5
 READ_BATCH_BYTES = 256 * 2 ** 20
 # A downloaded card larger than this is refused before it is read (a 10,000-cell zoo's is ~1 MB).
 MAX_CARD_BYTES = 16 << 20
@@ -103,6 +115,21 @@ COLUMN_DOCS: dict[str, str] = {
                   "`[i, j]` at θ + a_i·v₁ + b_j·v₂ with a, b evenly spaced over "
                   "±`metrics.topology_radius`·‖θ‖ and v₁, v₂ the unit top Hessian "
                   "eigenvectors; empty where the profile was not measured",
+    "llc": "local learning coefficient λ̂ (Lau et al. 2023) at the landscape epoch only (NaN at "
+           "other epochs and when `metrics.llc_steps` is 0): nβ·(mean SGLD-chain loss − loss "
+           "at the checkpoint) on the training data, eval mode, mean over chains; sampler "
+           "settings `metrics.llc_*` (devinterp's SGLD; see phasezoo.landscape.llc)",
+    "llc_std": "standard deviation of λ̂ over the chains (ddof 0, as devinterp's `llc_std`)",
+    "llc_nbeta": "inverse temperature nβ used (`metrics.llc_nbeta`, or m / log m of the SGLD "
+                 "batch m when that is null)",
+    "llc_chains": "chains whose loss stayed finite to the end (what `llc` averages; fewer "
+                  "than `metrics.llc_chains` means some diverged)",
+    "llc_steps": "draws per chain after `metrics.llc_burnin` burn-in steps",
+    "llc_drift": "mean over chains of λ̂ over the last quarter of draws minus λ̂ over the "
+                 "third quarter: ≈ 0 when the chains have settled",
+    "llc_unsettled": "1 when λ̂ is not to be trusted as sampled: a chain's loss became "
+                     "non-finite, λ̂ ≤ 0, or the size of `llc_drift` exceeds both 10 % of λ̂ and 2 "
+                     "standard errors over chains; else 0",
     "cell_mc": "cell mean over seed pairs of Bezier mode connectivity on train error (%), at the "
                "landscape epoch: negative = barrier, positive = under-trained ends, ≈0 = connected",
     "cell_mc_loss": "the same on train loss",
@@ -203,36 +230,68 @@ def read_card_header(card: Path) -> dict[str, Any]:
     return header
 
 
+def size_category(rows: int) -> str:
+    """The Hub's ``size_categories`` value for a dataset of ``rows`` examples."""
+    return next((name for bound, name in SIZE_CATEGORIES if rows < bound), "n>1T")
+
+
 def card_header(zoo: str, files: list[str], n_rows: int, features: list[dict[str, str]],
-                batch_size: int) -> dict[str, Any]:
-    """The YAML front matter that ``datasets.load_dataset`` reads.
+                batch_size: int, split_configs: Sequence[Mapping[str, Any]] = (),
+                source: SourceTerms | None = None,
+                build: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The YAML front matter that ``datasets.load_dataset`` and the Hub read.
 
     The shards are listed by name (no glob, so a stray file is never loaded) and the row count
     is declared, so ``datasets`` itself refuses a zoo that lost rows. ``features`` and
     ``batch_size`` come from :func:`shard_features` and :func:`read_batch_size`.
+    ``split_configs`` (:func:`phasezoo.split_configs.split_configs`) follow the default config,
+    with the same features and read batch. The Hub's metadata: the zoo's licence, its size, the
+    source dataset (``extended|<hub id>``), ``annotations_creators: machine-generated`` (every
+    label is computed) and ``viewer: false`` (the Hub's viewer does not read these HDF5
+    shards). ``build`` (:func:`phasezoo.provenance.build_provenance`) goes under ``phasezoo``.
     """
+    default = {"config_name": "default", "default": True,
+               "data_files": [{"split": "train", "path": files}],
+               "batch_size": batch_size, "features": features}
+    by_split = [{**c, "batch_size": batch_size, "features": features} for c in split_configs]
     return {
-        "configs": [{"config_name": "default", "default": True,
-                     "data_files": [{"split": "train", "path": files}],
-                     "batch_size": batch_size, "features": features}],
+        "configs": [default, *by_split],
         "dataset_info": {"config_name": "default", "features": features,
                          # num_bytes (Arrow size) is unknown before loading; datasets checks only
                          # num_examples but ignores a split entry without num_bytes.
                          "splits": [{"name": "train", "num_examples": n_rows, "num_bytes": 0}]},
         "tags": ["model-zoo", "weight-space-learning", "phase-transitions", "phasezoo"],
         "pretty_name": f"phasezoo {zoo}",
-        "license": "apache-2.0",
+        "license": ZOO_LICENSE,
+        "annotations_creators": ["machine-generated"],
+        "size_categories": [size_category(n_rows)],
+        "source_datasets": _source_datasets(source),
+        "viewer": False,
+        "phasezoo": {"format": FORMAT_VERSION, **(build or {})},
     }
+
+
+def _source_datasets(source: SourceTerms | None) -> list[str]:
+    """The Hub's ``source_datasets``: ``extended|<id>`` when the source is on the Hub."""
+    if source is None or source.generated:
+        return ["original"]
+    return [f"extended|{source.hub_id}"] if source.hub_id else ["extended"]
 
 
 def render_card(zoo: ZooSpec, phases: pd.DataFrame, n_rows: int, data_info: dict,
                 files: list[str], features: list[dict[str, str]], batch_size: int,
-                note: str = "") -> str:
-    """The full card: YAML header, grid, data split, metric variants, column table, loading.
-    ``note`` (e.g. a rehearsal's warning) goes under the title."""
+                note: str = "", split_configs: Sequence[Mapping[str, Any]] = (),
+                splits_doc: Mapping[str, Any] | None = None) -> str:
+    """The full card: YAML header, grid, data split, metric variants, column table, splits,
+    licence, citation, provenance, loading. ``note`` (e.g. a rehearsal's warning) goes under
+    the title; ``splits_doc`` is the ``splits.json`` written beside the card."""
+    from phasezoo.data.registry import source_terms
+    from phasezoo.provenance import build_provenance
+
     temp, load = zoo.temperature, zoo.load
-    header = yaml.safe_dump(card_header(zoo.name, files, n_rows, features, batch_size),
-                            sort_keys=False)
+    source, build = source_terms(zoo.dataset.name, zoo.dataset.options), build_provenance(zoo)
+    header = yaml.safe_dump(card_header(zoo.name, files, n_rows, features, batch_size,
+                                        split_configs, source, build), sort_keys=False)
     counts = phases["phase"].value_counts().to_dict()
     lines = [
         f"---\n{header}---\n", f"# phasezoo zoo `{zoo.name}`\n", *([note, ""] if note else []),
@@ -252,9 +311,13 @@ def render_card(zoo: ZooSpec, phases: pd.DataFrame, n_rows: int, data_info: dict
                     "phase_thresholds": _sorted(zoo.phases)}, indent=1),
         "```", "", *protocol_section(zoo.metrics),
         *boundaries_section(zoo.metrics.protocol, zoo.phases, phases),
+        *llc_section(zoo.metrics, phases),
         "## Columns", "", "| column | meaning |", "|---|---|",
-        *[f"| `{c}` | {d} |" for c, d in COLUMN_DOCS.items()], "", _SPLITS,
-        _LOADING.format(zoo=zoo.name),
+        *[f"| `{c}` | {d} |" for c, d in COLUMN_DOCS.items()], "",
+        *splits_section(split_configs, splits_doc or {}),
+        *licence_section(source), *citation_section(source, build["phasezoo_version"]),
+        "## Provenance", "", provenance_text(build), "",
+        loading_section(f"zoos/{zoo.name}", split_configs),
     ]
     return "\n".join(lines)
 
@@ -335,6 +398,29 @@ def sensitivity_text(settings: PhaseThresholds, table: pd.DataFrame) -> str:
             + (f". Cells: {cells}." if cells else "."))
 
 
+def llc_section(metrics: MetricsSettings, table: pd.DataFrame) -> list[str]:
+    """The card's Local learning coefficient section: λ̂ averaged per phase (over its cells'
+    seed means), how many cells had a seed whose chains did not settle, and how to check the
+    chains; or why there is no λ̂."""
+    lines = ["## Local learning coefficient", ""]
+    if not metrics.llc_steps:
+        return [*lines, "Not measured: `metrics.llc_steps` is 0.", ""]
+    if "llc" not in table or not table["llc"].notna().any():
+        return [*lines, "No cell has a λ̂: no landscape-epoch checkpoint was measured (a "
+                "rehearsal, or a table from before the llc columns), or every chain of every "
+                "live seed failed (non-finite loss).", ""]
+    rows = [f"| {phase} | {len(g)} | {g['llc'].mean():.4g} | "
+            f"{int((g['llc_unsettled'] > 0).sum())} |"
+            for phase, g in table[table["llc"].notna()].groupby("phase", sort=True)]
+    return [*lines, "λ̂ (column `llc`) at the landscape epoch, seed mean per cell, then the mean "
+            "over the cells of each phase; `unsettled` counts cells with at least one seed whose "
+            "chains had not settled (`llc_unsettled`). To check a zoo's chains: rows with "
+            "`llc_unsettled` = 1, `llc_chains` below `metrics.llc_chains`, or `llc_drift` large "
+            "against `llc` (raise `metrics.llc_burnin` or `llc_steps`); `llc_std` is the spread "
+            "over chains.", "", "| phase | cells | mean λ̂ | unsettled |", "|---|---|---|---|",
+            *rows, ""]
+
+
 def task_section(kind: str) -> list[str]:
     """The card's Task section: what the loss and score columns mean, and what differs."""
     from phasezoo.task_kinds import TASK_LOSSES, TASK_NOTES, TASK_SCORES
@@ -343,27 +429,120 @@ def task_section(kind: str) -> list[str]:
             f"{TASK_SCORES[kind]}.", "", *[f"- {note}" for note in TASK_NOTES[kind]], ""]
 
 
-_SPLITS = f"""## Benchmark splits
+def splits_section(configs: Sequence[Mapping[str, Any]], doc: Mapping[str, Any]) -> list[str]:
+    """The card's Benchmark splits section: what ``splits.json`` holds, what its splits are
+    drawn from (and so when a rebuild reproduces them), and the split configs that load them."""
+    from phasezoo.split_configs import config_lines
 
-`{SPLITS_FILE}` holds the cell-grouped splits that `phasezoo benchmark` scores on, for seeds
-0–{SHIPPED_SEEDS - 1}: `random` (60/20/20 % of the cells), `leave_phase_out:P` (test on every cell
-of phase P) and `scale_transfer` (train on the smaller half of the load values, test on the
-larger), each as lists of train, validation and test cell ids. Results reported as "this zoo,
-split Y, seed Z" then name the same test models everywhere.
-"""
+    seeds = sorted({int(str(c["config_name"]).rsplit("-", 1)[1]) for c in configs})
+    shipped = (f"One config per shipped split of seeds {seeds[0]}–{seeds[-1]} ({len(configs)} "
+               "configs; its train, validation and test splits list those cells' shards, a "
+               "shard per cell): `datasets.load_dataset(ZOO, \"random-0\")` gives that split "
+               "without phasezoo." if configs else
+               "No split is shipped as a config (every split needs a train, validation and "
+               "test cell; this grid has too few cells), so only `splits.json` holds them.")
+    return ["## Benchmark splits", "",
+            f"`{SPLITS_FILE}` (format {doc.get('format', '?')}) holds the cell-grouped splits "
+            f"that `phasezoo benchmark` scores on, for seeds 0–{SHIPPED_SEEDS - 1}: `random` "
+            "(60/20/20 % of the cells), `leave_phase_out:P` (test on every cell of phase P) and "
+            "`scale_transfer` (train on the smaller half of the load values, test on the "
+            "larger), each as lists of train, validation and test cell ids, drawn from the "
+            f"{doc.get('cells', '?')} labelled cells (labels digest "
+            f"`{doc.get('labels_digest', '?')}`). Results reported as \"this zoo, split Y, seed "
+            "Z\" then name the same test models everywhere.", "",
+            "A rebuild whose labels are the same ships the same file. `random` and "
+            "`scale_transfer` depend only on which cells are labelled (a cell whose every seed "
+            "diverged is in none) and their load values; `leave_phase_out` also on each "
+            "cell's phase, so a label that moves (other thresholds, another metric protocol) "
+            "moves its cell between those splits, and the labels digest changes with it.", "",
+            shipped, "", *config_lines([c for c in configs if c["config_name"].endswith("-0")]),
+            *([f"- and the same splits for seeds 1–{seeds[-1]} (`random-1`, …)"]
+              if len(seeds) > 1 else []), ""]
 
+
+def licence_section(source: SourceTerms) -> list[str]:
+    """The card's Licence section: the zoo's licence and the source data's own terms."""
+    return ["## Licence", "",
+            f"The zoo (weights, metrics and labels generated by phasezoo) is released under "
+            f"{ZOO_LICENSE} (Apache License 2.0). Its models were trained on {source.terms} "
+            f"(Hub licence id `{source.license}`); those terms stay with the data, and whether "
+            "they reach a use of the trained models is for the user to check.", ""]
+
+
+def citation_section(source: SourceTerms, version: str) -> list[str]:
+    """The card's Citation section: phasezoo, the phase-transition model zoo paper whose zoos
+    phasezoo's catalogue reproduces, and the source data, as one BibTeX block."""
+    entries = [PHASEZOO_BIBTEX.replace("@VERSION@", version), PTMZ_BIBTEX, source.bibtex]
+    return ["## Citation", "", "```bibtex", *[e for e in entries if e], "```", ""]
+
+
+PHASEZOO_BIBTEX = """@software{phasezoo,
+  title = {phasezoo: phase-aware model zoos for weight-space learning},
+  author = {{phasezoo contributors}},
+  version = {@VERSION@},
+  note = {Apache-2.0}
+}"""
+# arXiv 2504.18072: the version ModelZoos/PhaseTransitionModelZoo's README points to.
+PTMZ_BIBTEX = """@article{schuerholt2025phasezoo,
+  title = {A Model Zoo on Phase Transitions in Neural Networks},
+  author = {Sch{\\"u}rholt, Konstantin and Meynent, L{\\'e}o and Zhou, Yefan and others},
+  journal = {arXiv preprint arXiv:2504.18072},
+  year = {2025}
+}"""
+
+
+def provenance_text(build: Mapping[str, Any]) -> str:
+    """The card's Provenance line: which phasezoo built the zoo, from which settings."""
+    return (f"Built by phasezoo {build.get('phasezoo_version')} (commit {build.get('commit')}; "
+            "`unknown` when not run from a git checkout) from settings with digest "
+            f"`{build.get('config_digest')}` (SHA-256 of the zoo's grid, training, metric and "
+            "phase settings, the sections shown above; `phasezoo.provenance`). The header's "
+            "`phasezoo` block holds the same.")
+
+
+LOADING_HEADING = "## Loading\n"
 _LOADING = """## Loading
 
 ```python
 import datasets
-ds = datasets.load_dataset("zoos/{zoo}", split="train")   # no custom code needed
+ds = datasets.load_dataset("{source}", split="train")   # no custom code needed
 rows = ds.with_format("numpy")                             # weights as arrays, not lists
-from phasezoo.zoo import load_model                        # optional: rows back to modules
+{split}from phasezoo.zoo import load_model                        # optional: rows back to modules
 model = load_model(rows[0])
 ```
 
 The Arrow cache `datasets` builds is as large as the zoo; `streaming=True` writes none. Large
 rows: read them by index from `ds.with_format("numpy")` (one row in memory).
 
-Integrity: `sha256sum -c SHA256SUMS` or `phasezoo verify zoos/{zoo}`.
+Integrity: `sha256sum -c SHA256SUMS` or `phasezoo verify {source}`.
 """
+_SPLIT_LOADING = ('splits = datasets.load_dataset("{source}", "{config}")  '
+                  '# train, validation, test\n')
+
+
+def loading_section(source: str, configs: Sequence[Mapping[str, Any]] = ()) -> str:
+    """The card's Loading section for a zoo at ``source`` (``zoos/<zoo>`` for a local zoo, the
+    repository id once pushed, :func:`phasezoo.hub.push`)."""
+    split = (_SPLIT_LOADING.format(source=source, config=configs[0]["config_name"])
+             if configs else "")
+    return _LOADING.format(source=source, split=split)
+
+
+def with_loading_source(card: str, source: str) -> str:
+    """``card`` with its Loading section written for ``source`` (what a pushed copy's card
+    says); the YAML header and every other section unchanged.
+
+    Raises:
+        ValueError: if the card has no Loading section, or more than one.
+    """
+    count = card.count(LOADING_HEADING)
+    if count != 1:
+        raise ValueError(f"README.md: {count} '## Loading' sections, not one; re-publish the "
+                         "zoo with this phasezoo")
+    start = card.index(LOADING_HEADING)
+    following = card.find("\n## ", start + len(LOADING_HEADING))
+    end = len(card) if following < 0 else following + 1
+    header = yaml.safe_load(card.split("---\n", 2)[1]) if card.startswith("---\n") else {}
+    configs = [c for c in (header or {}).get("configs") or []
+               if isinstance(c, dict) and c.get("config_name") != "default"]
+    return card[:start] + loading_section(source, configs) + card[end:]

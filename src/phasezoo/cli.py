@@ -254,6 +254,28 @@ def cmd_verify(a: argparse.Namespace) -> None:
     print(f"{a.zoo_dir}: OK, {verify(a.zoo_dir)} rows")
 
 
+def cmd_push(a: argparse.Namespace) -> None:
+    """A verified zoo onto the Hugging Face Hub (:mod:`phasezoo.hub`)."""
+    from phasezoo.hub import push
+
+    push(a.zoo_dir, a.repo, revision=a.revision, private=a.private)
+
+
+class _Version(argparse.Action):
+    """``--version``: phasezoo's version and git commit, looked up only when asked (the commit
+    runs ``git``, which no other command should wait for)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS,
+                 default: str = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=default, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from phasezoo.provenance import version_line
+
+        print(version_line())
+        parser.exit()
+
+
 def cmd_export(a: argparse.Namespace) -> None:
     """Rows of a zoo as files other tools read (:mod:`phasezoo.export`)."""
     from phasezoo.export import export_zoo
@@ -287,6 +309,8 @@ def _write_parquet(table, path: Path) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one subparser per stage."""
     parser = argparse.ArgumentParser(prog="phasezoo", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action=_Version,
+                        help="print phasezoo's version and git commit, and exit")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", add_help=False, help="validate the configs, then run the workflow "
                    "through Snakemake (phasezoo run --help)")
@@ -363,6 +387,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epoch", type=int, nargs="+", help="only these kept epochs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(fn=cmd_export)
+    p = sub.add_parser("push", help="upload a verified zoo to a Hugging Face dataset repository",
+                       description="Verify the zoo, create the dataset repository (if missing), "
+                                   "upload the shards (resumable: rerun after an interruption), "
+                                   "then the card (its loading snippet naming the repository), "
+                                   "checksums and splits in one commit that also removes files "
+                                   "of an earlier build. Token: `hf auth login` or HF_TOKEN.")
+    p.add_argument("zoo_dir", help="folder of a published zoo, e.g. zoos/mnist-mlp")
+    p.add_argument("--repo", required=True, help="dataset repository id, owner/name")
+    p.add_argument("--revision", help="branch to push to, created from main if missing "
+                                      "(default: main)")
+    p.add_argument("--private", action="store_true",
+                   help="create the repository private (an existing one keeps its visibility)")
+    p.set_defaults(fn=cmd_push)
     add_report_commands(sub)
     p = sub.add_parser("estimate", help="models, parameters and GPU-hour estimate of zoos",
                        description="Models, parameters (exact, built on the meta device), training "

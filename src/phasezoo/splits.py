@@ -7,6 +7,7 @@ ships its splits (``splits.json``), so results on "zoo X, split Y, seed Z" are c
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,7 +92,11 @@ def zoo_transfer(meta: pd.DataFrame, train_zoo: str, seed: int) -> Split:
 # Y, seed Z" names the same test models in every paper; a zoo without the file gets the same
 # splits computed from its rows.
 SPLITS_FILE = "splits.json"
-SPLITS_FORMAT = 1
+# The file's version, bumped when its keys or the rules that draw the splits change (a file names
+# its cells, so older versions stay readable). 2: labels_digest and cells (what the splits were
+# drawn from).
+SPLITS_FORMAT = 2
+READABLE_FORMATS = (1, 2)
 SHIPPED_SEEDS = 10
 MAX_SPLITS_BYTES = 64 << 20  # a downloaded file larger than this is refused before it is read
 
@@ -119,9 +124,26 @@ def split_records(cells: pd.DataFrame, seeds: int = SHIPPED_SEEDS) -> list[dict]
             for seed in range(seeds) for s in zoo_splits(cells, seed)]
 
 
+def labels_digest(cells: pd.DataFrame) -> str:
+    """SHA-256 (first 16 hex digits) of what the splits are drawn from: every labelled cell's
+    id, phase and load value (:func:`cell_frame`).
+
+    Why recorded: ``random`` and ``scale_transfer`` depend only on the set of labelled cells
+    (and the load values), ``leave_phase_out`` also on each cell's phase; a rebuild whose labels
+    are the same draws the same splits, byte for byte, and one whose labels moved (other
+    thresholds, another metric protocol, another cell diverging) says so by a new digest.
+    """
+    rows = cell_frame(cells)[["cell", "phase", "load_value"]].to_numpy().tolist()
+    blob = json.dumps([[str(c), str(p), float(v)] for c, p, v in rows])
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
 def splits_document(cells: pd.DataFrame, seeds: int = SHIPPED_SEEDS) -> str:
-    """The text of a zoo's ``splits.json``."""
+    """The text of a zoo's ``splits.json``: a function of the labelled cells alone (no date,
+    no version), so two builds with the same labels ship the same file."""
+    cells = cell_frame(cells)
     doc = {"format": SPLITS_FORMAT, "grouped_by": "cell", "seeds": seeds,
+           "cells": len(cells), "labels_digest": labels_digest(cells),
            "splits": split_records(cells, seeds)}
     return json.dumps(doc, indent=1)
 
@@ -178,8 +200,8 @@ def read_splits(path: Path, meta: pd.DataFrame) -> ZooSplits:
         doc = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"{path}: not a JSON splits file ({e})") from None
-    if not isinstance(doc, dict) or doc.get("format") != SPLITS_FORMAT:
-        raise ValueError(f"{path}: not a splits file of format {SPLITS_FORMAT}")
+    if not isinstance(doc, dict) or doc.get("format") not in READABLE_FORMATS:
+        raise ValueError(f"{path}: not a splits file of format {READABLE_FORMATS}")
     known, shipped = set(meta["cell"]), {}
     for i, rec in enumerate(doc.get("splits") or []):
         parts = [rec.get(k) if isinstance(rec, dict) else None for k in ("train", "val", "test")]

@@ -17,6 +17,7 @@ from typing import Any, Mapping
 
 import h5py
 import numpy as np
+import pandas as pd
 
 from phasezoo.card import read_batch_size, read_card_header, shard_features
 from phasezoo.integrity import file_sha256
@@ -48,7 +49,7 @@ def verify(zoo_dir: str | Path) -> int:
                           f"`phasezoo publish` writes one to zoos/{zoo_dir.name}")
     listed = _verify_checksums(zoo_dir)
     header = _card_header(zoo_dir)
-    config = _card_config(header)
+    config, by_split = _card_config(header)
     names = _card_shards(config, listed)
     schema, rows, longest, planes = None, 0, 0, {}
     for name in names:
@@ -63,6 +64,8 @@ def verify(zoo_dir: str | Path) -> int:
                               "across shards (one zoo, one grid size)")
         schema, rows, longest = shard_schema, rows + n, max(longest, length)
     _verify_card(header, config, zoo_dir / names[0], rows, longest)
+    if by_split:
+        _verify_split_configs(zoo_dir, config, by_split, names, listed)
     return rows
 
 
@@ -122,19 +125,70 @@ def _card_header(zoo_dir: Path) -> dict[str, Any]:
         raise VerifyError(str(e)) from None
 
 
-def _card_config(header: dict[str, Any]) -> dict[str, Any]:
-    """The card's one config, with only the keys publish writes."""
+def _card_config(header: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
+    """The card's ``default`` config, first and with only the keys publish writes, and the
+    configs after it (one per shipped split, checked by :func:`_verify_split_configs`)."""
     configs = header.get("configs")
-    if not (isinstance(configs, list) and len(configs) == 1 and isinstance(configs[0], dict)):
-        raise VerifyError("README.md: the card must declare exactly one config under "
-                          "'configs' (publish writes one)")
+    if not (isinstance(configs, list) and configs and isinstance(configs[0], dict)):
+        raise VerifyError("README.md: the card must declare its configs under 'configs', "
+                          "'default' first (as publish writes them)")
     config = configs[0]
     extra = sorted(set(map(str, config)) - set(CARD_CONFIG_KEYS))
     if extra or config.get("config_name") != "default":
         raise VerifyError(f"README.md: config key '{extra[0]}' is not one publish writes "
                           f"({', '.join(CARD_CONFIG_KEYS)})" if extra else
-                          "README.md: the config must be named 'default'")
-    return config
+                          "README.md: the first config must be named 'default'")
+    return config, configs[1:]
+
+
+def _verify_split_configs(zoo_dir: Path, default: dict[str, Any], declared: list[Any],
+                          names: list[str], listed: Mapping[str, str]) -> None:
+    """The card's configs after ``default`` are exactly the split configs publish derives from
+    the zoo's checked ``splits.json`` and its shards' cells (a shard per cell), with the default
+    config's features and read batch: no set the shipped splits do not name, no shard of
+    another cell, nothing ``datasets`` would act on unchecked."""
+    from phasezoo.split_configs import split_configs
+    from phasezoo.splits import SPLITS_FILE, read_splits
+
+    if SPLITS_FILE not in listed:
+        raise VerifyError(f"README.md: declares split configs but the zoo ships no checked "
+                          f"{SPLITS_FILE}")
+    cells = _shard_cells(zoo_dir, names)
+    shard_of = dict(zip(cells["cell"], names))
+    try:
+        shipped = read_splits(zoo_dir / SPLITS_FILE, cells)
+        expected = [{**c, "batch_size": default.get("batch_size"),
+                     "features": default.get("features")}
+                    for c in split_configs(shipped.shipped, shard_of)]
+    except (ValueError, KeyError) as e:
+        raise VerifyError(f"{SPLITS_FILE}: {e}") from None
+    for i, config in enumerate(declared):
+        want = expected[i] if i < len(expected) else None
+        if config != want:
+            name = config.get("config_name") if isinstance(config, dict) else None
+            raise VerifyError(f"README.md: config {i + 1} ({str(name)[:100]!r}) is not the split "
+                              f"config publish derives from {SPLITS_FILE} and the shards' cells")
+    if len(declared) != len(expected):
+        raise VerifyError(f"README.md: {len(declared)} split configs, {SPLITS_FILE} ships "
+                          f"{len(expected)}")
+
+
+def _shard_cells(zoo_dir: Path, names: list[str]) -> pd.DataFrame:
+    """Each verified shard's cell, phase and load value (``cell``, ``phase``, ``load_value``,
+    in ``names`` order): one cell per shard, one shard per cell, which makes a split's rows its
+    cells' shards."""
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        with h5py.File(zoo_dir / name, "r") as f:
+            if not all(h5py.check_string_dtype(f[c].dtype) for c in ("cell", "phase")):
+                raise VerifyError(f"{name}: columns 'cell' and 'phase' must be string columns")
+            cells = set(f["cell"].asstr()[:])
+            if len(cells) != 1 or cells & {r["cell"] for r in rows}:
+                raise VerifyError(f"{name}: holds cells {sorted(cells)[:3]}; split configs need "
+                                  "one shard per cell")
+            rows.append({"cell": cells.pop(), "phase": f["phase"].asstr()[0],
+                         "load_value": float(f["load_value"][0])})
+    return pd.DataFrame(rows)
 
 
 def _card_shards(config: dict[str, Any], listed: Mapping[str, str]) -> list[str]:

@@ -29,6 +29,7 @@ from phasezoo.config import ZooSpec
 from phasezoo.folders import replaceable
 from phasezoo.integrity import check, file_sha256
 from phasezoo.phases import DIVERGED
+from phasezoo.split_configs import shipped_of, split_configs
 from phasezoo.splits import SPLITS_FILE, cell_frame, splits_document
 from phasezoo.weights import build_model, parse_layout, skeleton
 
@@ -38,7 +39,7 @@ REQUIRED_COLUMNS: dict[str, str] = {
     "temperature_name": "str", "temperature_value": "float",
     "load_name": "str", "load_value": "float",
     "train_loss": "float", "train_accuracy": "float", "test_loss": "float",
-    "test_accuracy": "float", "diverged": "bool", "phase": "str",
+    "test_accuracy": "float", "diverged": "bool", "phase": "str", "llc": "float",
     "weights": "float32_rows", "layout": "str",
 }
 
@@ -157,18 +158,21 @@ def _write_zoo(folder: Path, zoo: ZooSpec, cells: Iterable[CellSource], phases: 
                data_info: dict, note: str) -> None:
     """Every shard, the card and SHA256SUMS into ``folder``."""
     (folder / "data").mkdir(parents=True)
-    n_rows, longest, shards = 0, 0, []
+    n_rows, longest, shards, shard_of = 0, 0, [], {}
     for pop, metrics, pairs, phase_row in cells:
         table, keys = cell_table(pop, metrics, pairs, phase_row)
         shard, row_max = write_shard(folder / "data" / f"{pop.cell}.h5", table,
                                      (pop.kept_weights[i, k] for i, k in keys))
         shards.append(content_addressed(shard))
+        shard_of[pop.cell] = shards[-1].relative_to(folder).as_posix()  # one shard per cell
         n_rows, longest = n_rows + len(table), max(longest, row_max)
     files = [p.relative_to(folder).as_posix() for p in shards]
-    (folder / SPLITS_FILE).write_text(splits_document(
-        cell_frame(phases[phases["phase"] != DIVERGED])))  # a diverged cell has no rows
+    splits = splits_document(cell_frame(phases[phases["phase"] != DIVERGED]))  # benchmark drops
+    (folder / SPLITS_FILE).write_text(splits)  # diverged rows, so its splits leave them out
+    doc = json.loads(splits)
+    configs = split_configs(shipped_of(doc["splits"]), shard_of)
     card = render_card(zoo, phases, n_rows, data_info, files, shard_features(shards[0]),
-                       read_batch_size(longest), note)
+                       read_batch_size(longest), note, configs, doc)
     (folder / "README.md").write_text(card)
     write_checksums(folder)
 
