@@ -486,3 +486,45 @@ def test_the_streamed_resumable_upload_is_the_one_installed():
     from huggingface_hub.utils._runtime import is_xet_available
 
     assert is_xet_available()
+
+
+# -- provenance in the reports, LICENSE and CITATION.cff -----------------------------------------
+
+def test_reports_name_the_phasezoo_that_wrote_them_and_the_zoos_build(grid_zoo, tmp_path):
+    from phasezoo.provenance import commit, zoo_build
+    from phasezoo.verify import hub_folder
+    from phasezoo.wsl.report import write_report_files
+
+    build = zoo_build(grid_zoo)
+    assert build == _header(grid_zoo)["phasezoo"] and build["config_digest"]
+    shutil.copytree(grid_zoo, hub_folder("someone/z"))  # where a hub id's verified download is
+    assert zoo_build("someone/z") == build
+    result = {"zoo": ["tiny"], "zoo_build": build}
+    js, md = write_report_files(tmp_path, "benchmark", result, "# report\n",
+                                lambda _, path: Path(path).write_bytes(b"png"))
+    written = json.loads(js.read_text())
+    assert written["provenance"] == {"phasezoo_version": metadata.version("phasezoo"),
+                                     "commit": commit()}
+    assert written["zoo_build"] == build and "provenance" not in result  # the caller's dict kept
+    lines = md.read_text().splitlines()
+    assert lines[0] == "# report" and lines[-1] == (
+        f"Zoo built by phasezoo {build['phasezoo_version']} (commit {build['commit']}, config "
+        f"digest {build['config_digest']}).")
+    assert zoo_build(tmp_path) == {}  # a folder without a card: nothing recorded, said so
+    assert "not recorded" in write_report_files(
+        tmp_path, "x", {"zoo_build": {}}, "", lambda _, p: Path(p).write_bytes(b""))[1].read_text()
+
+
+def test_licence_and_citation_files_agree_with_the_package():
+    import tomllib
+
+    from phasezoo.card import ZOO_LICENSE
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    licence = (REPO / "LICENSE").read_text()
+    assert licence.split()[:4] == ["Apache", "License", "Version", "2.0,"]
+    assert "END OF TERMS AND CONDITIONS" in licence and project["license"]["text"] == "Apache-2.0"
+    cff = yaml.safe_load((REPO / "CITATION.cff").read_text())
+    assert cff["cff-version"] == "1.2.0" and cff["version"] == project["version"]
+    assert cff["license"] == project["license"]["text"] and ZOO_LICENSE == "apache-2.0"
+    assert "arXiv:2504.18072" in json.dumps(cff["references"])

@@ -96,3 +96,16 @@ def provenance_line(record: dict[str, Any] | None, what: str = "Written") -> str
     digest = f", config digest {record['config_digest']}" if record.get("config_digest") else ""
     return (f"{what} by phasezoo {record.get('phasezoo_version', UNKNOWN)} (commit "
             f"{record.get('commit', UNKNOWN)}{digest}).")
+
+
+def zoo_build(path_or_id: str | Path) -> dict[str, Any]:
+    """The ``phasezoo`` block of a published zoo's card: which phasezoo built it, from which
+    settings (``{}`` for a zoo published before cards held it). A hub id is read from its
+    verified download (:func:`phasezoo.verify.hub_folder`), as the readers read it."""
+    from phasezoo.card import read_card_header
+    from phasezoo.verify import hub_folder
+
+    local = Path(path_or_id)
+    card = (local if local.is_dir() else hub_folder(str(path_or_id))) / "README.md"
+    block = read_card_header(card).get("phasezoo") if card.is_file() else None
+    return {str(k): v for k, v in block.items()} if isinstance(block, dict) else {}

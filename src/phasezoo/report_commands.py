@@ -23,6 +23,7 @@ def _report_parser(sub, name: str, help_: str, description: str,
 def cmd_benchmark(a: argparse.Namespace) -> None:
     from phasezoo.wsl.benchmark import (BASELINES, LEARNED, UNTERTHINER, final_checkpoints,
                                         run_benchmark, write_report)
+    from phasezoo.provenance import zoo_build
     from phasezoo.wsl.methods import load_method
     from phasezoo.wsl.table import load_zoo, zoo_splits_of
 
@@ -52,10 +53,11 @@ def cmd_benchmark(a: argparse.Namespace) -> None:
             raise ValueError(f"--method {spec}: its name '{name}' is already scored; give it "
                              "another with a `name` attribute")
         methods[name] = factory
-    js, md = write_report(run_benchmark(table, seeds=a.seeds, baselines=baselines,
-                                        train_zoo=train_zoo, splits=splits, methods=methods,
-                                        progress=not a.quiet, curve=not a.no_curve),
-                          a.out)
+    result = run_benchmark(table, seeds=a.seeds, baselines=baselines, train_zoo=train_zoo,
+                           splits=splits, methods=methods, progress=not a.quiet,
+                           curve=not a.no_curve)
+    result["zoo_build"] = zoo_build(a.zoo)  # the card's version, commit and config digest
+    js, md = write_report(result, a.out)
     print(md.read_text())
     print(js)
 
@@ -66,11 +68,13 @@ def cmd_studies(a: argparse.Namespace) -> None:
 
     from phasezoo.wsl.finetune import FinetuneSettings
 
+    from phasezoo.provenance import zoo_build
+
     cfg = FinetuneSettings(a.finetune_epochs, a.finetune_lr, a.finetune_batch_size)
-    md = write_report(run_studies(a.zoo, a.data_root, progress=not a.quiet,
-                                  transfer_dataset=a.transfer_dataset, finetune=cfg,
-                                  allow_download=a.allow_download,
-                                  allow_local=a.allow_local_data), a.out)
+    result = run_studies(a.zoo, a.data_root, progress=not a.quiet,
+                         transfer_dataset=a.transfer_dataset, finetune=cfg,
+                         allow_download=a.allow_download, allow_local=a.allow_local_data)
+    md = write_report({**result, "zoo_build": zoo_build(a.zoo)}, a.out)
     print(md.read_text())
 
 
@@ -93,6 +97,9 @@ def cmd_diagnose(a: argparse.Namespace) -> None:
                    for z in a.train_zoo or []}
         splits = zoo_splits_of(a.zoo, rows.drop_duplicates("cell"))
         result = dg.zoo_report(frame, splits, a.seeds, sources)
+        from phasezoo.provenance import zoo_build
+
+        result["zoo_build"] = zoo_build(a.zoo)
     js, md = dg.write_report(result, a.out)
     print(md.read_text())
     print(js)

@@ -22,12 +22,21 @@ def write_report_files(out_dir: str | Path, stem: str, result: dict[str, Any], m
     """``<stem>.png``, ``<stem>.md`` and then ``<stem>.json`` in ``out_dir``; returns (json, md).
 
     A JSON from an earlier run is removed before anything is written, so its presence always
-    means that this run's three files are complete.
+    means that this run's three files are complete. The JSON gets ``provenance`` (the phasezoo
+    version and commit writing it) and the markdown a line naming it, and the zoo's build
+    (``zoo_build`` of the result, when the command recorded it).
     """
+    from phasezoo.provenance import provenance_line, run_provenance
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     js, md, png = (out / f"{stem}{suffix}" for suffix in (".json", ".md", ".png"))
     js.unlink(missing_ok=True)
+    result = {**result, "provenance": run_provenance()}  # which phasezoo wrote the report
+    footer = [provenance_line(result["provenance"])]
+    if "zoo_build" in result:  # and which built the zoo it read (its card's phasezoo block)
+        footer.append(provenance_line(result["zoo_build"], "Zoo built"))
+    markdown = markdown.rstrip("\n") + "\n\n" + "  \n".join(footer) + "\n"
     write_atomic(png, lambda tmp: plot(result, tmp))
     write_atomic(md, lambda tmp: tmp.write_text(markdown))
     write_atomic(js, lambda tmp: tmp.write_text(strict_json(result)))
