@@ -42,6 +42,22 @@ def export_file_name(cell: str, seed: int, epoch: int) -> str:
     return f"{safe}_seed-{int(seed)}_epoch-{int(epoch)}.safetensors"
 
 
+def export_file_names(keys: Sequence[tuple[str, int, int]]) -> list[str]:
+    """The file name of each (cell, seed, epoch) (:func:`export_file_name`).
+
+    Raises:
+        ValueError: if two rows would share a name (cells that differ only in characters a
+            file name cannot hold): one would overwrite the other.
+    """
+    names = [export_file_name(*key) for key in keys]
+    seen: dict[str, tuple] = {}
+    for name, key in zip(names, keys, strict=True):
+        if seen.setdefault(name, key) != key:
+            raise ValueError(f"cells {seen[name][0]!r} and {key[0]!r} would both be written "
+                             f"as {name}")
+    return names
+
+
 def metadata_value(value: Any) -> Any:
     """A column value as plain JSON data: NumPy scalars and arrays as Python numbers and lists,
     NaN as None (JSON has no NaN; ``null`` reads everywhere)."""
@@ -73,13 +89,15 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     return {k: v if k == "format" else json.loads(v) for k, v in meta.items()}
 
 
-def write_safetensors(row: Mapping[str, Any], path: Path) -> Path:
-    """One row's module as a safetensors file with its metadata, written atomically."""
+def write_safetensors(row: Mapping[str, Any], weights: Any, path: Path) -> Path:
+    """One row's module (``weights`` and the row's ``layout``) as a safetensors file with the
+    row's other columns as its metadata, written atomically."""
     from safetensors.torch import save_file
 
     from phasezoo.zoo import load_model
 
-    state = load_model(row).state_dict()  # the module's own names, shapes and dtypes
+    # the module's own names, shapes and dtypes
+    state = load_model({"weights": weights, "layout": row["layout"]}).state_dict()
     return write_atomic(path, lambda tmp: save_file(state, str(tmp), metadata=row_metadata(row)))
 
 
@@ -131,16 +149,17 @@ def export_zoo(zoo: str, out: str | Path, fmt: str = "safetensors",
 
     if fmt not in FORMATS:
         raise ValueError(f"--format {fmt}: not one of {', '.join(FORMATS)}")
-    ds = datasets.load_dataset(str(verified_zoo(zoo)), split="train").with_format("numpy")
+    ds = datasets.load_dataset(str(verified_zoo(zoo)), split="train")
     keys = ds.select_columns(["cell", "seed", "epoch", "phase"])[:]
+    # Columns as stored (the numpy format reads float64 lists as float32); the weights as one
+    # NumPy array (a Python list of a big row would take ten times its memory).
+    meta = ds.remove_columns(list(NOT_METADATA))
+    weights = ds.select_columns(["weights"]).with_format("numpy")
     rows = selected_rows(keys, cells, phases, epochs)
-    names = [export_file_name(keys["cell"][i], keys["seed"][i], keys["epoch"][i]) for i in rows]
-    if len(set(names)) != len(names):
-        twice = next(n for n in names if names.count(n) > 1)
-        raise ValueError(f"{zoo}: two rows would both be written as {twice} (cell names that "
-                         "differ only in characters a file name cannot hold)")
+    names = export_file_names([(keys["cell"][i], keys["seed"][i], keys["epoch"][i])
+                               for i in rows])
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    return [write_safetensors(ds[i], out / name)
+    return [write_safetensors(meta[i], weights[i]["weights"], out / name)
             for i, name in tqdm(list(zip(rows, names)), desc=f"export {fmt}", unit="row",
                                 disable=not progress)]
