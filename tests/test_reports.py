@@ -39,7 +39,9 @@ def test_report_json_is_strict_with_null_for_every_missing_number(tmp_path):
               "c": {"n": np.int64(3), "ok": np.bool_(True), "arr": np.array([1.0, np.nan])},
               "t": (1, math.nan)}
     js, _ = write_report_files(tmp_path, "r", result, "md\n", lambda r, out: out.write_bytes(b""))
-    assert strict_loads(js.read_text()) == {"a": None, "b": [None, None, None, 0.5],
+    written = strict_loads(js.read_text())
+    assert set(written.pop("provenance")) == {"phasezoo_version", "commit"}  # tests/test_hub.py
+    assert written == {"a": None, "b": [None, None, None, 0.5],
                                             "c": {"n": 3, "ok": True, "arr": [1.0, None]},
                                             "t": [1, None]}
 
@@ -290,9 +292,10 @@ def test_the_studies_report_names_what_does_not_apply_and_prints_no_nan(tmp_path
     parsed = strict_loads((tmp_path / "studies.json").read_text())
     assert parsed["kruskal_p"]["pruned_0.5_drop"] is None
     assert parsed["not_applicable"] == na
+    from phasezoo.wsl.report import with_footer
     from phasezoo.wsl.studies_report import markdown as studies_markdown
 
-    assert studies_markdown(parsed) == md  # a report read back renders the same
+    assert with_footer(studies_markdown(parsed), parsed) == md  # read back, renders the same
 
 
 def test_studies_on_a_published_one_hidden_layer_zoo_skip_what_cannot_apply(published,

@@ -26,21 +26,30 @@ def write_report_files(out_dir: str | Path, stem: str, result: dict[str, Any], m
     version and commit writing it) and the markdown a line naming it, and the zoo's build
     (``zoo_build`` of the result, when the command recorded it).
     """
-    from phasezoo.provenance import provenance_line, run_provenance
+    from phasezoo.provenance import run_provenance
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     js, md, png = (out / f"{stem}{suffix}" for suffix in (".json", ".md", ".png"))
     js.unlink(missing_ok=True)
     result = {**result, "provenance": run_provenance()}  # which phasezoo wrote the report
-    footer = [provenance_line(result["provenance"])]
-    if "zoo_build" in result:  # and which built the zoo it read (its card's phasezoo block)
-        footer.append(provenance_line(result["zoo_build"], "Zoo built"))
-    markdown = markdown.rstrip("\n") + "\n\n" + "  \n".join(footer) + "\n"
+    markdown = with_footer(markdown, result)
     write_atomic(png, lambda tmp: plot(result, tmp))
     write_atomic(md, lambda tmp: tmp.write_text(markdown))
     write_atomic(js, lambda tmp: tmp.write_text(strict_json(result)))
     return js, md
+
+
+def with_footer(markdown: str, result: dict[str, Any]) -> str:
+    """A report's markdown ending with the lines that name the phasezoo that wrote it
+    (``provenance``) and, when recorded, the one that built the zoo it read (``zoo_build``):
+    a report read back from its JSON renders the same with this."""
+    from phasezoo.provenance import provenance_line
+
+    footer = [provenance_line(result.get("provenance"))]
+    if "zoo_build" in result:
+        footer.append(provenance_line(result["zoo_build"], "Zoo built"))
+    return markdown.rstrip("\n") + "\n\n" + "  \n".join(footer) + "\n"
 
 
 def strict_json(value: Any) -> str:
