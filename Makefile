@@ -62,9 +62,11 @@ grid: $(STAMP)
 unlock: $(STAMP)
 	PATH=$(BIN):$$PATH $(BIN)/python workflow/scripts/unlock.py
 
-# ruff first (pyproject's [tool.ruff]: errors that are bugs, not style), then the suite
+# ruff first (pyproject's [tool.ruff]: errors that are bugs, not style), then Snakemake's
+# linter on the workflow (the catalog's rules: a log and an environment per rule, ...), then the suite
 test: $(STAMP)
 	$(BIN)/ruff check src tests workflow benchmarks examples
+	PATH=$(BIN):$$PATH $(BIN)/phasezoo run --lint
 	PATH=$(BIN):$$PATH $(BIN)/python -m pytest
 
 test-fast: $(STAMP)

@@ -1,4 +1,9 @@
 # phasezoo: config → fetch → train → measure → phases → publish → benchmark, studies. See README.md.
+from snakemake.utils import min_version
+
+# the version pyproject pins (the workflow catalog asks for one): an older Snakemake stops here
+min_version("9.27")
+
 configfile: "config/config.yaml"
 report: "workflow/report/workflow.rst"
 

@@ -75,11 +75,15 @@ rule rate_cell:
     output:
         weights=f"{RESULTS}/{{zoo}}/{{cell}}/train.h5",
         seal=f"{RESULTS}/{{zoo}}/{{cell}}/train.h5.sha256",
+    log:
+        "logs/rate_cell/{zoo}/{cell}.log",
     wildcard_constraints:
         zoo=zoo_pattern(RATE_GROUPS),
     localrule: True
+    conda:
+        "../../envs/phasezoo.yaml"
     message:
         "link {wildcards.zoo} {wildcards.cell} from its learning-rate group"
     shell:
-        "ln -f {input:q}/{wildcards.cell}/train.h5 {output.weights:q}"
+        "exec 2> {log:q}; ln -f {input:q}/{wildcards.cell}/train.h5 {output.weights:q}"
         " && ln -f {input:q}/{wildcards.cell}/train.h5.sha256 {output.seal:q}"
