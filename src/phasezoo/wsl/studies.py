@@ -32,7 +32,7 @@ from phasezoo.evaluation import evaluate
 from phasezoo.rows import cell_hparams, zoo_cell_split, zoo_data_problem  # noqa: F401
 from phasezoo.tasks import TASK_SCORES, Task, score_sign
 from phasezoo.weights import build_model, skeleton
-from phasezoo.wsl import alphaprune
+from phasezoo.wsl import alphaprune, symmetry
 from phasezoo.wsl import regimes as three_regimes
 from phasezoo.wsl.finetune import (TB_FRACTIONS, FinetuneSettings, cell_tempbalance,
                                    cell_transfer, finetuned, transfer_split)
@@ -49,43 +49,25 @@ def _layers(model: nn.Module) -> list[nn.Module]:
 
 
 def can_align(model: nn.Module) -> bool:
-    """Weight matching here handles a plain chain of Linear/Conv2d layers with elementwise
-    activations and pooling in between (the registry's mlp and cnn), not residual or BatchNorm
-    networks."""
-    kinds = {type(m) for m in model.modules()} - {type(model)}
-    allowed = {nn.Linear, nn.Conv2d, nn.ReLU, nn.Tanh, nn.GELU, nn.MaxPool2d,
-               nn.AdaptiveAvgPool2d, nn.Flatten, nn.Identity}
-    return isinstance(model, nn.Sequential) and kinds <= allowed
+    """Whether weight matching handles the architecture: it has a permutation spec
+    (:func:`phasezoo.wsl.symmetry.spec_of`; every registered architecture does)."""
+    return symmetry.has_spec(model)
 
 
-@torch.no_grad()
 def weight_match(reference: nn.Module, other: nn.Module) -> nn.Module:
-    """A copy of ``other`` with each hidden layer's units permuted to best match ``reference``.
+    """A copy of ``other`` with its hidden units permuted to best match ``reference``.
 
-    One pass of weight matching (Ainsworth et al. 2023), layer by layer: the units of layer l of
-    ``other`` (its incoming weights and bias, inputs already permuted by layer l−1's match) are
-    assigned to those of ``reference`` by maximal total inner product
-    (``scipy.optimize.linear_sum_assignment``). The function computed is unchanged.
+    One forward pass of weight matching (Ainsworth et al. 2023;
+    :func:`phasezoo.wsl.symmetry.align_model` with ``max_sweeps=1``): each permutation group
+    in turn (hidden layer, residual stream, attention heads) is assigned to ``reference``'s by
+    maximal total inner product of what produces its units (incoming weights and bias,
+    BatchNorm), inputs already matched (``scipy.optimize.linear_sum_assignment``). The
+    function computed is unchanged.
 
     Raises:
-        ValueError: if the architecture is not a plain chain (:func:`can_align`).
+        ValueError: if the architecture has no permutation spec (:func:`can_align`).
     """
-    from scipy.optimize import linear_sum_assignment
-
-    if not can_align(other):
-        raise ValueError("weight matching needs a plain Linear/Conv2d chain (mlp, cnn)")
-    out = copy.deepcopy(other)
-    ref_layers, layers = _layers(reference), _layers(out)
-    for a, b, nxt in zip(ref_layers[:-1], layers[:-1], layers[1:], strict=True):
-        wa, wb = a.weight.reshape(len(a.weight), -1), b.weight.reshape(len(b.weight), -1)
-        cost = wa @ wb.T + (a.bias[:, None] * b.bias[None] if a.bias is not None else 0)
-        _, perm = linear_sum_assignment(cost.double().numpy(), maximize=True)
-        perm = torch.as_tensor(perm)
-        b.weight.copy_(b.weight[perm])
-        if b.bias is not None:
-            b.bias.copy_(b.bias[perm])
-        nxt.weight.copy_(nxt.weight[:, perm])
-    return out
+    return symmetry.align_model(reference, other, max_sweeps=1)
 
 
 class RunningMean:
@@ -161,8 +143,8 @@ def cell_study(models: Iterable[nn.Module], x: torch.Tensor, y: torch.Tensor,
     ``models`` is consumed one at a time (pass a lazy sequence to build each when needed): each
     is scored, added to the running averages, pruned per layer on a copy (:func:`layer_pruned`),
     then pruned globally in place, and only its skeleton (on the ``meta`` device) is kept.
-    Memory: the running averages, two models and one row of magnitudes, whatever the number of
-    seeds.
+    Memory: the running averages, the first seed (the reference every other is weight-matched
+    to), two models and one row of magnitudes, whatever the number of seeds.
     """
     def score(m: nn.Module) -> float:
         return evaluate(m, x, y, batch_size, task)[1]
@@ -174,7 +156,7 @@ def cell_study(models: Iterable[nn.Module], x: torch.Tensor, y: torch.Tensor,
     for m in models:
         members.append(score(m))
         naive.add(m)
-        if can_align(m):  # plain chains (mlp, cnn): small, so the reference is kept whole
+        if can_align(m):  # the reference is kept whole: one more row
             aligned.add(m if reference is None else weight_match(reference, m))
             reference = copy.deepcopy(m) if reference is None else reference
         for key, p in (layer_pruned(m) if allocation else ()):
@@ -240,8 +222,8 @@ def not_applicable(limits: dict[str, int], transfer_dataset: str | None) -> dict
         out["weight averaging"] = out["weight matching"] = (
             f"{limits['seeds']} model per cell: its average is the model")
     elif not limits["alignable"]:
-        out["weight matching"] = ("weight matching handles a plain chain of Linear/Conv2d "
-                                  "layers (mlp, cnn), not this architecture")
+        out["weight matching"] = ("no permutation spec for this architecture "
+                                  "(phasezoo.wsl.symmetry.spec_of)")
     elif limits["hidden"] < 1:
         out["weight matching"] = "no hidden layer: no unit to permute"
     if limits["prunable"] < 2:

@@ -7,14 +7,21 @@ from typing import Any
 
 import numpy as np
 
-from phasezoo.wsl import alphaprune
+from phasezoo.wsl import alphaprune, regimes
 
 
 def write_report(result: dict[str, Any], out_dir: str | Path) -> Path:
-    """``studies.json``, ``studies.md`` and ``studies.png`` in ``out_dir``, each renamed into
-    place and the JSON last (:mod:`phasezoo.wsl.report`); returns the markdown."""
+    """``studies.json``, ``studies.md``, ``studies.png`` and the three-regime diagram
+    ``regimes.png`` in ``out_dir``, each renamed into place and the JSON last
+    (:mod:`phasezoo.wsl.report`); returns the markdown."""
+    from phasezoo.atomic import write_atomic
     from phasezoo.wsl.report import write_report_files
 
+    if "regimes" in result:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        title = f"{', '.join(result['zoo'])}: three regimes of pruning (epoch {result['epoch']})"
+        write_atomic(Path(out_dir) / "regimes.png",
+                     lambda tmp: regimes.diagram(result["regimes"], tmp, title))
     return write_report_files(out_dir, "studies", result, markdown(result), plot)[1]
 
 
@@ -46,6 +53,8 @@ def markdown(result: dict[str, Any]) -> str:
                   "layer-wise rates (from each layer's α, measured before every epoch) minus the "
                   "same run at a uniform rate (`tb_gain_f`), on a fraction f of its training "
                   "rows.", "", *_phase_table(result, balance)]
+    if "regimes" in result:
+        lines += regimes.markdown(result["regimes"], result.get("score", "accuracy"))
     return "\n".join(lines) + "\n"
 
 
