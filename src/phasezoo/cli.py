@@ -276,6 +276,17 @@ class _Version(argparse.Action):
         parser.exit()
 
 
+def cmd_config_doc(a: argparse.Namespace) -> None:
+    """The config keys' reference page from the schema (:mod:`phasezoo.config_doc`)."""
+    from phasezoo.config import schema
+    from phasezoo.config_doc import config_doc
+
+    text = config_doc(schema())
+    if a.out:
+        write_atomic(Path(a.out), lambda tmp: tmp.write_text(text))
+    print(a.out or text, end="\n" if a.out else "")
+
+
 def cmd_export(a: argparse.Namespace) -> None:
     """Rows of a zoo as files other tools read (:mod:`phasezoo.export`)."""
     from phasezoo.export import export_zoo
@@ -387,6 +398,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epoch", type=int, nargs="+", help="only these kept epochs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(fn=cmd_export)
+    p = sub.add_parser("config-doc", help="every config key's type, default and description, "
+                                          "from the schema (config/README.md)")
+    p.add_argument("--out", help="write it here (e.g. config/README.md) instead of printing")
+    p.set_defaults(fn=cmd_config_doc)
     p = sub.add_parser("push", help="upload a verified zoo to a Hugging Face dataset repository",
                        description="Verify the zoo, create the dataset repository (if missing), "
                                    "upload the shards (resumable: rerun after an interruption), "
@@ -421,8 +436,10 @@ RUN_HELP = """usage: phasezoo run [SNAKEMAKE ARGS ...]
 Run the workflow: every --configfile is read and validated by phasezoo first (plain YAML only;
 Snakemake's template marker __use_yte__ is refused), handed to Snakemake as a checked JSON copy
 (.snakemake/phasezoo/), a killed run's stale lock is removed (never while a Snakemake runs in the
-folder), and Snakemake runs with this installation's tools on PATH. Every other argument is
-Snakemake's (snakemake --help), e.g.
+folder), and Snakemake runs with this installation's tools on PATH. Where the working folder
+has no Snakefile and no -s is given (phasezoo installed from a wheel), the workflow packaged
+with phasezoo runs, on its default config unless --configfile is given. Every other argument
+is Snakemake's (snakemake --help), e.g.
 
   phasezoo run --configfile my-zoo.yaml -n
   phasezoo run --profile slurm --configfile my-zoo.yaml
@@ -431,13 +448,14 @@ Snakemake's (snakemake --help), e.g.
 
 def cmd_run(argv: list[str]) -> int:
     """``phasezoo run``: the checked way into Snakemake (:mod:`phasezoo.launch`)."""
+    from phasezoo.bundled import with_bundled_workflow
     from phasezoo.launch import run
 
     if argv[:1] in (["-h"], ["--help"]):
         print(RUN_HELP, end="")
         return 0
     try:
-        return run(argv)
+        return run(with_bundled_workflow(argv, Path.cwd()))
     except (ConfigError, ValueError, FileNotFoundError) as e:
         print(f"phasezoo run: error: {e}", file=sys.stderr)
         return 2
