@@ -133,19 +133,21 @@ def test_learned_baselines_recover_a_planted_signal():
     assert not any(b == "nfn" and s != "random" for s, b in by)  # one split per task
 
 
-def test_nfn_refuses_a_zoo_that_is_not_an_mlp_and_the_report_says_why():
+def test_nfn_refuses_a_zoo_that_is_not_a_linear_or_conv2d_chain_and_the_report_says_why():
     from phasezoo.wsl.nfn import NFNMethod, linear_chain
 
     models, meta = _planted(24)
     table = zoo_table(models, meta)
     assert linear_chain(table.layouts[0]) is not None
     conv = copy.deepcopy(table.layouts[0])
-    conv["entries"][0]["shape"] = [6, 1, 3, 3]
+    conv["entries"][0]["shape"] = [6, 1, 9]  # a Conv1d weight: not one the library reads
     assert linear_chain(conv) is None
     table.layouts[:] = [conv] * len(table.layouts)
     result = run_benchmark(table, seeds=1, baselines={}, tasks=TEST_ACCURACY,
                            methods={"nfn": NFNMethod})
-    assert "nfn: supports zoos of MLPs" in result["skipped_baselines"]["nfn"]
+    assert ("nfn: supports chains of Linear and Conv2d layers with biases (MLPs, plain CNNs); "
+            "this zoo's layout is not one: '1.weight' [6, 1, 9] is not a Linear or Conv2d "
+            "weight") == result["skipped_baselines"]["nfn"]
     assert not result["runs"]
     with pytest.raises(MethodUnsupported):
         NFNMethod().fit(Rows(table, np.arange(4)), np.zeros(4), Rows(table, np.arange(4)),

@@ -25,6 +25,7 @@ from phasezoo.wsl.features import EXTRACTORS
 from phasezoo.wsl.learning_curve import (CURVE_FRACTIONS, CURVE_TASK, curve_records,
                                          nested_splits, summarize_curve)
 from phasezoo.wsl.methods import MethodFactory, MethodUnsupported, Rows
+from phasezoo.wsl.neuron_sets import NeuronSetMethod
 from phasezoo.wsl.nfn import NFNMethod
 from phasezoo.splits import Split, ZooSplits, computed_splits, random_split, zoo_transfer
 from phasezoo.wsl.table import ZooTable
@@ -67,8 +68,9 @@ GRIDS = {"gbm": [{"learning_rate": lr, "max_leaf_nodes": m} for lr, m in product
 # Unterthiner et al. (2020)'s configuration (``phasezoo benchmark --unterthiner``): their
 # statistics and a larger boosted model (500 or 2,000 trees, chosen on the validation cells like
 # every baseline's settings), on the final checkpoint of every run (:func:`final_checkpoints`).
-# Learned methods the CLI runs beside the baselines (phasezoo.wsl.methods protocol).
-LEARNED = {"nfn": NFNMethod}
+# Learned methods the CLI runs beside the baselines (phasezoo.wsl.methods protocol): nfn on
+# chains of Linear/Conv2d layers, neuron_sets on every architecture.
+LEARNED = {"nfn": NFNMethod, "neuron_sets": NeuronSetMethod}
 UNTERTHINER = {"stats+gbm[unterthiner]": ("unterthiner_statistics", "gbm-large")}
 
 

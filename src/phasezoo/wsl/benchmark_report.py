@@ -16,7 +16,10 @@ FEW_TEST_CELLS = 4  # a score on this many test cells or fewer carries a warning
 
 def markdown(result: dict[str, Any]) -> str:
     """The summary as a table: one row per (task, split), one column per baseline (headline
-    score: R² for regression, accuracy for classification; mean ± std over seeds).
+    score: R² for regression, accuracy for classification; mean ± std over seeds), the
+    statistics baselines and the learned methods side by side, and last the number of cells
+    the row's models were fit on (training and validation: the fewest over its baselines and
+    seeds), so a learned method's score is read with the data it had.
 
     A score that needs a caveat carries a footnote number: R² below 0 (worse than predicting
     the training mean; with how many cells it was fit on) and scores on at most
@@ -24,10 +27,13 @@ def markdown(result: dict[str, Any]) -> str:
     why, so no column is dropped without a word.
     """
     rows: dict[tuple[str, str], dict[str, str]] = {}
+    fit_cells: dict[tuple[str, str], list[int]] = {}
     baselines: list[str] = []
     notes: list[str] = []
     for e in result["summary"]:
         rows.setdefault((e["task"], e["split"]), {})[e["baseline"]] = _cell(e, notes)
+        if e.get("train_cells") is not None:  # absent in older results
+            fit_cells.setdefault((e["task"], e["split"]), []).append(int(e["train_cells"]))
         if e["baseline"] not in baselines:
             baselines.append(e["baseline"])
     lines = [f"# WSL benchmark: {', '.join(result['zoo'])} ({result['n_checkpoints']} checkpoints, "
@@ -39,11 +45,12 @@ def markdown(result: dict[str, Any]) -> str:
              "Regression predictions are clipped to the range of the targets each model was fit "
              "on (every target is bounded; `clipped` in the JSON counts them). "
              f"Splits: {result.get('splits', 'computed')}.", "",
-             "| task | split | " + " | ".join(baselines) + " |",
-             "|---|---|" + "---|" * len(baselines)]
+             "| task | split | " + " | ".join(baselines) + " | training cells |",
+             "|---|---|" + "---|" * (len(baselines) + 1)]
     for (task, split), cells in rows.items():
+        fit = min(fit_cells.get((task, split), []), default=None)
         lines.append(f"| {task} | {split} | " + " | ".join(cells.get(b, "–") for b in baselines)
-                     + " |")
+                     + f" | {'–' if fit is None else fit} |")
     if not rows:
         lines.append("\nNo split had enough cells to train, validate and test on.")
     if notes:

@@ -1,12 +1,17 @@
-"""The ``nfn`` learned baseline: a permutation-invariant neural functional over an MLP zoo's weights.
+"""The ``nfn`` learned baseline: a permutation-invariant neural functional over the weights of a
+zoo of MLPs or plain CNNs.
 
 Why this model: a weight-space method should not depend on the order of a layer's hidden units,
 and the neural functionals of Zhou et al. (2023, "Permutation Equivariant Neural Functionals";
 the ``nfn`` library, used as it is) are built from layers that commute with those permutations,
 then pool them away. Their ``NPLinear`` layers treat hidden sizes as symmetric dimensions, so
-one network reads every width of a zoo. Supported: zoos of MLPs (a chain of ``Linear`` layers
-with biases, the same input and output sizes); other layouts raise
-:class:`~phasezoo.wsl.methods.MethodUnsupported` and the report says so.
+one network reads every width of a zoo, and they take convolution filters as weights with
+filter dimensions (``(out, in, h, w)``, the kernel positions as extra channels): the library's
+own CNN-zoo experiments. Supported: a chain of ``Linear`` and ``Conv2d`` layers with biases,
+each reading the previous one's units (pooling between them; the registry's ``mlp``,
+``pinn-mlp`` and ``cnn``). BatchNorm, residual shortcuts and attention are outside what the
+library's layers model; such zoos raise :class:`~phasezoo.wsl.methods.MethodUnsupported`, the
+report says so, and ``neuron_sets`` (:mod:`phasezoo.wsl.neuron_sets`) covers them.
 """
 
 from __future__ import annotations
@@ -20,10 +25,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from phasezoo.runtime import generator, seeded
+from phasezoo.runtime import seeded
+from phasezoo.wsl.fitting import Targets, fit_best_epoch, predict_batches
 from phasezoo.wsl.methods import MethodUnsupported, Rows
 
-Layers = list[tuple[slice, tuple[int, int], slice]]  # per layer: weight slice, shape, bias slice
+# per layer: weight slice, weight shape ((out, in) or (out, in, h, w)), bias slice
+Layers = list[tuple[slice, tuple[int, ...], slice]]
+WEIGHT_DIMS = (2, 4)  # Linear and Conv2d weights: what the library's layers read
 
 
 @dataclass(frozen=True)
@@ -38,41 +46,71 @@ class NFNSettings:
 
 
 @contextlib.contextmanager
-def plain_kernels() -> Iterator[None]:
-    """PyTorch's own CPU kernels instead of oneDNN's (whose switch warns about Intel GPUs)."""
+def cpu_kernels(onednn: bool) -> Iterator[None]:
+    """oneDNN's CPU kernels, or PyTorch's own (the switch's warning about Intel GPUs silenced)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
-        with torch.backends.mkldnn.flags(enabled=False):
+        with torch.backends.mkldnn.flags(enabled=onednn):
             yield
 
 
+def plain_kernels() -> contextlib.AbstractContextManager:
+    """PyTorch's own CPU kernels instead of oneDNN's."""
+    return cpu_kernels(onednn=False)
+
+
+def kernels_for(parts) -> contextlib.AbstractContextManager:
+    """The faster CPU kernels for a zoo's rows, measured on 2 cores: PyTorch's own for MLPs
+    (oneDNN's took ~5× as long on their (batch, channels, width, inputs) shapes,
+    benchmarks/wsl_nfn.py), oneDNN's for CNNs (PyTorch's slow convolution backward took ~4× as
+    long on their 9× wider 1×1 convolutions: 2.6 s against 11 s for 3 epochs of 32 CNN rows)."""
+    conv = any(w.dim() > 2 for ws, _ in parts for w in ws)
+    return cpu_kernels(onednn=True) if conv else plain_kernels()
+
+
+def chain_problem(layout: dict) -> str | None:
+    """Why the layout is not a chain of Linear/Conv2d layers with biases each reading the
+    previous layer's units (naming the first tensor that breaks it), or None if it is one."""
+    entries, prev = layout["entries"], None
+    if not entries:
+        return "no tensors"
+    for i in range(0, len(entries), 2):
+        w, b = entries[i], entries[i + 1] if i + 1 < len(entries) else None
+        for e in (w, b):
+            if e is not None and e.get("kind", "parameter") != "parameter":
+                return f"'{e['name']}' is a buffer (BatchNorm statistics?)"
+        if len(w["shape"]) not in WEIGHT_DIMS or not w["name"].endswith("weight"):
+            return f"'{w['name']}' {w['shape']} is not a Linear or Conv2d weight"
+        if b is None or list(b["shape"]) != [w["shape"][0]] or not b["name"].endswith("bias"):
+            return f"'{w['name']}' is not followed by its bias"
+        if prev is not None and w["shape"][1] != prev:
+            return (f"'{w['name']}' reads {w['shape'][1]} units, the layer before has {prev} "
+                    "(a shortcut, an attention block or a flattened feature map)")
+        prev = w["shape"][0]
+    return None
+
+
 def linear_chain(layout: dict) -> Layers | None:
-    """Where each Linear layer's weight and bias lie in a row, or None if the layout is not a
-    chain of Linear layers with biases (convolutions, BatchNorm, attention)."""
-    entries, layers, prev = layout["entries"], [], None
-    if not entries or len(entries) % 2 or any(e.get("kind", "parameter") != "parameter"
-                                               for e in entries):
+    """Where each layer's weight and bias lie in a row, or None if the layout is not a chain of
+    Linear/Conv2d layers with biases (:func:`chain_problem`)."""
+    if chain_problem(layout) is not None:
         return None
-    for w, b in zip(entries[::2], entries[1::2], strict=True):
-        if (len(w["shape"]) != 2 or list(b["shape"]) != [w["shape"][0]]
-                or not w["name"].endswith("weight") or not b["name"].endswith("bias")
-                or (prev is not None and w["shape"][1] != prev)):
-            return None
-        out, inp = w["shape"]
-        layers.append((slice(w["offset"], w["offset"] + out * inp), (out, inp),
-                       slice(b["offset"], b["offset"] + out)))
-        prev = out
-    return layers
+    entries = layout["entries"]
+    return [(slice(w["offset"], w["offset"] + int(np.prod(w["shape"]))), tuple(w["shape"]),
+             slice(b["offset"], b["offset"] + w["shape"][0]))
+            for w, b in zip(entries[::2], entries[1::2], strict=True)]
 
 
 def _parts(rows: Rows) -> list[tuple[list[torch.Tensor], list[torch.Tensor]]]:
     """Each row's (weights, biases) as tensors, read one row at a time."""
-    chains = [linear_chain(layout) for layout in rows.layouts]
-    if any(c is None for c in chains):
-        raise MethodUnsupported("nfn: supports zoos of MLPs (a chain of Linear layers with "
-                                "biases); this zoo's layout has other tensors")
+    for layout in rows.layouts:
+        problem = chain_problem(layout)
+        if problem is not None:
+            raise MethodUnsupported("nfn: supports chains of Linear and Conv2d layers with "
+                                    "biases (MLPs, plain CNNs); this zoo's layout is not one: "
+                                    + problem)
     out = []
-    for flat, layers in zip(rows.weights(), chains, strict=True):
+    for flat, layers in zip(rows.weights(), map(linear_chain, rows.layouts), strict=True):
         flat = torch.from_numpy(np.asarray(flat, dtype=np.float32))
         out.append(([flat[w].view(shape) for w, shape, _ in layers],
                     [flat[b] for _, _, b in layers]))
@@ -91,18 +129,19 @@ def _batch(parts, index, scales):
     return WeightSpaceFeatures(weights, biases)
 
 
-def _groups(parts) -> dict[tuple, list[int]]:
+def _groups(parts) -> list[list[int]]:
     """Row indices by architecture (layer shapes): a batch holds one architecture."""
     groups: dict[tuple, list[int]] = {}
     for i, (ws, _) in enumerate(parts):
         groups.setdefault(tuple(tuple(w.shape) for w in ws), []).append(i)
-    return groups
+    return list(groups.values())
 
 
 class NFNMethod:
     """The ``nfn`` baseline as a :class:`~phasezoo.wsl.methods.Method`: ``NPLinear`` layers
-    (equivariant), ``HNPPool`` (invariant) and a small head; Adam; the epoch with the best
-    validation score is kept."""
+    (equivariant), ``HNPPool`` (invariant) and a small head, trained by the learned baselines'
+    shared loop (:func:`~phasezoo.wsl.fitting.fit_best_epoch`: Adam, the epoch with the best
+    validation score kept)."""
 
     name = "nfn"
     # What the benchmark fits it on (phasezoo.wsl.methods.Method): the two headline tasks on
@@ -127,61 +166,23 @@ class NFNMethod:
         from nfn.common import network_spec_from_wsfeat
 
         parts, val_parts = _parts(train), _parts(val)
-        self.kind = kind
         self.scales = [[float(torch.stack([p[j][k].pow(2).mean() for p in parts]).mean().sqrt())
                         + 1e-12 for k in range(len(parts[0][j]))] for j in (0, 1)]
-        if kind == "classification":
-            self.classes = np.unique(y)
-            target = torch.as_tensor(np.searchsorted(self.classes, y))
-        else:
-            self.mean, self.std = float(np.mean(y)), float(np.std(y)) or 1.0
-            target = torch.as_tensor((y - self.mean) / self.std, dtype=torch.float32)
+        self.targets = Targets(y, kind)
         spec = network_spec_from_wsfeat(_batch(parts, [0], self.scales))
         with seeded(seed):
-            self.net = self._network(spec, len(self.classes) if kind == "classification" else 1)
-        # oneDNN's kernels on these (batch, channels, width, inputs) shapes took ~5× as long as
-        # PyTorch's own on 2 CPU cores (benchmarks/wsl_nfn.py)
-        with plain_kernels():
-            self._train(parts, target, val_parts, y_val, seed)
-
-    def _train(self, parts, target, val_parts, y_val, seed: int) -> None:
+            self.net = self._network(spec, self.targets.outputs)
         s = self.settings
-        opt = torch.optim.Adam(self.net.parameters(), lr=s.lr)
-        loss_fn = nn.CrossEntropyLoss() if self.kind == "classification" else nn.MSELoss()
-        gen, groups = generator(seed), list(_groups(parts).values())
-        best, best_state = -np.inf, None
-        for _ in range(s.epochs):
-            batches = [g[j:j + s.batch_size] for g in groups
-                       for j in range(0, len(g), s.batch_size)]
-            self.net.train()
-            for b in torch.randperm(len(batches), generator=gen).tolist():
-                idx = [batches[b][i] for i in torch.randperm(len(batches[b]),
-                                                              generator=gen).tolist()]
-                out = self.net(_batch(parts, idx, self.scales))
-                loss = loss_fn(out if self.kind == "classification" else out[:, 0], target[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-            score = self._score(self._predict_parts(val_parts), y_val)
-            if score > best or best_state is None:
-                best, best_state = score, {k: v.clone() for k, v in self.net.state_dict().items()}
-        self.net.load_state_dict(best_state)
-
-    def _score(self, pred: np.ndarray, y: np.ndarray) -> float:
-        if self.kind == "classification":
-            return float(np.mean(pred == y))
-        return -float(np.mean((pred - y) ** 2))
+        with kernels_for(parts):
+            fit_best_epoch(self.net, lambda idx: _batch(parts, idx, self.scales), _groups(parts),
+                           self.targets, lambda: self._predict_parts(val_parts), y_val,
+                           epochs=s.epochs, lr=s.lr, batch_size=s.batch_size, seed=seed)
 
     def _predict_parts(self, parts) -> np.ndarray:
-        self.net.eval()
-        out = np.empty(len(parts), dtype=object if self.kind == "classification" else float)
-        with torch.no_grad():
-            for idx in _groups(parts).values():
-                pred = self.net(_batch(parts, idx, self.scales))
-                out[idx] = (self.classes[pred.argmax(1).numpy()] if self.kind == "classification"
-                            else pred[:, 0].numpy() * self.std + self.mean)
-        return out
+        return predict_batches(self.net, lambda idx: _batch(parts, idx, self.scales),
+                               _groups(parts), len(parts), self.targets)
 
     def predict(self, rows: Rows) -> np.ndarray:
-        with plain_kernels():
-            return self._predict_parts(_parts(rows))
+        parts = _parts(rows)
+        with kernels_for(parts):
+            return self._predict_parts(parts)
