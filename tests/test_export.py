@@ -21,7 +21,8 @@ from phasezoo.evaluation import evaluate, logits_of
 from phasezoo.export import (export_file_name, export_file_names, export_zoo, read_metadata,
                              selected_rows)
 from phasezoo.models import create_model
-from phasezoo.rows import row_data, row_hessian_sample, row_top_eigenvalue, zoo_metrics_settings
+from phasezoo.rows import (row_data, row_hessian_sample, row_top_eigenvalue,
+                           zoo_hessian_settings)
 from phasezoo.zoo import load_model
 
 pytestmark = pytest.mark.filterwarnings(  # inside WeightWatcher 0.7.7, with pandas 3
@@ -123,8 +124,10 @@ def test_the_hessian_sample_reproduces_the_stored_lambda_max(published, exported
     another sample (of the split hessian_top_data names), and another λmax."""
     cfg, _, _, zoo_dir = published
     _, rows = exported
-    settings = zoo_metrics_settings(zoo_dir)
-    assert settings == cfg.zoo("tiny").metrics
+    settings = zoo_hessian_settings(zoo_dir)
+    metrics = cfg.zoo("tiny").metrics  # what the card was written from
+    assert dataclasses.asdict(settings) == {k: getattr(metrics, k)
+                                            for k in dataclasses.asdict(settings)}
     split = row_data(rows[0], cfg.data_root)
     sample = row_hessian_sample(split, settings)
     source = split.x_test if settings.hessian_top_data == "test" else split.x_train
@@ -143,10 +146,13 @@ def test_a_card_with_a_bad_hessian_setting_is_named(published, tmp_path):
     (tmp_path / "README.md").write_text(card.replace('"hessian_batches": ',
                                                      '"hessian_batches": "ten", "x": ', 1))
     with pytest.raises(ValueError, match="metrics.hessian_batches is 'ten', not a int"):
-        zoo_metrics_settings(tmp_path)
+        zoo_hessian_settings(tmp_path)
+    (tmp_path / "README.md").write_text(card.replace('"hessian_seed": ', '"seed": ', 1))
+    with pytest.raises(ValueError, match="metrics setting 'hessian_seed' is missing"):
+        zoo_hessian_settings(tmp_path)
     (tmp_path / "README.md").write_text("# no settings\n")
     with pytest.raises(ValueError, match="no '## Training and metric settings' JSON block"):
-        zoo_metrics_settings(tmp_path)
+        zoo_hessian_settings(tmp_path)
 
 
 @pytest.mark.parametrize("cell", ["../../etc/x", "/abs/x", ".hidden", "a/../../b", "..", "c\\d"])

@@ -17,6 +17,7 @@ import re
 import socket
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -149,17 +150,34 @@ _SETTINGS_BLOCK = re.compile(r"^## Training and metric settings\n\n```json\n(.*?
                              re.MULTILINE | re.DOTALL)
 
 
-def zoo_metrics_settings(zoo_dir: str | Path) -> Any:
-    """The ``metrics`` settings a published zoo was measured with
-    (:class:`phasezoo.settings.MetricsSettings`), read from its card's settings block: the
-    Hessian sample's size and seed, Lanczos's tolerance and steps, ``hessian_top_data``.
+@dataclass(frozen=True)
+class HessianSettings:
+    """The ``metrics`` settings a stored λmax depends on (named as in the config; a zoo's
+    :class:`phasezoo.settings.MetricsSettings` has them too): the sample's size, split and
+    seed, and Lanczos's tolerance and steps."""
+
+    hessian_batches: int
+    hessian_batch_size: int
+    hessian_seed: int
+    hessian_max_iter: int
+    hessian_tol: float
+    hessian_top_data: str
+
+
+# The type each Hessian setting must have in a card.
+HESSIAN_KEYS = {"hessian_batches": int, "hessian_batch_size": int, "hessian_seed": int,
+                "hessian_max_iter": int, "hessian_tol": float, "hessian_top_data": str}
+
+
+def zoo_hessian_settings(zoo_dir: str | Path) -> HessianSettings:
+    """The Hessian settings a published zoo was measured with, read from its card's settings
+    block (only these keys: a zoo published before later keys existed still reads).
 
     Raises:
         ValueError: naming the card, when it has no settings block, the block is not JSON, or
             a key is missing or of the wrong type.
     """
     from phasezoo.card import MAX_CARD_BYTES
-    from phasezoo.settings import MetricsSettings
 
     card = Path(zoo_dir) / "README.md"
     if card.stat().st_size > MAX_CARD_BYTES:
@@ -174,22 +192,16 @@ def zoo_metrics_settings(zoo_dir: str | Path) -> Any:
     if not isinstance(raw, dict):
         raise ValueError(f"{card}: the settings block has no 'metrics' mapping")
     _check_hessian_keys(card, raw)
-    try:
-        return MetricsSettings.of(raw)
-    except KeyError as e:
-        raise ValueError(f"{card}: metrics setting {e} is missing") from None
-
-
-# The settings the Hessian sample and λmax depend on, with the type each must have.
-HESSIAN_KEYS = {"hessian_batches": int, "hessian_batch_size": int, "hessian_seed": int,
-                "hessian_max_iter": int, "hessian_tol": float, "hessian_top_data": str}
+    return HessianSettings(**{key: raw[key] for key in HESSIAN_KEYS})
 
 
 def _check_hessian_keys(card: Path, raw: Mapping[str, Any]) -> None:
     """The card's Hessian settings have their types (a card is untrusted input): positive
     integers for counts, a number for the tolerance, ``train`` or ``test`` for the data."""
     for key, kind in HESSIAN_KEYS.items():
-        value = raw.get(key)
+        if key not in raw:
+            raise ValueError(f"{card}: metrics setting '{key}' is missing")
+        value = raw[key]
         number = kind is float and isinstance(value, (int, float))
         if isinstance(value, bool) or not (isinstance(value, kind) or number):
             raise ValueError(f"{card}: metrics.{key} is {str(value)[:40]!r}, not a "
@@ -207,7 +219,8 @@ def row_hessian_sample(split: Any, settings: Any) -> list[tuple[torch.Tensor, to
     ``hessian_batch_size`` examples of the test split (``hessian_top_data: test``, PTMZ's) or of
     the training split, drawn with ``hessian_seed`` (:meth:`phasezoo.metrics.Context.for_cell`).
 
-    ``split``: the row's data (:func:`row_data`); ``settings``: :func:`zoo_metrics_settings`.
+    ``split``: the row's data (:func:`row_data`); ``settings``: :func:`zoo_hessian_settings`
+    (or a zoo's ``MetricsSettings``).
     """
     from phasezoo.landscape.hessian import sample_batches
 
