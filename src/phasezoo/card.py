@@ -514,23 +514,30 @@ model = load_model(rows[0])
 The Arrow cache `datasets` builds is as large as the zoo; `streaming=True` writes none. Large
 rows: read them by index from `ds.with_format("numpy")` (one row in memory).
 
-Integrity: `sha256sum -c SHA256SUMS` or `phasezoo verify {source}`.
+{integrity}
 """
+_LOCAL_INTEGRITY = "Integrity: `sha256sum -c SHA256SUMS` or `phasezoo verify {source}`."
+_HUB_INTEGRITY = ("Integrity: `phasezoo benchmark {source}` (and `studies`, `diagnose`) verify "
+                  "the download before reading it; by hand, `hf download {source} --repo-type "
+                  "dataset --local-dir DIR`, then `phasezoo verify DIR` or `sha256sum -c "
+                  "SHA256SUMS` in DIR.")
 _SPLIT_LOADING = ('splits = datasets.load_dataset("{source}", "{config}")  '
                   '# train, validation, test\n')
 
 
-def loading_section(source: str, configs: Sequence[Mapping[str, Any]] = ()) -> str:
-    """The card's Loading section for a zoo at ``source`` (``zoos/<zoo>`` for a local zoo, the
-    repository id once pushed, :func:`phasezoo.hub.push`)."""
+def loading_section(source: str, configs: Sequence[Mapping[str, Any]] = (),
+                    hub: bool = False) -> str:
+    """The card's Loading section for a zoo at ``source``: ``zoos/<zoo>`` for a local zoo, or
+    with ``hub`` the repository id it was pushed to (:func:`phasezoo.hub.push`)."""
     split = (_SPLIT_LOADING.format(source=source, config=configs[0]["config_name"])
              if configs else "")
-    return _LOADING.format(source=source, split=split)
+    integrity = (_HUB_INTEGRITY if hub else _LOCAL_INTEGRITY).format(source=source)
+    return _LOADING.format(source=source, split=split, integrity=integrity)
 
 
 def with_loading_source(card: str, source: str) -> str:
-    """``card`` with its Loading section written for ``source`` (what a pushed copy's card
-    says); the YAML header and every other section unchanged.
+    """``card`` with its Loading section written for the Hub repository ``source`` (what a
+    pushed copy's card says); the YAML header and every other section unchanged.
 
     Raises:
         ValueError: if the card has no Loading section, or more than one.
@@ -545,4 +552,4 @@ def with_loading_source(card: str, source: str) -> str:
     header = yaml.safe_load(card.split("---\n", 2)[1]) if card.startswith("---\n") else {}
     configs = [c for c in (header or {}).get("configs") or []
                if isinstance(c, dict) and c.get("config_name") != "default"]
-    return card[:start] + loading_section(source, configs) + card[end:]
+    return card[:start] + loading_section(source, configs, hub=True) + card[end:]

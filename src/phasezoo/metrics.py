@@ -1,8 +1,8 @@
 """Per-checkpoint metrics of a cell: one row per (model, kept epoch).
 
 Metrics are registered functions ``fn(model, split, ctx) -> {column: value}``, so the landscape
-and HT-SR metrics plug in as one function each. The topological landscape profile runs only at
-the landscape epoch (NaN elsewhere). A diverged checkpoint gets NaN in every metric column and is
+and HT-SR metrics plug in as one function each. The topological landscape profile and the local
+learning coefficient run only at the landscape epoch (NaN elsewhere). A diverged checkpoint gets NaN in every metric column and is
 never evaluated.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import pandas as pd
 import torch
@@ -26,6 +26,9 @@ from phasezoo.landscape.hessian import hessian_summary, sample_batches
 from phasezoo.phases import landscape_epoch_of
 from phasezoo.settings import MetricsSettings
 from phasezoo.weights import skeleton
+
+if TYPE_CHECKING:
+    from phasezoo.landscape.llc import SGLDConfig
 
 
 @dataclass
@@ -166,11 +169,36 @@ def topology_columns(model: nn.Module, split: Split, ctx: Context) -> dict[str, 
                                      TOPOLOGY_PLANE: grid.ravel().tolist()})
 
 
+# The local learning coefficient and its estimator's diagnostics (LLCEstimate.columns).
+LLC_COLUMNS = ("llc", "llc_std", "llc_nbeta", "llc_chains", "llc_steps", "llc_drift",
+               "llc_unsettled")
+
+
+def llc_config(settings: MetricsSettings) -> "SGLDConfig":
+    """The SGLD sampler of the zoo's ``metrics.llc_*`` keys."""
+    from phasezoo.landscape.llc import SGLDConfig
+
+    return SGLDConfig(epsilon=settings.llc_epsilon, nbeta=settings.llc_nbeta,
+                      gamma=settings.llc_gamma, chains=settings.llc_chains,
+                      steps=settings.llc_steps, burnin=settings.llc_burnin,
+                      batch_size=settings.llc_batch_size)
+
+
+def llc_columns(model: nn.Module, split: Split, ctx: Context) -> dict[str, float]:
+    """λ̂ of one checkpoint on the cell's training data (run at the landscape epoch only:
+    ``llc_chains`` × (``llc_burnin`` + ``llc_steps``) SGLD steps); the batch order and every
+    chain's noise are seeded from ``hessian_seed``, the same for every checkpoint of the zoo."""
+    from phasezoo.landscape.llc import estimate_llc
+
+    return estimate_llc(model, split.task, split.x_train, split.y_train,
+                        llc_config(ctx.settings), seed=ctx.settings.hessian_seed).columns()
+
+
 def all_columns() -> list[str]:
-    """Every metric column of ``metrics.parquet``: the per-model metrics, the HT-SR ones, then
-    the topological profile's."""
+    """Every metric column of ``metrics.parquet``: the per-model metrics, the HT-SR ones, the
+    topological profile's, then the local learning coefficient's."""
     return (metric_columns() + list(HTSR_COLUMNS) + list(HTSR_LAYER_COLUMNS.values())
-            + list(TOPOLOGY_COLUMNS) + [TOPOLOGY_PLANE])
+            + list(TOPOLOGY_COLUMNS) + [TOPOLOGY_PLANE] + list(LLC_COLUMNS))
 
 
 HTSR_CHUNK_VALUES = 50_000_000  # weights held for one batched HT-SR pass (200 MB of float32)
@@ -182,8 +210,7 @@ def checkpoint_rows(pop: Population, split: Split, device: torch.device, setting
     consecutive live checkpoints (up to :data:`HTSR_CHUNK_VALUES` weights per pass, so a cell of
     large models is never held in memory at once)."""
     ctx = Context.for_cell(pop.hparams, settings, split)
-    profiled = (landscape_epoch_of([int(e) for e in pop.kept_epochs], settings.landscape_epoch)
-                if settings.topology else None)
+    landscape = landscape_epoch_of([int(e) for e in pop.kept_epochs], settings.landscape_epoch)
     rows: list[dict] = []
     pending: list[tuple[int, nn.Module]] = []  # live checkpoints awaiting their HT-SR pass
 
@@ -201,8 +228,10 @@ def checkpoint_rows(pop: Population, split: Split, device: torch.device, setting
             model = pop.model(i, k).to(device)
             for fn in _METRICS.values():
                 row |= fn(model, split, ctx)
-            if epoch == profiled:
+            if epoch == landscape and settings.topology:
                 row |= topology_columns(model, split, ctx)
+            if epoch == landscape and settings.llc_steps:
+                row |= llc_columns(model, split, ctx)
             pending.append((len(rows), model))
             if sum(_num_values(m) for _, m in pending) >= HTSR_CHUNK_VALUES:
                 flush()

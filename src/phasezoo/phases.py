@@ -117,8 +117,10 @@ def aggregate_cell(metrics: pd.DataFrame, pairs: pd.DataFrame, epoch: int,
     :mod:`phasezoo.tasks`), the natural log of the seed-mean Hessian λmax and trace (as both
     anchors take it: ``np.log(np.mean(...))``), and the pair means of mode connectivity
     (train error %, and loss; ``mc_chord`` and the MD tree's ``mc_peak`` too), linear barrier
-    and CKA; the topological profile's minima and total persistence (NaN when it is off); and
-    how many pairs each mean rests on (:func:`pair_counts`)."""
+    and CKA; the topological profile's minima and total persistence (NaN when it is off); the
+    local learning coefficient ``llc`` and the fraction of seeds whose chains did not settle
+    (``llc_unsettled``; NaN when ``metrics.llc_steps`` is 0); and how many pairs each mean rests
+    on (:func:`pair_counts`)."""
     at = metrics[metrics["epoch"] == epoch]
     live = at[~at["diverged"]]
     return {"train_loss": live["train_loss"].mean(), "test_loss": live["test_loss"].mean(),
@@ -128,7 +130,7 @@ def aggregate_cell(metrics: pd.DataFrame, pairs: pd.DataFrame, epoch: int,
             "ln_hessian_trace": _ln_mean(live, "hessian_trace"),
             **{c: live[c].mean() if c in live else np.nan
                for c in ("alpha_mean", "farms_alpha_mean", "topo_minima",
-                         "topo_total_persistence")},
+                         "topo_total_persistence", "llc", "llc_unsettled")},
             "mc": pairs["mc"].mean(), "mc_loss": pairs["mc_loss"].mean(),
             **{c: pairs[c].mean() if c in pairs else np.nan for c in ("mc_chord", "mc_peak")},
             "linear_barrier": pairs["linear_barrier"].mean(), "cka": pairs["cka"].mean(),

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 HEATMAP_METRICS = ("test_accuracy", "train_loss", "ln_hessian_top_eigenvalue",
                    "ln_hessian_trace", "mc", "linear_barrier", "cka", "alpha_mean",
-                   "farms_alpha_mean", "topo_minima", "topo_total_persistence")
+                   "farms_alpha_mean", "topo_minima", "topo_total_persistence", "llc")
 PHASE_COLORS = {"I": "#d62728", "II": "#ff7f0e", "III": "#9467bd", "IV-A": "#2ca02c",
                 "IV-B": "#1f77b4", "diverged": "#7f7f7f", "unlabelled": "#dddddd"}
 # What each heat map shows, with its unit: a reader of the picture has not seen the columns.
@@ -35,6 +35,7 @@ METRIC_TITLES = {
     "farms_alpha_mean": "FARMS α (layer mean)",
     "topo_minima": "Local minima on the top-2 Hessian plane (count)",
     "topo_total_persistence": "Total 0-D persistence of that plane (loss)",
+    "llc": "Local learning coefficient λ̂ (SGLD, seed mean)",
 }
 TASK_UNITS = {
     "classification": {"score": "accuracy (fraction)", "loss": "cross-entropy, nats"},
@@ -56,6 +57,7 @@ NAN_REASONS = {
     "farms_alpha_mean": "FARMS off, or no layer large enough for a fit",
     "topo_minima": "metrics.topology off, or no live seed",
     "topo_total_persistence": "metrics.topology off, or no live seed",
+    "llc": "metrics.llc_steps is 0, or every chain's loss became non-finite",
 }
 RULE_NAMES = {"train_error": "train err", "mc_tolerance": "mc", "cka": "CKA"}
 

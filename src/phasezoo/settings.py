@@ -122,6 +122,13 @@ class MetricsSettings(Section):
     topology_steps: int
     topology_radius: float
     topology_max_iter: int
+    llc_steps: int
+    llc_chains: int
+    llc_burnin: int
+    llc_batch_size: int
+    llc_epsilon: float
+    llc_nbeta: float | None
+    llc_gamma: float
 
 
 @dataclass(frozen=True)
