@@ -409,6 +409,7 @@ def test_push_sends_the_verified_zoo_and_its_repository_card(grid_zoo, tmp_path)
     card = remote["README.md"].decode()
     assert card == with_loading_source(before["README.md"].decode(), "someone/tiny-zoo")
     assert 'load_dataset("someone/tiny-zoo", "random-0")' in card and "zoos/tiny" not in card
+    assert "`hf download someone/tiny-zoo --repo-type dataset" in card  # verify takes folders
     pushed = hub.download(tmp_path / "pushed")
     assert verify(pushed) == verify(grid_zoo)  # the repository is a zoo that verifies
     loaded = subprocess.run([sys.executable, "-c", _LOAD_WITHOUT_PHASEZOO, str(pushed),
