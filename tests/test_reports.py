@@ -364,7 +364,7 @@ def test_the_studies_picture_draws_a_result_read_back_from_its_json(tmp_path):
     and its method bars use no phase colour (a colour means a phase in the other panels)."""
     import matplotlib.image
 
-    from phasezoo.plots import PHASE_COLORS
+    from phasezoo.vocabulary import PHASE_COLORS
     from phasezoo.wsl.studies_report import METHOD_COLORS, plot
 
     sparsities = [0.5, 0.8]

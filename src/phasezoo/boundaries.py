@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from phasezoo.config_checks import ConfigError
-from phasezoo.phases import PHASES, THRESHOLD_KEYS, label_cells
+from phasezoo.phases import THRESHOLD_KEYS, label_cells
+from phasezoo.vocabulary import PHASES
 from phasezoo.settings import PhaseThresholds
 
 CKA_RULES = ("anchor", "zoo-median")

@@ -385,7 +385,7 @@ def sensitivity_text(settings: PhaseThresholds, table: pd.DataFrame) -> str:
     """How many labels change when one threshold alone moves by ±δ, per threshold, and which
     cells (the ``sensitive`` cells are hatched in the phase diagram)."""
     from phasezoo.boundaries import sensitive_counts
-    from phasezoo.phases import PHASES
+    from phasezoo.vocabulary import PHASES
 
     labelled = table[table["phase"].isin(PHASES)]
     hit = labelled[labelled["sensitive"]]

@@ -196,7 +196,7 @@ def cmd_measure(a: argparse.Namespace) -> None:
 
 @stage("phases", "metrics", "phases")
 def cmd_phases(a: argparse.Namespace) -> None:
-    from phasezoo.phases import profile_planes, zoo_phases
+    from phasezoo.phase_table import profile_planes, zoo_phases
     from phasezoo.plots import HEATMAP_METRICS, heatmap, landscape_profiles, phase_diagram
     from phasezoo.registries import dataset_tasks
 

@@ -23,7 +23,7 @@ from phasezoo.checkpoints import Population, open_population
 from phasezoo.data import Split
 from phasezoo.evaluation import evaluate
 from phasezoo.landscape.hessian import hessian_summary, sample_batches
-from phasezoo.phases import landscape_epoch_of
+from phasezoo.vocabulary import landscape_epoch_of
 from phasezoo.settings import MetricsSettings
 from phasezoo.weights import skeleton
 

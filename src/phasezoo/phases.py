@@ -22,18 +22,13 @@ by that threshold's scale (train_error, mc_tolerance, cka), and ``margin_rule`` 
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from phasezoo.config import ZooSpec
-from phasezoo.integrity import check
 from phasezoo.protocols import PHASE_THRESHOLDS
 from phasezoo.task_kinds import error_percent
-
-UNLABELLED, DIVERGED = "unlabelled", "diverged"
-PHASES = ("I", "II", "III", "IV-A", "IV-B")
+from phasezoo.vocabulary import DIVERGED, UNLABELLED, landscape_epoch_of
 
 
 THRESHOLD_KEYS = ("train_error", "mc_tolerance", "cka")  # the keys of ``phases`` that label
@@ -98,14 +93,6 @@ def _label_row(row: dict, t: dict[str, float]) -> tuple[str, float, str]:
     return phase, float(margins[rule]), rule
 
 
-def landscape_epoch_of(kept: list[int], requested: int) -> int:
-    """The kept epoch that ``metrics.landscape_epoch`` names (-1 = the last kept one)."""
-    epoch = kept[-1] if requested == -1 else requested
-    if epoch not in kept:
-        raise ValueError(f"metrics.landscape_epoch={epoch} is not a kept epoch {kept}")
-    return epoch
-
-
 def landscape_epoch(metrics: pd.DataFrame, requested: int) -> int:
     """The kept epoch at which cells are compared (``-1`` = the last kept epoch)."""
     return landscape_epoch_of(sorted(int(e) for e in metrics["epoch"].unique()), requested)
@@ -156,47 +143,3 @@ def _ln_mean(table: pd.DataFrame, column: str) -> float:
     """Natural log of the seed mean (NaN when the mean is not positive or the column is absent)."""
     mean = table[column].mean() if column in table else np.nan
     return float(np.log(mean)) if mean > 0 else float("nan")
-
-
-def zoo_phases(zoo: ZooSpec, results_dir: str | Path) -> pd.DataFrame:
-    """One row per cell of ``zoo``: grid coordinates, aggregates, the phase label by the zoo's
-    ``phases`` settings and its sensitivity (:func:`phasezoo.boundaries.label_zoo`)."""
-    from phasezoo.boundaries import label_zoo
-    from phasezoo.registries import dataset_tasks  # not phasezoo.data: no torch here
-
-    task, rows = dataset_tasks()[zoo.dataset.name], []
-    for cell in zoo.cells():
-        base = Path(results_dir) / zoo.name / cell.id
-        metrics = pd.read_parquet(check(base / "metrics.parquet"))
-        pairs = pd.read_parquet(check(base / "pairs.parquet"))
-        epoch = landscape_epoch(metrics, zoo.metrics.landscape_epoch)
-        agg = aggregate_cell(metrics, pairs, epoch, task)
-        rows.append({"zoo": zoo.name, "cell": cell.id,
-                     "temperature_name": cell.temperature[0],
-                     "temperature_value": float(cell.temperature[1]),
-                     "load_name": cell.load[0], "load_value": float(cell.load[1]),
-                     "landscape_epoch": epoch, **agg})
-    return label_zoo(pd.DataFrame(rows), zoo.phases)
-
-
-def profile_planes(phases: pd.DataFrame, results_dir: str | Path) -> list[dict]:
-    """The loss planes that the landscape-profile picture shows: for each cell that
-    :func:`phasezoo.plots.profile_cells` picks, its lowest live seed's ``topo_plane`` at the
-    landscape epoch (none for a cell without one: topology off, or every seed diverged)."""
-    from phasezoo.plots import profile_cells
-
-    out = []
-    for row in profile_cells(phases).to_dict("records"):
-        metrics = pd.read_parquet(check(Path(results_dir) / row["zoo"] / row["cell"]
-                                        / "metrics.parquet"))
-        if "topo_plane" not in metrics:
-            continue
-        at = metrics[(metrics["epoch"] == row["landscape_epoch"]) & ~metrics["diverged"]
-                     & (metrics["topo_plane"].map(len) > 0)].sort_values("seed")
-        if len(at):
-            first = at.iloc[0]
-            plane = np.asarray(first["topo_plane"], dtype=float)
-            steps = int(round(len(plane) ** 0.5))
-            out.append({"title": f"{row['cell']} (seed {int(first['seed'])})",
-                        "phase": row["phase"], "grid": plane.reshape(steps, steps)})
-    return out

@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from phasezoo.vocabulary import PHASE_COLORS, PHASES
+
 if TYPE_CHECKING:
     from phasezoo.settings import PhaseThresholds
 
 HEATMAP_METRICS = ("test_accuracy", "train_loss", "ln_hessian_top_eigenvalue",
                    "ln_hessian_trace", "mc", "linear_barrier", "cka", "alpha_mean",
                    "farms_alpha_mean", "topo_minima", "topo_total_persistence", "llc")
-PHASE_COLORS = {"I": "#d62728", "II": "#ff7f0e", "III": "#9467bd", "IV-A": "#2ca02c",
-                "IV-B": "#1f77b4", "diverged": "#7f7f7f", "unlabelled": "#dddddd"}
 # What each heat map shows, with its unit: a reader of the picture has not seen the columns.
 # "{score}" and "{loss}" take the task's (TASK_UNITS).
 METRIC_TITLES = {
@@ -320,8 +320,6 @@ def _boundaries(ax, labels: np.ndarray) -> None:
 def profile_cells(phases: pd.DataFrame) -> pd.DataFrame:
     """One cell per phase present (in phase order; not diverged or unlabelled cells): the least
     borderline one (largest margin), so each picture shows its phase's typical landscape."""
-    from phasezoo.phases import PHASES
-
     ranked = phases[phases["phase"].isin(PHASES)].sort_values("margin", ascending=False,
                                                              kind="stable")
     chosen = ranked.drop_duplicates("phase")

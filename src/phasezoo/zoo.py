@@ -28,7 +28,7 @@ from phasezoo.checkpoints import Population, open_population, read_data_info
 from phasezoo.config import ZooSpec
 from phasezoo.folders import replaceable
 from phasezoo.integrity import check, file_sha256
-from phasezoo.phases import DIVERGED
+from phasezoo.vocabulary import DIVERGED
 from phasezoo.split_configs import shipped_of, split_configs
 from phasezoo.splits import SPLITS_FILE, cell_frame, splits_document
 from phasezoo.weights import build_model, parse_layout, skeleton

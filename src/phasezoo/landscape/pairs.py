@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from phasezoo.augment import augment, is_active
 from phasezoo.checkpoints import Population, open_population
 from phasezoo.data import Split
-from phasezoo.phases import landscape_epoch_of
+from phasezoo.vocabulary import landscape_epoch_of
 from phasezoo.protocols import curve_epochs
 from phasezoo.runtime import STREAM_BOUND, stream_seed  # noqa: F401 (the streams' bound, re-exported)
 from phasezoo.settings import MetricsSettings

@@ -99,7 +99,7 @@ def _applicability(result: dict[str, Any]) -> list[str]:
 def _by_sparsity(ax, result: dict[str, Any], key: str, ylabel: str, xlabel: str,
                  title: str) -> None:
     """One line per phase of a per-sparsity measure (mean ± std over cells)."""
-    from phasezoo.plots import PHASE_COLORS
+    from phasezoo.vocabulary import PHASE_COLORS
 
     sparsities = result["sparsities"]
     for phase, d in result["per_phase"].items():
@@ -115,7 +115,7 @@ def _by_sparsity(ax, result: dict[str, Any], key: str, ylabel: str, xlabel: str,
 
 
 # The middle panel's methods, in greys and hatches: the other panels' colours are the phases'
-# (phasezoo.plots.PHASE_COLORS), so a colour never means a phase in one panel and a method in
+# (phasezoo.vocabulary.PHASE_COLORS), so a colour never means a phase in one panel and a method in
 # the next.
 METHOD_COLORS = ("#4d4d4d", "#a6a6a6", "#ffffff", "#d9d9d9")
 METHOD_HATCHES = ("", "", "//", "..")
