@@ -294,7 +294,7 @@ def test_a_zoo_cannot_make_the_studies_read_a_file_it_names(published, tmp_path,
 
 
 def _features(zoo: Path) -> list[dict]:
-    from phasezoo.card import read_card_header
+    from phasezoo.zoo_folder import read_card_header
 
     return read_card_header(zoo / "README.md")["configs"][0]["features"]
 

@@ -493,7 +493,7 @@ def test_the_streamed_resumable_upload_is_the_one_installed():
 
 def test_reports_name_the_phasezoo_that_wrote_them_and_the_zoos_build(grid_zoo, tmp_path):
     from phasezoo.provenance import commit, zoo_build
-    from phasezoo.verify import hub_folder
+    from phasezoo.zoo_folder import hub_folder
     from phasezoo.wsl.report import write_report_files
 
     build = zoo_build(grid_zoo)

@@ -17,6 +17,7 @@ import pandas as pd
 import yaml
 
 from phasezoo.config import ZooSpec
+from phasezoo.provenance import build_provenance
 from phasezoo.settings import MetricsSettings, PhaseThresholds, Section
 from phasezoo.splits import SHIPPED_SEEDS, SPLITS_FILE
 
@@ -48,8 +49,6 @@ SIZE_CATEGORIES = ((1e3, "n<1K"), (1e4, "1K<n<10K"), (1e5, "10K<n<100K"), (1e6, 
 # coefficient (llc_* in metrics.parquet).
 MEASURE_VERSION = 5
 READ_BATCH_BYTES = 256 * 2 ** 20
-# A downloaded card larger than this is refused before it is read (a 10,000-cell zoo's is ~1 MB).
-MAX_CARD_BYTES = 16 << 20
 MIN_READ_BATCH, MAX_READ_BATCH = 2, 1000
 COLUMN_DOCS: dict[str, str] = {
     "model_id": "`zoo/cell/seed-N`: one trained network (all its checkpoints share it)",
@@ -200,36 +199,6 @@ def shard_features(shard: Path) -> list[dict[str, str]]:
     return out
 
 
-def read_card_header(card: Path) -> dict[str, Any]:
-    """The YAML front matter of a card (``{}`` if it has none), read as untrusted input: its
-    size bounded before it is read, and what is not UTF-8 YAML mapping named in one line.
-
-    Raises:
-        ValueError: naming the card and, for broken YAML, the line.
-    """
-    size = card.stat().st_size
-    if size > MAX_CARD_BYTES:
-        raise ValueError(f"{card.name}: {size:,} bytes, more than a card may hold "
-                         f"({MAX_CARD_BYTES:,})")
-    try:
-        text = card.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{card.name}: not UTF-8 text (byte {e.start})") from None
-    if not text.startswith("---\n"):
-        return {}
-    try:
-        header = yaml.safe_load(text.split("---\n", 2)[1]) or {}
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f"line {mark.line + 2}: " if mark is not None else ""  # + the opening ---
-        raise ValueError(f"{card.name}: {line}the YAML header is not valid YAML "
-                         f"({getattr(e, 'problem', None) or type(e).__name__})") from None
-    if not isinstance(header, dict):
-        raise ValueError(f"{card.name}: the YAML header is a {type(header).__name__}, "
-                         "not a mapping")
-    return header
-
-
 def size_category(rows: int) -> str:
     """The Hub's ``size_categories`` value for a dataset of ``rows`` examples."""
     return next((name for bound, name in SIZE_CATEGORIES if rows < bound), "n>1T")
@@ -286,7 +255,6 @@ def render_card(zoo: ZooSpec, phases: pd.DataFrame, n_rows: int, data_info: dict
     licence, citation, provenance, loading. ``note`` (e.g. a rehearsal's warning) goes under
     the title; ``splits_doc`` is the ``splits.json`` written beside the card."""
     from phasezoo.data.registry import source_terms
-    from phasezoo.provenance import build_provenance
 
     temp, load = zoo.temperature, zoo.load
     source, build = source_terms(zoo.dataset.name, zoo.dataset.options), build_provenance(zoo)

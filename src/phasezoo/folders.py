@@ -20,6 +20,8 @@ from typing import Any, Iterator
 
 import yaml
 
+from phasezoo.zoo_folder import read_card_header
+
 WORKFLOW_FOLDERS = ("results_dir", "zoos_dir", "data_root")
 # What a published (or half-built) zoo folder holds: the card, the checksums, the benchmark's
 # splits and the shards; hidden entries (a hub download's .cache, .gitattributes) are ignored.
@@ -124,8 +126,6 @@ def _stray(path: Path, folder: Path) -> str | None:
 
 def _phasezoo_card(card: Path) -> bool:
     """Whether ``card`` is a card phasezoo wrote: a YAML header whose tags include 'phasezoo'."""
-    from phasezoo.card import read_card_header
-
     if not card.is_file():
         return False
     try:

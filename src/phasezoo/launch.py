@@ -16,12 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 from phasezoo.atomic import write_atomic
 from phasezoo.config import ConfigError, load_config, read_config_file
+from phasezoo.snakemake_process import job_environment, snakemake_command
+from phasezoo.unlock import unlock_stale
 
 CONFIG_OPTIONS = ("--configfile", "--configfiles")
 # Where the checked copies live: inside Snakemake's own folder of the working directory, which
@@ -103,21 +104,6 @@ def checked_arguments(argv: list[str], folder: Path, workflow: Path) -> list[str
     return [*rest, "--configfile", str(write_checked(merged_config(files), folder).resolve())]
 
 
-def snakemake_command(args: list[str]) -> list[str]:
-    """Snakemake run by this interpreter, so it and its jobs use the phasezoo installed here."""
-    return [sys.executable, "-m", "snakemake", *args]
-
-
-def job_environment() -> dict[str, str]:
-    """The environment with this interpreter's scripts folder on PATH: the rules' shell lines
-    call ``phasezoo``, which a venv that was not activated leaves off PATH (every job would
-    exit 127)."""
-    env = dict(os.environ)
-    scripts = str(Path(sys.executable).parent)
-    env["PATH"] = os.pathsep.join([scripts, env.get("PATH", "")]) if env.get("PATH") else scripts
-    return env
-
-
 def option_value(args: list[str], names: tuple[str, ...]) -> str | None:
     """The value of the last of Snakemake's options ``names`` in ``args`` (``-d D``,
     ``--directory=D``), or None."""
@@ -132,8 +118,6 @@ def option_value(args: list[str], names: tuple[str, ...]) -> str | None:
 def run(argv: list[str]) -> int:
     """Check the configs, remove a stale lock, then become Snakemake (``exec``: Ctrl-C and the
     exit status are Snakemake's own). Returns only on an error before Snakemake starts."""
-    from phasezoo.unlock import unlock_stale
-
     folder = Path(option_value(argv, ("-d", "--directory")) or ".").resolve()
     snakefile = option_value(argv, ("-s", "--snakefile"))
     workflow = Path(snakefile).resolve().parent if snakefile else Path.cwd()

@@ -22,6 +22,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable
 
+from phasezoo.zoo_folder import hub_folder, read_card_header
+
 UNKNOWN = "unknown"
 GIT_TIMEOUT_S = 10
 DIGEST_CHARS = 16  # as the cells' fingerprints (phasezoo.config.Cell.fingerprint)
@@ -101,10 +103,7 @@ def provenance_line(record: dict[str, Any] | None, what: str = "Written") -> str
 def zoo_build(path_or_id: str | Path) -> dict[str, Any]:
     """The ``phasezoo`` block of a published zoo's card: which phasezoo built it, from which
     settings (``{}`` for a zoo published before cards held it). A hub id is read from its
-    verified download (:func:`phasezoo.verify.hub_folder`), as the readers read it."""
-    from phasezoo.card import read_card_header
-    from phasezoo.verify import hub_folder
-
+    verified download (:func:`phasezoo.zoo_folder.hub_folder`), as the readers read it."""
     local = Path(path_or_id)
     card = (local if local.is_dir() else hub_folder(str(path_or_id))) / "README.md"
     block = read_card_header(card).get("phasezoo") if card.is_file() else None

@@ -277,7 +277,7 @@ class _ShardRows:
     (shards in the card's order, rows in file order): the reference a loaded row must equal."""
 
     def __init__(self, zoo_dir: Path) -> None:
-        from phasezoo.card import read_card_header
+        from phasezoo.zoo_folder import read_card_header
 
         header = read_card_header(zoo_dir / "README.md")
         self.files = [zoo_dir / f for f in header["configs"][0]["data_files"][0]["path"]]

@@ -177,7 +177,7 @@ def zoo_hessian_settings(zoo_dir: str | Path) -> HessianSettings:
         ValueError: naming the card, when it has no settings block, the block is not JSON, or
             a key is missing or of the wrong type.
     """
-    from phasezoo.card import MAX_CARD_BYTES
+    from phasezoo.zoo_folder import MAX_CARD_BYTES
 
     card = Path(zoo_dir) / "README.md"
     if card.stat().st_size > MAX_CARD_BYTES:

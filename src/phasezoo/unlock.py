@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from phasezoo.launch import job_environment, snakemake_command
+from phasezoo.snakemake_process import job_environment, snakemake_command
 
 
 def snakemake_pids(folder: Path) -> list[int]:

@@ -19,10 +19,11 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from phasezoo.card import read_batch_size, read_card_header, shard_features
+from phasezoo.card import read_batch_size, shard_features
 from phasezoo.integrity import file_sha256
 from phasezoo.weights import check_architecture, num_values, parse_layout
 from phasezoo.zoo import REQUIRED_COLUMNS
+from phasezoo.zoo_folder import hub_folder, read_card_header
 
 
 class VerifyError(ValueError):
@@ -96,14 +97,6 @@ def verified_zoo(path_or_id: str | Path) -> Path:
                           f"could be downloaded ({type(err).__name__})") from None
     verify(folder)
     return folder
-
-
-def hub_folder(repo_id: str) -> Path:
-    """Where :func:`verified_zoo` downloads a hub zoo: real files (no links into the hub's blob
-    cache, which :func:`verify` would refuse as leading outside the zoo)."""
-    from huggingface_hub.constants import HF_HOME
-
-    return Path(HF_HOME) / "phasezoo-zoos" / repo_id.replace("/", "--")
 
 
 # The card keys of the one config publish writes; any other (``data_dir``, builder options) is

@@ -7,20 +7,18 @@ why that matters; ``tests/test_wsl.py`` checks it for each one.
 
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import numpy as np
 
+from phasezoo.wsl.row_statistics import (ORDER_STATISTICS, QUINTILES, row_statistics,
+                                         stack_statistics)
 from phasezoo.wsl.table import ZooTable
 
 Extractor = Callable[[ZooTable, str], np.ndarray]
 # Per-layer lists that describe how a metric was measured, not the weights: FARMS's window size
 # follows the layer's shape alone, so as a feature it would only repeat the width.
 NOT_HTSR_FEATURES = frozenset({"layer_farms_window_evals"})
-QUINTILES = (1, 25, 50, 75, 99)  # LayerQuintiles (Unterthiner et al. 2020's percentile features)
-ORDER_STATISTICS = (0, 25, 50, 75, 100)  # their per-layer statistics: min, quartiles, max
-PERCENTILE_SETS = (QUINTILES, ORDER_STATISTICS)  # what a streamed table precomputes
 
 
 def hyperparameters(table: ZooTable, target: str) -> np.ndarray:
@@ -32,12 +30,6 @@ def hyperparameters(table: ZooTable, target: str) -> np.ndarray:
             "load_value": np.log2(table.meta["load_value"].to_numpy(float)),
             "epoch": table.meta["epoch"].to_numpy(float)}
     return np.stack([v for k, v in cols.items() if k != target], axis=1)
-
-
-def _parameter_slices(layout: dict) -> list[slice]:
-    """Where each trainable tensor (weights and biases, not BatchNorm statistics) is in the row."""
-    return [slice(e["offset"], e["offset"] + math.prod(e["shape"]))
-            for e in layout["entries"] if e.get("kind", "parameter") == "parameter"]
 
 
 def layer_statistics(table: ZooTable, target: str = "",
@@ -58,31 +50,6 @@ def layer_statistics(table: ZooTable, target: str = "",
     return stack_statistics([row_statistics(w, layout, percentiles)
                              for w, layout in zip(table.weights, table.layouts, strict=True)],
                             percentiles)
-
-
-def stack_statistics(rows: list[list[float]], percentiles: tuple[float, ...]) -> np.ndarray:
-    """The rows of :func:`row_statistics` as one matrix.
-
-    Raises:
-        ValueError: if the rows come from architectures with different numbers of trainable
-            tensors (the message lists the counts), as a zoo with a depth axis would.
-    """
-    lengths = {len(r) for r in rows}
-    if len(lengths) > 1:
-        per_tensor = len(percentiles) + 2
-        counts = sorted(n // per_tensor for n in lengths)
-        raise ValueError(f"layer statistics: the zoo mixes architectures (trainable tensors per "
-                         f"model: {counts}); per-layer features need one layer count")
-    return np.asarray(rows, dtype=np.float64)
-
-
-def row_statistics(w: np.ndarray, layout: dict, percentiles: tuple[float, ...]) -> list[float]:
-    """One row's features: per trainable tensor, the percentiles, mean and variance."""
-    feats: list[float] = []
-    for s in _parameter_slices(layout):
-        v = w[s].astype(np.float64)
-        feats += [*np.percentile(v, percentiles), v.mean(), v.var()]
-    return feats
 
 
 def unterthiner_statistics(table: ZooTable, target: str = "") -> np.ndarray:

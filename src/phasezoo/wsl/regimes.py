@@ -98,7 +98,7 @@ def zoo_protocol(folder: str | Path) -> ZooProtocol:
     Raises:
         ValueError: one line naming the card and what is wrong.
     """
-    from phasezoo.card import MAX_CARD_BYTES
+    from phasezoo.zoo_folder import MAX_CARD_BYTES
     from phasezoo.config_checks import schema
     from phasezoo.rows import _SETTINGS_BLOCK  # the card's settings block: one pattern
 
@@ -311,7 +311,7 @@ def not_applicable(prunable: int) -> str | None:
 def zoo_folder(path_or_id: str) -> Path:
     """The folder of a zoo that :func:`phasezoo.wsl.table.load_zoo` has verified: the local
     folder, or a hub id's verified download."""
-    from phasezoo.verify import hub_folder
+    from phasezoo.zoo_folder import hub_folder
 
     local = Path(path_or_id)
     return local if local.is_dir() else hub_folder(str(path_or_id))

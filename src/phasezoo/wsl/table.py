@@ -11,6 +11,7 @@ import pandas as pd
 
 from phasezoo.splits import SPLITS_FILE, ZooSplits, computed_splits, read_splits
 from phasezoo.weights import num_values, parse_layout
+from phasezoo.wsl.row_statistics import PERCENTILE_SETS, row_statistics, stack_statistics
 
 META_COLUMNS = ("model_id", "zoo", "cell", "seed", "epoch", "temperature_name", "temperature_value",
                 "load_name", "load_value", "train_accuracy", "test_accuracy", "phase", "diverged")
@@ -116,8 +117,6 @@ def _check_fits(zoo: str, need: int, stream: bool) -> None:
 
 def _stream_weights(ds, keep: np.ndarray, table: ZooTable, raw_max_mb: float) -> ZooTable:
     """Fill a table's statistics (and raw weights, within budget) one live row at a time."""
-    from phasezoo.wsl.features import PERCENTILE_SETS, row_statistics, stack_statistics
-
     stats: dict[tuple[float, ...], list] = {p: [] for p in PERCENTILE_SETS}
     raw: list[np.ndarray] | None = []
     raw_bytes = 0
@@ -170,10 +169,10 @@ def concat(tables: list[ZooTable]) -> ZooTable:
 
 def zoo_splits_of(path_or_id: str, meta: pd.DataFrame) -> ZooSplits:
     """The benchmark splits a zoo ships (``splits.json`` in its folder, or in the verified
-    download of a hub id, :func:`phasezoo.verify.hub_folder`; checked by
+    download of a hub id, :func:`phasezoo.zoo_folder.hub_folder`; checked by
     :func:`phasezoo.splits.read_splits`), else the same splits computed from its rows; the
     result's ``source`` says which, and the report repeats it."""
-    from phasezoo.verify import hub_folder
+    from phasezoo.zoo_folder import hub_folder
 
     local = Path(path_or_id)
     path = (local if local.is_dir() else hub_folder(str(path_or_id))) / SPLITS_FILE
