@@ -11,7 +11,8 @@ import sys
 import pytest
 import yaml
 
-from phasezoo.config import ConfigError, load_config
+from phasezoo.config import load_config
+from phasezoo.config_checks import ConfigError
 from phasezoo_testkit import TINY
 
 
@@ -158,7 +159,7 @@ def test_registries_known_without_torch_match_the_live_ones():
     """The dataset/model names and options read from the source are exactly what
     create_dataset / create_model accept, and the constants agree with the code they mirror."""
     from phasezoo import data, models
-    from phasezoo.config import DEPTH_MODELS
+    from phasezoo.registries import DEPTH_MODELS
     from phasezoo.data import registry as data_registry
     from phasezoo.registries import REGISTRIES, _source_registry, _source_tasks
 
@@ -167,8 +168,9 @@ def test_registries_known_without_torch_match_the_live_ones():
         live = {name: tuple(p for p in inspect.signature(fn).parameters if p not in skip)
                 for name, fn in registry.items()}
         assert _source_registry(kind) == live, kind
-    assert DEPTH_MODELS == {m for m in models.list_models()
-                            if "depth" in models.model_kwargs(m, {"depth": 3})}
+    # the config's model.depth reaches each DEPTH_MODELS builder as its depth keyword
+    assert DEPTH_MODELS and all("depth" in inspect.signature(models._MODELS[m]).parameters
+                                for m in DEPTH_MODELS)
     assert _source_tasks() == {d: data.task_kind(d) for d in data.list_datasets()}
 
 
@@ -177,7 +179,8 @@ def test_validation_does_not_import_torch(tmp_path):
     names and options must not import torch."""
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(_cfg(model={"name": "mpl"})))
-    code = ("import sys; from phasezoo.config import ConfigError, load_config\n"
+    code = ("import sys; from phasezoo.config import load_config\n"
+            "from phasezoo.config_checks import ConfigError\n"
             "load_config('config/config.yaml')\n"
             f"try:\n    load_config({str(bad)!r})\nexcept ConfigError as e:\n    print(e)\n"
             "print('torch' in sys.modules)")
@@ -230,7 +233,7 @@ def test_empty_grid_and_unknown_top_level_key():
 def test_cli_rejects_bad_config_with_one_line(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(_cfg(train={"lr": -1})))
-    proc = subprocess.run([sys.executable, "-m", "phasezoo.cli", "validate", str(bad)],
+    proc = subprocess.run([sys.executable, "-m", "phasezoo.cli", "validate", "--config", str(bad)],
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from phasezoo.cli import main
-from phasezoo.config import ConfigError, load_config
+from phasezoo.config import load_config
+from phasezoo.config_checks import ConfigError
 from phasezoo.folders import FolderError, replaceable
 
 

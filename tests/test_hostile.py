@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from phasezoo.config import ConfigError, load_config
+from phasezoo.config import load_config
+from phasezoo.config_checks import ConfigError
 from phasezoo_testkit import REPO, run_dag
 
 # Every shell metacharacter a path could smuggle: substitution, backticks, a command separator,

@@ -17,7 +17,8 @@ import pytest
 import yaml
 
 from phasezoo.cli import main
-from phasezoo.config import ConfigError, load_config
+from phasezoo.config import load_config
+from phasezoo.config_checks import ConfigError
 from phasezoo.config_checks import MAX_CONFIG_BYTES, MAX_YAML_NODES, schema
 from phasezoo.data import DownloadError, create_dataset
 from phasezoo.data.corpora import _corpus_bytes

@@ -344,7 +344,7 @@ def test_the_studies_download_only_with_allow_download(published, tmp_path, caps
     ("pydoc", False, False),  # ships with CPython: not a local file the zoo chose
 ])
 def test_local_text_sources_only_for_the_workflows_own_zoo(source, allow_local, refused):
-    from phasezoo.wsl.studies import zoo_data_problem
+    from phasezoo.rows import zoo_data_problem
 
     hp = {"dataset": "text", "dataset_options": {"options": {"source": source}}}
     problem = zoo_data_problem(hp, None, allow_local)

@@ -27,8 +27,9 @@ import yaml
 from phasezoo_testkit import DATA_ROOT, REPO, TINY
 
 from phasezoo.card import with_loading_source
-from phasezoo.cli import STAGES, main
+from phasezoo.cli import main
 from phasezoo.config import load_config
+from phasezoo.stages import STAGES
 from phasezoo.hub import PushError, plan_push, push
 from phasezoo.provenance import ZOO_CONTENT_SECTIONS, build_provenance, config_digest
 from phasezoo.splits import SPLITS_FILE, splits_document
@@ -250,7 +251,7 @@ def test_a_rebuild_ships_the_same_splits_and_card(grid_zoo, tmp_path):
 # -- provenance -----------------------------------------------------------------------------------
 
 def test_the_digest_covers_the_sections_publish_reads():
-    assert set(ZOO_CONTENT_SECTIONS) == set(STAGES["publish"])
+    assert set(ZOO_CONTENT_SECTIONS) == set(STAGES["publish"].sections)
     base = grid_raw(Path("/tmp/unused"))
     digest = lambda raw: config_digest(load_config(raw).zoo("tiny"),  # noqa: E731
                                        ZOO_CONTENT_SECTIONS)

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from snakemake.utils import update_config
 
-from phasezoo.config import ConfigError
+from phasezoo.config_checks import ConfigError
 from phasezoo.launch import checked_arguments, merged_config, split_configfiles
 from phasezoo_testkit import DATA_ROOT
 from phasezoo_testkit import REPO

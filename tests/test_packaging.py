@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from phasezoo.config import schema
+from phasezoo.config_checks import schema
 
 REPO = Path(__file__).resolve().parents[1]
 

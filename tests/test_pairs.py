@@ -13,13 +13,14 @@ import pytest
 import torch
 from torch import nn
 
-from phasezoo.config import ConfigError, load_config
+from phasezoo.config import load_config
+from phasezoo.config_checks import ConfigError
 from phasezoo.data import Split
 from phasezoo.landscape import pairs as pairs_module
 from phasezoo.landscape.connectivity import end_tie, interpolation_barrier, mc_of
-from phasezoo.landscape.pairs import (PAIR_COLUMNS, STREAM_BOUND, cell_seed, pair_rows,
-                                      pair_seed)
+from phasezoo.landscape.pairs import PAIR_COLUMNS, cell_seed, pair_rows, pair_seed
 from phasezoo.landscape.similarity import cka_batches, pair_cka
+from phasezoo.runtime import STREAM_BOUND
 from phasezoo.phases import aggregate_cell
 from phasezoo.task_kinds import counted_error_percent
 
@@ -222,14 +223,14 @@ def test_ptmz_measures_every_pair_for_both_and_a_curve_only_setting_leaves_cka_n
 
 
 def test_cka_max_pairs_is_a_protocol_key_that_reaches_the_measure_jobs_config():
-    from phasezoo.cli import STAGES
+    from phasezoo.stages import STAGES
 
     # the measure rule's job config is config_file("metrics"): the zoo's STAGES["metrics"]
 
     with pytest.raises(ConfigError, match="metrics.cka_max_pairs: 0 compares no seed pair"):
         load_config(_zoo({"cka_max_pairs": 0}))
     zoo = load_config(_zoo({"protocol": "llt", "cka_max_pairs": 2})).zoo("z")
-    assert zoo.as_dict(STAGES["metrics"])["metrics"]["cka_max_pairs"] == 2  # a new job config
+    assert zoo.as_dict(STAGES["metrics"].sections)["metrics"]["cka_max_pairs"] == 2  # a new job config
 
 
 # ---- 4. curve epochs per data fraction, path errors on the zoo's augmented images -----------
@@ -268,17 +269,17 @@ def test_llt_curve_epochs_follow_its_data_fraction_rule_and_ptmz_stays_fixed(mon
 
 
 def test_mc_epochs_rule_and_the_curves_data_are_protocol_keys_that_reach_the_measure_jobs_config():
-    from phasezoo.cli import STAGES
+    from phasezoo.stages import STAGES
     from phasezoo.protocols import overrides
 
-    job = {p: _fraction_zoo(p).as_dict(STAGES["metrics"])["metrics"] for p in ("ptmz", "llt")}
+    job = {p: _fraction_zoo(p).as_dict(STAGES["metrics"].sections)["metrics"] for p in ("ptmz", "llt")}
     assert (job["ptmz"]["mc_epochs_rule"], job["llt"]["mc_epochs_rule"]) == (
         "fixed", "per-data-fraction")
     assert (job["ptmz"]["mc_eval_data"], job["llt"]["mc_eval_data"]) == ("augmented", "clean")
     assert (job["ptmz"]["mc_train_data"], job["llt"]["mc_train_data"]) == ("augmented", "clean")
     changed = _fraction_zoo("ptmz", mc_eval_data="clean", mc_epochs_rule="per-data-fraction",
                             mc_train_data="clean")
-    section = changed.as_dict(STAGES["metrics"])["metrics"]
+    section = changed.as_dict(STAGES["metrics"].sections)["metrics"]
     assert overrides(section) == {"mc_eval_data": "clean", "mc_epochs_rule": "per-data-fraction",
                                   "mc_train_data": "clean"}
     for key in ("mc_eval_data", "mc_epochs_rule", "mc_train_data"):
@@ -327,7 +328,8 @@ def test_ptmz_evaluates_the_path_on_the_zoos_augmented_images_and_clean_without_
     stream, equal to a hand evaluation of the Bezier points on that batch; the same pair gives
     the same mc. Without augment, or under llt (clean), the clean split."""
     from phasezoo.augment import augment
-    from phasezoo.landscape.pairs import AUGMENT_CHUNK, stream_seed
+    from phasezoo.landscape.pairs import AUGMENT_CHUNK
+    from phasezoo.runtime import stream_seed
 
     spec = {"crop": 2, "flip": True, "rotation": 0}
     split, models = _cnn_split(), [_tiny_cnn(1), _tiny_cnn(2)]

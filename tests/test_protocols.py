@@ -12,7 +12,8 @@ import pytest
 import torch
 from torch import nn
 
-from phasezoo.config import ConfigError, load_config
+from phasezoo.config import load_config
+from phasezoo.config_checks import ConfigError
 from phasezoo.data import Split
 from phasezoo.landscape.connectivity import CurveSettings, mc_of, random_point, train_bezier
 from phasezoo.landscape.similarity import cka_batches, pair_cka
@@ -241,7 +242,7 @@ def test_protocol_llt_rebuilds_the_same_zoos_metrics_under_its_recipe(published,
 
 
 def test_every_protocol_sets_every_protocol_key_and_the_schema_types_them():
-    from phasezoo.config import schema
+    from phasezoo.config_checks import schema
     from phasezoo.protocols import PHASE_THRESHOLDS, PROTOCOL_KEYS
 
     metrics = schema()["$defs"]["metrics"]["properties"]
@@ -286,8 +287,9 @@ def test_hessian_top_data_is_a_protocol_key_that_reaches_the_measure_jobs_config
     """ptmz takes λmax on test data (PTMZ's log_hessian_top_ev_val), llt on training data
     (LLT's measure_hessian.py, --train-or-test train); a change is a new measure-job config, so
     the DAG re-measures; a value outside the enum is refused naming the key."""
-    from phasezoo.cli import STAGES
-    from phasezoo.config import ConfigError, load_config
+    from phasezoo.stages import STAGES
+    from phasezoo.config import load_config
+    from phasezoo.config_checks import ConfigError
 
     def zoo(metrics: dict):
         return load_config({"zoos": {"z": {
@@ -295,11 +297,11 @@ def test_hessian_top_data_is_a_protocol_key_that_reaches_the_measure_jobs_config
             "temperature": {"name": "batch_size", "values": [32]},
             "load": {"name": "width", "values": [4]}, "metrics": metrics}}}).zoo("z")
 
-    job = {p: zoo({"protocol": p}).as_dict(STAGES["metrics"])["metrics"] for p in PROTOCOLS}
+    job = {p: zoo({"protocol": p}).as_dict(STAGES["metrics"].sections)["metrics"] for p in PROTOCOLS}
     assert (job["ptmz"]["hessian_top_data"], job["llt"]["hessian_top_data"]) == ("test", "train")
     changed = zoo({"hessian_top_data": "train"})
-    assert changed.as_dict(STAGES["metrics"])["metrics"]["hessian_top_data"] == "train"
-    assert overrides(changed.as_dict(STAGES["metrics"])["metrics"]) == {"hessian_top_data": "train"}
+    assert changed.as_dict(STAGES["metrics"].sections)["metrics"]["hessian_top_data"] == "train"
+    assert overrides(changed.as_dict(STAGES["metrics"].sections)["metrics"]) == {"hessian_top_data": "train"}
     with pytest.raises(ConfigError, match="metrics.hessian_top_data: 'val'"):
         zoo({"hessian_top_data": "val"})
 

@@ -13,7 +13,8 @@ import pandas as pd
 import torch
 
 from phasezoo.models import create_model
-from phasezoo.wsl.benchmark import TASKS, markdown, run_benchmark
+from phasezoo.wsl.benchmark import TASKS, run_benchmark
+from phasezoo.wsl.benchmark_report import markdown
 from phasezoo.wsl.methods import MethodUnsupported, load_method
 from phasezoo.wsl.studies import (NO_TRANSFER, SPARSITIES, by_phase, not_applicable,
                                   study_limits, zoo_applicability)
@@ -49,7 +50,7 @@ def test_report_json_is_strict_with_null_for_every_missing_number(tmp_path):
 def test_benchmark_json_of_a_zoo_with_undefined_scores_is_strict(tmp_path):
     """The target is constant within each phase: every per-phase R² (and a left-out phase's
     overall R²) is undefined, and the JSON holds null for them."""
-    from phasezoo.wsl.benchmark import write_report
+    from phasezoo.wsl.benchmark_report import write_report
 
     models = [small_mlp(i) for i in range(24)]
     meta = zoo_meta(24, cells=12, test_accuracy=[0.5 + 0.1 * (i % 12 % 3) for i in range(24)])

@@ -251,7 +251,8 @@ def test_verify_names_planes_of_two_sizes_across_shards(published, tmp_path):
 
 
 def test_an_even_profile_grid_is_refused():
-    from phasezoo.config import ConfigError, load_config
+    from phasezoo.config import load_config
+    from phasezoo.config_checks import ConfigError
     from phasezoo_testkit import TINY
 
     raw = copy.deepcopy(TINY)

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from phasezoo.weights import describe, flatten_state
-from phasezoo.wsl.benchmark import BASELINES, TASKS, markdown, run_benchmark
+from phasezoo.wsl.benchmark import BASELINES, TASKS, run_benchmark
+from phasezoo.wsl.benchmark_report import markdown
 from phasezoo.wsl.features import EXTRACTORS, layer_quintiles, layer_statistics
 from phasezoo.splits import leave_phase_out, random_split, scale_transfer
 from phasezoo.wsl.table import ZooTable
@@ -154,7 +155,7 @@ def test_a_zoo_too_small_to_split_reports_so(tmp_path):
     result = run_benchmark(zoo_table(models, zoo_meta(2, cells=1)), seeds=1)
     assert result["summary"] == []
     assert "No split had enough cells" in markdown(result)
-    from phasezoo.wsl.benchmark import write_report
+    from phasezoo.wsl.benchmark_report import write_report
 
     js, md = write_report(result, tmp_path)
     assert js.exists() and (tmp_path / "benchmark.png").stat().st_size > 0

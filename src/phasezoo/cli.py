@@ -14,24 +14,17 @@ from typing import Callable
 
 from phasezoo.allocator import reuse_freed_memory
 from phasezoo.atomic import write_atomic
-from phasezoo.config import Config, ConfigError, ZooSpec, load_config
+from phasezoo.config import Config, ZooSpec, load_config
+from phasezoo.config_checks import ConfigError
 from phasezoo.integrity import check, seal
 from phasezoo.report_commands import add_report_commands
-
-# The sections that name a zoo's cells and their weights (ZooSpec.cells): every stage reads them.
-GRID = ("dataset", "model", "temperature", "load", "seeds", "train")
-# {stage: the zoo's config sections it reads}, filled by the @stage declarations below. The DAG
-# writes each job a config file with only these sections (workflow/rules/job_config.smk), so a
-# job reruns when, and only when, a section it reads changes; the stage itself gets a zoo whose
-# other sections raise ConfigError, so a declaration cannot fall behind its code.
-STAGES: dict[str, tuple[str, ...]] = {}
+from phasezoo.stages import STAGES, flag_argument, stage
 
 
-def stage(name: str, *reads: str) -> Callable[[Callable], Callable]:
-    """Declare that a command runs pipeline stage ``name``, reading the grid and ``reads``."""
-    sections = GRID + reads
-    if STAGES.setdefault(name, sections) != sections:
-        raise RuntimeError(f"stage {name} declared twice with different sections")
+def runs(name: str) -> Callable[[Callable], Callable]:
+    """Mark a command as running pipeline stage ``name`` of the stage table
+    (:mod:`phasezoo.stages`), whose sections it reads."""
+    stage(name)  # a name the table does not hold fails at import, not in a job
 
     def deco(fn: Callable) -> Callable:
         fn.stage = name
@@ -42,11 +35,15 @@ def stage(name: str, *reads: str) -> Callable[[Callable], Callable]:
 def _zoo(a: argparse.Namespace) -> tuple[Config, ZooSpec]:
     """The config and the zoo ``--zoo``, restricted to the sections of the command's stage."""
     cfg = load_config(a.config)
-    return cfg, cfg.zoo(a.zoo).only(STAGES[a.fn.stage], a.fn.stage)
+    return cfg, cfg.zoo(a.zoo).only(STAGES[a.fn.stage].sections, a.fn.stage)
+
+
+def _config_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default="config/config.yaml", help="config YAML (default: %(default)s)")
 
 
 def _common(p: argparse.ArgumentParser, cell: bool, cells: bool = False) -> None:
-    p.add_argument("--config", default="config/config.yaml", help="config YAML (default: %(default)s)")
+    _config_option(p)
     p.add_argument("--zoo", required=True, help="zoo name in the config")
     if cells:
         p.add_argument("--cell", required=True, nargs="+",
@@ -58,27 +55,13 @@ def _common(p: argparse.ArgumentParser, cell: bool, cells: bool = False) -> None
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def _config_argument(p: argparse.ArgumentParser) -> None:
-    """``validate``'s config: ``--config FILE`` like every other stage, or (as it always took)
-    a positional ``FILE``; the positional is kept so existing scripts keep working."""
-    p.add_argument("config_file", nargs="?", metavar="config", help="config YAML (same as --config)")
-    p.add_argument("--config", help="config YAML (default: config/config.yaml)")
-
-
-def _validate_config(a: argparse.Namespace) -> str:
-    """The one config file ``validate`` was given, whichever way; both ways at once must agree."""
-    if a.config_file and a.config and a.config_file != a.config:
-        raise ValueError(f"two configs given: {a.config_file} and --config {a.config}; give one")
-    return a.config or a.config_file or "config/config.yaml"
-
-
 def _paths(cfg: Config, zoo: str, cell: str | None = None) -> Path:
     base = Path(cfg.results_dir) / zoo
     return base / cell if cell else base
 
 
 def cmd_validate(a: argparse.Namespace) -> None:
-    cfg = load_config(_validate_config(a))
+    cfg = load_config(a.config)
     for name, zoo in cfg.zoos.items():
         cells = zoo.cells()
         print(f"{name}: {len(cells)} cells × {len(zoo.seeds)} seeds "
@@ -131,7 +114,7 @@ def cmd_fetch(a: argparse.Namespace) -> None:
           f"{record['test_samples']} test samples")
 
 
-@stage("train")
+@runs("train")
 def cmd_train(a: argparse.Namespace) -> None:
     from phasezoo.runtime import resolve_device
     from phasezoo.train import train_cells
@@ -177,24 +160,24 @@ def _pairs(a: argparse.Namespace, zoo, split, device, base: Path) -> None:
     _write_parquet(table, base / "pairs.parquet")
 
 
-@stage("metrics", "metrics")
+@runs("metrics")
 def cmd_metrics(a: argparse.Namespace) -> None:
     _metrics(a, *_cell_inputs(a))
 
 
-@stage("metrics", "metrics")
+@runs("metrics")
 def cmd_pairs(a: argparse.Namespace) -> None:
     _pairs(a, *_cell_inputs(a))
 
 
-@stage("metrics", "metrics")
+@runs("metrics")
 def cmd_measure(a: argparse.Namespace) -> None:
     inputs = _cell_inputs(a)
     _metrics(a, *inputs)
     _pairs(a, *inputs)
 
 
-@stage("phases", "metrics", "phases")
+@runs("phases")
 def cmd_phases(a: argparse.Namespace) -> None:
     from phasezoo.phase_table import profile_planes, zoo_phases
     from phasezoo.plots import HEATMAP_METRICS, heatmap, landscape_profiles, phase_diagram
@@ -218,7 +201,7 @@ def cmd_phases(a: argparse.Namespace) -> None:
                  "phase", "margin", "margin_rule"]].to_string(index=False))
 
 
-@stage("publish", "description", "metrics", "phases")
+@runs("publish")
 def cmd_publish(a: argparse.Namespace) -> None:
     from phasezoo.verify import verify
     from phasezoo.zoo import publish
@@ -278,7 +261,7 @@ class _Version(argparse.Action):
 
 def cmd_config_doc(a: argparse.Namespace) -> None:
     """The config keys' reference page from the schema (:mod:`phasezoo.config_doc`)."""
-    from phasezoo.config import schema
+    from phasezoo.config_checks import schema
     from phasezoo.config_doc import config_doc
 
     text = config_doc(schema())
@@ -339,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, fn, help_, cell in stages:
         p = sub.add_parser(name, help=help_, description=help_)
         if cell is None:
-            _config_argument(p)
+            _config_option(p)
         else:
             _common(p, cell, cells=name == "train")
         if name == "train":
@@ -350,8 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
                                              "phasezoo.train.group_partial_path)")
         p.set_defaults(fn=fn)
     p = sub.add_parser("fetch", help="download a dataset once (the DAG does it before training)")
-    p.add_argument("--dataset", required=True, help="registered name (phasezoo list datasets)")
-    p.add_argument("--options", default="{}", help="the dataset's options as JSON (default {})")
+    for flag in STAGES["fetch"].flags:
+        p.add_argument(flag.option, **flag_argument(flag))
     p.add_argument("--data-root", default="data", help="download folder (default: %(default)s)")
     p.add_argument("--out", help="JSON record of what was fetched (sizes, shapes, source)")
     p.set_defaults(fn=cmd_fetch)

@@ -17,9 +17,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from phasezoo.config_checks import (DEPTH_MODELS, INTEGER_AXES, SCHEMA_FILE,  # noqa: F401
-                                    ConfigError, _coerce, _fmt, parse_yaml, read_config_file,
-                                    schema, validate)
+from phasezoo.config_checks import (ConfigError, _coerce, _fmt, read_config_file,
+                                    validate)
 from phasezoo.settings import (SECTIONS, BenchmarkSettings, DatasetSettings, MetricsSettings,
                                ModelSettings, PhaseThresholds, Resources, Section,
                                StudiesSettings, TrainSettings)
@@ -85,7 +84,7 @@ class Cell:
 class ZooSpec:
     """A validated zoo: its grid axes, seeds and typed settings, one field per config section
     (:mod:`phasezoo.settings`). A stage gets :meth:`only` the sections it declares
-    (:data:`phasezoo.cli.STAGES`); reading another raises ConfigError."""
+    (:data:`phasezoo.stages.STAGES`); reading another raises ConfigError."""
 
     name: str
     description: str | None
@@ -171,7 +170,7 @@ class _Undeclared:
     def __getattr__(self, key: str) -> Any:
         zoo, section, stage = self._what
         raise ConfigError(f"zoos.{zoo}.{section}: stage '{stage}' reads it but does not declare "
-                          "it (phasezoo.cli.STAGES)")
+                          "it (phasezoo.stages.STAGES)")
 
     def __iter__(self) -> Iterator:
         return self.__getattr__("__iter__")

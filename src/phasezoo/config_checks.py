@@ -23,7 +23,8 @@ import yaml
 from phasezoo.folders import FolderError, check_folders
 from phasezoo.protocols import fill_protocol_defaults
 from phasezoo.model_sizes import data_io, parameter_count
-from phasezoo.registries import dataset_tasks, option_defaults, registered, unknown_options
+from phasezoo.registries import (DEPTH_MODELS, dataset_tasks, option_defaults, registered,
+                                 unknown_options)
 from phasezoo.sources import source_problem
 
 SCHEMA_FILE = "config.schema.yaml"
@@ -36,8 +37,6 @@ INTEGER_AXES = {"batch_size", "width"}
 # Known here without importing the dataset registry (and torch), for checks before anything runs.
 # What a config may ask of a dataset follows from its task kind (phasezoo.registries).
 IMAGE_TASK, BETA_TASK = "classification", "pinn-convection"
-# The models that take config ``model.depth`` (phasezoo.models.model_kwargs); others ignore it.
-DEPTH_MODELS = {"mlp", "pinn-mlp"}
 
 
 class ConfigError(ValueError):
@@ -54,7 +53,13 @@ def zoo_default(section: str, key: str) -> Any:
     """The schema's default of a zoo's ``section.key`` (``benchmark.seeds``): what a command's
     option defaults to, so the CLI run by hand and the workflow's run of a config that leaves
     the key out are one value, kept in one place."""
-    return _zoo_properties()[section]["properties"][key]["default"]
+    return zoo_key_schema(section, key)["default"]
+
+
+def zoo_key_schema(section: str, key: str) -> dict[str, Any]:
+    """The schema of a zoo's ``section.key``: its type, default and description (what a stage's
+    command-line option is built from, :func:`phasezoo.stages.flag_argument`)."""
+    return _zoo_properties()[section]["properties"][key]
 
 
 @functools.lru_cache(maxsize=1)

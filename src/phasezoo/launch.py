@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from phasezoo.atomic import write_atomic
-from phasezoo.config import ConfigError, load_config, read_config_file
+from phasezoo.config import load_config
+from phasezoo.config_checks import ConfigError, read_config_file
 from phasezoo.snakemake_process import job_environment, snakemake_command
 from phasezoo.unlock import unlock_stale
 

@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from phasezoo.registries import options_of, unknown_options
+from phasezoo.registries import DEPTH_MODELS, options_of, unknown_options
 
 ModelFn = Callable[..., nn.Module]
 _MODELS: dict[str, ModelFn] = {}
@@ -51,8 +51,9 @@ def create_model(name: str, *, width: int, input_shape: tuple[int, ...], num_cla
 
 def model_kwargs(name: str, hparams: dict) -> dict:
     """The architecture's own keyword arguments taken from a cell's hyperparameters: ``depth``
-    for the MLPs (config ``model.depth``) and the config's ``model.options``."""
-    depth = {"depth": int(hparams["depth"])} if name in ("mlp", "pinn-mlp") else {}
+    for the MLPs (config ``model.depth``, :data:`~phasezoo.registries.DEPTH_MODELS`) and the
+    config's ``model.options``."""
+    depth = {"depth": int(hparams["depth"])} if name in DEPTH_MODELS else {}
     return depth | dict(hparams.get("model_options", {}))
 
 

@@ -79,7 +79,7 @@ def config_digest(zoo: Any, sections: Iterable[str]) -> str:
 
 
 # The zoo's sections that decide what a published zoo holds: the grid (phasezoo.cli.GRID) and
-# the sections the publish stage declares (phasezoo.cli.STAGES["publish"]); a test holds the two
+# the sections the publish stage declares (phasezoo.stages.STAGES["publish"]); a test holds the two
 # equal. Benchmark, studies and resources settings do not change a zoo's content.
 ZOO_CONTENT_SECTIONS = ("dataset", "model", "temperature", "load", "seeds", "train",
                         "description", "metrics", "phases")

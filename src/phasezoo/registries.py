@@ -24,6 +24,9 @@ REGISTRIES = {
     "model": ("phasezoo.models", "_MODELS", "models.py", "register_model",
               ("width", "input_shape", "num_classes")),
 }
+# The models whose depth is the config's ``model.depth`` (phasezoo.models.model_kwargs); the
+# others ignore that key (a transformer's depth is its ``model.options.depth``).
+DEPTH_MODELS = frozenset({"mlp", "pinn-mlp"})
 
 
 def options_of(kind: str, fn: Callable) -> tuple[str, ...]:

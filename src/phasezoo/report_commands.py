@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from phasezoo.stages import STAGES, flag_argument
+
 
 def _report_parser(sub, name: str, help_: str, description: str,
                    stem: str | None = None) -> argparse.ArgumentParser:
@@ -22,7 +24,8 @@ def _report_parser(sub, name: str, help_: str, description: str,
 
 def cmd_benchmark(a: argparse.Namespace) -> None:
     from phasezoo.wsl.benchmark import (BASELINES, LEARNED, UNTERTHINER, final_checkpoints,
-                                        run_benchmark, write_report)
+                                        run_benchmark)
+    from phasezoo.wsl.benchmark_report import write_report
     from phasezoo.provenance import zoo_build
     from phasezoo.wsl.methods import load_method
     from phasezoo.wsl.table import load_zoo, zoo_splits_of
@@ -105,17 +108,20 @@ def cmd_diagnose(a: argparse.Namespace) -> None:
     print(js)
 
 
-def add_report_commands(sub) -> None:
-    """Add the report subcommands to the CLI's subparsers ``sub``."""
-    from phasezoo.config_checks import zoo_default
+def _stage_flags(p: argparse.ArgumentParser, name: str) -> None:
+    """The options of report stage ``name`` that carry a zoo's config keys (the stage table's
+    flags, typed and defaulted by the schema)."""
+    for flag in STAGES[name].flags:
+        p.add_argument(flag.option, **flag_argument(flag))
 
+
+def add_report_commands(sub) -> None:
+    """Add the report subcommands to the CLI's subparsers ``sub``; the config keys each takes
+    as options come from the stage table (:mod:`phasezoo.stages`)."""
     p = _report_parser(sub, "benchmark", "phase-aware WSL benchmark of a zoo",
                        "Baselines × tasks × cell-grouped splits on any zoo that "
                        "datasets.load_dataset reads (a local folder or a hub id).")
-    p.add_argument("--seeds", type=int, default=zoo_default("benchmark", "seeds"),
-                   help="repeats of every split (default %(default)s: the config schema's "
-                        "benchmark.seeds default, which the workflow runs unless a zoo's config "
-                        "sets it; the demo config sets 1)")
+    _stage_flags(p, "benchmark")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--train-zoo", help="zoo transfer: fit on this zoo (folder or hub id), test "
                                        "on ZOO")
@@ -151,13 +157,7 @@ def add_report_commands(sub) -> None:
                    help="let a zoo's text source name files under --data-root (off by default: a "
                         "downloaded zoo never makes phasezoo read a local file; the workflow "
                         "passes it for the zoo its own config built)")
-    p.add_argument("--transfer-dataset", help="fine-tune every model on this registered dataset "
-                                              "(head replaced) against a from-scratch baseline")
-    for key, kind in (("epochs", int), ("lr", float), ("batch_size", int)):  # the schema's
-        p.add_argument(f"--finetune-{key.replace('_', '-')}", type=kind,
-                       default=zoo_default("studies", f"finetune_{key}"),
-                       help="default: %(default)s (the config schema's studies.finetune_"
-                            f"{key})")
+    _stage_flags(p, "studies")
     p.set_defaults(fn=cmd_studies)
     p = _report_parser(sub, "diagnose", "model diagnosis (the MD tree) on a zoo",
                        "From each cell's landscape metrics, is its temperature too small or too "

@@ -11,11 +11,12 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from phasezoo.card import FORMAT_VERSION, MEASURE_VERSION
-from phasezoo.cli import STAGES
-from phasezoo.config import ConfigError, load_config, read_config_file
+from phasezoo.config import load_config
+from phasezoo.config_checks import ConfigError, read_config_file
 from phasezoo.config_checks import schema as config_schema
 from phasezoo.jobs import DEFAULT_GROUP_MINUTES, job_group, load_part, train_groups
 from phasezoo.plots import HEATMAP_METRICS
+from phasezoo.stages import JOB_CONFIG_STAGES, STAGES, flag_values
 
 if not config.get("zoos"):
     # The profile sets replace-workflow-config, so --configfile replaces config/config.yaml;
@@ -56,7 +57,7 @@ wildcard_constraints:
 
 def job_config(stage, zoo_name, part):
     """The exact config one job of ``stage`` reads, as JSON: the zoo's sections that ``stage``
-    declares (phasezoo.cli.STAGES), its axes cut to the job's own cells (``part``: a cell id, a
+    declares (phasezoo.stages.STAGES), its axes cut to the job's own cells (``part``: a cell id, a
     learning-rate group, or ``zoo`` for a per-zoo job). The job_config rule writes it to the
     file the job's shell line names; the file changes, and its job reruns, only when this text
     does: changing a phase threshold re-runs the phases and publish jobs but never retrains."""
@@ -68,7 +69,7 @@ def job_config(stage, zoo_name, part):
     # default is left out, so the job configs of existing zoos (and so their jobs) stay as they are.
     if CFG.raw["max_params"] != MAX_PARAMS_DEFAULT:
         raw["max_params"] = CFG.raw["max_params"]
-    section = zoo.as_dict(STAGES[stage])
+    section = zoo.as_dict(STAGES[stage].sections)
     cells = _job_cells(zoo_name, part)
     if cells:
         section = _own_axes(section, cells)
@@ -116,23 +117,27 @@ def _dataset_key(zoo):
     return f"{data.name}-{hashlib.sha256(blob).hexdigest()[:10]}"
 
 
-# {dataset key: (name, options)} of every configured zoo's data: zoos that share a dataset share
-# its fetch job, so two of them never download the same files at the same time.
-DATASETS = {_dataset_key(z): (CFG.zoo(z).dataset.name, CFG.zoo(z).dataset.options)
-            for z in CFG.zoos}
-
-
 def fetched(zoo):
     """The record the zoo's fetch job writes (an input of its train jobs)."""
     return f"{RESULTS}/.fetched/{_dataset_key(zoo)}.json"
 
 
+# {dataset key: a zoo that reads it}: zoos that share a dataset share its fetch job, so two of
+# them never download the same files at the same time; its flags come from that zoo's config.
+DATASET_ZOOS = {_dataset_key(z): z for z in CFG.zoos}
+
+
+def stage_args(stage, zoo):
+    """The stage's flags (phasezoo.stages) with the values of ``zoo``'s config, shell-quoted."""
+    sections = CFG.zoo(zoo).as_dict(STAGES[stage].sections)
+    return " ".join(f"{option} {shlex.quote(value)}"
+                    for option, value in flag_values(stage, sections))
+
+
 def fetch_args(wildcards):
     """The fetch CLI's arguments: the dataset, its options and the data root, and nothing else,
     so that the fetch job (and so every train job after it) reruns only when the data do."""
-    name, options = DATASETS[wildcards.dataset]
-    return (f"--dataset {shlex.quote(name)} --options "
-            f"{shlex.quote(json.dumps(options, sort_keys=True))} "
+    return (f"{stage_args('fetch', DATASET_ZOOS[wildcards.dataset])} "
             f"--data-root {shlex.quote(str(CFG.data_root))}")
 
 
@@ -187,15 +192,11 @@ def group_cells(wildcards):
         raise WorkflowError(f"zoo {wildcards.zoo}: no learning-rate group '{wildcards.group}'")
 
 
-def studies_args(wildcards):
-    """The studies CLI's fine-tuning arguments from the zoo's ``studies`` section (none when
-    it names no transfer dataset)."""
-    s = CFG.zoo(wildcards.zoo).studies
-    if not s.transfer_dataset:
-        return ""
-    return (f"--transfer-dataset {shlex.quote(s.transfer_dataset)} --finetune-epochs "
-            f"{s.finetune_epochs} --finetune-lr {s.finetune_lr} --finetune-batch-size "
-            f"{s.finetune_batch_size}")
+def report_args(stage):
+    """Input function: the report ``stage``'s flags from the ``zoo`` wildcard's config."""
+    def args(wildcards):
+        return stage_args(stage, wildcards.zoo)
+    return args
 
 
 def transfer_pairs():

@@ -8,7 +8,7 @@ rule job_config:
     log:
         "logs/job_config/{zoo}/{stage}-{part}.log",
     wildcard_constraints:
-        stage="|".join(STAGES),
+        stage="|".join(JOB_CONFIG_STAGES),
         part="[A-Za-z0-9_.+-]+",
     params:
         text=lambda wildcards: job_config(wildcards.stage, wildcards.zoo, wildcards.part),

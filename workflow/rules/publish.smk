@@ -53,7 +53,7 @@ rule benchmark:
     log:
         "logs/{zoo}/benchmark.log",
     params:
-        seeds=lambda wildcards: CFG.zoo(wildcards.zoo).benchmark.seeds,
+        args=report_args("benchmark"),
         out=lambda wildcards: f"{RESULTS}/{wildcards.zoo}",
         zoo=lambda wildcards: f"{ZOOS}/{wildcards.zoo}",
     conda:
@@ -65,7 +65,7 @@ rule benchmark:
     message:
         "benchmark {wildcards.zoo}"
     shell:
-        "phasezoo benchmark {params.zoo:q} --out {params.out:q} --seeds {params.seeds} --stream"
+        "phasezoo benchmark {params.zoo:q} --out {params.out:q} {params.args} --stream"
         " --quiet > {log:q} 2>&1"
 
 
@@ -82,7 +82,7 @@ rule benchmark_transfer:
     log:
         "logs/{zoo}/benchmark-transfer-from-{source}.log",
     params:
-        seeds=lambda wildcards: CFG.zoo(wildcards.zoo).benchmark.seeds,
+        args=report_args("benchmark"),
         out=lambda wildcards: f"{RESULTS}/{wildcards.zoo}/transfer-from-{wildcards.source}",
         zoo=lambda wildcards: f"{ZOOS}/{wildcards.zoo}",
         source=lambda wildcards: f"{ZOOS}/{wildcards.source}",
@@ -96,7 +96,7 @@ rule benchmark_transfer:
         "benchmark {wildcards.zoo} (trained on {wildcards.source})"
     shell:
         "phasezoo benchmark {params.zoo:q} --train-zoo {params.source:q} --out {params.out:q}"
-        " --seeds {params.seeds} --stream --quiet > {log:q} 2>&1"
+        " {params.args} --stream --quiet > {log:q} 2>&1"
 
 
 rule diagnose:
@@ -126,6 +126,7 @@ rule diagnose:
     params:
         out=lambda wildcards: f"{RESULTS}/{wildcards.zoo}",
         zoo=lambda wildcards: f"{ZOOS}/{wildcards.zoo}",
+        args=report_args("diagnose"),
         sources=lambda wildcards: " ".join(
             f"--train-zoo {shlex.quote(f'{ZOOS}/{a}')}" for a in transfer_sources(wildcards.zoo)
         ),
@@ -138,7 +139,8 @@ rule diagnose:
     message:
         "diagnose {wildcards.zoo}"
     shell:
-        "phasezoo diagnose {params.zoo:q} --out {params.out:q} {params.sources} > {log:q} 2>&1"
+        "phasezoo diagnose {params.zoo:q} --out {params.out:q} {params.args} {params.sources}"
+        " > {log:q} 2>&1"
 
 
 rule studies:
@@ -167,7 +169,7 @@ rule studies:
         out=lambda wildcards: f"{RESULTS}/{wildcards.zoo}",
         zoo=lambda wildcards: f"{ZOOS}/{wildcards.zoo}",
         data_root=CFG.data_root,
-        transfer=studies_args,
+        args=report_args("studies"),
     conda:
         "../../envs/phasezoo.yaml"
     threads: 1
@@ -179,4 +181,4 @@ rule studies:
     shell:
         "phasezoo studies {params.zoo:q} --out {params.out:q} --data-root {params.data_root:q} --quiet"
         " --allow-local-data"
-        " {params.transfer} > {log:q} 2>&1"
+        " {params.args} > {log:q} 2>&1"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from phasezoo.config import ConfigError
+from phasezoo.config_checks import ConfigError
 from phasezoo.launch import checked_arguments
 from phasezoo.unlock import unlock_stale
 

@@ -27,7 +27,7 @@ from phasezoo.checkpoints import Population, open_population
 from phasezoo.data import Split
 from phasezoo.vocabulary import landscape_epoch_of
 from phasezoo.protocols import curve_epochs
-from phasezoo.runtime import STREAM_BOUND, stream_seed  # noqa: F401 (the streams' bound, re-exported)
+from phasezoo.runtime import stream_seed
 from phasezoo.settings import MetricsSettings
 from phasezoo.landscape.connectivity import CurveSettings, interpolation_barrier, mode_connectivity
 from phasezoo.landscape.similarity import cka_batches, pair_cka

@@ -520,6 +520,3 @@ def summarize(records: list[dict]) -> list[dict]:
         out.append(entry)
     return out
 
-
-# The report (markdown table, figure, files), re-exported where callers have always found it.
-from phasezoo.wsl.benchmark_report import markdown, plot, write_report  # noqa: E402,F401

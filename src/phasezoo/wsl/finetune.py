@@ -23,6 +23,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from phasezoo.config_checks import zoo_default
 from phasezoo.data import Split, create_dataset, prepare_images, standardize
 from phasezoo.evaluation import evaluate
 from phasezoo.optim import SGD
@@ -42,9 +43,10 @@ class FinetuneSettings:
             bad CLI value fails before any cell is studied.
     """
 
-    epochs: int = 5
-    lr: float = 0.01
-    batch_size: int = 64
+    # The config schema's studies.finetune_* defaults: one home, which the CLI's options read too.
+    epochs: int = zoo_default("studies", "finetune_epochs")
+    lr: float = zoo_default("studies", "finetune_lr")
+    batch_size: int = zoo_default("studies", "finetune_batch_size")
     momentum: float = 0.9
 
     def __post_init__(self) -> None:
