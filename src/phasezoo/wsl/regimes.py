@@ -339,7 +339,7 @@ def finish(points: list[dict[str, Any]], prunable: int, protocol: ZooProtocol | 
            reason: str | None, cfg: RegimeSettings, kind: str) -> dict[str, Any]:
     """The study's section of ``studies.json``: :func:`summarise` of the points, or why the
     study applies to no cell (never an empty table)."""
-    from phasezoo.tasks import score_sign
+    from phasezoo.task_kinds import score_sign
     from phasezoo.wsl.diagnosis import HOTTER
 
     reason = reason or not_applicable(prunable)
