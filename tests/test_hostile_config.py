@@ -168,7 +168,7 @@ def test_every_model_s_parameter_formula_equals_its_built_model():
         validate(raw)
         zoo = ZooSpec.of("z", raw["zoos"]["z"])
         d = zoo.dataset
-        io = data_io(d.name, estimate.task_kind(d.name), d.image_size, d.channels, d.options)
+        io = data_io(d.name, d.image_size, d.channels, d.options)
         options = models.model_kwargs(model, {"depth": zoo.model.depth,
                                               "model_options": zoo.model.options})
         for width in (1, 3, 64, 130):

@@ -136,7 +136,7 @@ def test_the_citation_block_names_phasezoo_the_paper_and_the_source(grid_zoo):
 @pytest.mark.parametrize("name", sorted(__import__("phasezoo.data", fromlist=["x"])
                                         .list_datasets()))
 def test_every_registered_dataset_has_its_terms_and_citation(name):
-    from phasezoo.data.registry import source_terms
+    from phasezoo.dataset_facts import source_terms
 
     terms = source_terms(name)
     assert terms.license and terms.terms

@@ -13,8 +13,9 @@ import yaml
 
 from phasezoo.checkpoints import read_population
 from phasezoo.config import load_config
-from phasezoo.data import create_dataset, list_datasets, task_kind
-from phasezoo.jobs import LOOPED_TASKS, load_part, train_groups
+from phasezoo.data import create_dataset, list_datasets
+from phasezoo.dataset_facts import dataset_facts
+from phasezoo.jobs import load_part, stackable, train_groups
 from phasezoo.tasks import Task
 from phasezoo.train import train_cell
 from phasezoo_testkit import DATA_ROOT, TINY
@@ -50,13 +51,13 @@ def test_other_zoos_train_one_cell_per_job(tmp_path, changes):
     assert [len(g) for g in train_groups(zoo)] == [1] * len(zoo.cells())
 
 
-def test_looped_tasks_are_those_with_no_stacked_form():
+def test_a_dataset_trains_stacked_exactly_when_its_task_has_a_stacked_form():
+    """jobs.stackable (from the task kind's record, no torch) against the loaded task itself."""
     assert create_dataset("convection", DATA_ROOT).task.stackable is False
-    assert task_kind("convection") in LOOPED_TASKS
+    assert not stackable("convection")
     for name in list_datasets():
-        if task_kind(name) not in LOOPED_TASKS:
-            assert task_kind(name) in ("classification", "language-modeling"), name
-            assert Task(task_kind(name)).stackable, name
+        if stackable(name):
+            assert Task(dataset_facts(name).task).stackable, name
 
 
 @pytest.mark.slow

@@ -15,7 +15,8 @@ from phasezoo.data import create_dataset
 from phasezoo.evaluation import evaluate
 from phasezoo.landscape.hessian import hessian_summary
 from phasezoo.models import create_model
-from phasezoo.tasks import Task, error_percent
+from phasezoo.task_kinds import error_percent
+from phasezoo.tasks import Task
 
 
 class Solution(nn.Module):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import h5py
 import numpy as np
@@ -17,12 +17,12 @@ import pandas as pd
 import yaml
 
 from phasezoo.config import ZooSpec
+from phasezoo.dataset_facts import SourceTerms, source_terms
 from phasezoo.provenance import build_provenance
 from phasezoo.settings import MetricsSettings, PhaseThresholds, Section
 from phasezoo.splits import SHIPPED_SEEDS, SPLITS_FILE
+from phasezoo.task_kinds import CLASSIFICATION, task_kind
 
-if TYPE_CHECKING:  # phasezoo.data imports torch; the card needs only the type here
-    from phasezoo.data.registry import SourceTerms
 
 # How many rows the datasets HDF5 builder reads at a time: as many as fit READ_BATCH_BYTES of
 # weights, at least 2 (datasets buffers 1-row batches, up to 1,000 of them, before writing) and
@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # phasezoo.data imports torch; the card needs only the type h
 # sources, viewer) and the build's provenance in the card.
 FORMAT_VERSION = 6
 # The licence of what phasezoo generates (weights, metrics, labels); the source data's own terms
-# are the card's Licence section (phasezoo.data.registry.SOURCE_TERMS).
+# are the card's Licence section (phasezoo.dataset_facts).
 ZOO_LICENSE = "apache-2.0"
 # The Hub's size_categories (datasets/utils/resources/size_categories.json): (upper bound, name).
 SIZE_CATEGORIES = ((1e3, "n<1K"), (1e4, "1K<n<10K"), (1e5, "10K<n<100K"), (1e6, "100K<n<1M"),
@@ -254,7 +254,6 @@ def render_card(zoo: ZooSpec, phases: pd.DataFrame, n_rows: int, data_info: dict
     """The full card: YAML header, grid, data split, metric variants, column table, splits,
     licence, citation, provenance, loading. ``note`` (e.g. a rehearsal's warning) goes under
     the title; ``splits_doc`` is the ``splits.json`` written beside the card."""
-    from phasezoo.data.registry import source_terms
 
     temp, load = zoo.temperature, zoo.load
     source, build = source_terms(zoo.dataset.name, zoo.dataset.options), build_provenance(zoo)
@@ -273,7 +272,7 @@ def render_card(zoo: ZooSpec, phases: pd.DataFrame, n_rows: int, data_info: dict
         f"- Seeds: {list(zoo.seeds)}; kept epochs: {list(zoo.train.keep_epochs)}",
         f"- Phases: {json.dumps(counts)}", "",
         "## Data", "", "```json", json.dumps(data_info, indent=1), "```", "",
-        *task_section(data_info.get("task", "classification")),
+        *task_section(data_info.get("task", CLASSIFICATION.name)),
         "## Training and metric settings", "", "```json",
         json.dumps({"train": _sorted(zoo.train), "metrics": _sorted(zoo.metrics),
                     "phase_thresholds": _sorted(zoo.phases)}, indent=1),
@@ -391,10 +390,10 @@ def llc_section(metrics: MetricsSettings, table: pd.DataFrame) -> list[str]:
 
 def task_section(kind: str) -> list[str]:
     """The card's Task section: what the loss and score columns mean, and what differs."""
-    from phasezoo.task_kinds import TASK_LOSSES, TASK_NOTES, TASK_SCORES
 
-    return ["## Task", "", f"`{kind}`. Loss columns: {TASK_LOSSES[kind]}. Accuracy columns: "
-            f"{TASK_SCORES[kind]}.", "", *[f"- {note}" for note in TASK_NOTES[kind]], ""]
+    task = task_kind(kind)
+    return ["## Task", "", f"`{kind}`. Loss columns: {task.loss}. Accuracy columns: "
+            f"{task.score}.", "", *[f"- {note}" for note in task.notes], ""]
 
 
 def splits_section(configs: Sequence[Mapping[str, Any]], doc: Mapping[str, Any]) -> list[str]:

@@ -181,7 +181,7 @@ def cmd_measure(a: argparse.Namespace) -> None:
 def cmd_phases(a: argparse.Namespace) -> None:
     from phasezoo.phase_table import profile_planes, zoo_phases
     from phasezoo.plots import HEATMAP_METRICS, heatmap, landscape_profiles, phase_diagram
-    from phasezoo.registries import dataset_tasks
+    from phasezoo.dataset_facts import dataset_facts
 
     cfg, zoo = _zoo(a)
     base = _paths(cfg, a.zoo)
@@ -190,7 +190,7 @@ def cmd_phases(a: argparse.Namespace) -> None:
     plots = base / "plots"
     plots.mkdir(parents=True, exist_ok=True)
     phase_diagram(table, plots / "phase_diagram.png", zoo.phases)
-    task = dataset_tasks()[zoo.dataset.name]
+    task = dataset_facts(zoo.dataset.name).task
     for column in HEATMAP_METRICS:
         heatmap(table, column, plots / f"{column}.png", zoo.phases, task)
     landscape_profiles(profile_planes(table, cfg.results_dir), zoo.metrics.topology_radius,

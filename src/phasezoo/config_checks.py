@@ -23,8 +23,9 @@ import yaml
 from phasezoo.folders import FolderError, check_folders
 from phasezoo.protocols import fill_protocol_defaults
 from phasezoo.model_sizes import data_io, parameter_count
-from phasezoo.registries import (DEPTH_MODELS, dataset_tasks, option_defaults, registered,
-                                 unknown_options)
+from phasezoo.dataset_facts import DATASET_FACTS
+from phasezoo.registries import DEPTH_MODELS, option_defaults, registered, unknown_options
+from phasezoo.task_kinds import TaskKind, task_kind
 from phasezoo.sources import source_problem
 
 SCHEMA_FILE = "config.schema.yaml"
@@ -34,9 +35,6 @@ SCHEMA_FILE = "config.schema.yaml"
 MAX_CONFIG_BYTES = 1 << 20  # 1 MiB, refused before it is parsed
 MAX_YAML_NODES = 100_000  # values (scalars, lists, mappings) with every alias expanded
 INTEGER_AXES = {"batch_size", "width"}
-# Known here without importing the dataset registry (and torch), for checks before anything runs.
-# What a config may ask of a dataset follows from its task kind (phasezoo.registries).
-IMAGE_TASK, BETA_TASK = "classification", "pinn-convection"
 
 
 class ConfigError(ValueError):
@@ -260,8 +258,9 @@ def _check_axes(where: str, zoo: dict[str, Any]) -> None:
                 raise ConfigError(f"{where}.{axis}.values: {ax['name']} values {ids[part]} and "
                                   f"{v} give the same cell id '{part}' (ids keep 6 significant "
                                   "digits); make them differ within 6 digits")
-    if zoo["load"]["name"] == "beta" and _task(zoo) != BETA_TASK:
-        betas = sorted(d for d, t in dataset_tasks().items() if t == BETA_TASK)
+    datasets = registered("dataset")
+    if zoo["load"]["name"] == "beta" and "beta" not in datasets.get(zoo["dataset"]["name"], ()):
+        betas = sorted(d for d, options in datasets.items() if "beta" in options)
         raise ConfigError(f"{where}.load.name: beta is the convection coefficient of the "
                           f"{betas} dataset, not of '{zoo['dataset']['name']}'")
 
@@ -279,7 +278,7 @@ def _check_dataset(where: str, zoo: dict[str, Any]) -> None:
         problem = source_problem(data["options"]["source"])
         if problem:
             raise ConfigError(f"{where}.dataset.options.source: {problem}")
-    if _task(zoo) != IMAGE_TASK:
+    if not _images(zoo):
         for key in ("image_size", "channels"):
             if data[key] is not None:
                 raise ConfigError(f"{where}.dataset.{key}: '{dataset}' inputs are not images "
@@ -289,9 +288,18 @@ def _check_dataset(where: str, zoo: dict[str, Any]) -> None:
                               "inputs are not images")
 
 
-def _task(zoo: dict[str, Any]) -> str | None:
-    """The task kind of the zoo's dataset (None for a name not registered)."""
-    return dataset_tasks().get(zoo["dataset"]["name"])
+def _task(zoo: dict[str, Any]) -> TaskKind | None:
+    """The task kind of the zoo's dataset (None for a name without a record): what a config may
+    ask of a dataset follows from it (:mod:`phasezoo.task_kinds`)."""
+    facts = DATASET_FACTS.get(zoo["dataset"]["name"])
+    return task_kind(facts.task) if facts else None
+
+
+def _images(zoo: dict[str, Any]) -> bool:
+    """Whether the zoo's dataset's inputs are images (image preparation, augmentation and
+    input mixup apply)."""
+    kind = _task(zoo)
+    return kind is not None and kind.inputs == "images"
 
 
 def _check_model(where: str, model: dict[str, Any]) -> None:
@@ -340,10 +348,11 @@ def _check_metrics(where: str, zoo: dict[str, Any]) -> None:
         if metrics[key] == 0:
             raise ConfigError(f"{where}.metrics.{key}: 0 compares no seed pair; use -1 (all "
                               "pairs) or a number ≥ 1")
-    if metrics["cka_data"] == "train-mixup" and _task(zoo) != IMAGE_TASK:
+    if metrics["cka_data"] == "train-mixup" and not _images(zoo):
         raise ConfigError(f"{where}.metrics.cka_data: train-mixup mixes input images; "
                           f"'{zoo['dataset']['name']}' inputs are not images (use test)")
-    if metrics["cka_output"] == "softmax" and _task(zoo) == BETA_TASK:
+    kind = _task(zoo)
+    if metrics["cka_output"] == "softmax" and kind is not None and not kind.categorical:
         raise ConfigError(f"{where}.metrics.cka_output: softmax of a PINN's one regression "
                           "output is constant; use logits (the raw output)")
     if metrics["topology_steps"] % 2 == 0:
@@ -394,12 +403,10 @@ def _same_kind(value: Any, default: Any) -> bool:
 def _check_model_size(where: str, zoo: dict[str, Any], max_params: int) -> None:
     """Every cell's population fits ``max_params``: its seeds × its model's parameters, counted
     from the config (:mod:`phasezoo.model_sizes`, no torch), before any job allocates them; a
-    width of 10^7 passed validation and failed inside torch after 102 s. Datasets and models
-    registered at run time, whose sizes are not known here, are not counted."""
+    width of 10^7 passed validation and failed inside torch after 102 s. Models registered at
+    run time, whose sizes are not known here, are not counted."""
     data, model, seeds = zoo["dataset"], zoo["model"], len(zoo["seeds"])
-    io = data_io(data["name"], _task(zoo), data["image_size"], data["channels"], data["options"])
-    if io is None:
-        return
+    io = data_io(data["name"], data["image_size"], data["channels"], data["options"])
     options = ({"depth": model["depth"]} if model["name"] in DEPTH_MODELS else {}) | model["options"]
     by_width = zoo["load"]["name"] == "width"
     for width in zoo["load"]["values"] if by_width else [model["width"]]:

@@ -25,14 +25,13 @@ from typing import Mapping, NamedTuple
 import torch
 
 from phasezoo.config import Cell, ZooSpec
-from phasezoo.data import task_kind
-from phasezoo.jobs import LOOPED_TASKS
+from phasezoo.dataset_facts import dataset_facts
+from phasezoo.jobs import stackable
 from phasezoo.memory import human_bytes
-# The registered datasets' sizes, shapes and classes, so a zoo is costed without its data (kept
-# beside the models' parameter formulas, which the config check uses without torch).
-from phasezoo.model_sizes import CLASSES, DATASET_SIZES, IMAGE_SHAPES
+from phasezoo.model_sizes import data_io
 from phasezoo.settings import DatasetSettings
 from phasezoo.sources import HUB_PREFIX
+from phasezoo.task_kinds import task_kind
 
 GPU_FLOPS = 20e12        # sustained fp32/TF32 FLOP/s of one H100-class GPU on these small models
 LAUNCH_S = 20e-6         # one kernel launch in eager PyTorch
@@ -53,9 +52,6 @@ TRAIN_FLOPS_FACTOR = 3   # forward + backward ≈ 3 forwards
 # datasets 5.2). tests/test_rehearsal.py checks the estimate against a rehearsed ResNet-50 zoo.
 HDF5_ROW_BYTES, HDF5_SHARD_BYTES, CARD_BYTES = 1_200, 25_100, 10_000
 ARROW_ROW_BYTES, ARROW_CACHE_BYTES = 520, 19_000
-# A PINN's loss differentiates the network w.r.t. its inputs, then backward goes through that:
-# about 3× the FLOPs of a plain forward + backward.
-INPUT_DERIVATIVE_FACTOR = {"pinn-convection": 3}  # by task kind (phasezoo.tasks)
 DATA_ROOT = "data"  # the schema's default data_root
 
 
@@ -124,25 +120,18 @@ def data_shape(zoo: ZooSpec, data_root: str | Path = DATA_ROOT) -> DataShape:
     dataset's task kind says how: token sequences, PDE points or images); a local text corpus
     is measured under ``data_root``, where the dataset reads it."""
     d = zoo.dataset
-    task = task_kind(d.name)
-    if task == "language-modeling":
-        opts = _with_defaults(d.name, d.options)
-        n_train, n_test, exact = text_sizes(opts, data_root)
-        return DataShape((int(opts["seq_len"]),), torch.long, 256,
-                         *_capped(d, (n_train, n_test)), exact)
-    if task == "pinn-convection":
+    facts = dataset_facts(d.name)
+    inputs = task_kind(facts.task).inputs
+    shape, outputs = data_io(d.name, d.image_size, d.channels, d.options)
+    if inputs == "tokens":
+        n_train, n_test, exact = text_sizes(_with_defaults(d.name, d.options), data_root)
+        return DataShape(shape, torch.long, outputs, *_capped(d, (n_train, n_test)), exact)
+    if inputs == "points":
         opts = _with_defaults(d.name, d.options)
         n = sum(int(opts[k]) for k in ("n_residual", "n_initial", "n_boundary"))
-        return DataShape((2,), torch.float32, 1,
+        return DataShape(shape, torch.float32, outputs,
                          *_capped(d, (n, int(opts["grid_x"]) * int(opts["grid_t"]))))
-    if d.name not in DATASET_SIZES:
-        raise ValueError(f"estimate: no size known for dataset '{d.name}'; add it to "
-                         "phasezoo.model_sizes.DATASET_SIZES")
-    c, h, w = IMAGE_SHAPES[d.name]
-    c = d.channels or c
-    h = w = d.image_size or h
-    return DataShape((c, h, w), torch.float32, CLASSES.get(d.name, 10),
-                     *_capped(d, DATASET_SIZES[d.name]))
+    return DataShape(shape, torch.float32, outputs, *_capped(d, facts.sizes))
 
 
 def _capped(d: DatasetSettings, sizes: tuple[int, int]) -> tuple[int, int]:
@@ -232,7 +221,7 @@ def architecture_cost(zoo: ZooSpec, width: int) -> Architecture:
             model(x)
     leaves = sum(1 for m in model.modules() if not list(m.children()))
     stacked = (zoo.train.vectorize and not unsupported_modules(model)
-               and task_kind(zoo.dataset.name) not in LOOPED_TASKS)
+               and stackable(zoo.dataset.name))
     layout = row_layout(describe(model, arch), model)  # exactly what a published row holds
     return Architecture(
         parameters=sum(p.numel() for p in model.parameters()),
@@ -258,7 +247,9 @@ def estimate(zoo: ZooSpec, data_root: str | Path = DATA_ROOT,
               else [int(zoo.model.width)])
     arch = {w: architecture_cost(zoo, w) for w in widths}
     train, metrics, seeds = zoo.train, zoo.metrics, len(zoo.seeds)
-    factor = INPUT_DERIVATIVE_FACTOR.get(task_kind(zoo.dataset.name), 1)
+    # A PINN's loss differentiates the network w.r.t. its inputs, then backward goes through
+    # that: a multiple of a plain forward + backward's FLOPs (its task kind's factor).
+    factor = task_kind(dataset_facts(zoo.dataset.name).task).input_derivative_factor
     seconds = flops_total = slowest = slowest_measure = 0.0
     for cell in zoo.cells():
         hp = cell.hparams

@@ -11,9 +11,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from phasezoo.task_kinds import CLASSIFICATION as CLASSIFICATION_KIND
 from phasezoo.tasks import Task
 
-CLASSIFICATION = Task("classification")
+CLASSIFICATION = Task(CLASSIFICATION_KIND.name)
 
 
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000,

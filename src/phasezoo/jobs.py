@@ -6,17 +6,20 @@ Kept free of torch: the Snakefile reads it to lay out the DAG.
 from __future__ import annotations
 
 from phasezoo.config import Cell, ZooSpec
-from phasezoo.registries import dataset_tasks
-
-# Task kinds with no stacked form (the PINN's loss differentiates the model w.r.t. its inputs:
-# ``phasezoo.tasks.ConvectionTask.stackable``); tests/test_jobs.py checks this against the tasks.
-LOOPED_TASKS = frozenset({"pinn-convection"})
+from phasezoo.dataset_facts import dataset_facts
+from phasezoo.task_kinds import task_kind
 
 
 def stacks_learning_rates(zoo: ZooSpec) -> bool:
     """Whether the zoo's cells of one load value train as one population (see :func:`train_groups`)."""
     return (zoo.temperature.name == "lr" and len(zoo.temperature.values) > 1
-            and zoo.train.vectorize and dataset_tasks().get(zoo.dataset.name) not in LOOPED_TASKS)
+            and zoo.train.vectorize and stackable(zoo.dataset.name))
+
+
+def stackable(dataset: str) -> bool:
+    """Whether ``dataset``'s task kind has a stacked form (a PINN's loss differentiates the model
+    w.r.t. its inputs: no; :attr:`phasezoo.task_kinds.TaskKind.stackable`)."""
+    return task_kind(dataset_facts(dataset).task).stackable
 
 
 def train_groups(zoo: ZooSpec) -> list[list[Cell]]:

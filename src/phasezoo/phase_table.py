@@ -4,7 +4,7 @@ planes its landscape-profile picture shows.
 Why apart from :mod:`phasezoo.phases` (the labelling rules) and :mod:`phasezoo.boundaries` (the
 labels' sensitivity): this module reads the stage's inputs and uses both, and the plots' choice
 of cells; the rules themselves import none of them, so no module here imports one that imports
-it back. Kept free of torch (the task kind comes from :mod:`phasezoo.registries`).
+it back. Kept free of torch (the task kind comes from :mod:`phasezoo.dataset_facts`).
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ from phasezoo.config import ZooSpec
 from phasezoo.integrity import check
 from phasezoo.phases import aggregate_cell, landscape_epoch
 from phasezoo.plots import profile_cells
-from phasezoo.registries import dataset_tasks
+from phasezoo.dataset_facts import dataset_facts
 
 
 def zoo_phases(zoo: ZooSpec, results_dir: str | Path) -> pd.DataFrame:
     """One row per cell of ``zoo``: grid coordinates, aggregates, the phase label by the zoo's
     ``phases`` settings and its sensitivity (:func:`phasezoo.boundaries.label_zoo`)."""
-    task, rows = dataset_tasks()[zoo.dataset.name], []
+    task, rows = dataset_facts(zoo.dataset.name).task, []
     for cell in zoo.cells():
         base = Path(results_dir) / zoo.name / cell.id
         metrics = pd.read_parquet(check(base / "metrics.parquet"))

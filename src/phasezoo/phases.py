@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from phasezoo.protocols import PHASE_THRESHOLDS
-from phasezoo.task_kinds import error_percent
+from phasezoo.task_kinds import CLASSIFICATION, error_percent
 from phasezoo.vocabulary import DIVERGED, UNLABELLED, landscape_epoch_of
 
 
@@ -99,7 +99,7 @@ def landscape_epoch(metrics: pd.DataFrame, requested: int) -> int:
 
 
 def aggregate_cell(metrics: pd.DataFrame, pairs: pd.DataFrame, epoch: int,
-                   task: str = "classification") -> dict[str, float]:
+                   task: str = CLASSIFICATION.name) -> dict[str, float]:
     """Seed means of one cell at ``epoch``: losses, train error (%; the ``task``'s error, see
     :mod:`phasezoo.tasks`), the natural log of the seed-mean Hessian λmax and trace (as both
     anchors take it: ``np.log(np.mean(...))``), and the pair means of mode connectivity

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from phasezoo.task_kinds import CLASSIFICATION, task_kind
 from phasezoo.vocabulary import PHASE_COLORS, PHASES
 
 if TYPE_CHECKING:
@@ -22,7 +23,7 @@ HEATMAP_METRICS = ("test_accuracy", "train_loss", "ln_hessian_top_eigenvalue",
                    "ln_hessian_trace", "mc", "linear_barrier", "cka", "alpha_mean",
                    "farms_alpha_mean", "topo_minima", "topo_total_persistence", "llc")
 # What each heat map shows, with its unit: a reader of the picture has not seen the columns.
-# "{score}" and "{loss}" take the task's (TASK_UNITS).
+# "{score}" and "{loss}" take the task kind's units (phasezoo.task_kinds).
 METRIC_TITLES = {
     "test_accuracy": "Test {score}",
     "train_loss": "Train loss ({loss})",
@@ -36,13 +37,6 @@ METRIC_TITLES = {
     "topo_minima": "Local minima on the top-2 Hessian plane (count)",
     "topo_total_persistence": "Total 0-D persistence of that plane (loss)",
     "llc": "Local learning coefficient λ̂ (SGLD, seed mean)",
-}
-TASK_UNITS = {
-    "classification": {"score": "accuracy (fraction)", "loss": "cross-entropy, nats"},
-    "language-modeling": {"score": "next-token accuracy (fraction)",
-                          "loss": "cross-entropy, nats/token"},
-    "pinn-convection": {"score": "relative L2 error (lower is better)",
-                        "loss": "PDE residual + IC + BC mean squared errors"},
 }
 # Signed metrics (negative = a barrier): a diverging map centred at 0, so the sign reads at once.
 SIGNED_METRICS = ("mc", "linear_barrier")
@@ -98,20 +92,20 @@ def epoch_text(phases: pd.DataFrame) -> str:
     return f"epoch{'s' if len(epochs) > 1 else ''} {', '.join(map(str, epochs))}"
 
 
-def metric_title(column: str, task: str = "classification") -> str:
+def metric_title(column: str, task: str = CLASSIFICATION.name) -> str:
     """A heat map's human title: what the column measures and its unit."""
-    return METRIC_TITLES.get(column, column).format(**TASK_UNITS.get(task,
-                                                                     TASK_UNITS["classification"]))
+    kind = task_kind(task)
+    return METRIC_TITLES.get(column, column).format(score=kind.score_unit, loss=kind.loss_unit)
 
 
 def heatmap(phases: pd.DataFrame, column: str, out: str | Path, thresholds: PhaseThresholds,
-            task: str = "classification") -> Path:
+            task: str = CLASSIFICATION.name) -> Path:
     """A temperature × load heat map of one per-cell column (see :func:`heatmap_figure`)."""
     return _save(heatmap_figure(phases, column, thresholds, task), out)
 
 
 def heatmap_figure(phases: pd.DataFrame, column: str, thresholds: PhaseThresholds,
-                   task: str = "classification"):
+                   task: str = CLASSIFICATION.name):
     """The heat map of one per-cell column as a matplotlib Figure, values written in the cells.
 
     Titled with the metric's name, unit and the epoch it was measured at. Signed metrics

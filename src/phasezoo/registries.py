@@ -1,4 +1,6 @@
 """The dataset and model registries as the config sees them: names and options, without torch.
+What is known of a dataset beyond its options (task kind, sizes, shape) is its record in
+:mod:`phasezoo.dataset_facts`.
 
 The registries live in modules that import torch, which validating a config must not pay for
 (``phasezoo validate``, every Snakemake parse). So the registered names and their keyword
@@ -60,27 +62,6 @@ def registered(kind: str) -> dict[str, tuple[str, ...]]:
     return found
 
 
-def dataset_tasks() -> dict[str, str]:
-    """Registered dataset name → the kind of task it poses (``register_dataset(task=...)``,
-    default ``classification``), read from source without torch, plus any live registration.
-    Why: what a config may ask of a dataset (image preparation, mixup, the β axis) follows from
-    its task, not from a list of names kept beside the registry."""
-    found = dict(_source_tasks())
-    live = getattr(sys.modules.get("phasezoo.data.registry"), "_TASKS", {})
-    return found | dict(live)
-
-
-@functools.cache
-def _source_tasks() -> dict[str, str]:
-    """Dataset name → the ``task=`` keyword of its ``register_dataset(...)`` in the source."""
-    tasks = {}
-    for name, _, deco in _decorated("dataset"):
-        keywords = {k.arg: k.value for k in getattr(deco, "keywords", [])}
-        task = keywords.get("task")
-        tasks[name] = task.value if isinstance(task, ast.Constant) else "classification"
-    return tasks
-
-
 @functools.cache
 def _source_registry(kind: str) -> dict[str, tuple[str, ...]]:
     """Functions decorated with the registry's decorator in the package source: name ('_' →
@@ -97,16 +78,31 @@ def _source_registry(kind: str) -> dict[str, tuple[str, ...]]:
 
 @functools.cache
 def option_defaults(kind: str, name: str) -> dict[str, Any]:
-    """The default values of a registered ``kind`` function's options, read from source (only
-    literal defaults), e.g. ``{"depth": 6, "patch_size": 4}`` for model ``vit``. Why: the
-    config check sizes a model and types its options without importing torch."""
+    """The default values of a registered ``kind`` function's options, read from source, e.g.
+    ``{"depth": 6, "patch_size": 4}`` for model ``vit``. Why: the config check sizes a model and
+    types its options without importing torch.
+
+    Raises:
+        ValueError: naming the function and option, for a default that is not a literal (it
+            cannot be read without running the module; no default is guessed for it).
+    """
     for found, node, _ in _decorated(kind):
         if found == name:
             a = node.args
             pairs = [*zip(a.args[len(a.args) - len(a.defaults):], a.defaults),
                      *((k, d) for k, d in zip(a.kwonlyargs, a.kw_defaults) if d is not None)]
-            return {k.arg: ast.literal_eval(d) for k, d in pairs if isinstance(d, ast.Constant)}
+            return {k.arg: _literal(kind, name, k.arg, d) for k, d in pairs}
     return {}
+
+
+def _literal(kind: str, name: str, option: str, node: ast.expr) -> Any:
+    """The value of a registered function's option default, which must be a literal."""
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        raise ValueError(f"{kind} '{name}': the default of option '{option}' is not a literal "
+                         f"({ast.unparse(node)}); the config check reads defaults without "
+                         "importing the registry") from None
 
 
 def _decorated(kind: str) -> Iterator[tuple[str, ast.FunctionDef, ast.expr]]:

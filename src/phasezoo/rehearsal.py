@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from phasezoo.config import Cell, ZooSpec
+from phasezoo.dataset_facts import dataset_facts
 from phasezoo.memory import PeakMemory, folder_bytes, human_bytes
 
 REHEARSAL_NOTE = ("**Rehearsal**: every model at its initialisation (epoch 0), metrics NaN, "
@@ -93,7 +94,6 @@ def initial_population(zoo: ZooSpec, cell: Cell, seeds: list[int]):
     """A :class:`~phasezoo.checkpoints.Population` of the cell's models at initialisation, one
     kept epoch (0), its weights made when read; no dataset is loaded (shapes from the config)."""
     from phasezoo.checkpoints import Population
-    from phasezoo.data import task_kind
     from phasezoo.estimate import data_shape
     from phasezoo.models import architecture_spec, create_model
     import torch
@@ -109,7 +109,7 @@ def initial_population(zoo: ZooSpec, cell: Cell, seeds: list[int]):
         seeds=np.asarray(seeds, dtype=np.int64), diverged_epoch=np.full(len(seeds), -1),
         kept_epochs=np.array([0]), kept_weights=InitialWeights(arch, seeds),
         curves=np.full((len(seeds), 4, 1), np.nan),
-        data_info={"name": name, "task": task_kind(name), "rehearsal": REHEARSAL_NOTE})
+        data_info={"name": name, "task": dataset_facts(name).task, "rehearsal": REHEARSAL_NOTE})
 
 
 def cell_frames(pop) -> tuple[pd.DataFrame, pd.DataFrame]:

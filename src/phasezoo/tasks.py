@@ -28,8 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from phasezoo.task_kinds import (TASK_LOSSES, TASK_NOTES, TASK_SCORES,  # noqa: F401
-                                 error_percent, score_sign)
+from phasezoo.task_kinds import CLASSIFICATION, PINN_CONVECTION, task_kind
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 
@@ -55,9 +54,10 @@ class Task:
 
     stackable = True  # the stacked trainer's fused cross-entropy applies
 
-    def __init__(self, kind: str = "classification") -> None:
-        if kind not in ("classification", "language-modeling"):
-            raise ValueError(f"Task: kind must be classification or language-modeling, got {kind}")
+    def __init__(self, kind: str = CLASSIFICATION.name) -> None:
+        if not task_kind(kind).categorical:
+            raise ValueError(f"Task: kind must be one with categorical outputs (cross-entropy), "
+                             f"got {kind}")
         self.kind = kind
 
     def loss(self, forward: Forward, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -103,7 +103,7 @@ class ConvectionTask(Task):
     PERIOD = 2 * math.pi
 
     def __init__(self, beta: float) -> None:
-        self.kind = "pinn-convection"
+        self.kind = PINN_CONVECTION.name
         self.beta = float(beta)
 
     def _sums(self, forward: Forward, x: torch.Tensor, y: torch.Tensor,

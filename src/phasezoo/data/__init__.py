@@ -19,13 +19,12 @@ from typing import Any, Callable
 import torch
 from torch.nn import functional as F
 
-from phasezoo.data.registry import (DownloadError, dataset_fn, list_datasets, register_dataset,
-                                    task_kind)
+from phasezoo.data.registry import DownloadError, dataset_fn, list_datasets
 from phasezoo.data.split import DATA_FRACTION_SEED, Split, as_images, stratified_split
 from phasezoo.registries import options_of, unknown_options
 
 __all__ = ["DATA_FRACTION_SEED", "DownloadError", "Split", "as_images", "cell_split", "create_dataset",
-           "list_datasets", "register_dataset", "stratified_split", "task_kind"]
+           "list_datasets", "stratified_split"]
 
 
 
@@ -244,4 +243,3 @@ def _stratified(y: torch.Tensor, quotas: Callable[[list[int]], list[int]], seed:
 # The registered datasets, by modality (imported last: they register themselves through the
 # names above).
 from phasezoo.data import corpora, image_sets, pde  # noqa: E402,F401
-from phasezoo.data.image_sets import read_tiny_imagenet  # noqa: E402,F401

@@ -13,12 +13,13 @@ from phasezoo.atomic import write_atomic
 from phasezoo.data.registry import register_dataset
 from phasezoo.data.split import Split
 from phasezoo.sources import HUB_PREFIX, is_local, source_problem
+from phasezoo.task_kinds import LANGUAGE_MODELING
 from phasezoo.tasks import Task
 
 OPENWEBTEXT = "Skylion007/openwebtext"
 
 
-@register_dataset(task="language-modeling")
+@register_dataset
 def text(root: Path, *, source: str = "openwebtext", seq_len: int = 128,
          max_bytes: int = 20_000_000, test_fraction: float = 0.1) -> Split:
     """A byte-level language-modelling corpus cut into sequences of ``seq_len`` next-token pairs.
@@ -57,7 +58,7 @@ def text(root: Path, *, source: str = "openwebtext", seq_len: int = 128,
             "bytes": int(len(data)), "split": f"last {n_test} of {n_seq} sequences as test",
             **({"files": files} if files else {})}
     return Split(train[:, :-1], train[:, 1:], test[:, :-1], test[:, 1:], 256, info,
-                 Task("language-modeling"))
+                 Task(LANGUAGE_MODELING.name))
 
 
 def _check_text_options(seq_len: int, max_bytes: int, test_fraction: float) -> None:

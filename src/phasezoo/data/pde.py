@@ -11,7 +11,7 @@ from phasezoo.data.registry import register_dataset
 from phasezoo.data.split import DATA_FRACTION_SEED, Split
 from phasezoo.tasks import ConvectionTask
 
-@register_dataset(task="pinn-convection")
+@register_dataset
 def convection(root: Path, *, beta: float = 1.0, n_residual: int = 1000, n_initial: int = 256,
                n_boundary: int = 100, grid_x: int = 256, grid_t: int = 100) -> Split:
     """The 1-D convection problem u_t + β u_x = 0, u(x, 0) = sin x, periodic on x ∈ [0, 2π),

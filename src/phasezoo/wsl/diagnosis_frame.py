@@ -42,7 +42,7 @@ def zoo_rows(path_or_id: str) -> pd.DataFrame:
 def zoo_cells(rows: pd.DataFrame) -> pd.DataFrame:
     """One row per cell at its landscape epoch: the phase table's aggregates
     (:func:`phasezoo.phases.aggregate_cell`) from a published zoo's rows."""
-    from phasezoo.data import task_kind
+    from phasezoo.dataset_facts import dataset_facts
     from phasezoo.phases import aggregate_cell
 
     out = []
@@ -52,11 +52,11 @@ def zoo_cells(rows: pd.DataFrame) -> pd.DataFrame:
         pairs = pd.DataFrame([{c: first[f"cell_{c}"] for c in
                                ("mc", "mc_peak", "mc_loss", "cka", "linear_barrier")}])
         at = group[group["epoch"] == epoch]
-        agg = aggregate_cell(at, pairs, epoch, task_kind(str(first["hp_dataset"])))
+        agg = aggregate_cell(at, pairs, epoch, dataset_facts(str(first["hp_dataset"])).task)
         data = first.get("hp_data_fraction", 1.0)
         out.append({c: first[c] for c in ("zoo", "cell", "phase", "temperature_name",
                                           "temperature_value", "load_name", "load_value")}
-                   | agg | {"task_kind": task_kind(str(first["hp_dataset"])),
+                   | agg | {"task_kind": dataset_facts(str(first["hp_dataset"])).task,
                             "num_parameters": float(at["num_parameters"].mean()),
                             "data_fraction": float(first["load_value"]
                                                    if first["load_name"] == "data_fraction"

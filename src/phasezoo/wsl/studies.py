@@ -30,7 +30,8 @@ from torch import nn
 from phasezoo.evaluation import evaluate
 # a row's data, rebuilt as it names it (zoo_data_problem: tests/test_hostile_zoo.py imports it here)
 from phasezoo.rows import cell_hparams, zoo_cell_split, zoo_data_problem  # noqa: F401
-from phasezoo.tasks import TASK_SCORES, Task, score_sign
+from phasezoo.task_kinds import score_sign, task_kind
+from phasezoo.tasks import Task
 from phasezoo.weights import build_model, skeleton
 from phasezoo.wsl import alphaprune, symmetry
 from phasezoo.wsl import regimes as three_regimes
@@ -279,7 +280,7 @@ class LazyModels(Sequence):
 def by_phase(cells: pd.DataFrame, sign: int = 1,
              skip: Iterable[str] = ()) -> dict[str, Any]:
     """Per phase: mean ± std over cells of each study's score change; Kruskal–Wallis p-value
-    across phases ("does the phase predict it?"). ``sign`` (:func:`phasezoo.tasks.score_sign`)
+    across phases ("does the phase predict it?"). ``sign`` (:func:`phasezoo.task_kinds.score_sign`)
     orients the changes so that a positive gain and a positive drop mean what they say when the
     score is an error (PINN zoos: relative L2 error). ``skip``: studies (:data:`STUDY_MEASURES`)
     left out, as not applicable.
@@ -404,7 +405,7 @@ def run_studies(zoo: str, data_root: str = "data", progress: bool = True,
     kind = next(iter(splits.values())).task.kind
     nowhere, partly = zoo_applicability(limits, transfer_dataset)
     return {"zoo": sorted(table.meta["zoo"].unique()), "epoch": int(table.meta["epoch"].max()),
-            "task": kind, "score": TASK_SCORES[kind], "transfer_dataset": transfer_dataset,
+            "task": kind, "score": task_kind(kind).score, "transfer_dataset": transfer_dataset,
             "sparsities": list(SPARSITIES), "not_applicable": nowhere,
             "partly_applicable": partly, "cells": cells.to_dict(orient="records"),
             **by_phase(cells, score_sign(kind), skip=nowhere),
