@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import math
 
 import numpy as np
 import pandas as pd
@@ -57,11 +56,15 @@ def test_weight_matching_keeps_the_function_of_another_seed():
     assert torch.allclose(weight_match(a, b)(x), b(x), atol=1e-5)
 
 
-def test_resnets_are_not_aligned():
-    assert can_align(_model("mlp", 0)) and can_align(_model("cnn", 0))
-    assert not can_align(_model("resnet18", 0))
-    with pytest.raises(ValueError, match="plain Linear/Conv2d chain"):
-        weight_match(_model("resnet18", 0), _model("resnet18", 1))
+def test_resnets_are_aligned_and_unknown_modules_are_not():
+    assert all(can_align(_model(name, 0)) for name in ("mlp", "cnn", "resnet18"))
+    a, b = _model("resnet18", 0), _model("resnet18", 1)
+    x = torch.randn(7, 1, 8, 8)
+    assert torch.allclose(weight_match(a, b)(x), b(x), atol=1e-5)
+    lstm = nn.Sequential(nn.LSTM(4, 4))
+    assert not can_align(lstm)
+    with pytest.raises(ValueError, match="no rule for module '0' of type LSTM"):
+        weight_match(lstm, lstm)
 
 
 @pytest.mark.parametrize("sparsity", [0.0, *SPARSITIES])
@@ -270,7 +273,8 @@ def test_cell_study_holds_one_model_at_a_time_and_matches_the_whole_cell_numbers
 
     assert row["member_accuracy"] == pytest.approx(np.mean([score(m) for m in models]))
     assert row["naive_average_accuracy"] == pytest.approx(score(average(models)))
-    assert math.isnan(row["aligned_average_accuracy"])  # a ResNet is not aligned
+    matched = [models[0], *(weight_match(models[0], m) for m in models[1:])]
+    assert row["aligned_average_accuracy"] == pytest.approx(score(average(matched)))
     for s in SPARSITIES:
         assert row[f"pruned_{s:g}_accuracy"] == pytest.approx(
             np.mean([score(_argsort_prune(m, s)) for m in models]))

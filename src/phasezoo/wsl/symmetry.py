@@ -512,8 +512,17 @@ def _same_shapes(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]) -
 
 
 def _loaded(model: nn.Module, state: Mapping[str, torch.Tensor]) -> nn.Module:
-    out = copy.deepcopy(model)
-    out.load_state_dict(state)
+    """A copy of ``model`` holding the tensors of ``state`` (assigned, not copied: the copy is
+    made on ``meta``, so its own values are never allocated). Entries ``state`` shares with
+    ``model`` are cloned, so the two never share storage."""
+    memo: dict[int, Any] = {id(p): nn.Parameter(torch.empty_like(p, device="meta"),
+                                                 requires_grad=p.requires_grad)
+                            for p in model.parameters()}
+    memo |= {id(t): torch.empty_like(t, device="meta") for t in model.buffers()}
+    out = copy.deepcopy(model, memo)
+    own = model.state_dict()
+    out.load_state_dict({k: v.clone() if v is own[k] else v for k, v in state.items()},
+                        assign=True)
     return out
 
 
