@@ -105,19 +105,11 @@ def small_mlp(seed: int, scale: float = 1.0) -> nn.Module:
 
 
 def permute_hidden(model: nn.Module, seed: int) -> nn.Module:
-    """Permute the units of both hidden layers: the same function, other weights."""
-    import copy
+    """Permute the units of every hidden layer (:func:`phasezoo.wsl.symmetry.permute_model`):
+    the same function, other weights."""
+    from phasezoo.wsl.symmetry import permute_model
 
-    out = copy.deepcopy(model)
-    g = torch.Generator().manual_seed(seed)
-    lin = [m for m in out if isinstance(m, nn.Linear)]
-    with torch.no_grad():
-        for a, b in zip(lin[:-1], lin[1:], strict=True):
-            perm = torch.randperm(a.out_features, generator=g)
-            a.weight.copy_(a.weight[perm])
-            a.bias.copy_(a.bias[perm])
-            b.weight.copy_(b.weight[:, perm])
-    return out
+    return permute_model(model, seed)
 
 
 def zoo_table(models: list[nn.Module], meta: pd.DataFrame, layer_alpha=None) -> ZooTable:
