@@ -6,6 +6,7 @@ the pipeline's stages."""
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from phasezoo.stages import STAGES, flag_argument
@@ -65,7 +66,21 @@ def cmd_benchmark(a: argparse.Namespace) -> None:
     print(js)
 
 
+def _densities(text: str) -> tuple[float, ...]:
+    """``--regime-densities`` (a JSON list of numbers, as the rule writes it) as a tuple; the
+    settings check their range."""
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"--regime-densities: not a JSON list of numbers ({e.msg}): {text!r}") from None
+    if (not isinstance(values, list) or not values
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)):
+        raise ValueError(f"--regime-densities: a non-empty JSON list of numbers needed, got {text!r}")
+    return tuple(float(v) for v in values)
+
+
 def cmd_studies(a: argparse.Namespace) -> None:
+    from phasezoo.wsl.regimes import RegimeSettings
     from phasezoo.wsl.studies import run_studies
     from phasezoo.wsl.studies_report import write_report
 
@@ -74,9 +89,13 @@ def cmd_studies(a: argparse.Namespace) -> None:
     from phasezoo.provenance import zoo_build
 
     cfg = FinetuneSettings(a.finetune_epochs, a.finetune_lr, a.finetune_batch_size)
+    regimes = RegimeSettings(densities=_densities(a.regime_densities), epochs=a.regime_epochs,
+                             dense_seeds=a.regime_dense_seeds,
+                             retrain_seeds=a.regime_retrain_seeds)
     result = run_studies(a.zoo, a.data_root, progress=not a.quiet,
                          transfer_dataset=a.transfer_dataset, finetune=cfg,
-                         allow_download=a.allow_download, allow_local=a.allow_local_data)
+                         allow_download=a.allow_download, allow_local=a.allow_local_data,
+                         regimes=regimes)
     md = write_report({**result, "zoo_build": zoo_build(a.zoo)}, a.out)
     print(md.read_text())
 

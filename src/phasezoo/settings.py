@@ -157,13 +157,18 @@ class BenchmarkSettings(Section):
 
 @dataclass(frozen=True)
 class StudiesSettings(Section):
-    """``studies``: the fine-tuning transfer study (off when ``transfer_dataset`` is None)."""
+    """``studies``: the fine-tuning transfer study (off when ``transfer_dataset`` is None) and
+    the three-regime pruning study's budget (:mod:`phasezoo.wsl.regimes`)."""
 
     SECTION: ClassVar[str] = "studies"
     transfer_dataset: str | None
     finetune_epochs: int
     finetune_lr: float
     finetune_batch_size: int
+    regime_densities: tuple[float, ...]
+    regime_epochs: int
+    regime_dense_seeds: int
+    regime_retrain_seeds: int
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,11 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     _on_flags("studies", Flag("--transfer-dataset", "studies.transfer_dataset"),
               Flag("--finetune-epochs", "studies.finetune_epochs"),
               Flag("--finetune-lr", "studies.finetune_lr"),
-              Flag("--finetune-batch-size", "studies.finetune_batch_size")),
+              Flag("--finetune-batch-size", "studies.finetune_batch_size"),
+              Flag("--regime-densities", "studies.regime_densities"),
+              Flag("--regime-epochs", "studies.regime_epochs"),
+              Flag("--regime-dense-seeds", "studies.regime_dense_seeds"),
+              Flag("--regime-retrain-seeds", "studies.regime_retrain_seeds")),
     _on_flags("diagnose"),
 )}
 # The stages whose jobs read a job config file (rule job_config writes one per job).
@@ -121,7 +125,7 @@ def flag_argument(flag: Flag) -> dict[str, Any]:
     if flag.required:
         return {"type": parse, "required": True, "help": f"{about} (config {flag.key})"}
     default = zoo_default(flag.section, flag.name)
-    default = _text(default) if kind == "object" else default
+    default = _text(default) if kind in ("object", "array") else default
     return {"type": parse, "default": default,
             "help": f"{about} (config {flag.key}; default: "
                     f"{'none' if default is None else _text(default)})"}
@@ -132,6 +136,7 @@ def _text(value: Any) -> str:
     return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else str(value)
 
 
-# An object's option stays JSON text: the command parses it, naming the option in its error.
+# An object's or array's option stays JSON text: the command parses it, naming the option in
+# its error.
 _PARSERS: dict[str, Callable[[str], Any]] = {"integer": int, "number": float, "string": str,
-                                              "object": str}
+                                              "object": str, "array": str}

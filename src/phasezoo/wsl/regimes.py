@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from phasezoo.data import Split
+from phasezoo.config_checks import zoo_default
 from phasezoo.evaluation import evaluate
 from phasezoo.landscape.connectivity import interpolation_barrier
 from phasezoo.landscape.pairs import cell_seed
@@ -54,13 +55,15 @@ class RegimeSettings:
         ValueError: naming the setting no run can use.
     """
 
-    densities: tuple[float, ...] = (0.1, 0.5)
-    epochs: int = 1
+    # The config schema's studies.regime_* defaults: one home, which the CLI's options read too.
+    densities: tuple[float, ...] = tuple(zoo_default("studies", "regime_densities"))
+    epochs: int = zoo_default("studies", "regime_epochs")
     lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 1e-4
     batch_size: int = 128
-    retrain_seeds: int = 2
+    retrain_seeds: int = zoo_default("studies", "regime_retrain_seeds")
+    dense_seeds: int = zoo_default("studies", "regime_dense_seeds")
 
     def __post_init__(self) -> None:
         if not self.densities or any(not 0 < d <= 1 for d in self.densities):
@@ -68,6 +71,8 @@ class RegimeSettings:
         for name in ("epochs", "batch_size"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"regimes: {name} must be an integer >= 1")
+        if not isinstance(self.dense_seeds, int) or self.dense_seeds < 1:
+            raise ValueError("regimes: dense_seeds must be an integer >= 1")
         if self.retrain_seeds < 2:
             raise ValueError("regimes: retrain_seeds must be >= 2 (connectivity needs a pair)")
         if not (math.isfinite(self.lr) and self.lr > 0 and 0 <= self.momentum < 1
@@ -203,8 +208,9 @@ def cell_points(models: Sequence[nn.Module], seeds: Sequence[int], split: Split,
     inputs = cka_batches(split, protocol.metrics, cell_seed(protocol.metrics.mc_seed, cell["cell"]))
     per = {d: [] for d in cfg.densities}
     dense_scores = []
-    for model, seed in zip(models, seeds, strict=True):
-        model = model.to(split.x_train.device).eval()
+    dense = min(cfg.dense_seeds, len(seeds))  # the first seeds: the models are built lazily
+    for i in range(dense):
+        model, seed = models[i].to(split.x_train.device).eval(), seeds[i]
         dense_scores.append(evaluate(model, split.x_test, split.y_test, EVAL_BATCH_SIZE,
                                      split.task)[1])
         for d in cfg.densities:
@@ -295,7 +301,8 @@ def summarise(points: list[dict[str, Any]], protocol: ZooProtocol, cfg: RegimeSe
     for p in points:
         p["regime"] = label_regime(p["mc"], p["cka"], tol, split)
     return {"densities": list(cfg.densities), "retrain_epochs": cfg.epochs,
-            "retrain_seeds": cfg.retrain_seeds, "mc_tolerance": tol, "cka_split": split,
+            "retrain_seeds": cfg.retrain_seeds, "dense_seeds": cfg.dense_seeds,
+            "mc_tolerance": tol, "cka_split": split,
             "cka_split_source": source, "protocol": protocol.metrics.protocol,
             "points": points, "temperature_effect": temperature_effect(points, hotter, sign),
             "phase_vs_regime": phase_vs_regime(points), "not_applicable": None}
@@ -354,7 +361,8 @@ def markdown(section: dict[str, Any], score: str) -> list[str]:
     lines = ["", "## Three-regime model of pruning", ""]
     if section.get("not_applicable"):
         return lines + [f"Not applicable to this zoo: {section['not_applicable']}."]
-    lines += [f"Each point: every seed pruned to the density (uniform per layer), retrained "
+    lines += [f"Each point: the cell's first {section.get('dense_seeds', 'every')} seed(s) "
+              f"pruned to the density (uniform per layer), retrained "
               f"{section['retrain_epochs']} epoch(s) from {section['retrain_seeds']} seeds with "
               f"its mask fixed; mc = linear-path connectivity of the retrained copies (train "
               f"error %), CKA as the zoo's `{section['protocol']}` protocol. Regime I: mc < "
