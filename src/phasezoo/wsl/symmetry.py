@@ -470,9 +470,10 @@ def match(reference: Mapping[str, torch.Tensor], other: Mapping[str, torch.Tenso
         for g in spec.groups:
             seen.add(g.name)
             found = _costs(reference, other, spec, perm, g, None if sweep else seen)
-            if any(c is None for c in found):
-                continue
-            costs = [c.double().cpu().numpy() for c in found]
+            if all(c is None for c in found):
+                continue  # nothing of it is matched yet (forward sweep): keep it as it is
+            costs = [np.zeros((g.size, g.size)) if c is None else c.double().cpu().numpy()
+                     for c in found]
             new = _assign(costs, g)
             old_value, new_value = _value(costs, perm[g.name]), _value(costs, new)
             if new_value > old_value + 1e-12 * max(1.0, abs(old_value)):
