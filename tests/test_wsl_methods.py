@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from phasezoo.wsl.benchmark import (BASELINES, GRIDS, TASKS, estimator, final_checkpoints,
-                                    markdown, run_benchmark, scores)
+                                    run_benchmark, scores)
+from phasezoo.wsl.benchmark_report import markdown
 from phasezoo.wsl.methods import VISIBLE_COLUMNS, MethodUnsupported, Rows, load_method
 from phasezoo_testkit import zoo_meta, small_mlp, permute_hidden, zoo_table
 

@@ -43,8 +43,8 @@ LANGUAGE_MODELING = TaskKind(
         "CKA batches' test sequences (`metrics.cka_batches` × `cka_batch_size`) is one sample.",
         "HT-SR (`alpha_mean`, `layer_*`) analyses the Linear layers (attention qkv and "
         "projection, MLP, head); embeddings and LayerNorms are not analysed.",
-        "Weight matching (studies' `aligned_average_accuracy`) is defined for plain Linear/Conv "
-        "chains only: NaN for transformers.",
+        "Weight matching (studies' `aligned_average_accuracy`) aligns the residual stream, each "
+        "block's MLP units and each attention layer's heads (`phasezoo.wsl.symmetry`).",
     ))
 # A PINN's loss differentiates the network w.r.t. its inputs, then backward goes through that:
 # about 3× the FLOPs of a plain forward + backward, and no stacked form.

@@ -8,6 +8,9 @@ model, a permutation-invariant NFN) and any user's method, on the splits a zoo s
 leave-one-phase-out, scale transfer; :mod:`phasezoo.splits`), scored overall and per phase.
 Modules: :mod:`~phasezoo.wsl.table` (loading), :mod:`~phasezoo.wsl.features`,
 :mod:`~phasezoo.wsl.methods` (your own method), :mod:`~phasezoo.wsl.nfn`,
-:mod:`~phasezoo.wsl.benchmark` (baselines, scores, report), :mod:`~phasezoo.wsl.report`
-(report files written atomically, JSON last), :mod:`~phasezoo.wsl.studies`.
+:mod:`~phasezoo.wsl.neuron_sets` (the learned baseline for every architecture),
+:mod:`~phasezoo.wsl.symmetry` (permutation augmentation and alignment of rows),
+:mod:`~phasezoo.wsl.benchmark` (baselines, scores), :mod:`~phasezoo.wsl.benchmark_report`,
+:mod:`~phasezoo.wsl.report` (report files written atomically, JSON last),
+:mod:`~phasezoo.wsl.studies`, :mod:`~phasezoo.wsl.regimes` (the three-regime model of pruning).
 """
