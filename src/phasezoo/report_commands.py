@@ -159,7 +159,8 @@ def add_report_commands(sub) -> None:
     p.add_argument("--baselines", nargs="+", metavar="NAME",
                    help="only these built-in baselines (default: all; docs/wsl.md lists them)")
     p.add_argument("--no-learned", action="store_true",
-                   help="skip the learned baselines (nfn), which train a network per split")
+                   help="skip the learned baselines (nfn, neuron_sets), which train a network "
+                        "per split")
     p.add_argument("--no-curve", action="store_true",
                    help="skip the learning curve (the learned baselines' R² against the number "
                         "of training cells; 4 refits of each per seed)")
