@@ -34,11 +34,13 @@ def _split(n: int = 96) -> Split:
 
 # The reference's rule (the paper's Figure 1: LMC separates I from II, CKA II-A from II-B) on
 # hand-picked numbers, at tolerance 2 (%) and split 0.9: mc −2 is on the connected side (the
-# zoo's phases call a barrier mc < −tolerance), CKA 0.9 on the similar side (IV-B is CKA ≥ cka).
+# zoo's phases call a barrier mc < −tolerance), CKA 0.9 on the similar side (IV-B is CKA ≥ cka);
+# connected with an undefined CKA (a constant output) is `collapsed`, a non-finite mc (every
+# retraining diverged) `unlabelled`.
 @pytest.mark.parametrize("mc, cka, regime", [
     (-5.0, 0.99, "I"), (-2.01, math.nan, "I"), (-2.0, 0.5, "II-A"), (0.0, 0.89, "II-A"),
     (3.0, 0.9, "II-B"), (0.5, 0.95, "II-B"), (math.nan, 0.95, "unlabelled"),
-    (0.0, math.nan, "unlabelled")])
+    (0.0, math.nan, "collapsed"), (-2.0, math.nan, "collapsed")])
 def test_regime_rule_by_hand(mc, cka, regime):
     assert label_regime(mc, cka, mc_tolerance=2.0, cka_split=0.9) == regime
 

@@ -41,7 +41,13 @@ from phasezoo.wsl import alphaprune
 
 REGIMES = ("I", "II-A", "II-B")
 UNLABELLED = "unlabelled"
-REGIME_COLORS = {"I": "#d62728", "II-A": "#2ca02c", "II-B": "#1f77b4", UNLABELLED: "#ffffff"}
+# Connected, but a retrained copy's output is constant on the CKA batch (the pruned model has
+# collapsed, typically to chance accuracy at a low density): CKA is 0/0, so II-A vs II-B is
+# undefined. Named, not left unlabelled: it is an outcome of pruning, not a missing value.
+COLLAPSED = "collapsed"
+OUTCOMES = (*REGIMES, COLLAPSED, UNLABELLED)
+REGIME_COLORS = {"I": "#d62728", "II-A": "#2ca02c", "II-B": "#1f77b4", COLLAPSED: "#9e9e9e",
+                 UNLABELLED: "#ffffff"}
 EVAL_BATCH_SIZE = 1000
 
 
@@ -230,13 +236,15 @@ def _nanmean(values: Sequence[float]) -> float:
 def label_regime(mc: float, cka: float, mc_tolerance: float, cka_split: float) -> str:
     """The paper's taxonomy on the zoo's scales: poorly connected (mc < −``mc_tolerance``, train
     error %: the zoo's barrier threshold) is regime I; otherwise CKA below ``cka_split`` is
-    II-A (dissimilar), else II-B. ``unlabelled`` when a needed value is not finite."""
+    II-A (dissimilar), else II-B; ``collapsed`` when connected but CKA is undefined (a constant
+    output: :data:`COLLAPSED`); ``unlabelled`` when mc is not finite (every retraining
+    diverged)."""
     if not math.isfinite(mc):
         return UNLABELLED
     if mc < -mc_tolerance:
         return "I"
     if not math.isfinite(cka):
-        return UNLABELLED
+        return COLLAPSED
     return "II-A" if cka < cka_split else "II-B"
 
 
@@ -258,7 +266,7 @@ def temperature_effect(points: list[dict[str, Any]], hotter: int,
     raised one grid step at fixed load and density, counted from the colder point's regime
     (``hotter``: +1 when larger axis values are hotter; ``sign``: +1 when a larger score is
     better). ``answer``: helps, hurts, mixed (as many of each), or why there is no step."""
-    steps: dict[str, list[float]] = {r: [] for r in (*REGIMES, UNLABELLED)}
+    steps: dict[str, list[float]] = {r: [] for r in OUTCOMES}
     groups: dict[tuple, list[dict]] = {}
     for p in points:
         groups.setdefault((p["load_value"], p["density"]), []).append(p)
@@ -367,7 +375,9 @@ def markdown(section: dict[str, Any], score: str) -> list[str]:
               f"its mask fixed; mc = linear-path connectivity of the retrained copies (train "
               f"error %), CKA as the zoo's `{section['protocol']}` protocol. Regime I: mc < "
               f"−{section['mc_tolerance']:g}; else II-A: CKA < {section['cka_split']:.3g} "
-              f"({section['cka_split_source']}); else II-B. `score`: pruned-retrained test "
+              f"({section['cka_split_source']}); else II-B; `collapsed`: connected, but a "
+              f"retrained copy's output is constant, so CKA is undefined; `unlabelled`: every "
+              f"retraining diverged. `score`: pruned-retrained test "
               f"{score}; `dense`: the cell's own.", "",
               "| temperature | load | density | phase | mc | CKA | score | dense | regime |",
               "|---|---|---|---|---|---|---|---|---|"]
@@ -382,7 +392,7 @@ def markdown(section: dict[str, Any], score: str) -> list[str]:
     for r, e in section["temperature_effect"].items():
         lines.append(f"| {r} | {e['steps']} | {e['helps']} | {e['hurts']} | "
                      f"{_num(e['mean_change'])} | {e['answer']} |")
-    regimes = [r for r in (*REGIMES, UNLABELLED)
+    regimes = [r for r in OUTCOMES
                if any(r in row for row in section["phase_vs_regime"].values())]
     lines += ["", "Dense cell's phase × regime (points): does the phase predict the regime?", "",
               "| phase | " + " | ".join(regimes) + " |", "|---|" + "---|" * len(regimes)]
