@@ -27,7 +27,19 @@ CATALOGUE = {  # zoo: (model, dataset, load axis, temperature axis)
 }
 
 
-DOWNSTREAM = ("gpt-openwebtext-mini", "pinn-convection-mini")  # reports run end to end here
+# The benchmark (with its learned baselines) and the studies (three regimes included) run on
+# every twin; the diagnosis on the two task kinds no other test takes through the DAG (the
+# default zoo's classification reports are tested in test_workflow).
+DOWNSTREAM = ("gpt-openwebtext-mini", "pinn-convection-mini")
+LEARNED_METHOD = "neuron_sets"  # the learned baseline for every architecture (wsl.neuron_sets)
+
+
+def _scored_methods(bench: dict) -> set[str]:
+    """The baselines with at least one finite score in a benchmark.json's summary."""
+    return {e["baseline"] for e in bench["summary"]
+            if any(isinstance(v, dict) and v.get("mean") == v.get("mean") for v in e.values())}
+
+
 PTMZ_MODELS = {"resnet18": 192, "resnet50": 192, "vit": 147, "gpt": 264, "pinn-mlp": 700}
 
 
@@ -104,11 +116,10 @@ def test_every_twin_runs_end_to_end_and_publishes_a_loadable_zoo(tmp_path):
     config.write_text(yaml.safe_dump({"results_dir": str(tmp_path / "results"), "transfer_benchmark": False,
                                       "zoos_dir": str(tmp_path / "zoos"),
                                       "data_root": str(DATA_ROOT), "device": "cpu", "zoos": zoos}))
-    # Every twin is trained, measured, labelled and published; the downstream reports run for
-    # the two task kinds no other test takes through the DAG (the default zoo's classification
-    # reports are tested in test_workflow), which keeps this test's cost to the zoos themselves.
-    downstream = [tmp_path / "results" / z / f"{report}.json" for z in DOWNSTREAM
-                  for report in ("benchmark", "studies", "diagnosis")]
+    # Every twin is trained, measured, labelled, published, benchmarked and studied.
+    downstream = ([tmp_path / "results" / z / f"{report}.json" for z in zoos
+                   for report in ("benchmark", "studies")]
+                  + [tmp_path / "results" / z / "diagnosis.json" for z in DOWNSTREAM])
     targets = [tmp_path / "zoos" / f".{z}.verified" for z in zoos] + downstream
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
            str(tmp_path), "--configfile", str(config), "-c2", "--quiet", "--", *map(str, targets)]
@@ -133,10 +144,15 @@ def test_every_twin_runs_end_to_end_and_publishes_a_loadable_zoo(tmp_path):
         verify = subprocess.run(["phasezoo", "verify", str(tmp_path / "zoos" / name)],
                                 env=dag_env(), capture_output=True, text=True)
         assert verify.returncode == 0 and "OK, 16 rows" in verify.stdout, verify.stderr
+        results = tmp_path / "results" / name
+        bench = json.loads((results / "benchmark.json").read_text())
+        assert bench["summary"], name
+        assert LEARNED_METHOD in _scored_methods(bench), (name, bench.get("skipped_baselines"))
+        studies = json.loads((results / "studies.json").read_text())
+        assert studies["cells"], name
+        points = studies["regimes"].get("points", [])
+        assert points and all(p["regime"] for p in points), (name, studies["regimes"])
         if name in DOWNSTREAM:
-            results = tmp_path / "results" / name
-            assert json.loads((results / "benchmark.json").read_text())["summary"], name
-            assert json.loads((results / "studies.json").read_text())["cells"], name
             assert json.loads((results / "diagnosis.json").read_text())["tasks"], name
     card = (tmp_path / "zoos" / "pinn-convection-mini" / "README.md").read_text()
     assert "relative L2 error" in card
