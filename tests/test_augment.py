@@ -66,3 +66,18 @@ def test_an_inactive_spec_returns_the_batch_itself():
     x = torch.randn(4, 1, 6, 6)
     for spec in ({}, {"crop": 0, "flip": False, "rotation": 0}):
         assert augment(x, spec, seeds=[1, 2]) is x
+
+
+def test_a_derived_seed_draws_without_overflow():
+    """A seed up to the stream bound (the three-regime study retrains from stream seeds) gives
+    draws, distinct per step, where the unreduced product passes torch's signed 64-bit seed."""
+    from phasezoo.augment import augment, augment_seed
+    from phasezoo.runtime import STREAM_BOUND
+
+    x = torch.rand(4, 3, 8, 8)
+    spec = {"crop": 2, "flip": True, "rotation": 10}
+    seeds = [augment_seed(STREAM_BOUND - 1, 3, step) for step in (0, 1)]
+    assert ((STREAM_BOUND - 1) * 1_000_003 + 3) * 100_003 >= 2 ** 63  # would overflow
+    a, b = (augment(x, spec, s) for s in seeds)
+    assert not torch.equal(a, b)
+    assert torch.equal(a, augment(x, spec, seeds[0]))

@@ -22,8 +22,11 @@ from phasezoo.runtime import generator
 
 
 def augment_seed(seed: int, epoch: int, step: int) -> int:
-    """The seed of one member's draws at (epoch, step): distinct across all three."""
-    return (seed * 1_000_003 + epoch) * 100_003 + step
+    """The seed of one member's draws at (epoch, step): distinct across all three. Reduced below
+    2**63 (torch's generator takes a signed 64-bit seed): a derived seed up to
+    ``runtime.STREAM_BOUND`` (the three-regime study's retraining seeds) would overflow it, and
+    a zoo's own seeds (below ~9·10^7) are left as they were."""
+    return ((seed * 1_000_003 + epoch) * 100_003 + step) % 2 ** 63
 
 
 def is_active(spec: dict | None) -> bool:
