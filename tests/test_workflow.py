@@ -99,12 +99,15 @@ def test_snakemake_rejects_a_bad_config_before_running(tmp_path):
     assert "zoos.x.train.epochs: -3 is less than the minimum of 1" in proc.stdout + proc.stderr
     assert not (tmp_path / "results").exists()
     # Snakemake's own loader keeps the last of two `train:` keys; the workflow refuses them
-    config.write_text((REPO / "config" / "test.yaml").read_text() + "    train: {epochs: 1}\n")
+    base = (REPO / "config" / "test.yaml").read_text()
+    first = base.splitlines().index("    train: {epochs: 2, keep_epochs: [0, 2], lr: 0.05}") + 1
+    config.write_text(base + "    train: {epochs: 1}\n")
     proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
                            "--directory", str(tmp_path), "--configfile", str(config), "-n"],
                           cwd=REPO, env=dag_env(), capture_output=True, text=True)
     assert proc.returncode != 0
-    assert "line 17, column 5: invalid YAML: duplicate key 'train' (first on line 14)" in (
+    assert (f"line {len(base.splitlines()) + 1}, column 5: invalid YAML: duplicate key 'train' "
+            f"(first on line {first})") in (
         proc.stdout + proc.stderr)
 
 
