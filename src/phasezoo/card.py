@@ -278,7 +278,7 @@ def render_card(zoo: ZooSpec, phases: pd.DataFrame, n_rows: int, data_info: dict
                     "phase_thresholds": _sorted(zoo.phases)}, indent=1),
         "```", "", *protocol_section(zoo.metrics),
         *boundaries_section(zoo.metrics.protocol, zoo.phases, phases),
-        *llc_section(zoo.metrics, phases),
+        *llc_section(zoo.metrics, phases), _STUDIES,
         "## Columns", "", "| column | meaning |", "|---|---|",
         *[f"| `{c}` | {d} |" for c, d in COLUMN_DOCS.items()], "",
         *splits_section(split_configs, splits_doc or {}),
@@ -287,6 +287,19 @@ def render_card(zoo: ZooSpec, phases: pd.DataFrame, n_rows: int, data_info: dict
         loading_section(f"zoos/{zoo.name}", split_configs),
     ]
     return "\n".join(lines)
+
+
+# The studies run on a published zoo (their results are not in the zoo, which they read).
+_STUDIES = """## Downstream studies
+
+`phasezoo studies ZOO` (run by the workflow after publishing) reports by phase: weight averaging
+(naive and aligned by weight matching), magnitude pruning (global, uniform and AlphaPruning's
+allocation), TempBalance, fine-tuning transfer, and the three-regime model of pruning (Zhou et al.,
+ICML 2023: each cell pruned to a few densities and retrained, every (temperature, density) point
+labelled I, II-A or II-B from its retrained copies' connectivity and CKA under this card's
+protocol and thresholds). `phasezoo benchmark ZOO` scores weight-space-learning baselines on the
+splits below, the learned `nfn` and `neuron_sets` among them.
+"""
 
 
 def _sorted(section: Section) -> dict[str, Any]:
