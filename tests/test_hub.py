@@ -26,7 +26,7 @@ import pytest
 import yaml
 from phasezoo_testkit import DATA_ROOT, REPO, TINY
 
-from phasezoo.card import with_loading_source
+from phasezoo.hub_card import with_loading_source
 from phasezoo.cli import main
 from phasezoo.config import load_config
 from phasezoo.stages import STAGES
@@ -114,7 +114,7 @@ def test_the_card_records_its_build(grid_zoo):
 
 
 def test_the_size_categories_are_the_specifications():
-    from phasezoo.card import SIZE_CATEGORIES, size_category
+    from phasezoo.hub_card import SIZE_CATEGORIES, size_category
 
     spec = _datasets_vocabulary("size_categories.json")
     assert [name for _, name in SIZE_CATEGORIES] + ["n>1T"] == [s for s in spec if s != "unknown"]
@@ -520,7 +520,7 @@ def test_reports_name_the_phasezoo_that_wrote_them_and_the_zoos_build(grid_zoo, 
 def test_licence_and_citation_files_agree_with_the_package():
     import tomllib
 
-    from phasezoo.card import ZOO_LICENSE
+    from phasezoo.hub_card import ZOO_LICENSE
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     licence = (REPO / "LICENSE").read_text()

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 import torch
 
-from phasezoo.card import MIN_READ_BATCH, READ_BATCH_BYTES, read_batch_size
+from phasezoo.hub_card import MIN_READ_BATCH, READ_BATCH_BYTES, read_batch_size
 from phasezoo.cli import main
 from phasezoo.config import load_config
 from phasezoo.estimate import architecture_cost, published_bytes
@@ -90,7 +90,7 @@ def test_load_model_takes_a_read_only_view_and_owns_its_memory():
 def test_rehearsal_of_a_mini_zoo_publishes_loads_and_matches_initial_weights(tmp_path):
     zoo = load_config(MINI).zoo("resnet50-cifar10-mini")
     cell = largest_cell(zoo)
-    assert int(cell.hparams["width"]) == max(zoo.load.values)
+    assert cell.recipe.model.width == max(zoo.load.values)
     report = rehearse(zoo, [cell], [3, 5], tmp_path, say=lambda _: None, isolate=False)
     assert [s.name.split(":")[0] for s in report.steps] == [
         "publish", "verify", "load_dataset", "read every row", "read every row", "load_model"]
@@ -106,7 +106,7 @@ def test_rehearsal_of_a_mini_zoo_publishes_loads_and_matches_initial_weights(tmp
         np.testing.assert_array_equal(ds[i]["weights"], pop.kept_weights[i, 0])
     assert json.loads((tmp_path / "rehearsal.json").read_text())["rows"] == 2
     # phasezoo estimate's published sizes (calibrated on MLP zoos) match this ResNet-50 zoo
-    width = int(cell.hparams["width"])
+    width = cell.recipe.model.width
     zoo_bytes, cache_bytes = published_bytes(zoo, {width: architecture_cost(zoo, width)},
                                              rows_per_cell=2, cells=[cell])
     assert zoo_bytes == pytest.approx(report.zoo_bytes, rel=0.05)

@@ -7,8 +7,10 @@ task kind), the cost estimate (sizes and shapes, before any data is downloaded),
 (a task without a stacked form trains cell by cell), the card (licence, citation) and the stages
 (how an error is read) all need these facts, and none of them may import torch or load the
 data to get them. A loader in :mod:`phasezoo.data` registers against its record
-(:func:`phasezoo.data.registry.register_dataset` refuses a dataset without one), and
-``tests/test_data.py`` loads every dataset it can and checks the record against the data.
+(:func:`phasezoo.data.registry.register_dataset` refuses a dataset without one) and reads its
+shape, classes, fixed sizes and task kind from it (:func:`phasezoo.data.registry.facts_of`), so
+each fact has this one home; ``tests/test_data.py`` loads every dataset it can and checks the
+loaded data against the record.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from phasezoo.task_kinds import CLASSIFICATION, LANGUAGE_MODELING, PINN_CONVECTI
 class SourceTerms:
     """What a zoo's card says about the data its models were trained on: the facts of one
     source dataset, kept here as data (one place) for the card's metadata and its Licence and
-    Citation sections (:mod:`phasezoo.card`)."""
+    Citation sections (:mod:`phasezoo.hub_card`)."""
 
     hub_id: str | None  # its Hugging Face dataset id (card: source_datasets extended|<id>)
     license: str  # its Hub licence id; 'unknown' where its authors state none, 'other': terms
@@ -128,9 +130,10 @@ _TERMS: dict[str, SourceTerms] = {
 class DatasetFacts:
     """One registered dataset's facts, known without its data.
 
-    ``sizes``, ``shape`` and ``classes`` are what the loader returns with its default options;
-    a dataset whose sizes follow from its options (``text``: the corpus, ``convection``: the
-    point counts) has ``sizes`` None and the estimate computes them from the options.
+    ``sizes``, ``shape`` and ``classes`` are what the loader returns with its default options
+    (it reads ``shape`` and ``classes``, and a fixed split's sizes, from here); a dataset whose
+    sizes follow from its options (``text``: the corpus, ``convection``: the point counts) has
+    ``sizes`` None and the estimate computes them from the options.
     """
 
     name: str  # the registered name (the loader's function name, '_' → '-')

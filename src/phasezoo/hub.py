@@ -1,7 +1,7 @@
 """Put a published zoo on the Hugging Face Hub: ``phasezoo push ZOO --repo OWNER/NAME``.
 
 What is pushed is the verified zoo, byte for byte, except its card's Loading section, which
-names the repository instead of the local folder (:func:`phasezoo.card.with_loading_source`),
+names the repository instead of the local folder (:func:`phasezoo.hub_card.with_loading_source`),
 and ``SHA256SUMS``, whose card line is that card's digest. The local zoo is not touched (its own
 checksums stay valid), and the pushed repository verifies as the zoo did
 (:func:`phasezoo.verify.verified_zoo` downloads and verifies a hub id).
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from phasezoo.card import with_loading_source
+from phasezoo.hub_card import with_loading_source
 
 REPO_TYPE = "dataset"
 CARD, SUMS = "README.md", "SHA256SUMS"

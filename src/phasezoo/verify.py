@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from phasezoo.card import read_batch_size, shard_features
+from phasezoo.hub_card import read_batch_size, shard_features
 from phasezoo.integrity import file_sha256
 from phasezoo.weights import check_architecture, num_values, parse_layout
 from phasezoo.zoo import REQUIRED_COLUMNS

@@ -23,10 +23,11 @@ from torch import nn
 
 from phasezoo import htsr
 from phasezoo.atomic import write_atomic
-from phasezoo.card import read_batch_size, render_card, shard_features
+from phasezoo.card import render_card
 from phasezoo.checkpoints import Population, open_population, read_data_info
 from phasezoo.config import ZooSpec
 from phasezoo.folders import replaceable
+from phasezoo.hub_card import read_batch_size, shard_features
 from phasezoo.integrity import check, file_sha256
 from phasezoo.vocabulary import DIVERGED
 from phasezoo.split_configs import shipped_of, split_configs
@@ -78,7 +79,7 @@ def cell_table(pop: Population, metrics: pd.DataFrame, pairs: pd.DataFrame,
                phase_row: Mapping[str, Any]) -> tuple[pd.DataFrame, list[tuple[int, int]]]:
     """All rows of one cell's shard (without weights) and, per row, the (member, kept index) of
     its weights in ``pop.kept_weights``: the weights are read one row at a time when written."""
-    hp = {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in pop.hparams.items()}
+    hp = {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in pop.recipe.record().items()}
     layout = row_layout(pop.layout, skeleton(pop.layout))
     rows, keys = [], []
     by_key = metrics.set_index(["seed", "epoch"])
@@ -132,7 +133,7 @@ def publish_cells(zoo: ZooSpec, cells: Iterable[CellSource], phases: pd.DataFram
 
     The one writer of published zoos: ``publish`` feeds it trained cells, ``rehearse`` cells of
     initial weights. The card declares the columns' features (weights as ``large_list``) and a
-    read batch size derived from the largest row (:func:`phasezoo.card.read_batch_size`).
+    read batch size derived from the largest row (:func:`phasezoo.hub_card.read_batch_size`).
     """
     out = Path(zoos_dir) / zoo.name
     tmp, previous = out.with_name(f".{zoo.name}.publishing"), out.with_name(f".{zoo.name}.previous")
