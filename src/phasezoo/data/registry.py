@@ -4,7 +4,8 @@ A dataset is one function ``fn(root, **options) -> Split`` decorated with
 :func:`register_dataset` in a module of this package (by modality: ``image_sets``, ``corpora``,
 ``pde``); :func:`phasezoo.data.create_dataset` is the factory that calls it. What is known of a
 dataset without loading it (its task kind, sizes, shape, classes, source terms) is its record in
-:mod:`phasezoo.dataset_facts`, which every registration must have. The config check reads the
+:mod:`phasezoo.dataset_facts`, which every registration must have, and a loader reads those facts
+from its record (:func:`facts_of`) rather than restating them. The config check reads the
 registered options from source, without torch (:mod:`phasezoo.registries`).
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from phasezoo.dataset_facts import DATASET_FACTS
+from phasezoo.dataset_facts import DATASET_FACTS, DatasetFacts
 
 DatasetFn = Callable[..., Any]  # fn(root, **options) -> phasezoo.data.split.Split
 _DATASETS: dict[str, DatasetFn] = {}
@@ -26,12 +27,27 @@ def register_dataset(fn: DatasetFn) -> DatasetFn:
             (its task kind, sizes, shape, classes and source terms: what the config check, the
             estimate and the card read without loading it).
     """
-    name = fn.__name__.replace("_", "-")
+    name = dataset_name(fn)
     if name not in DATASET_FACTS:
         raise ValueError(f"dataset '{name}': no record in phasezoo.dataset_facts.DATASET_FACTS "
                          "(add its task kind, sizes, shape, classes and source terms)")
     _DATASETS[name] = fn
     return fn
+
+
+def dataset_name(fn: DatasetFn) -> str:
+    """The name loader ``fn`` registers under: its function name with '_' replaced by '-' (the
+    rule :mod:`phasezoo.registries` applies when it reads the names from source)."""
+    return fn.__name__.replace("_", "-")
+
+
+def facts_of(fn: DatasetFn) -> DatasetFacts:
+    """The record of loader ``fn``: its shape, classes, sizes and task kind.
+
+    Why a loader asks for its record by itself instead of by a name: each fact then has one
+    home (the record), and no dataset's name is written anywhere but its function and record.
+    """
+    return DATASET_FACTS[dataset_name(fn)]
 
 
 class DownloadError(ValueError):
