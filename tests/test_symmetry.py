@@ -1,7 +1,7 @@
-"""Permutation augmentation and weight matching (phasezoo.wsl.symmetry), checked on every
-registered architecture: a permuted model computes the same function with other weights,
-matching undoes a permutation exactly, and aligning two trained models lowers their linear
-interpolation barrier."""
+"""Permutation augmentation and weight matching (phasezoo.wsl.symmetry, with the permutation
+spec, rules and weight matching beneath it), checked on every registered architecture: a
+permuted model computes the same function with other weights, matching undoes a permutation
+exactly, and aligning two trained models lowers their linear interpolation barrier."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from torch import nn
 from phasezoo.models import create_model, list_models
 from phasezoo.weights import build_model, describe, flatten_state
 from phasezoo.wsl import symmetry
+from phasezoo.wsl.permutation_spec import MAX_GROUP_UNITS, random_permutation
 from phasezoo.wsl.studies import weight_match
 
 # Each registered architecture, small: width, input shape, outputs, own kwargs. Transformers at
@@ -85,7 +86,7 @@ def test_every_group_is_permuted_and_the_seed_decides(name):
     group touches moves (a group of 2 units is the identity for half the seeds)."""
     model = _model(name, 0)
     spec = symmetry.spec_of(model)
-    perms = [symmetry.random_permutation(spec, seed) for seed in range(10)]
+    perms = [random_permutation(spec, seed) for seed in range(10)]
     for g in spec.groups:
         assert any(not torch.equal(i, torch.arange(g.size)) for p in perms for i in p[g.name])
     states = [symmetry.permute_model(model, seed).state_dict() for seed in range(10)]
@@ -138,7 +139,7 @@ def test_attention_heads_and_within_head_dimensions():
     w, b = "blocks.0.attn.qkv.weight", "blocks.0.attn.qkv.bias"
     assert qk == {(w, 0, 0), (w, 0, 128), (b, 0, 0), (b, 0, 128)}
     assert v == {(w, 0, 256), (b, 0, 256), ("blocks.0.attn.proj.weight", 1, 0)}
-    perm = symmetry.random_permutation(spec, 0)["blocks.0.attn"]
+    perm = random_permutation(spec, 0)["blocks.0.attn"]
     for idx in perm:  # each index keeps a dimension inside its head
         heads = idx.reshape(2, 64) // 64
         assert (heads == heads[:, :1]).all()
@@ -230,7 +231,7 @@ def test_rows_and_models_that_do_not_fit_are_refused():
     with pytest.raises(ValueError, match="no rule for architecture Module"):
         symmetry.spec_of(nn.Module())
     with torch.device("meta"):  # sized before any cost matrix: a crafted, very wide layer
-        wide = create_model("mlp", width=symmetry.MAX_GROUP_UNITS + 1, input_shape=(1,),
+        wide = create_model("mlp", width=MAX_GROUP_UNITS + 1, input_shape=(1,),
                             num_classes=2, depth=1)
     with pytest.raises(ValueError, match="more than the 16,384"):
         symmetry.spec_of(wide)

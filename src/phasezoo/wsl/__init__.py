@@ -9,7 +9,9 @@ leave-one-phase-out, scale transfer; :mod:`phasezoo.splits`), scored overall and
 Modules: :mod:`~phasezoo.wsl.table` (loading), :mod:`~phasezoo.wsl.features`,
 :mod:`~phasezoo.wsl.methods` (your own method), :mod:`~phasezoo.wsl.nfn`,
 :mod:`~phasezoo.wsl.neuron_sets` (the learned baseline for every architecture),
-:mod:`~phasezoo.wsl.symmetry` (permutation augmentation and alignment of rows),
+:mod:`~phasezoo.wsl.symmetry` (permutation augmentation and alignment of rows; beneath it
+:mod:`~phasezoo.wsl.permutation_spec`, :mod:`~phasezoo.wsl.permutation_rules`,
+:mod:`~phasezoo.wsl.weight_matching`),
 :mod:`~phasezoo.wsl.benchmark` (baselines, scores), :mod:`~phasezoo.wsl.benchmark_report`,
 :mod:`~phasezoo.wsl.report` (report files written atomically, JSON last),
 :mod:`~phasezoo.wsl.studies`, :mod:`~phasezoo.wsl.regimes` (the three-regime model of pruning).
