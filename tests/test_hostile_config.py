@@ -169,8 +169,7 @@ def test_every_model_s_parameter_formula_equals_its_built_model():
         zoo = ZooSpec.of("z", raw["zoos"]["z"])
         d = zoo.dataset
         io = data_io(d.name, d.image_size, d.channels, d.options)
-        options = models.model_kwargs(model, {"depth": zoo.model.depth,
-                                              "model_options": zoo.model.options})
+        options = models.model_kwargs(zoo.model)
         for width in (1, 3, 64, 130):
             built = estimate.architecture_cost(zoo, width).parameters
             assert parameter_count(model, width, *io, options) == built, (model, width)

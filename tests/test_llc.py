@@ -283,7 +283,7 @@ def test_measured_at_the_landscape_epoch_only(published):
     assert table.loc[table["epoch"] != last, list(LLC_COLUMNS)].isna().all().all()
     assert (at["llc_chains"] == s.llc_chains).all() and (at["llc_steps"] == s.llc_steps).all()
     i, k, _ = [c for c in pop.checkpoints() if c[2] == last][0]
-    split = cell_split(cell.hparams, cfg.data_root)
+    split = cell_split(cell.recipe, cfg.data_root)
     again = estimate_llc(pop.model(i, k), split.task, split.x_train, split.y_train,
                          llc_config(s), seed=s.hessian_seed)
     row = at[at["seed"] == int(pop.seeds[i])].iloc[0]
@@ -306,7 +306,7 @@ def test_llc_steps_zero_turns_it_off(trained):
 
     cfg, cell, train_h5 = trained
     s = dataclasses.replace(cfg.zoo("tiny").metrics, topology=False, llc_steps=5, llc_chains=1)
-    split = cell_split(cell.hparams, cfg.data_root)
+    split = cell_split(cell.recipe, cfg.data_root)
     on = cell_metrics(train_h5, split, torch.device("cpu"), s, progress=False)
     off = cell_metrics(train_h5, split, torch.device("cpu"),
                        dataclasses.replace(s, llc_steps=0), progress=False)

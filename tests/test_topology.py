@@ -151,7 +151,7 @@ def test_measured_profiles_at_the_landscape_epoch_only(published):
     s = cfg.zoo("tiny").metrics
     table = pd.read_parquet(zoo_dir.parents[1] / "results" / "tiny" / cell.id / "metrics.parquet")
     pop = read_population(train_h5)
-    split = cell_split(cell.hparams, cfg.data_root)
+    split = cell_split(cell.recipe, cfg.data_root)
     batches = sample_batches(split.x_train, split.y_train, s.hessian_batches,
                              s.hessian_batch_size, s.hessian_seed)
     last = int(pop.kept_epochs[-1])
@@ -192,7 +192,7 @@ def test_profile_epoch_and_switch_follow_the_config(trained):
 
     cfg, cell, train_h5 = trained
     s = dataclasses.replace(cfg.zoo("tiny").metrics, landscape_epoch=1, topology_steps=5)
-    split = cell_split(cell.hparams, cfg.data_root)
+    split = cell_split(cell.recipe, cfg.data_root)
     on = cell_metrics(train_h5, split, torch.device("cpu"), s, progress=False)
     assert sorted(on.loc[on["topo_minima"].notna(), "epoch"]) == [1, 1]
     assert {len(p) for p in on.loc[on["epoch"] == 1, "topo_plane"]} == {25}

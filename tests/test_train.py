@@ -10,6 +10,9 @@ import torch
 from phasezoo import train as train_mod
 from phasezoo.checkpoints import read_population
 from phasezoo.config import load_config
+from phasezoo.config_checks import zoo_section_defaults
+from phasezoo.recipe import RECIPE_ATTR, RECIPE_ATTR_V0
+from phasezoo.settings import TrainSettings
 from phasezoo.stacked import StackedModel
 from phasezoo.schedules import lr_at
 from phasezoo.train import partial_path, train_cell
@@ -74,6 +77,23 @@ def test_killed_job_resumes_to_identical_weights(trained, tmp_path, monkeypatch)
                                   read_population(reference).kept_weights)
 
 
+def test_train_h5_records_the_cells_recipe_and_older_files_still_read(trained, tmp_path):
+    """The file holds the recipe's record under its versioned key; a file written before that
+    key existed (the same record under ``hparams``) reads to the same recipe."""
+    _, cell, first = trained
+    assert read_population(first).recipe == cell.recipe
+    older = tmp_path / "older.h5"
+    older.write_bytes(first.read_bytes())
+    with h5py.File(older, "r+") as f:
+        f.attrs[RECIPE_ATTR_V0] = f.attrs[RECIPE_ATTR]
+        del f.attrs[RECIPE_ATTR]
+    assert read_population(older).recipe == cell.recipe
+    with h5py.File(older, "r+") as f:
+        del f.attrs[RECIPE_ATTR_V0]
+    with pytest.raises(ValueError, match=f"older.h5: no '{RECIPE_ATTR}' attribute"):
+        read_population(older)
+
+
 def test_partial_from_another_config_is_not_resumed(trained, tmp_path):
     cfg, cell, _ = trained
     _, other = _cell(tmp_path, lr=0.01)
@@ -126,8 +146,13 @@ def test_one_member_diverging_leaves_the_others_alone(vectorize, check_every, mo
     np.testing.assert_array_equal(pop.kept_weights[1, 1], ref.kept_weights[1, 0])  # init kept
 
 
+def _train(**keys) -> TrainSettings:
+    """The schema's train settings with ``keys`` set."""
+    return TrainSettings.of({**zoo_section_defaults("train"), **keys})
+
+
 def test_onecycle_matches_torch():
-    hp = {"lr": 0.1, "schedule": "onecycle", "epochs": 5, "onecycle_pct_start": 0.3}
+    hp = _train(lr=0.1, schedule="onecycle", epochs=5, onecycle_pct_start=0.3)
     steps_per_epoch = 7
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([p], lr=0.1)
@@ -140,7 +165,7 @@ def test_onecycle_matches_torch():
 
 
 def test_step_schedule():
-    hp = {"lr": 1.0, "schedule": "step", "step_milestones": [2, 4], "step_gamma": 0.1}
+    hp = _train(lr=1.0, schedule="step", step_milestones=[2, 4], step_gamma=0.1)
     assert [lr_at(e * 10, 10, hp) for e in range(6)] == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
 
 

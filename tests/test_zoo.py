@@ -103,8 +103,8 @@ def test_every_row_rebuilds_the_model_that_produced_its_metrics(published):
     cfg, cell, train_h5, zoo_dir = published
     ds = datasets.load_dataset(str(zoo_dir), split="train")
     pop = read_population(train_h5)
-    split = cell_split(cell.hparams, cfg.data_root)
-    bs = cell.hparams["eval_batch_size"]
+    split = cell_split(cell.recipe, cfg.data_root)
+    bs = cell.recipe.train.eval_batch_size
     for row in ds:
         model = load_model(row)
         i = pop.seeds.tolist().index(row["seed"])

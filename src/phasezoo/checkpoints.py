@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 from torch import nn
 
+from phasezoo.recipe import Recipe, recipe_of_attrs
 from phasezoo.weights import build_model
 
 
@@ -35,7 +36,7 @@ class Population:
 
     zoo: str
     cell: str
-    hparams: dict[str, Any]
+    recipe: Recipe
     layout: dict[str, Any]
     seeds: np.ndarray           # (members,)
     diverged_epoch: np.ndarray  # (members,), -1 = never
@@ -98,7 +99,7 @@ def open_population(path: str | Path) -> Iterator[Population]:
                              f"{f.attrs.get('epochs_done')}); run the train stage again to resume")
         yield Population(
             zoo=str(f.attrs["zoo"]), cell=str(f.attrs["cell"]),
-            hparams=json.loads(f.attrs["hparams"]), layout=json.loads(f.attrs["layout"]),
+            recipe=recipe_of_attrs(f.attrs, str(path)), layout=json.loads(f.attrs["layout"]),
             seeds=f["seeds"][:], diverged_epoch=f["diverged_epoch"][:],
             kept_epochs=f["kept_epochs"][:], kept_weights=f["kept_weights"],
             curves=f["curves"][:], data_info=json.loads(f.attrs["data_info"]))

@@ -142,7 +142,7 @@ def _cell_inputs(a: argparse.Namespace):
     device = resolve_device(cfg.device)
     base = _paths(cfg, a.zoo, a.cell)
     check(base / "train.h5")  # before the data and the model: a damaged file is named at once
-    split = cell_split(cell.hparams, cfg.data_root, device)
+    split = cell_split(cell.recipe, cfg.data_root, device)
     return zoo, split, device, base
 
 

@@ -19,11 +19,11 @@ from typing import Any, Iterable, Iterator
 
 from phasezoo.config_checks import (ConfigError, _coerce, _fmt, read_config_file,
                                     validate)
+from phasezoo.recipe import RECIPE_ATTR, Recipe
 from phasezoo.settings import (SECTIONS, BenchmarkSettings, DatasetSettings, MetricsSettings,
                                ModelSettings, PhaseThresholds, Resources, Section,
                                StudiesSettings, TrainSettings)
 
-DATASET_PREP = ("image_size", "channels", "train_size", "test_size", "options")
 # A zoo's sections, in the schema's order: a stage reads a subset (ZooSpec.only).
 ZOO_SECTIONS = ("description", "dataset", "model", "temperature", "load", "seeds", "train",
                 "metrics", "phases", "benchmark", "studies", "resources")
@@ -47,13 +47,14 @@ class Axis:
 
 @dataclass(frozen=True)
 class Cell:
-    """One grid cell: a (temperature, load) pair, its resolved hyperparameters and its seeds."""
+    """One grid cell: a (temperature, load) pair, its recipe (the zoo's settings with the two
+    axis values applied) and its seeds."""
 
     zoo: str
     temperature: tuple[str, float]
     load: tuple[str, float]
     seeds: tuple[int, ...]
-    hparams: dict[str, Any] = field(hash=False, compare=False)
+    recipe: Recipe = field(hash=False, compare=False)
 
     @property
     def temperature_id(self) -> str:
@@ -75,8 +76,11 @@ class Cell:
         return f"{self.zoo}/{self.id}/seed-{seed}"
 
     def fingerprint(self) -> str:
-        """Hash of everything that determines the trained weights (used to refuse stale resumes)."""
-        blob = json.dumps([self.zoo, self.id, self.seeds, self.hparams], sort_keys=True)
+        """Hash of everything that determines the trained weights (used to refuse stale resumes):
+        the recipe's record under its versioned key, so a new record layout never matches an
+        old file's fingerprint."""
+        blob = json.dumps([self.zoo, self.id, self.seeds, {RECIPE_ATTR: self.recipe.record()}],
+                          sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -131,23 +135,11 @@ class ZooSpec:
                                   for ld in self.load.values)}
 
     def cell(self, temperature: float, load: float) -> Cell:
-        """Resolve one grid point into a cell with its full hyperparameter set."""
+        """Resolve one grid point into a cell with its recipe."""
         t_name, l_name = self.temperature.name, self.load.name
         t, ld = _coerce(t_name, temperature), _coerce(l_name, load)
-        data, model = self.dataset, self.model
-        hp = {**self.train.as_dict(), "dataset": data.name, "normalize": data.normalize,
-              "model": model.name, "width": model.width, "depth": model.depth}
-        # Only present when set, so configs without them keep their cells' fingerprints.
-        if not any(hp["augment"].values()):
-            del hp["augment"]
-        prep = {k: getattr(data, k) for k in DATASET_PREP if getattr(data, k) not in (None, {})}
-        if prep:
-            hp["dataset_options"] = prep
-        if model.options:
-            hp["model_options"] = model.options
-        hp[t_name] = t
-        hp[l_name] = ld
-        return Cell(self.name, (t_name, t), (l_name, ld), self.seeds, hp)
+        recipe = Recipe.of(self.train, self.dataset, self.model, {t_name: t, l_name: ld})
+        return Cell(self.name, (t_name, t), (l_name, ld), self.seeds, recipe)
 
     def has_cell(self, cell_id: str) -> bool:
         """Whether ``cell_id`` is a cell of this zoo."""

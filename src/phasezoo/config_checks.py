@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import math
 from importlib import resources
 from pathlib import Path
@@ -52,6 +53,23 @@ def zoo_default(section: str, key: str) -> Any:
     option defaults to, so the CLI run by hand and the workflow's run of a config that leaves
     the key out are one value, kept in one place."""
     return zoo_key_schema(section, key)["default"]
+
+
+@functools.lru_cache(maxsize=None)
+def _section_defaults(section: str) -> str:
+    """A zoo section with every key at its schema default (nested mappings filled too), as
+    JSON text (cached; each caller gets its own copy)."""
+    full = schema()
+    instance: dict[str, Any] = {}
+    sub = {"$defs": full["$defs"], **_zoo_properties()[section]}
+    _DefaultFillingValidator(sub).validate(instance)
+    return json.dumps(instance)
+
+
+def zoo_section_defaults(section: str) -> dict[str, Any]:
+    """Every key of a zoo's ``section`` at its schema default: what a recipe read from a record
+    written before a key existed takes for it (:meth:`phasezoo.recipe.Recipe.from_record`)."""
+    return json.loads(_section_defaults(section))
 
 
 def zoo_key_schema(section: str, key: str) -> dict[str, Any]:

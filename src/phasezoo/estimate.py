@@ -18,7 +18,7 @@ as ``max_bytes`` long and the table marks the figures that rest on it as upper b
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping, NamedTuple
 
@@ -211,9 +211,7 @@ def architecture_cost(zoo: ZooSpec, width: int) -> Architecture:
     from phasezoo.zoo import row_layout
 
     data = data_shape(zoo)
-    hp = {"model": zoo.model.name, "width": width, "depth": zoo.model.depth,
-          "model_options": zoo.model.options}
-    arch = architecture_spec(hp, data.input_shape, data.outputs)
+    arch = architecture_spec(replace(zoo.model, width=width), data.input_shape, data.outputs)
     with torch.device("meta"):
         model = create_model(arch["name"], **arch["kwargs"])
         x = torch.zeros(1, *data.input_shape, dtype=data.dtype)
@@ -252,12 +250,12 @@ def estimate(zoo: ZooSpec, data_root: str | Path = DATA_ROOT,
     factor = task_kind(dataset_facts(zoo.dataset.name).task).input_derivative_factor
     seconds = flops_total = slowest = slowest_measure = 0.0
     for cell in zoo.cells():
-        hp = cell.hparams
-        a = arch[int(hp["width"])]
+        recipe = cell.recipe
+        a = arch[recipe.model.width]
         fwd, leaves, stacked = a.flops, a.leaves, a.stacked
-        fraction = hp.get("data_fraction", 1.0)
+        fraction = recipe.train.data_fraction
         n = max(1, round(fraction * n_train))
-        steps = train.epochs * math.ceil(n / int(hp["batch_size"]))
+        steps = train.epochs * math.ceil(n / recipe.train.batch_size)
         train_flops = factor * TRAIN_FLOPS_FACTOR * fwd * n * train.epochs
         launches = steps * leaves * KERNELS_PER_MODULE * on.launch_s
         # A stacked cell launches each kernel once for all its seeds (phasezoo.stacked).
@@ -309,7 +307,7 @@ def published_bytes(zoo: ZooSpec, arch: dict[int, Architecture], rows_per_cell: 
     :func:`architecture_cost`."""
     hdf5, arrow = CARD_BYTES, ARROW_CACHE_BYTES
     for cell in zoo.cells() if cells is None else cells:
-        a = arch[int(cell.hparams["width"])]
+        a = arch[cell.recipe.model.width]
         row = 4 * a.values + a.row_metadata_bytes
         hdf5 += HDF5_SHARD_BYTES + rows_per_cell * (row + HDF5_ROW_BYTES)
         arrow += rows_per_cell * (row + ARROW_ROW_BYTES)

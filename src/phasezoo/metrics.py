@@ -23,6 +23,7 @@ from phasezoo.checkpoints import Population, open_population
 from phasezoo.data import Split
 from phasezoo.evaluation import evaluate
 from phasezoo.landscape.hessian import hessian_summary, sample_batches
+from phasezoo.recipe import Recipe
 from phasezoo.vocabulary import landscape_epoch_of
 from phasezoo.settings import MetricsSettings
 from phasezoo.weights import skeleton
@@ -33,18 +34,18 @@ if TYPE_CHECKING:
 
 @dataclass
 class Context:
-    """What a metric may use besides the model: the cell's hyperparameters, the zoo's ``metrics``
+    """What a metric may use besides the model: the cell's recipe, the zoo's ``metrics``
     settings, and the fixed Hessian samples (drawn once per cell, shared by all checkpoints): the
     training sample (trace, topological profile) and, where ``hessian_top_data`` is ``test``
     (PTMZ's published λmax), a test sample for λmax; ``None`` when λmax uses the training one."""
 
-    hparams: dict
+    recipe: Recipe
     settings: MetricsSettings
     hessian_batches: list[tuple[torch.Tensor, torch.Tensor]]
     hessian_top_batches: list[tuple[torch.Tensor, torch.Tensor]] | None = None
 
     @classmethod
-    def for_cell(cls, hparams: dict, settings: MetricsSettings, split: Split) -> "Context":
+    def for_cell(cls, recipe: Recipe, settings: MetricsSettings, split: Split) -> "Context":
         """Draw the cell's Hessian samples: seeded by ``hessian_seed``, so every checkpoint and
         every rerun sees the same examples."""
         batches = sample_batches(split.x_train, split.y_train, settings.hessian_batches,
@@ -53,7 +54,7 @@ class Context:
         if settings.hessian_top_data == "test":
             top = sample_batches(split.x_test, split.y_test, settings.hessian_batches,
                                  settings.hessian_batch_size, settings.hessian_seed)
-        return cls(hparams, settings, batches, top)
+        return cls(recipe, settings, batches, top)
 
 
 MetricFn = Callable[[nn.Module, Split, Context], dict[str, float]]
@@ -84,7 +85,7 @@ def metric_columns() -> list[str]:
 def performance(model: nn.Module, split: Split, ctx: Context) -> dict[str, float]:
     """Loss and score on the cell's training data and on the test split: cross-entropy and
     accuracy, or the task's loss and score (:mod:`phasezoo.tasks`)."""
-    bs = ctx.hparams["eval_batch_size"]
+    bs = ctx.recipe.train.eval_batch_size
     tr_loss, tr_acc = evaluate(model, split.x_train, split.y_train, bs, split.task)
     te_loss, te_acc = evaluate(model, split.x_test, split.y_test, bs, split.task)
     return {"train_loss": tr_loss, "train_accuracy": tr_acc,
@@ -209,7 +210,7 @@ def checkpoint_rows(pop: Population, split: Split, device: torch.device, setting
     """Every registered metric on every kept checkpoint of ``pop``; HT-SR in batched passes over
     consecutive live checkpoints (up to :data:`HTSR_CHUNK_VALUES` weights per pass, so a cell of
     large models is never held in memory at once)."""
-    ctx = Context.for_cell(pop.hparams, settings, split)
+    ctx = Context.for_cell(pop.recipe, settings, split)
     landscape = landscape_epoch_of([int(e) for e in pop.kept_epochs], settings.landscape_epoch)
     rows: list[dict] = []
     pending: list[tuple[int, nn.Module]] = []  # live checkpoints awaiting their HT-SR pass

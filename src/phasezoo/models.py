@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from phasezoo.registries import DEPTH_MODELS, options_of, unknown_options
+from phasezoo.settings import ModelSettings
 
 ModelFn = Callable[..., nn.Module]
 _MODELS: dict[str, ModelFn] = {}
@@ -49,21 +50,22 @@ def create_model(name: str, *, width: int, input_shape: tuple[int, ...], num_cla
     return fn(width=int(width), input_shape=tuple(input_shape), num_classes=num_classes, **kwargs)
 
 
-def model_kwargs(name: str, hparams: dict) -> dict:
-    """The architecture's own keyword arguments taken from a cell's hyperparameters: ``depth``
-    for the MLPs (config ``model.depth``, :data:`~phasezoo.registries.DEPTH_MODELS`) and the
+def model_kwargs(model: ModelSettings) -> dict:
+    """The architecture's own keyword arguments from a cell's ``model`` section: ``depth`` for
+    the MLPs (config ``model.depth``, :data:`~phasezoo.registries.DEPTH_MODELS`) and the
     config's ``model.options``."""
-    depth = {"depth": int(hparams["depth"])} if name in DEPTH_MODELS else {}
-    return depth | dict(hparams.get("model_options", {}))
+    depth = {"depth": int(model.depth)} if model.name in DEPTH_MODELS else {}
+    return depth | dict(model.options)
 
 
-def architecture_spec(hparams: dict, input_shape: tuple[int, ...], num_classes: int) -> dict:
+def architecture_spec(model: ModelSettings, input_shape: tuple[int, ...],
+                      num_classes: int) -> dict:
     """The registry name and ``create_model`` arguments of a cell's architecture (what a zoo
-    row's layout records), from its hyperparameters and its data's input shape and outputs."""
-    name = hparams["model"]
-    kwargs = {"width": int(hparams["width"]), "input_shape": list(input_shape),
-              "num_classes": int(num_classes), **model_kwargs(name, hparams)}
-    return {"name": name, "kwargs": kwargs}
+    row's layout records), from its recipe's ``model`` section (the width axis applied) and its
+    data's input shape and outputs."""
+    kwargs = {"width": int(model.width), "input_shape": list(input_shape),
+              "num_classes": int(num_classes), **model_kwargs(model)}
+    return {"name": model.name, "kwargs": kwargs}
 
 
 @register_model

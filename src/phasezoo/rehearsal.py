@@ -84,10 +84,10 @@ def largest_cell(zoo: ZooSpec) -> Cell:
 
     sizes: dict[int, int] = {}
     for cell in zoo.cells():
-        width = int(cell.hparams["width"])
+        width = cell.recipe.model.width
         if width not in sizes:
             sizes[width] = architecture_cost(zoo, width).values
-    return max(zoo.cells(), key=lambda c: sizes[int(c.hparams["width"])])
+    return max(zoo.cells(), key=lambda c: sizes[c.recipe.model.width])
 
 
 def initial_population(zoo: ZooSpec, cell: Cell, seeds: list[int]):
@@ -100,12 +100,12 @@ def initial_population(zoo: ZooSpec, cell: Cell, seeds: list[int]):
     from phasezoo.weights import describe
 
     shape = data_shape(zoo)
-    arch = architecture_spec(cell.hparams, shape.input_shape, shape.outputs)
+    arch = architecture_spec(cell.recipe.model, shape.input_shape, shape.outputs)
     with torch.device("meta"):
         layout = describe(create_model(arch["name"], **arch["kwargs"]), arch)
     name = zoo.dataset.name
     return Population(
-        zoo=zoo.name, cell=cell.id, hparams=cell.hparams, layout=layout,
+        zoo=zoo.name, cell=cell.id, recipe=cell.recipe, layout=layout,
         seeds=np.asarray(seeds, dtype=np.int64), diverged_epoch=np.full(len(seeds), -1),
         kept_epochs=np.array([0]), kept_weights=InitialWeights(arch, seeds),
         curves=np.full((len(seeds), 4, 1), np.nan),

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from phasezoo.recipe import Recipe
 from phasezoo.sources import is_local, source_problem
 
 def cell_hparams(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -94,9 +95,10 @@ def zoo_cell_split(hp: dict[str, Any], data_root: str, input_shape: Sequence[int
     problem = zoo_data_problem(hp, input_shape, allow_local)
     if problem:
         raise ValueError(problem)
+    recipe = Recipe.from_record(hp)
     with _network(allow_download) as attempts:
         try:
-            return cell_split(hp, data_root)
+            return cell_split(recipe, data_root)
         except Exception:
             if not attempts:
                 raise

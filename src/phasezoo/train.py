@@ -19,8 +19,9 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, Mapping
 
 import h5py
 import numpy as np
@@ -31,13 +32,16 @@ from tqdm.auto import tqdm
 from phasezoo.atomic import write_atomic
 from phasezoo.augment import augment, augment_seed, is_active
 from phasezoo.config import Cell
+from phasezoo.config_checks import zoo_section_defaults
 from phasezoo.data import Split, cell_split
 from phasezoo.evaluation import evaluate
 from phasezoo.integrity import seal
 from phasezoo.models import architecture_spec, create_model
 from phasezoo.optim import SGD
+from phasezoo.recipe import RECIPE_ATTR, Recipe
 from phasezoo.runtime import generator, seeded
 from phasezoo.schedules import lr_at
+from phasezoo.settings import TrainSettings
 from phasezoo.tasks import Task
 from phasezoo.stacked import StackedModel, stack_batches, take_rows, unsupported_modules
 from phasezoo.weights import describe, flatten_state, num_values, unflatten_state
@@ -61,16 +65,16 @@ class Member:
 
 def architecture(cell: Cell, split: Split) -> dict:
     """The registry name and ``create_model`` arguments of the cell's architecture."""
-    return architecture_spec(cell.hparams, split.input_shape, split.num_classes)
+    return architecture_spec(cell.recipe.model, split.input_shape, split.num_classes)
 
 
 def build_member(cell: Cell, seed: int, split: Split, device: torch.device) -> Member:
     """A freshly initialised member: weights drawn from torch's RNG seeded with ``seed``."""
-    hp, arch = cell.hparams, architecture(cell, split)
+    train, arch = cell.recipe.train, architecture(cell, split)
     with seeded(seed):
         model = create_model(arch["name"], **arch["kwargs"])
     model.to(device)
-    opt = SGD(model.parameters(), momentum=hp["momentum"], weight_decay=hp["weight_decay"])
+    opt = SGD(model.parameters(), momentum=train.momentum, weight_decay=train.weight_decay)
     return Member(seed, model, opt)
 
 
@@ -100,9 +104,21 @@ def finite_check_every(device: torch.device) -> int:
     return 1 if device.type == "cpu" else 32
 
 
-def train_epoch(member: Member, split: Split, hp: dict, epoch: int) -> bool:
-    """Train one epoch (1-based); on a non-finite loss restore the epoch's start and return False."""
-    n, bs = len(split.x_train), int(hp["batch_size"])
+def constant_rate(batch_size: int, lr: float, augment: Mapping[str, Any] | None = None
+                  ) -> TrainSettings:
+    """The schema's ``train`` settings with a constant rate ``lr``, ``batch_size`` and
+    ``augment`` (none by default): what a study that retrains or fine-tunes a zoo's models
+    gives :func:`train_epoch` (momentum and weight decay are its optimizer's)."""
+    defaults = TrainSettings.of(zoo_section_defaults("train"))
+    return replace(defaults, batch_size=batch_size, lr=lr, schedule="constant",
+                   augment=dict(augment or {}))
+
+
+def train_epoch(member: Member, split: Split, train: TrainSettings, epoch: int) -> bool:
+    """Train one epoch (1-based) with ``train``'s batch size, schedule and augmentation (its
+    momentum and weight decay are the member's optimizer's); on a non-finite loss restore the
+    epoch's start and return False."""
+    n, bs = len(split.x_train), train.batch_size
     steps = math.ceil(n / bs)
     backup = {k: v.clone() for k, v in member.model.state_dict().items()}
     member.model.train()
@@ -112,10 +128,10 @@ def train_epoch(member: Member, split: Split, hp: dict, epoch: int) -> bool:
     for i in range(steps):
         idx = order[i * bs:(i + 1) * bs]
         xb = take_rows(split.x_train, idx)
-        if is_active(hp.get("augment")):
-            xb = augment(xb, hp["augment"], augment_seed(member.seed, epoch, i))
+        if is_active(train.augment):
+            xb = augment(xb, train.augment, augment_seed(member.seed, epoch, i))
         loss = sgd_step(member, xb, split.y_train[idx],
-                        lr_at((epoch - 1) * steps + i, steps, hp), split.task)
+                        lr_at((epoch - 1) * steps + i, steps, train), split.task)
         finite &= torch.isfinite(loss)
         if (i + 1) % every == 0 and not finite:
             break
@@ -126,7 +142,7 @@ def train_epoch(member: Member, split: Split, hp: dict, epoch: int) -> bool:
     return False
 
 
-def train_epoch_stacked(members: list[Member], split: Split, hp: dict, epoch: int,
+def train_epoch_stacked(members: list[Member], split: Split, train: TrainSettings, epoch: int,
                         lr_scale: list[float] | None = None) -> list[bool]:
     """Train ``members`` one epoch (1-based) as one stacked model; True per member that stayed finite.
 
@@ -136,7 +152,7 @@ def train_epoch_stacked(members: list[Member], split: Split, hp: dict, epoch: in
     a smaller stack, which changes their values only by float rounding). ``lr_scale[k]`` multiplies member
     k's learning rate (a learning-rate temperature axis trained as one population).
     """
-    n, bs = len(split.x_train), int(hp["batch_size"])
+    n, bs = len(split.x_train), train.batch_size
     steps = math.ceil(n / bs)
     for m in members:
         m.model.train()
@@ -147,12 +163,12 @@ def train_epoch_stacked(members: list[Member], split: Split, hp: dict, epoch: in
     finite = torch.ones(len(members), dtype=torch.bool, device=split.x_train.device)
     for i in range(steps):
         xb, yb = stack_batches(split.x_train, split.y_train, orders[:, i * bs:(i + 1) * bs])
-        if is_active(hp.get("augment")):
+        if is_active(train.augment):
             seeds = [augment_seed(m.seed, epoch, i) for m in members]
-            xb = augment(xb.flatten(0, 1), hp["augment"], seeds).view_as(xb)
-        lr = lr_at((epoch - 1) * steps + i, steps, hp)
+            xb = augment(xb.flatten(0, 1), train.augment, seeds).view_as(xb)
+        lr = lr_at((epoch - 1) * steps + i, steps, train)
         losses = stack.sgd_step(xb, yb, lr if scale is None else lr * scale,
-                                hp["momentum"], hp["weight_decay"])
+                                train.momentum, train.weight_decay)
         finite &= torch.isfinite(losses)
     finite &= stack.finite()
     ok = finite.tolist()
@@ -162,22 +178,22 @@ def train_epoch_stacked(members: list[Member], split: Split, hp: dict, epoch: in
     return ok
 
 
-def train_members(members: list[Member], split: Split, hp: dict, epoch: int,
+def train_members(members: list[Member], split: Split, train: TrainSettings, epoch: int,
                   rates: list[float] | None = None) -> None:
     """Train the live members one epoch, stacked where possible; mark those that diverge.
 
     ``rates[i]``: member i's peak learning rate when the members come from cells that differ
-    only in it (:func:`train_cells`); ``None``: all at ``hp["lr"]``.
+    only in it (:func:`train_cells`); ``None``: all at ``train.lr``.
     """
     live = [i for i, m in enumerate(members) if m.alive]
     if not live:
         return
-    rates = [hp["lr"]] * len(members) if rates is None else rates
-    if hp["vectorize"] and split.task.stackable and not unsupported_modules(members[live[0]].model):
-        scale = None if all(rates[i] == hp["lr"] for i in live) else [rates[i] / hp["lr"] for i in live]
-        ok = train_epoch_stacked([members[i] for i in live], split, hp, epoch, scale)
+    rates = [train.lr] * len(members) if rates is None else rates
+    if train.vectorize and split.task.stackable and not unsupported_modules(members[live[0]].model):
+        scale = None if all(rates[i] == train.lr for i in live) else [rates[i] / train.lr for i in live]
+        ok = train_epoch_stacked([members[i] for i in live], split, train, epoch, scale)
     else:
-        ok = [train_epoch(members[i], split, {**hp, "lr": rates[i]}, epoch) for i in live]
+        ok = [train_epoch(members[i], split, replace(train, lr=rates[i]), epoch) for i in live]
     for i, fine in zip(live, ok, strict=True):
         if not fine:
             members[i].diverged_epoch = epoch
@@ -194,20 +210,21 @@ class PopulationState:
     """Everything needed to resume or publish a population, kept as plain arrays."""
 
     def __init__(self, cell: Cell, members: list[Member], arch: dict, data_info: dict) -> None:
-        hp, k = cell.hparams, len(members)
+        train, k = cell.recipe.train, len(members)
         self.cell, self.members, self.data_info = cell, members, data_info
         self.layout = describe(members[0].model, arch)
-        self.keep = sorted(hp["keep_epochs"])
+        self.keep = sorted(train.keep_epochs)
         n_values = num_values(self.layout["entries"])
         self.epochs_done = -1  # -1: not even the initialisation evaluated
-        self.curves = np.full((k, len(CURVES), hp["epochs"] + 1), np.nan)
+        self.curves = np.full((k, len(CURVES), train.epochs + 1), np.nan)
         self.kept = np.zeros((k, len(self.keep), n_values), dtype=np.float32)
 
     def record(self, epoch: int, split: Split) -> None:
         """Evaluate live members after ``epoch`` and keep their weights if it is a kept epoch."""
         for i, m in enumerate(self.members):
             if m.alive:
-                self.curves[i, :, epoch] = curves_of(m, split, self.cell.hparams["eval_batch_size"])
+                self.curves[i, :, epoch] = curves_of(m, split,
+                                                     self.cell.recipe.train.eval_batch_size)
                 if not np.isfinite(self.curves[i, 0, epoch]):
                     m.diverged_epoch = epoch
             if epoch in self.keep:
@@ -225,7 +242,7 @@ class PopulationState:
     def write(self, f: h5py.Group, complete: bool) -> None:
         """Write the state into an open HDF5 file or group (a group per cell in a group partial)."""
         f.attrs.update(zoo=self.cell.zoo, cell=self.cell.id, fingerprint=self.cell.fingerprint(),
-                       hparams=json.dumps(self.cell.hparams), layout=json.dumps(self.layout),
+                       layout=json.dumps(self.layout), **{RECIPE_ATTR: self.cell.recipe.to_json()},
                        epochs_done=self.epochs_done, complete=complete, curves=json.dumps(CURVES),
                        data_info=json.dumps(self.data_info))
         f["seeds"] = np.array([m.seed for m in self.members], dtype=np.int64)
@@ -309,14 +326,15 @@ def resume(states: list[PopulationState], path: Path) -> None:
                 tqdm.write(f"{path}: no state of {st.cell.id} for this config; starting it afresh")
 
 
-def lr_group(cells: list[Cell]) -> dict:
-    """The hyperparameters shared by ``cells``, which may differ only in the learning rate.
+def lr_group(cells: list[Cell]) -> Recipe:
+    """The recipe shared by ``cells``, which may differ only in the learning rate (returned
+    with the first cell's).
 
     Raises:
         ValueError: naming two cells that differ in anything else (zoo, seeds, any other key).
     """
     def rest(c: Cell) -> tuple:
-        return c.zoo, c.seeds, {k: v for k, v in c.hparams.items() if k != "lr"}
+        return c.zoo, c.seeds, replace(c.recipe, train=replace(c.recipe.train, lr=0.0))
 
     ids = [c.id for c in cells]
     if len(set(ids)) < len(ids):
@@ -327,7 +345,7 @@ def lr_group(cells: list[Cell]) -> dict:
         if rest(c) != rest(cells[0]):
             raise ValueError(f"cells {cells[0].id} and {c.id} differ in more than the learning "
                              "rate, so they cannot train as one population")
-    return cells[0].hparams
+    return cells[0].recipe
 
 
 def train_cell(cell: Cell, out: str | Path, device: torch.device, data_root: str | Path = "data",
@@ -350,11 +368,12 @@ def train_cells(cells: list[Cell], outs: list[str | Path], device: torch.device,
     config while the group was unfinished) trains on its own until it catches up with the others,
     then joins the stack.
     """
-    hp = lr_group(cells)
+    recipe = lr_group(cells)
+    train = recipe.train
     outs = [Path(o) for o in outs]
     for o in outs:
         o.parent.mkdir(parents=True, exist_ok=True)
-    split = cell_split(hp, data_root, device)
+    split = cell_split(recipe, data_root, device)
     states = [PopulationState(c, [build_member(c, s, split, device) for s in c.seeds],
                               architecture(c, split), split.info) for c in cells]
     part = partial or group_partial_path(cells, outs)
@@ -364,12 +383,12 @@ def train_cells(cells: list[Cell], outs: list[str | Path], device: torch.device,
             st.record(0, split)
     start = min(st.epochs_done for st in states)
     name = cells[0].id if len(cells) == 1 else f"{cells[0].id} +{len(cells) - 1} learning rates"
-    bar = tqdm(total=hp["epochs"], initial=start, desc=f"{cells[0].zoo} {name}", unit="epoch",
+    bar = tqdm(total=train.epochs, initial=start, desc=f"{cells[0].zoo} {name}", unit="epoch",
                disable=not progress)
-    for epoch in range(start + 1, hp["epochs"] + 1):
+    for epoch in range(start + 1, train.epochs + 1):
         behind = [st for st in states if st.epochs_done < epoch]
-        train_members([m for st in behind for m in st.members], split, hp, epoch,
-                      [st.cell.hparams["lr"] for st in behind for _ in st.members])
+        train_members([m for st in behind for m in st.members], split, train, epoch,
+                      [st.cell.recipe.train.lr for st in behind for _ in st.members])
         for st in behind:
             st.record(epoch, split)
         save_partial(states, part)

@@ -21,6 +21,7 @@ from torch.nn import functional as F
 
 from phasezoo.data.registry import DownloadError, dataset_fn, list_datasets
 from phasezoo.data.split import DATA_FRACTION_SEED, Split, as_images, stratified_split
+from phasezoo.recipe import Recipe
 from phasezoo.registries import options_of, unknown_options
 
 __all__ = ["DATA_FRACTION_SEED", "DownloadError", "Split", "as_images", "cell_split", "create_dataset",
@@ -58,7 +59,7 @@ def create_dataset(name: str, root: str | Path = "data", *, normalize: bool = Tr
     return standardize(split) if normalize and split.x_train.dim() == 4 else split
 
 
-def cell_split(hparams: dict, root: str | Path, device: torch.device | str = "cpu") -> Split:
+def cell_split(recipe: Recipe, root: str | Path, device: torch.device | str = "cpu") -> Split:
     """A cell's data: its dataset (resized, capped as configured), the training part cut to its
     data fraction, on ``device``.
 
@@ -74,14 +75,14 @@ def cell_split(hparams: dict, root: str | Path, device: torch.device | str = "cp
     samples of a larger one. A ``beta`` load axis is the convection coefficient of the dataset (an
     option of the ``convection`` dataset): the axis value overrides ``dataset.options.beta``.
     """
-    prep = hparams.get("dataset_options", {})
-    options = {**prep.get("options", {}), **({"beta": hparams["beta"]} if "beta" in hparams else {})}
-    split = create_dataset(hparams["dataset"], root, normalize=False, options=options)
-    split = prepare_images(split, prep.get("image_size"), prep.get("channels"))
-    split = cap_sizes(split, prep.get("train_size"), prep.get("test_size"))
-    if hparams["normalize"] and split.x_train.dim() == 4:
+    data = recipe.dataset
+    options = {**data.options, **({"beta": recipe.beta} if recipe.beta is not None else {})}
+    split = create_dataset(data.name, root, normalize=False, options=options)
+    split = prepare_images(split, data.image_size, data.channels)
+    split = cap_sizes(split, data.train_size, data.test_size)
+    if data.normalize and split.x_train.dim() == 4:
         split = standardize(split)
-    fraction = hparams.get("data_fraction", 1.0)
+    fraction = recipe.train.data_fraction
     if fraction < 1:
         idx = subset_fraction(split.y_train, fraction, seed=DATA_FRACTION_SEED)
         split.x_train, split.y_train = split.x_train[idx], split.y_train[idx]

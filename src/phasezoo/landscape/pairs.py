@@ -99,7 +99,8 @@ def pair_row(pop: Population, split: Split, i: int, j: int, k: int, cfg: Metrics
     """CKA (on ``cka_inputs``, the cell's :func:`cka_batches`; None: not a CKA pair) and, when
     ``curves``, the linear barrier and Bezier mode connectivity of members i and j at kept
     index k, the curve drawing from the pair's own stream (:func:`pair_seed`)."""
-    bs = pop.hparams["eval_batch_size"]
+    train = pop.recipe.train
+    bs = train.eval_batch_size
     a, b = pop.model(i, k).to(split.x_train.device), pop.model(j, k).to(split.x_train.device)
     row = {}
     if cka_inputs is not None:
@@ -107,9 +108,8 @@ def pair_row(pop: Population, split: Split, i: int, j: int, k: int, cfg: Metrics
         row |= {"cka": cka, "cka_nan": float(math.isnan(cka))}
     if curves:
         seed = pair_seed(cfg.mc_seed, pop.cell, int(pop.seeds[i]), int(pop.seeds[j]))
-        x_eval = path_inputs(split, cfg, pop.hparams.get("augment"), seed)
-        curve = curve_settings(cfg, seed, float(pop.hparams.get("data_fraction", 1.0)),
-                               pop.hparams.get("augment"))
+        x_eval = path_inputs(split, cfg, train.augment, seed)
+        curve = curve_settings(cfg, seed, float(train.data_fraction), train.augment)
         row |= interpolation_barrier(a, b, split, cfg.interpolation_points, bs, x_eval)
         row |= mode_connectivity(a, b, split, curve, bs, x_eval)
     return row

@@ -28,7 +28,8 @@ from phasezoo.data import Split, create_dataset, prepare_images, standardize
 from phasezoo.evaluation import evaluate
 from phasezoo.optim import SGD
 from phasezoo.runtime import seeded
-from phasezoo.train import Member, train_epoch
+from phasezoo.settings import TrainSettings
+from phasezoo.train import Member, constant_rate, train_epoch
 
 EVAL_BATCH_SIZE = 1000
 TB_FRACTIONS = (1.0, 0.2, 0.05)  # of the second dataset's training rows, for TempBalance
@@ -61,9 +62,10 @@ class FinetuneSettings:
         if not 0 <= self.momentum < 1:
             raise ValueError(f"fine-tuning: momentum must be in [0, 1), got {self.momentum!r}")
 
-    def hparams(self) -> dict:
-        """The keys :func:`phasezoo.train.train_epoch` reads: batch size and a constant rate."""
-        return {"batch_size": self.batch_size, "lr": self.lr, "schedule": "constant"}
+    def training(self) -> TrainSettings:
+        """What :func:`phasezoo.train.train_epoch` fine-tunes with: batch size and a constant
+        rate."""
+        return constant_rate(self.batch_size, self.lr)
 
 
 def transfer_split(name: str, data_root: str, input_shape: tuple[int, ...]) -> Split:
@@ -103,7 +105,7 @@ def finetune(model: nn.Module, split: Split, cfg: FinetuneSettings, seed: int,
     for epoch in range(1, cfg.epochs + 1):
         if tempbalance:
             member.optimizer.scales = parameter_scales(net, member.optimizer.params)
-        if not train_epoch(member, split, cfg.hparams(), epoch):
+        if not train_epoch(member, split, cfg.training(), epoch):
             return math.nan
     return evaluate(net, split.x_test, split.y_test, EVAL_BATCH_SIZE, split.task)[1]
 

@@ -21,7 +21,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -35,8 +35,8 @@ from phasezoo.landscape.pairs import cell_seed
 from phasezoo.landscape.similarity import cka_batches, pair_cka
 from phasezoo.optim import SGD
 from phasezoo.runtime import stream_seed
-from phasezoo.settings import MetricsSettings, PhaseThresholds
-from phasezoo.train import Member, train_epoch
+from phasezoo.settings import MetricsSettings, PhaseThresholds, TrainSettings
+from phasezoo.train import Member, constant_rate, train_epoch
 from phasezoo.wsl import alphaprune
 
 REGIMES = ("I", "II-A", "II-B")
@@ -85,11 +85,10 @@ class RegimeSettings:
                 and self.weight_decay >= 0):
             raise ValueError("regimes: lr must be > 0, momentum in [0, 1), weight_decay >= 0")
 
-    def hparams(self, augment: Any = None) -> dict[str, Any]:
-        """The keys :func:`phasezoo.train.train_epoch` reads: a constant rate, and the zoo's
-        training augmentation (the reference retrains on its augmented loader)."""
-        return {"batch_size": self.batch_size, "lr": self.lr, "schedule": "constant",
-                "augment": augment}
+    def training(self, augment: Mapping[str, Any] | None = None) -> TrainSettings:
+        """What :func:`phasezoo.train.train_epoch` retrains with: a constant rate, and the
+        zoo's training augmentation (the reference retrains on its augmented loader)."""
+        return constant_rate(self.batch_size, self.lr, augment)
 
 
 @dataclass(frozen=True)
@@ -166,7 +165,7 @@ def retrain(model: nn.Module, split: Split, cfg: RegimeSettings, seed: int,
     member = Member(seed, model, SGD(model.parameters(), momentum=cfg.momentum,
                                      weight_decay=cfg.weight_decay))
     try:
-        ok = all(train_epoch(member, split, cfg.hparams(augment), e)
+        ok = all(train_epoch(member, split, cfg.training(augment), e)
                  for e in range(1, cfg.epochs + 1))
     finally:
         for h in hooks:

@@ -28,8 +28,8 @@ import torch
 from torch import nn
 
 from phasezoo.evaluation import evaluate
-# a row's data, rebuilt as it names it (zoo_data_problem: tests/test_hostile_zoo.py imports it here)
-from phasezoo.rows import cell_hparams, zoo_cell_split, zoo_data_problem  # noqa: F401
+from phasezoo.recipe import Recipe
+from phasezoo.rows import cell_hparams, zoo_cell_split
 from phasezoo.task_kinds import score_sign, task_kind
 from phasezoo.tasks import Task
 from phasezoo.weights import build_model, skeleton
@@ -399,7 +399,8 @@ def run_studies(zoo: str, data_root: str = "data", progress: bool = True,
                 row |= cell_tempbalance(models, second, finetune, seeds, uniform_full=tuned)
         if protocol is not None and limits[-1]["prunable"]:
             points += three_regimes.cell_points(models, seeds, test, three_regimes.coordinates(g),
-                                                regimes, protocol, hp.get("augment"))
+                                                regimes, protocol,
+                                                Recipe.from_record(hp).train.augment)
         rows.append(row)
     cells = pd.DataFrame(rows)
     kind = next(iter(splits.values())).task.kind
