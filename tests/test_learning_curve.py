@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from phasezoo.splits import random_split
-from phasezoo.wsl.benchmark import BASELINES, TASKS, run_benchmark
+from phasezoo.wsl.baselines import BASELINES, TASKS
+from phasezoo.wsl.benchmark import run_benchmark
 from phasezoo.wsl.benchmark_report import markdown
 from phasezoo.wsl.benchmark_report import figure
 from phasezoo.wsl.learning_curve import (MIN_CELLS, curve_records, curve_sizes, nested_splits,

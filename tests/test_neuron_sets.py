@@ -14,7 +14,8 @@ from sklearn.metrics import r2_score
 
 from phasezoo.models import create_model, list_models
 from phasezoo.weights import describe, flatten_state
-from phasezoo.wsl.benchmark import TASKS, run_benchmark
+from phasezoo.wsl.baselines import TASKS
+from phasezoo.wsl.benchmark import run_benchmark
 from phasezoo.wsl.benchmark_report import markdown
 from phasezoo.wsl.methods import Rows
 from phasezoo.wsl.neuron_sets import (NeuronSetMethod, NeuronSetSettings, rank_sample,

@@ -13,7 +13,8 @@ import pandas as pd
 import torch
 
 from phasezoo.models import create_model
-from phasezoo.wsl.benchmark import TASKS, run_benchmark
+from phasezoo.wsl.baselines import TASKS
+from phasezoo.wsl.benchmark import run_benchmark
 from phasezoo.wsl.benchmark_report import markdown
 from phasezoo.wsl.methods import MethodUnsupported, load_method
 from phasezoo.wsl.studies import (NO_TRANSFER, SPARSITIES, by_phase, not_applicable,
@@ -139,7 +140,7 @@ def test_a_method_that_cannot_apply_is_listed_with_its_reason():
 
 def test_records_count_the_cells_of_each_side_of_the_split():
     from phasezoo.splits import computed_splits
-    from phasezoo.wsl.benchmark import splits_for
+    from phasezoo.wsl.subsets import splits_for
 
     models = [small_mlp(i) for i in range(24)]
     meta = zoo_meta(24, cells=12, test_accuracy=[0.5 + 0.05 * (i % 7) for i in range(24)])
@@ -158,7 +159,7 @@ def test_records_count_the_cells_of_each_side_of_the_split():
 
 def test_the_benchmark_shows_one_progress_bar_over_every_fit(capsys):
     from phasezoo.splits import computed_splits
-    from phasezoo.wsl.benchmark import splits_for
+    from phasezoo.wsl.subsets import splits_for
 
     models = [small_mlp(i) for i in range(24)]
     meta = zoo_meta(24, cells=12, test_accuracy=[0.5 + 0.05 * (i % 7) for i in range(24)])
@@ -323,7 +324,7 @@ def test_studies_on_a_published_one_hidden_layer_zoo_skip_what_cannot_apply(publ
 def test_regression_predictions_stay_in_the_fitted_targets_range():
     """An extrapolating model cannot score R² −10^19 on a bounded target: its predictions are
     clipped to what it was fit on, and the clipping is counted."""
-    from phasezoo.wsl.benchmark import clip_to_fit_range, scores
+    from phasezoo.wsl.scoring import clip_to_fit_range, scores
 
     fitted = np.array([0.2, 0.5, 0.9])
     wild = np.array([0.3, 1e19, -1e19, 0.95])
@@ -387,7 +388,7 @@ def test_bootstrap_skips_resamples_of_one_target_value() -> None:
     (≈ −10³⁰); now the spread is that of the defined resamples, checked by recomputing it."""
     from sklearn.metrics import r2_score
 
-    from phasezoo.wsl.benchmark import BOOTSTRAP_SAMPLES, bootstrap_std
+    from phasezoo.wsl.scoring import BOOTSTRAP_SAMPLES, bootstrap_std
 
     cells = np.repeat(np.array(["a", "b", "c"]), 39)
     y = np.where(cells == "c", np.log2(0.1), np.log2(0.01))

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from phasezoo.weights import describe, flatten_state
-from phasezoo.wsl.benchmark import BASELINES, TASKS, run_benchmark
+from phasezoo.wsl.baselines import BASELINES, TASKS
+from phasezoo.wsl.benchmark import run_benchmark
 from phasezoo.wsl.benchmark_report import markdown
 from phasezoo.wsl.features import EXTRACTORS, layer_quintiles, layer_statistics
 from phasezoo.splits import leave_phase_out, random_split, scale_transfer

@@ -8,8 +8,10 @@ import copy
 import numpy as np
 import pytest
 
-from phasezoo.wsl.benchmark import (BASELINES, GRIDS, TASKS, estimator, final_checkpoints,
-                                    run_benchmark, scores)
+from phasezoo.wsl.baselines import BASELINES, GRIDS, TASKS, estimator
+from phasezoo.wsl.benchmark import run_benchmark
+from phasezoo.wsl.scoring import scores
+from phasezoo.wsl.subsets import final_checkpoints
 from phasezoo.wsl.benchmark_report import markdown
 from phasezoo.wsl.methods import VISIBLE_COLUMNS, MethodUnsupported, Rows, load_method
 from phasezoo_testkit import zoo_meta, small_mlp, permute_hidden, zoo_table
@@ -88,9 +90,7 @@ def test_the_cli_scores_the_example_method_and_names_a_bad_spec(tmp_path, capsys
     report = (tmp_path / "benchmark.md").read_text()
     assert "| norms+ridge |" in report and "| test_accuracy | random |" in report
     assert "computed from the zoo's cells (no splits.json)" in report
-    from phasezoo.wsl import benchmark
-
-    monkeypatch.setitem(benchmark.GRIDS, "gbm-large", [{"learning_rate": 0.1, "max_iter": 20}])
+    monkeypatch.setitem(GRIDS, "gbm-large", [{"learning_rate": 0.1, "max_iter": 20}])
     assert main(["benchmark", str(tmp_path), "--out", str(tmp_path / "u"), "--seeds", "1",
                  "--baselines", "hparams+gbm", "--no-learned", "--unterthiner"]) == 0
     assert "| hparams+gbm | stats+gbm[unterthiner] |" in (tmp_path / "u" / "benchmark.md").read_text()

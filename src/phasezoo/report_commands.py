@@ -24,8 +24,9 @@ def _report_parser(sub, name: str, help_: str, description: str,
 
 
 def cmd_benchmark(a: argparse.Namespace) -> None:
-    from phasezoo.wsl.benchmark import (BASELINES, LEARNED, UNTERTHINER, final_checkpoints,
-                                        run_benchmark)
+    from phasezoo.wsl.baselines import BASELINES, LEARNED, UNTERTHINER
+    from phasezoo.wsl.benchmark import run_benchmark
+    from phasezoo.wsl.subsets import final_checkpoints
     from phasezoo.wsl.benchmark_report import write_report
     from phasezoo.provenance import zoo_build
     from phasezoo.wsl.methods import load_method

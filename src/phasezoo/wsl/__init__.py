@@ -12,7 +12,9 @@ Modules: :mod:`~phasezoo.wsl.table` (loading), :mod:`~phasezoo.wsl.features`,
 :mod:`~phasezoo.wsl.symmetry` (permutation augmentation and alignment of rows; beneath it
 :mod:`~phasezoo.wsl.permutation_spec`, :mod:`~phasezoo.wsl.permutation_rules`,
 :mod:`~phasezoo.wsl.weight_matching`),
-:mod:`~phasezoo.wsl.benchmark` (baselines, scores), :mod:`~phasezoo.wsl.benchmark_report`,
+:mod:`~phasezoo.wsl.benchmark` (runs :mod:`~phasezoo.wsl.baselines` on the splits of
+:mod:`~phasezoo.wsl.subsets` through :mod:`~phasezoo.wsl.fit_steps`, scored by
+:mod:`~phasezoo.wsl.scoring`), :mod:`~phasezoo.wsl.benchmark_report`,
 :mod:`~phasezoo.wsl.report` (report files written atomically, JSON last),
 :mod:`~phasezoo.wsl.studies`, :mod:`~phasezoo.wsl.regimes` (the three-regime model of pruning).
 """
