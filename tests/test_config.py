@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from phasezoo.config import load_config
-from phasezoo.config_checks import ConfigError
+from phasezoo.config_checks import ConfigError, zoo_default, zoo_section_defaults
 from phasezoo.recipe import Recipe
 from phasezoo_testkit import REPO, TINY
 
@@ -319,3 +319,18 @@ def test_estimate_counts_parameters_and_flops_exactly():
     per_width = [2 * (784 * w + w * w + w * 10) for w in (4, 16)]
     assert cost.train_pflop * 1e15 == pytest.approx(2 * 3 * 3 * 4000 * 10 * sum(per_width))
     assert 0 < cost.slowest_cell_hours < cost.gpu_hours and cost.slowest_measure_hours > 0
+
+
+def test_schema_defaults_of_a_section_are_what_a_config_that_omits_it_gets():
+    """zoo_section_defaults / zoo_default (what a recipe record lacking a key and a command's
+    options fall back on) against the defaults load_config fills in, for a section defined
+    inline (studies) and sections defined once under $defs (train, metrics)."""
+    raw = _cfg()
+    del raw["zoos"]["tiny"]["train"]
+    zoo = load_config(raw).zoo("tiny")
+    train = zoo_section_defaults("train")
+    assert {k: v for k, v in train.items() if k != "keep_epochs"} == {
+        k: v for k, v in zoo.train.as_dict().items() if k != "keep_epochs"}  # keep_epochs: from epochs
+    assert zoo_section_defaults("studies") == zoo.studies.as_dict()
+    assert zoo_default("metrics", "llc_steps") == zoo.metrics.llc_steps
+    assert zoo_default("train", "momentum") == zoo.train.momentum

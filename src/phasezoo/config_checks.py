@@ -81,8 +81,12 @@ def zoo_key_schema(section: str, key: str) -> dict[str, Any]:
 @functools.lru_cache(maxsize=1)
 def _zoo_properties() -> dict[str, Any]:
     """The schema's zoo sections, read once per process (every CLI call builds its options'
-    defaults from them; the schema takes ~60 ms to parse). Callers only read scalars from it."""
-    return schema()["$defs"]["zoo"]["properties"]
+    defaults from them; the schema takes ~60 ms to parse), with the sections defined once under
+    ``$defs`` (train, metrics, phases, resources) resolved. Callers only read scalars from it."""
+    full = schema()
+    sections = full["$defs"]["zoo"]["properties"]
+    return {name: full["$defs"][sub["$ref"].rsplit("/", 1)[-1]] if "$ref" in sub else sub
+            for name, sub in sections.items()}
 
 
 def read_config_file(path: str | Path) -> Any:
