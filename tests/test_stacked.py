@@ -13,7 +13,8 @@ from torch.nn import functional as F
 from phasezoo.config import Cell
 from phasezoo.data import Split, create_dataset
 from phasezoo.recipe import Recipe
-from phasezoo.stacked import StackedModel, unsupported_modules
+from phasezoo.stacked import StackedModel
+from phasezoo.stacked_layers import unsupported_modules
 from phasezoo.train import build_member, train_epoch, train_epoch_stacked, train_members
 from phasezoo_testkit import DATA_ROOT
 

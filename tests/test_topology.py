@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from phasezoo.landscape.hessian import hessian_top_eigenvalue, hessian_top_eigenvectors
-from phasezoo.landscape.topology import (flat_params, loss_plane, persistence_pairs,
-                                         profile_summary)
+from phasezoo.landscape.topology import flat_params, loss_plane
+from phasezoo.persistence import persistence_pairs, profile_summary
 
 
 def _two_wells(steps: int) -> np.ndarray:

@@ -206,7 +206,7 @@ def architecture_cost(zoo: ZooSpec, width: int) -> Architecture:
     from phasezoo.htsr import layer_names
     from phasezoo.metrics import HTSR_LAYER_COLUMNS
     from phasezoo.models import architecture_spec, create_model
-    from phasezoo.stacked import unsupported_modules
+    from phasezoo.stacked_layers import unsupported_modules
     from phasezoo.weights import describe
     from phasezoo.zoo import row_layout
 

@@ -148,7 +148,7 @@ def htsr_columns(models: list[nn.Module], settings: MetricsSettings) -> list[dic
     return out
 
 
-# The topological landscape profile's summary (phasezoo.landscape.topology.profile_summary) and
+# The topological landscape profile's summary (phasezoo.persistence.profile_summary) and
 # the two eigenvalues whose eigenvectors span its plane; ``topo_plane`` holds the grid itself.
 TOPOLOGY_COLUMNS = ("topo_minima", "topo_total_persistence", "topo_max_persistence",
                     "topo_mean_gap", "topo_loss_min", "topo_loss_range", "topo_eigenvalue_1",
@@ -160,7 +160,8 @@ def topology_columns(model: nn.Module, split: Split, ctx: Context) -> dict[str, 
     """The topological landscape profile of one checkpoint (run at the landscape epoch only:
     ``topology_steps``² loss passes over the Hessian sample). ``topo_plane`` is the loss grid
     row-major, ``[a, b]`` at θ + a·v₁ + b·v₂ over ±``topology_radius``·‖θ‖ on each axis."""
-    from phasezoo.landscape.topology import hessian_plane, profile_summary
+    from phasezoo.landscape.topology import hessian_plane
+    from phasezoo.persistence import profile_summary
 
     s = ctx.settings
     grid, _, values = hessian_plane(model, split.task, ctx.hessian_batches, s.topology_steps,

@@ -26,7 +26,7 @@ from torch.nn import functional as F
 from phasezoo.optim import fused_sgd
 from phasezoo.stacked_layers import HANDLERS, unsupported_modules
 
-__all__ = ["StackedModel", "stack_batches", "take_rows", "unsupported_modules"]
+__all__ = ["StackedModel", "stack_batches", "take_rows"]
 
 
 class StackedModel:

@@ -43,7 +43,8 @@ from phasezoo.runtime import generator, seeded
 from phasezoo.schedules import lr_at
 from phasezoo.settings import TrainSettings
 from phasezoo.tasks import Task
-from phasezoo.stacked import StackedModel, stack_batches, take_rows, unsupported_modules
+from phasezoo.stacked import StackedModel, stack_batches, take_rows
+from phasezoo.stacked_layers import unsupported_modules
 from phasezoo.weights import describe, flatten_state, num_values, unflatten_state
 
 CURVES = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")

@@ -27,10 +27,9 @@ import torch
 from torch import nn
 
 from phasezoo.landscape.hessian import LossFn, hessian_top_eigenvectors
-from phasezoo.persistence import persistence_pairs, profile_summary
 from phasezoo.tasks import model_loss
 
-__all__ = ["flat_params", "hessian_plane", "loss_plane", "persistence_pairs", "profile_summary"]
+__all__ = ["flat_params", "hessian_plane", "loss_plane"]
 
 
 def flat_params(model: nn.Module) -> torch.Tensor:
